@@ -1,0 +1,957 @@
+# cython: language_level=3
+"""The compiled Datalog core: relations, hash indexes and the plan executor.
+
+Why it looks like this:
+
+* A relation is an append-only array of fixed-width rows of 64-bit ids, with
+  an open-addressing hash set for deduplication. Append-only rows give the
+  three tiers of semi-naive evaluation for free, as ranges of row numbers:
+  ``stable`` = rows known before the last round, ``recent`` = rows the last
+  round added, and rows added by the running round are simply beyond
+  ``all_hi`` and therefore invisible until the next round.
+* An index maps the values of some columns to the chain of rows having them,
+  in increasing row order, so a probe can stop at the first row past its tier.
+  The compiler decides which indexes exist; they are created with the
+  relation and maintained on every insert, so no index is ever built lazily
+  on a shared (read-only) relation.
+* A per-request relation may extend an immutable ``base`` relation (the
+  precomputed model): reads see base rows as stable, inserts skip rows the
+  base already has. Nothing in the base is ever written.
+* A plan is a flat array of ``Op`` structs. The executor runs it as nested
+  loops (one recursion level per join) over a register file of ids; no Python
+  object is touched in the join loops. Rare operations (float or big-integer
+  arithmetic, string methods, non-integer aggregates, limit errors) call back
+  into Python.
+
+Ids: an integer ``v`` with -2**62 <= v < 2**62 is the id ``2*v + 1`` (odd);
+every other value is ``2*k`` where ``k`` is its index in the symbol table. So
+equal values have equal ids and integer arithmetic needs no table.
+"""
+
+from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
+from libc.string cimport memset, memcpy
+from libc.stdint cimport int32_t, int64_t, uint64_t
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+cdef extern from *:
+    bint mul_overflow "__builtin_mul_overflow"(int64_t a, int64_t b, int64_t* res) noexcept nogil
+    bint add_overflow "__builtin_add_overflow"(int64_t a, int64_t b, int64_t* res) noexcept nogil
+
+# --------------------------------------------------------------------------
+# Constants shared with compiler.py / _pycore.py
+
+DEF K_JOIN = 1
+DEF K_NOT = 2
+DEF K_CMP = 3
+DEF K_ASSIGN = 4
+DEF K_METHOD = 5
+DEF K_AGG = 6
+DEF K_EMIT = 7
+DEF K_COLLECT = 8
+
+DEF T_ALL = 0
+DEF T_STABLE = 1
+DEF T_RECENT = 2
+
+DEF C_EQ = 0
+DEF C_NE = 1
+DEF C_LT = 2
+DEF C_LE = 3
+DEF C_GT = 4
+DEF C_GE = 5
+
+DEF E_PUSH = 0
+DEF E_ADD = 1
+DEF E_SUB = 2
+DEF E_MUL = 3
+DEF E_DIV = 4
+DEF E_MOD = 5
+
+DEF A_COUNT = 0
+DEF A_SUM = 1
+DEF A_MIN = 2
+DEF A_MAX = 3
+DEF A_MEAN = 4
+
+DEF INLINE_MIN = -(1 << 62)
+DEF INLINE_MAX = (1 << 62) - 1
+DEF STACK = 256
+DEF CHECK_EVERY = 32768
+
+COMPILED = True
+
+
+class EvalFailure(Exception):
+    """Raised by Python slow paths: this binding derives nothing (reported, not fatal)."""
+
+
+# --------------------------------------------------------------------------
+# Hashing
+
+
+cdef inline uint64_t mix(uint64_t h, uint64_t v) noexcept nogil:
+    v = v * <uint64_t>0x9E3779B97F4A7C15ULL
+    v ^= v >> 32
+    h = (h ^ v) * <uint64_t>0xBF58476D1CE4E5B9ULL
+    h ^= h >> 29
+    return h
+
+
+cdef inline uint64_t hash_cols(const int64_t* row, const int* cols, int ncols) noexcept nogil:
+    cdef uint64_t h = 0x2545F4914F6CDD1DULL
+    cdef int i
+    for i in range(ncols):
+        h = mix(h, <uint64_t>row[cols[i]])
+    return h
+
+
+cdef inline uint64_t hash_vals(const int64_t* vals, int n) noexcept nogil:
+    cdef uint64_t h = 0x2545F4914F6CDD1DULL
+    cdef int i
+    for i in range(n):
+        h = mix(h, <uint64_t>vals[i])
+    return h
+
+
+cdef inline uint64_t hash_row(const int64_t* row, int arity) noexcept nogil:
+    return hash_vals(row, arity)
+
+
+# --------------------------------------------------------------------------
+# Indexes
+
+
+cdef int idx_init(Index* ix, list cols) except -1:
+    cdef int i
+    ix.ncols = len(cols)
+    ix.cols = <int*>PyMem_Malloc(sizeof(int) * (ix.ncols if ix.ncols else 1))
+    if ix.cols == NULL:
+        raise MemoryError()
+    for i in range(ix.ncols):
+        ix.cols[i] = cols[i]
+    ix.mask = 15
+    ix.slots = <int32_t*>PyMem_Malloc(sizeof(int32_t) * 16)
+    ix.gcap = 8
+    ix.ghead = <int32_t*>PyMem_Malloc(sizeof(int32_t) * 8)
+    ix.gtail = <int32_t*>PyMem_Malloc(sizeof(int32_t) * 8)
+    ix.ghash = <uint64_t*>PyMem_Malloc(sizeof(uint64_t) * 8)
+    ix.ncap = 0
+    ix.next = NULL
+    ix.ngroups = 0
+    if ix.slots == NULL or ix.ghead == NULL or ix.gtail == NULL or ix.ghash == NULL:
+        raise MemoryError()
+    memset(ix.slots, 0, sizeof(int32_t) * 16)
+    return 0
+
+
+cdef void idx_free(Index* ix) noexcept:
+    PyMem_Free(ix.cols)
+    PyMem_Free(ix.slots)
+    PyMem_Free(ix.ghead)
+    PyMem_Free(ix.gtail)
+    PyMem_Free(ix.ghash)
+    PyMem_Free(ix.next)
+
+
+cdef inline bint key_equal(const int64_t* row, const int* cols, int ncols, const int64_t* vals) noexcept nogil:
+    cdef int i
+    for i in range(ncols):
+        if row[cols[i]] != vals[i]:
+            return False
+    return True
+
+
+cdef inline bint cols_equal(const int64_t* a, const int64_t* b, const int* cols, int ncols) noexcept nogil:
+    cdef int i
+    for i in range(ncols):
+        if a[cols[i]] != b[cols[i]]:
+            return False
+    return True
+
+
+cdef int idx_grow_slots(Index* ix) except -1:
+    cdef int64_t newcap = (ix.mask + 1) * 2
+    cdef int32_t* ns = <int32_t*>PyMem_Malloc(sizeof(int32_t) * newcap)
+    cdef int64_t g, i, m = newcap - 1
+    if ns == NULL:
+        raise MemoryError()
+    memset(ns, 0, sizeof(int32_t) * newcap)
+    for g in range(ix.ngroups):
+        i = ix.ghash[g] & m
+        while ns[i]:
+            i = (i + 1) & m
+        ns[i] = <int32_t>(g + 1)
+    PyMem_Free(ix.slots)
+    ix.slots = ns
+    ix.mask = m
+    return 0
+
+
+cdef int idx_add(Index* ix, const int64_t* rows, int arity, int64_t r) except -1:
+    """Append row ``r`` (already stored in ``rows``) to its key's chain."""
+    cdef const int64_t* row = rows + r * arity
+    cdef uint64_t h = hash_cols(row, ix.cols, ix.ncols)
+    cdef int64_t i = h & ix.mask
+    cdef int64_t g, newcap
+    cdef int32_t s
+    if r >= ix.ncap:
+        newcap = ix.ncap * 2 if ix.ncap else 16
+        while newcap <= r:
+            newcap *= 2
+        ix.next = <int32_t*>PyMem_Realloc(ix.next, sizeof(int32_t) * newcap)
+        if ix.next == NULL:
+            raise MemoryError()
+        ix.ncap = newcap
+    ix.next[r] = -1
+    while True:
+        s = ix.slots[i]
+        if s == 0:
+            break
+        g = s - 1
+        if ix.ghash[g] == h and cols_equal(rows + <int64_t>ix.ghead[g] * arity, row, ix.cols, ix.ncols):
+            ix.next[ix.gtail[g]] = <int32_t>r
+            ix.gtail[g] = <int32_t>r
+            return 0
+        i = (i + 1) & ix.mask
+    if ix.ngroups == ix.gcap:
+        ix.gcap *= 2
+        ix.ghead = <int32_t*>PyMem_Realloc(ix.ghead, sizeof(int32_t) * ix.gcap)
+        ix.gtail = <int32_t*>PyMem_Realloc(ix.gtail, sizeof(int32_t) * ix.gcap)
+        ix.ghash = <uint64_t*>PyMem_Realloc(ix.ghash, sizeof(uint64_t) * ix.gcap)
+        if ix.ghead == NULL or ix.gtail == NULL or ix.ghash == NULL:
+            raise MemoryError()
+    g = ix.ngroups
+    ix.ghead[g] = <int32_t>r
+    ix.gtail[g] = <int32_t>r
+    ix.ghash[g] = h
+    ix.slots[i] = <int32_t>(g + 1)
+    ix.ngroups += 1
+    if ix.ngroups * 2 > ix.mask + 1:
+        idx_grow_slots(ix)
+    return 0
+
+
+cdef inline int64_t idx_find(const Index* ix, const int64_t* rows, int arity, const int64_t* vals) noexcept nogil:
+    """First row whose key columns equal ``vals``, or -1."""
+    cdef uint64_t h = hash_vals(vals, ix.ncols)
+    cdef int64_t i = h & ix.mask
+    cdef int32_t s
+    cdef int64_t g
+    while True:
+        s = ix.slots[i]
+        if s == 0:
+            return -1
+        g = s - 1
+        if ix.ghash[g] == h and key_equal(rows + <int64_t>ix.ghead[g] * arity, ix.cols, ix.ncols, vals):
+            return ix.ghead[g]
+        i = (i + 1) & ix.mask
+
+
+# --------------------------------------------------------------------------
+# Relations
+
+
+cdef inline int64_t rel_find_own(const RelData* r, const int64_t* vals) noexcept nogil:
+    """Row id of an identical own row, or -1."""
+    cdef uint64_t h = hash_row(vals, r.arity)
+    cdef int64_t i = h & r.fmask
+    cdef int32_t s
+    cdef int64_t row
+    cdef int k
+    cdef const int64_t* p
+    cdef bint same
+    while True:
+        s = r.fslots[i]
+        if s == 0:
+            return -1
+        row = s - 1
+        p = r.rows + row * r.arity
+        same = True
+        for k in range(r.arity):
+            if p[k] != vals[k]:
+                same = False
+                break
+        if same:
+            return row
+        i = (i + 1) & r.fmask
+
+
+cdef int rel_grow_fslots(RelData* r) except -1:
+    cdef int64_t newcap = (r.fmask + 1) * 2
+    cdef int32_t* ns = <int32_t*>PyMem_Malloc(sizeof(int32_t) * newcap)
+    cdef int64_t row, i, m = newcap - 1
+    if ns == NULL:
+        raise MemoryError()
+    memset(ns, 0, sizeof(int32_t) * newcap)
+    for row in range(r.n):
+        i = hash_row(r.rows + row * r.arity, r.arity) & m
+        while ns[i]:
+            i = (i + 1) & m
+        ns[i] = <int32_t>(row + 1)
+    PyMem_Free(r.fslots)
+    r.fslots = ns
+    r.fmask = m
+    return 0
+
+
+cdef int rel_insert(RelData* r, const int64_t* vals) except -1:
+    """Add a row unless present (here or in the base); 1 if it was new."""
+    cdef uint64_t h
+    cdef int64_t i, newcap
+    cdef int k
+    if r.base != NULL and rel_find_own(r.base, vals) >= 0:
+        return 0
+    if rel_find_own(r, vals) >= 0:
+        return 0
+    if r.n >= 2147483646:
+        raise OverflowError("relation has more than 2**31 rows")
+    if r.n == r.cap:
+        newcap = r.cap * 2 if r.cap else 16
+        r.rows = <int64_t*>PyMem_Realloc(r.rows, sizeof(int64_t) * newcap * (r.arity if r.arity else 1))
+        if r.rows == NULL:
+            raise MemoryError()
+        r.cap = newcap
+    if r.arity:
+        memcpy(r.rows + r.n * r.arity, vals, sizeof(int64_t) * r.arity)
+    h = hash_row(vals, r.arity)
+    i = h & r.fmask
+    while r.fslots[i]:
+        i = (i + 1) & r.fmask
+    r.fslots[i] = <int32_t>(r.n + 1)
+    for k in range(r.nidx):
+        idx_add(&r.idx[k], r.rows, r.arity, r.n)
+    r.n += 1
+    if r.n * 2 > r.fmask + 1:
+        rel_grow_fslots(r)
+    return 1
+
+
+cdef class Relation:
+    """Python handle of one relation (owns its C data)."""
+
+    cdef RelData* d
+    cdef readonly str name
+    cdef Relation _base   # keeps the base alive while this overlay exists
+
+    def __cinit__(self, str name, int arity, list index_cols, Relation base=None):
+        cdef int k
+        self.name = name
+        self.d = <RelData*>PyMem_Malloc(sizeof(RelData))
+        if self.d == NULL:
+            raise MemoryError()
+        memset(self.d, 0, sizeof(RelData))
+        self.d.arity = arity
+        self.d.fmask = 15
+        self.d.fslots = <int32_t*>PyMem_Malloc(sizeof(int32_t) * 16)
+        if self.d.fslots == NULL:
+            raise MemoryError()
+        memset(self.d.fslots, 0, sizeof(int32_t) * 16)
+        self.d.nidx = len(index_cols)
+        if self.d.nidx:
+            self.d.idx = <Index*>PyMem_Malloc(sizeof(Index) * self.d.nidx)
+            if self.d.idx == NULL:
+                raise MemoryError()
+            memset(self.d.idx, 0, sizeof(Index) * self.d.nidx)
+            for k in range(self.d.nidx):
+                idx_init(&self.d.idx[k], list(index_cols[k]))
+        if base is not None:
+            if base.d.arity != arity or base.d.nidx != self.d.nidx:
+                raise ValueError("overlay must have the base's shape")
+            self._base = base
+            self.d.base = base.d
+
+    def __dealloc__(self):
+        cdef int k
+        if self.d != NULL:
+            for k in range(self.d.nidx):
+                idx_free(&self.d.idx[k])
+            PyMem_Free(self.d.idx)
+            PyMem_Free(self.d.rows)
+            PyMem_Free(self.d.fslots)
+            PyMem_Free(self.d)
+            self.d = NULL
+
+    @property
+    def arity(self):
+        return self.d.arity
+
+    @property
+    def own_count(self):
+        return self.d.n
+
+    @property
+    def base(self):
+        return self._base
+
+    def __len__(self):
+        return self.d.n + (self.d.base.n if self.d.base != NULL else 0)
+
+    def memory_bytes(self):
+        """Approximate heap bytes held by this relation's own rows and indexes."""
+        cdef int k
+        cdef int64_t total = self.d.cap * self.d.arity * 8 + (self.d.fmask + 1) * 4
+        for k in range(self.d.nidx):
+            total += (self.d.idx[k].mask + 1) * 4 + self.d.idx[k].gcap * 16 + self.d.idx[k].ncap * 4
+        return total
+
+    def add(self, row):
+        """Insert one row of ids; True if it was new."""
+        cdef int64_t buf[64]
+        cdef int k, a = self.d.arity
+        if len(row) != a:
+            raise ValueError(f"row of arity {len(row)} for relation of arity {a}")
+        if a > 64:
+            return self._add_big(row)
+        for k in range(a):
+            buf[k] = row[k]
+        return rel_insert(self.d, buf) == 1
+
+    def _add_big(self, row):
+        cdef int64_t* buf = <int64_t*>PyMem_Malloc(sizeof(int64_t) * self.d.arity)
+        cdef int k
+        try:
+            for k in range(self.d.arity):
+                buf[k] = row[k]
+            return rel_insert(self.d, buf) == 1
+        finally:
+            PyMem_Free(buf)
+
+    def add_many(self, rows):
+        """Insert many rows of ids; returns how many were new."""
+        cdef int64_t added = 0
+        for row in rows:
+            if self.add(row):
+                added += 1
+        return added
+
+    def add_flat(self, const int64_t[:] flat):
+        """Insert rows given as one flat buffer of ids (fast bulk load)."""
+        cdef int64_t i, added = 0, a = self.d.arity
+        if a == 0:
+            raise ValueError("add_flat needs arity > 0")
+        if flat.shape[0] % a:
+            raise ValueError("buffer length is not a multiple of the arity")
+        for i in range(0, flat.shape[0], a):
+            added += rel_insert(self.d, &flat[i])
+        return added
+
+    def contains(self, row):
+        """Whether this row of ids is present (here or in the base)."""
+        cdef int64_t buf[64]
+        cdef int k, a = self.d.arity
+        if len(row) != a or a > 64:
+            return row in set(self.rows())
+        for k in range(a):
+            buf[k] = row[k]
+        if self.d.base != NULL and rel_find_own(self.d.base, buf) >= 0:
+            return True
+        return rel_find_own(self.d, buf) >= 0
+
+    def rows(self):
+        """Every row (base rows first) as tuples of ids."""
+        out = []
+        if self.d.base != NULL:
+            out.extend(self._base.rows())
+        cdef int64_t r
+        cdef int k, a = self.d.arity
+        for r in range(self.d.n):
+            out.append(tuple([self.d.rows[r * a + k] for k in range(a)]))
+        return out
+
+    def match(self, int index, key):
+        """Rows whose columns of index ``index`` equal ``key`` (tuples of ids)."""
+        cdef int64_t buf[64]
+        cdef int k
+        cdef Index* ix
+        out = []
+        if index < 0 or index >= self.d.nidx:
+            raise IndexError(index)
+        ix = &self.d.idx[index]
+        if len(key) != ix.ncols or ix.ncols > 64:
+            raise ValueError("key does not fit the index")
+        for k in range(ix.ncols):
+            buf[k] = key[k]
+        if self.d.base != NULL:
+            _collect(self.d.base, index, buf, out)
+        _collect(self.d, index, buf, out)
+        return out
+
+    def set_tiers(self, int64_t stable_hi, int64_t recent_lo, int64_t recent_hi, int64_t all_hi):
+        self.d.stable_hi = stable_hi
+        self.d.recent_lo = recent_lo
+        self.d.recent_hi = recent_hi
+        self.d.all_hi = all_hi
+
+    def tiers(self):
+        return (self.d.stable_hi, self.d.recent_lo, self.d.recent_hi, self.d.all_hi)
+
+
+cdef void _collect(const RelData* r, int index, const int64_t* key, list out):
+    cdef const Index* ix = &r.idx[index]
+    cdef int64_t row = idx_find(ix, r.rows, r.arity, key)
+    cdef int k
+    while row >= 0:
+        out.append(tuple([r.rows[row * r.arity + k] for k in range(r.arity)]))
+        row = ix.next[row]
+
+
+# --------------------------------------------------------------------------
+# Plans
+
+
+cdef class Plan:
+    """One rule (or one delta variant of a rule) compiled to a flat op array."""
+
+    cdef Op* ops
+    cdef int nops
+    cdef int* pool
+    cdef readonly int npool
+    cdef int64_t* consts
+    cdef readonly int nregs
+    cdef readonly int head_rel
+    cdef readonly object methods     # list of (method name, argument) for K_METHOD
+    cdef readonly object label       # for diagnostics: the rule's text location
+
+    def __cinit__(self, list ops, list pool, list consts, int nregs, int head_rel, list methods, label=""):
+        cdef int i, j
+        cdef Op* op
+        self.nops = len(ops)
+        self.ops = <Op*>PyMem_Malloc(sizeof(Op) * (self.nops if self.nops else 1))
+        self.pool = <int*>PyMem_Malloc(sizeof(int) * (len(pool) if pool else 1))
+        self.consts = <int64_t*>PyMem_Malloc(sizeof(int64_t) * (len(consts) if consts else 1))
+        if self.ops == NULL or self.pool == NULL or self.consts == NULL:
+            raise MemoryError()
+        memset(self.ops, 0, sizeof(Op) * (self.nops if self.nops else 1))
+        self.npool = len(pool)
+        for i in range(len(pool)):
+            self.pool[i] = pool[i]
+        for i in range(len(consts)):
+            self.consts[i] = consts[i]
+        for i in range(self.nops):
+            spec = ops[i]
+            op = &self.ops[i]
+            op.kind = spec.get("kind", 0)
+            op.rel = spec.get("rel", 0)
+            op.tier = spec.get("tier", 0)
+            op.index = spec.get("index", -1)
+            op.nkey = spec.get("nkey", 0)
+            op.key_off = spec.get("key_off", 0)
+            op.nbind = spec.get("nbind", 0)
+            op.bind_off = spec.get("bind_off", 0)
+            op.ncheck = spec.get("ncheck", 0)
+            op.check_off = spec.get("check_off", 0)
+            op.cmp = spec.get("cmp", 0)
+            op.lhs_off = spec.get("lhs_off", 0)
+            op.lhs_len = spec.get("lhs_len", 0)
+            op.rhs_off = spec.get("rhs_off", 0)
+            op.rhs_len = spec.get("rhs_len", 0)
+            op.reg = spec.get("reg", 0)
+            op.aux = spec.get("aux", 0)
+            op.sub_start = spec.get("sub_start", 0)
+        self.nregs = nregs
+        self.head_rel = head_rel
+        self.methods = methods
+        self.label = label
+
+    def __dealloc__(self):
+        PyMem_Free(self.ops)
+        PyMem_Free(self.pool)
+        PyMem_Free(self.consts)
+
+
+# --------------------------------------------------------------------------
+# The executor
+
+
+cdef inline double now_seconds() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+cdef class Executor:
+    """Runs plans over a list of relations (indexed like the compiler's slots).
+
+    ``hooks`` supplies the Python slow paths: ``arith(opcode, a, b) -> id``,
+    ``compare(cmp, a, b) -> bool``, ``method(name, arg, id) -> bool``,
+    ``aggregate(func, ids) -> id`` (each may raise EvalFailure), and
+    ``limit(relation_name)`` / ``deadline()`` which raise the limit errors.
+    """
+
+    cdef RelData** rels
+    cdef list relations
+    cdef int nrels
+    cdef int64_t* regs
+    cdef int nregs
+    cdef int64_t* stack
+    cdef int64_t* coll
+    cdef int64_t ncoll
+    cdef int64_t collcap
+    cdef object hooks
+    cdef readonly int64_t derived
+    cdef int64_t max_tuples
+    cdef double deadline
+    cdef int64_t steps
+    cdef Plan plan
+    cdef int64_t* rowbuf
+    cdef int64_t* keybuf
+    cdef readonly list diagnostics
+    cdef dict method_memo
+
+    def __cinit__(self, list relations, hooks, int64_t max_tuples, double deadline_seconds=0.0):
+        cdef int i
+        self.relations = list(relations)
+        self.nrels = len(relations)
+        self.rels = <RelData**>PyMem_Malloc(sizeof(RelData*) * (self.nrels if self.nrels else 1))
+        self.stack = <int64_t*>PyMem_Malloc(sizeof(int64_t) * STACK)
+        self.collcap = 64
+        self.coll = <int64_t*>PyMem_Malloc(sizeof(int64_t) * self.collcap)
+        if self.rels == NULL or self.stack == NULL or self.coll == NULL:
+            raise MemoryError()
+        for i in range(self.nrels):
+            self.rels[i] = (<Relation>self.relations[i]).d
+        self.hooks = hooks
+        self.max_tuples = max_tuples
+        self.deadline = (now_seconds() + deadline_seconds) if deadline_seconds > 0 else 0.0
+        self.derived = 0
+        self.steps = 0
+        self.diagnostics = []
+        self.method_memo = {}
+        self.regs = NULL
+        self.rowbuf = NULL
+        self.keybuf = NULL
+
+    def __dealloc__(self):
+        PyMem_Free(self.rels)
+        PyMem_Free(self.regs)
+        PyMem_Free(self.stack)
+        PyMem_Free(self.coll)
+        PyMem_Free(self.rowbuf)
+        PyMem_Free(self.keybuf)
+
+    def run(self, Plan plan):
+        """Execute one plan to completion; returns the number of new head rows."""
+        cdef int64_t before = self.derived
+        cdef int need = plan.nregs if plan.nregs else 1
+        cdef int maxar = 1
+        cdef int i
+        for i in range(self.nrels):
+            if self.rels[i].arity > maxar:
+                maxar = self.rels[i].arity
+        self.regs = <int64_t*>PyMem_Realloc(self.regs, sizeof(int64_t) * need)
+        self.rowbuf = <int64_t*>PyMem_Realloc(self.rowbuf, sizeof(int64_t) * maxar * 2)
+        self.keybuf = <int64_t*>PyMem_Realloc(self.keybuf, sizeof(int64_t) * (plan.npool + 1))
+        if self.regs == NULL or self.rowbuf == NULL or self.keybuf == NULL:
+            raise MemoryError()
+        memset(self.regs, 0, sizeof(int64_t) * need)
+        self.plan = plan
+        self.ncoll = 0
+        self.step(0)
+        self.plan = None
+        return self.derived - before
+
+    cdef inline int64_t src(self, int s) noexcept:
+        if s >= 0:
+            return self.regs[s]
+        return self.plan.consts[-s - 1]
+
+    cdef int tick(self) except -1:
+        self.steps += 1
+        if self.steps % CHECK_EVERY == 0 and self.deadline > 0 and now_seconds() > self.deadline:
+            self.hooks.deadline()
+        return 0
+
+    cdef int step(self, int pc) except -1:
+        cdef Op* op = &self.plan.ops[pc]
+        cdef int k = op.kind
+        if k == K_JOIN:
+            return self.do_join(op, pc)
+        if k == K_NOT:
+            if not self.exists(op):
+                return self.step(pc + 1)
+            return 0
+        if k == K_CMP:
+            if self.compare(op):
+                return self.step(pc + 1)
+            return 0
+        if k == K_ASSIGN:
+            return self.do_assign(op, pc)
+        if k == K_METHOD:
+            if self.method(op):
+                return self.step(pc + 1)
+            return 0
+        if k == K_AGG:
+            return self.do_agg(op, pc)
+        if k == K_EMIT:
+            return self.emit(op)
+        if k == K_COLLECT:
+            return self.collect(op)
+        raise RuntimeError(f"bad op kind {k}")
+
+    # -- joins -------------------------------------------------------------
+
+    cdef inline bint row_ok(self, Op* op, const int64_t* row) noexcept:
+        cdef int j
+        cdef int* p = self.plan.pool + op.check_off
+        for j in range(op.ncheck):
+            if row[p[2 * j]] != self.src(p[2 * j + 1]):
+                return False
+        return True
+
+    cdef inline void bind(self, Op* op, const int64_t* row) noexcept:
+        cdef int j
+        cdef int* p = self.plan.pool + op.bind_off
+        for j in range(op.nbind):
+            self.regs[p[2 * j + 1]] = row[p[2 * j]]
+
+    cdef int visit(self, Op* op, int pc, const int64_t* row) except -1:
+        # bind first: a check may compare with a variable this same row binds
+        self.bind(op, row)
+        if self.row_ok(op, row):
+            self.tick()
+            self.step(pc + 1)
+        return 0
+
+    cdef int do_join(self, Op* op, int pc) except -1:
+        cdef RelData* r = self.rels[op.rel]
+        cdef int64_t lo, hi, i, row
+        cdef int j, a = r.arity
+        cdef bint use_base = op.tier != T_RECENT and r.base != NULL
+        cdef int64_t* key
+        cdef int* kp
+        cdef Index* ix
+        cdef RelData* b
+        if op.tier == T_ALL:
+            lo = 0
+            hi = r.all_hi
+        elif op.tier == T_STABLE:
+            lo = 0
+            hi = r.stable_hi
+        else:
+            lo = r.recent_lo
+            hi = r.recent_hi
+        if op.index == -1:
+            if use_base:
+                b = r.base
+                for i in range(b.n):
+                    self.visit(op, pc, b.rows + i * a)
+            for i in range(lo, hi):
+                self.visit(op, pc, r.rows + i * a)
+            return 0
+        # Each op has its own key slot (at its pool offset): an op is never
+        # active twice at once, so nested steps cannot overwrite it.
+        key = self.keybuf + op.key_off
+        kp = self.plan.pool + op.key_off
+        for j in range(op.nkey):
+            key[j] = self.src(kp[j])
+        if op.index == -2:
+            if use_base and rel_find_own(r.base, key) >= 0:
+                return self.visit(op, pc, key)
+            row = rel_find_own(r, key)
+            if row >= lo and row < hi:
+                self.visit(op, pc, key)
+            return 0
+        if use_base:
+            b = r.base
+            ix = &b.idx[op.index]
+            row = idx_find(ix, b.rows, a, key)
+            while row >= 0:
+                self.visit(op, pc, b.rows + row * a)
+                row = b.idx[op.index].next[row]
+        ix = &r.idx[op.index]
+        row = idx_find(ix, r.rows, a, key)
+        while row >= 0 and row < hi:
+            if row >= lo:
+                self.visit(op, pc, r.rows + row * a)
+            row = r.idx[op.index].next[row]
+        return 0
+
+    cdef bint exists(self, Op* op) except -1:
+        cdef RelData* r = self.rels[op.rel]
+        cdef int64_t key[64]
+        cdef int j
+        cdef int* kp = self.plan.pool + op.key_off
+        cdef RelData* b
+        if op.nkey > 64:
+            raise ValueError("negated atom with more than 64 bound columns")
+        for j in range(op.nkey):
+            key[j] = self.src(kp[j])
+        if op.index == -2:
+            if r.base != NULL and rel_find_own(r.base, key) >= 0:
+                return True
+            return rel_find_own(r, key) >= 0
+        if op.index == -1:  # nothing bound: any row at all
+            return r.n > 0 or (r.base != NULL and r.base.n > 0)
+        if r.base != NULL:
+            b = r.base
+            if idx_find(&b.idx[op.index], b.rows, b.arity, key) >= 0:
+                return True
+        return idx_find(&r.idx[op.index], r.rows, r.arity, key) >= 0
+
+    # -- expressions -------------------------------------------------------
+
+    cdef int eval_expr(self, int off, int length, int64_t* out) except -1:
+        """Evaluate postfix code; returns 1 with ``out`` set, 0 if the binding fails."""
+        cdef int sp = 0, i
+        cdef int code, arg
+        cdef int64_t a, b, res
+        cdef int* p = self.plan.pool + off
+        for i in range(length):
+            code = p[2 * i]
+            arg = p[2 * i + 1]
+            if code == E_PUSH:
+                if sp >= STACK:
+                    raise RuntimeError("expression too deep")
+                self.stack[sp] = self.src(arg)
+                sp += 1
+                continue
+            b = self.stack[sp - 1]
+            a = self.stack[sp - 2]
+            sp -= 1
+            if (a & 1) and (b & 1):
+                if self.int_arith(code, a >> 1, b >> 1, &res):
+                    self.stack[sp - 1] = res
+                    continue
+            try:
+                self.stack[sp - 1] = self.hooks.arith(code, a, b)
+            except EvalFailure as exc:
+                self.note(str(exc))
+                return 0
+        out[0] = self.stack[0]
+        return 1
+
+    cdef bint int_arith(self, int code, int64_t a, int64_t b, int64_t* res) noexcept:
+        """Integer fast path; False sends the operation to the Python slow path."""
+        cdef int64_t r
+        if code == E_ADD:
+            r = a + b          # inline ints have 62 bits: cannot overflow int64
+        elif code == E_SUB:
+            r = a - b
+        elif code == E_MUL:
+            if mul_overflow(a, b, &r):
+                return False
+        elif code == E_DIV:
+            if b == 0:
+                return False
+            r = a / b          # C semantics: truncates toward zero
+        elif code == E_MOD:
+            if b == 0:
+                return False
+            r = a % b
+        else:
+            return False
+        if r < INLINE_MIN or r > INLINE_MAX:
+            return False
+        res[0] = r * 2 + 1
+        return True
+
+    cdef bint compare(self, Op* op) except -1:
+        cdef int64_t a, b
+        if not self.eval_expr(op.lhs_off, op.lhs_len, &a):
+            return False
+        if not self.eval_expr(op.rhs_off, op.rhs_len, &b):
+            return False
+        if (a & 1) and (b & 1):
+            a >>= 1
+            b >>= 1
+            if op.cmp == C_EQ:
+                return a == b
+            if op.cmp == C_NE:
+                return a != b
+            if op.cmp == C_LT:
+                return a < b
+            if op.cmp == C_LE:
+                return a <= b
+            if op.cmp == C_GT:
+                return a > b
+            return a >= b
+        if a == b:
+            if op.cmp == C_EQ:
+                return True
+            if op.cmp == C_NE:
+                return False
+        return self.hooks.compare(op.cmp, a, b)
+
+    cdef int do_assign(self, Op* op, int pc) except -1:
+        cdef int64_t v
+        if not self.eval_expr(op.lhs_off, op.lhs_len, &v):
+            return 0
+        self.regs[op.reg] = v
+        return self.step(pc + 1)
+
+    cdef bint method(self, Op* op) except -1:
+        cdef int64_t v = self.regs[op.reg]
+        key = (op.aux, v)
+        cached = self.method_memo.get(key)
+        if cached is None:
+            name, arg = self.plan.methods[op.aux]
+            cached = bool(self.hooks.method(name, arg, v))
+            self.method_memo[key] = cached
+        return cached
+
+    # -- aggregates --------------------------------------------------------
+
+    cdef int collect(self, Op* op) except -1:
+        if self.ncoll == self.collcap:
+            self.collcap *= 2
+            self.coll = <int64_t*>PyMem_Realloc(self.coll, sizeof(int64_t) * self.collcap)
+            if self.coll == NULL:
+                raise MemoryError()
+        self.coll[self.ncoll] = self.regs[op.aux] if op.aux >= 0 else 1
+        self.ncoll += 1
+        self.tick()
+        return 0
+
+    cdef int do_agg(self, Op* op, int pc) except -1:
+        cdef int64_t start = self.ncoll, n, i, s, v, res
+        cdef bint fast
+        self.step(op.sub_start)
+        n = self.ncoll - start
+        if op.cmp == A_COUNT:
+            self.ncoll = start
+            self.regs[op.reg] = n * 2 + 1
+            return self.step(pc + 1)
+        if n == 0:
+            self.ncoll = start
+            return 0
+        fast = op.cmp == A_SUM
+        s = 0
+        if fast:
+            for i in range(start, self.ncoll):
+                v = self.coll[i]
+                if not (v & 1) or add_overflow(s, v >> 1, &s):
+                    fast = False
+                    break
+            if fast and (s < INLINE_MIN or s > INLINE_MAX):
+                fast = False
+        if fast:
+            res = s * 2 + 1
+        else:
+            ids = [self.coll[i] for i in range(start, self.ncoll)]
+            try:
+                res = self.hooks.aggregate(op.cmp, ids)
+            except EvalFailure as exc:
+                self.ncoll = start
+                self.note(str(exc))
+                return 0
+        self.ncoll = start
+        self.regs[op.reg] = res
+        return self.step(pc + 1)
+
+    # -- heads -------------------------------------------------------------
+
+    cdef int emit(self, Op* op) except -1:
+        cdef RelData* r = self.rels[op.rel]
+        cdef int j
+        cdef int* kp = self.plan.pool + op.key_off
+        for j in range(op.nkey):
+            self.rowbuf[j] = self.src(kp[j])
+        if rel_insert(r, self.rowbuf):
+            self.derived += 1
+            if self.derived > self.max_tuples:
+                self.hooks.limit((<Relation>self.relations[op.rel]).name)
+        return 0
+
+    cdef void note(self, str message):
+        if len(self.diagnostics) < 100:
+            self.diagnostics.append(f"{self.plan.label}: {message}")

@@ -1,0 +1,375 @@
+"""Plain-Python twin of ``_core.pyx``: same classes, same plans, same results.
+
+It exists so that the package still works where the extension cannot be built,
+so that ``RUNE_FAST_PURE=1`` can force it (the test suite runs the core tests
+both ways), and as the "what Cython buys us" row of the benchmarks. It mirrors
+the compiled module op for op; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import time
+
+COMPILED = False
+
+K_JOIN, K_NOT, K_CMP, K_ASSIGN, K_METHOD, K_AGG, K_EMIT, K_COLLECT = range(1, 9)
+T_ALL, T_STABLE, T_RECENT = 0, 1, 2
+E_PUSH, E_ADD, E_SUB, E_MUL, E_DIV, E_MOD = range(6)
+A_COUNT = 0
+A_SUM = 1
+INLINE_MIN = -(1 << 62)
+INLINE_MAX = (1 << 62) - 1
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+CHECK_EVERY = 32768
+
+
+class EvalFailure(Exception):
+    """Raised by Python slow paths: this binding derives nothing (reported, not fatal)."""
+
+
+class Relation:
+    """Rows (tuples of ids) in insertion order, a set for dedup, dict indexes."""
+
+    __slots__ = ("name", "arity", "data", "rowset", "index_cols", "indexes", "base", "tiers")
+
+    def __init__(self, name: str, arity: int, index_cols: list, base: "Relation | None" = None) -> None:
+        if base is not None and (base.arity != arity or len(base.index_cols) != len(index_cols)):
+            raise ValueError("overlay must have the base's shape")
+        self.name = name
+        self.arity = arity
+        self.data: list = []
+        self.rowset: dict = {}
+        self.index_cols = [tuple(c) for c in index_cols]
+        self.indexes: list = [{} for _ in index_cols]
+        self.base = base
+        self.tiers = (0, 0, 0, 0)
+
+    @property
+    def own_count(self) -> int:
+        return len(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data) + (len(self.base) if self.base is not None else 0)
+
+    def memory_bytes(self) -> int:
+        return 0
+
+    def _insert(self, row: tuple) -> bool:
+        if self.base is not None and row in self.base.rowset:
+            return False
+        if row in self.rowset:
+            return False
+        r = len(self.data)
+        self.rowset[row] = r
+        self.data.append(row)
+        for cols, ix in zip(self.index_cols, self.indexes):
+            key = tuple([row[c] for c in cols])
+            chain = ix.get(key)
+            if chain is None:
+                ix[key] = [r]
+            else:
+                chain.append(r)
+        return True
+
+    def add(self, row) -> bool:
+        row = tuple(int(v) for v in row)
+        if len(row) != self.arity:
+            raise ValueError(f"row of arity {len(row)} for relation of arity {self.arity}")
+        return self._insert(row)
+
+    def add_many(self, rows) -> int:
+        return sum(1 for row in rows if self.add(row))
+
+    def add_flat(self, flat) -> int:
+        a = self.arity
+        if a == 0:
+            raise ValueError("add_flat needs arity > 0")
+        if len(flat) % a:
+            raise ValueError("buffer length is not a multiple of the arity")
+        return sum(1 for i in range(0, len(flat), a) if self._insert(tuple(flat[i:i + a])))
+
+    def contains(self, row) -> bool:
+        row = tuple(row)
+        return row in self.rowset or (self.base is not None and row in self.base.rowset)
+
+    def rows_list(self) -> list:
+        return (self.base.data_list() if self.base is not None else []) + list(self.data)
+
+    def rows(self) -> list:
+        """Every row (base rows first) as tuples of ids."""
+        return self.rows_list()
+
+    def match(self, index: int, key) -> list:
+        key = tuple(key)
+        out = []
+        if self.base is not None:
+            out.extend(self.base.data[r] for r in self.base.indexes[index].get(key, ()))
+        out.extend(self.data[r] for r in self.indexes[index].get(key, ()))
+        return out
+
+    def set_tiers(self, stable_hi: int, recent_lo: int, recent_hi: int, all_hi: int) -> None:
+        self.tiers = (stable_hi, recent_lo, recent_hi, all_hi)
+
+
+class Plan:
+    def __init__(self, ops: list, pool: list, consts: list, nregs: int, head_rel: int, methods: list, label: str = "") -> None:
+        keys = ("kind", "rel", "tier", "index", "nkey", "key_off", "nbind", "bind_off", "ncheck", "check_off",
+                "cmp", "lhs_off", "lhs_len", "rhs_off", "rhs_len", "reg", "aux", "sub_start")
+        defaults = {"index": -1}
+        self.ops = [tuple(op.get(k, defaults.get(k, 0)) for k in keys) for op in ops]
+        self.pool = list(pool)
+        self.npool = len(pool)
+        self.consts = list(consts)
+        self.nregs = nregs
+        self.head_rel = head_rel
+        self.methods = methods
+        self.label = label
+
+
+class Executor:
+    """Interprets plans exactly like the compiled executor."""
+
+    def __init__(self, relations: list, hooks, max_tuples: int, deadline_seconds: float = 0.0) -> None:
+        self.relations = list(relations)
+        self.hooks = hooks
+        self.max_tuples = max_tuples
+        self.deadline = (time.monotonic() + deadline_seconds) if deadline_seconds > 0 else 0.0
+        self.derived = 0
+        self.steps = 0
+        self.diagnostics: list = []
+        self.method_memo: dict = {}
+        self.regs: list = []
+        self.plan = None
+        self.coll: list = []
+
+    def run(self, plan: Plan) -> int:
+        before = self.derived
+        self.regs = [0] * max(plan.nregs, 1)
+        self.plan = plan
+        self.coll = []
+        self.step(0)
+        self.plan = None
+        return self.derived - before
+
+    def src(self, s: int) -> int:
+        return self.regs[s] if s >= 0 else self.plan.consts[-s - 1]
+
+    def tick(self) -> None:
+        self.steps += 1
+        if self.steps % CHECK_EVERY == 0 and self.deadline and time.monotonic() > self.deadline:
+            self.hooks.deadline()
+
+    def step(self, pc: int) -> None:
+        op = self.plan.ops[pc]
+        kind = op[0]
+        if kind == K_JOIN:
+            self.do_join(op, pc)
+        elif kind == K_NOT:
+            if not self.exists(op):
+                self.step(pc + 1)
+        elif kind == K_CMP:
+            if self.compare(op):
+                self.step(pc + 1)
+        elif kind == K_ASSIGN:
+            v = self.eval_expr(op[11], op[12])
+            if v is not None:
+                self.regs[op[15]] = v
+                self.step(pc + 1)
+        elif kind == K_METHOD:
+            if self.method(op):
+                self.step(pc + 1)
+        elif kind == K_AGG:
+            self.do_agg(op, pc)
+        elif kind == K_EMIT:
+            self.emit(op)
+        elif kind == K_COLLECT:
+            self.coll.append(self.regs[op[16]] if op[16] >= 0 else 1)
+            self.tick()
+        else:
+            raise RuntimeError(f"bad op kind {kind}")
+
+    # -- joins
+    def visit(self, op, pc: int, row: tuple) -> None:
+        pool = self.plan.pool
+        regs = self.regs
+        for j in range(op[6]):
+            regs[pool[op[7] + 2 * j + 1]] = row[pool[op[7] + 2 * j]]
+        for j in range(op[8]):
+            if row[pool[op[9] + 2 * j]] != self.src(pool[op[9] + 2 * j + 1]):
+                return
+        self.tick()
+        self.step(pc + 1)
+
+    def do_join(self, op, pc: int) -> None:
+        r = self.relations[op[1]]
+        tier = op[2]
+        stable_hi, recent_lo, recent_hi, all_hi = r.tiers
+        if tier == T_ALL:
+            lo, hi = 0, all_hi
+        elif tier == T_STABLE:
+            lo, hi = 0, stable_hi
+        else:
+            lo, hi = recent_lo, recent_hi
+        use_base = tier != T_RECENT and r.base is not None
+        index = op[3]
+        if index == -1:
+            if use_base:
+                for row in list(r.base.data):
+                    self.visit(op, pc, row)
+            for i in range(lo, hi):
+                self.visit(op, pc, r.data[i])
+            return
+        key = tuple(self.src(self.plan.pool[op[5] + j]) for j in range(op[4]))
+        if index == -2:
+            if use_base and key in r.base.rowset:
+                self.visit(op, pc, key)
+                return
+            row_id = r.rowset.get(key)
+            if row_id is not None and lo <= row_id < hi:
+                self.visit(op, pc, key)
+            return
+        if use_base:
+            b = r.base
+            for row_id in list(b.indexes[index].get(key, ())):
+                self.visit(op, pc, b.data[row_id])
+        chain = r.indexes[index].get(key)
+        if chain:
+            i = 0
+            while i < len(chain):  # the chain may grow while we walk it
+                row_id = chain[i]
+                if row_id >= hi:
+                    break
+                if row_id >= lo:
+                    self.visit(op, pc, r.data[row_id])
+                i += 1
+
+    def exists(self, op) -> bool:
+        r = self.relations[op[1]]
+        key = tuple(self.src(self.plan.pool[op[5] + j]) for j in range(op[4]))
+        index = op[3]
+        if index == -2:
+            return r.contains(key)
+        if index == -1:
+            return len(r) > 0
+        if r.base is not None and key in r.base.indexes[index]:
+            return True
+        return key in r.indexes[index]
+
+    # -- expressions
+    def eval_expr(self, off: int, length: int):
+        pool = self.plan.pool
+        stack: list = []
+        for i in range(length):
+            code = pool[off + 2 * i]
+            arg = pool[off + 2 * i + 1]
+            if code == E_PUSH:
+                stack.append(self.src(arg))
+                continue
+            b = stack.pop()
+            a = stack.pop()
+            res = None
+            if a & 1 and b & 1:
+                res = self.int_arith(code, a >> 1, b >> 1)
+            if res is None:
+                try:
+                    res = self.hooks.arith(code, a, b)
+                except EvalFailure as exc:
+                    self.note(str(exc))
+                    return None
+            stack.append(res)
+        return stack[0]
+
+    @staticmethod
+    def int_arith(code: int, a: int, b: int):
+        if code == E_ADD:
+            r = a + b
+        elif code == E_SUB:
+            r = a - b
+        elif code == E_MUL:
+            r = a * b
+            if not INT64_MIN <= r <= INT64_MAX:
+                return None
+        elif code in (E_DIV, E_MOD):
+            if b == 0:
+                return None
+            q = abs(a) // abs(b)
+            q = q if (a >= 0) == (b >= 0) else -q
+            r = q if code == E_DIV else a - q * b
+        else:
+            return None
+        if not INLINE_MIN <= r <= INLINE_MAX:
+            return None
+        return r * 2 + 1
+
+    def compare(self, op) -> bool:
+        a = self.eval_expr(op[11], op[12])
+        if a is None:
+            return False
+        b = self.eval_expr(op[13], op[14])
+        if b is None:
+            return False
+        cmp = op[10]
+        if a & 1 and b & 1:
+            x, y = a >> 1, b >> 1
+            return (x == y, x != y, x < y, x <= y, x > y, x >= y)[cmp]
+        if a == b:
+            if cmp == 0:
+                return True
+            if cmp == 1:
+                return False
+        return self.hooks.compare(cmp, a, b)
+
+    def method(self, op) -> bool:
+        v = self.regs[op[15]]
+        key = (op[16], v)
+        cached = self.method_memo.get(key)
+        if cached is None:
+            name, arg = self.plan.methods[op[16]]
+            cached = self.method_memo[key] = bool(self.hooks.method(name, arg, v))
+        return cached
+
+    # -- aggregates
+    def do_agg(self, op, pc: int) -> None:
+        start = len(self.coll)
+        self.step(op[17])
+        values = self.coll[start:]
+        del self.coll[start:]
+        func = op[10]
+        if func == A_COUNT:
+            self.regs[op[15]] = len(values) * 2 + 1
+            self.step(pc + 1)
+            return
+        if not values:
+            return
+        res = None
+        if func == A_SUM and all(v & 1 for v in values):
+            s = 0
+            for v in values:
+                s += v >> 1
+                if not INT64_MIN <= s <= INT64_MAX:
+                    break
+            else:
+                if INLINE_MIN <= s <= INLINE_MAX:
+                    res = s * 2 + 1
+        if res is None:
+            try:
+                res = self.hooks.aggregate(func, values)
+            except EvalFailure as exc:
+                self.note(str(exc))
+                return
+        self.regs[op[15]] = res
+        self.step(pc + 1)
+
+    # -- heads
+    def emit(self, op) -> None:
+        r = self.relations[op[1]]
+        row = tuple(self.src(self.plan.pool[op[5] + j]) for j in range(op[4]))
+        if r._insert(row):
+            self.derived += 1
+            if self.derived > self.max_tuples:
+                self.hooks.limit(r.name)
+
+    def note(self, message: str) -> None:
+        if len(self.diagnostics) < 100:
+            self.diagnostics.append(f"{self.plan.label}: {message}")

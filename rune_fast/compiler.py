@@ -1,0 +1,670 @@
+"""Rules -> join plans over interned ids, and the stratum-by-stratum driver.
+
+The checks (``checks.py``) have already proved the program safe and
+stratified and told us, per rule, what every literal does. Here we decide:
+
+* which relation lives in which slot, and which hash indexes each relation
+  needs (one per combination of bound columns a plan probes);
+* the join order of every rule: greedily, the next atom is the one with the
+  most bound columns, and every test runs as soon as its variables are bound;
+* the semi-naive variants of every rule: for each "changing" body atom one
+  plan that reads that atom's recent rows first (atoms before it read stable
+  rows, atoms after it read everything);
+* per request, which strata can be extended incrementally on top of the
+  precomputed model (positive dependence on the request) and which must be
+  recomputed (negation or aggregation over something the request changes).
+
+The plans are run by the compiled executor (``_core.pyx``) or, with
+``RUNE_FAST_PURE=1``, by its plain-Python twin (``_pycore.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Optional, Sequence
+
+from . import ast as A
+from .checks import (
+    REQUEST_RELATIONS,
+    RESERVED_RELATIONS,
+    ROLE_AGGREGATE,
+    ROLE_ASSIGN,
+    ROLE_ATOM,
+    ROLE_FILTER,
+    ROLE_METHOD,
+    ROLE_NEGATION,
+    BodyInfo,
+    LiteralInfo,
+    ProgramInfo,
+)
+from .errors import RuneError, RuneLimitError
+from .lexer import like_pattern_from_glob
+from .limits import DEFAULT_LIMITS, Limits
+from .symbols import INLINE_MAX, INLINE_MIN, Symbols
+from .values import INT_MAX, INT_MIN, format_value
+
+if os.environ.get("RUNE_FAST_PURE") == "1":
+    from . import _pycore as core
+else:
+    try:
+        from . import _core as core
+    except ImportError:  # pragma: no cover - only when the extension was not built
+        from . import _pycore as core
+
+EvalFailure = core.EvalFailure
+
+__all__ = ["CompiledProgram", "compile_program", "core", "EvalFailure", "Database"]
+
+# Op kinds, tiers and codes: must match _core.pyx / _pycore.py.
+K_JOIN, K_NOT, K_CMP, K_ASSIGN, K_METHOD, K_AGG, K_EMIT, K_COLLECT = range(1, 9)
+T_ALL, T_STABLE, T_RECENT = 0, 1, 2
+CMP_CODES = {"=": 0, "!=": 1, "<": 2, "<=": 3, ">": 4, ">=": 5}
+E_PUSH = 0
+ARITH_CODES = {"+": 1, "-": 2, "*": 3, "/": 4, "%": 5}
+AGG_CODES = {"count": 0, "sum": 1, "min": 2, "max": 3, "mean": 4}
+AGG_NAMES = {v: k for k, v in AGG_CODES.items()}
+ARITH_NAMES = {v: k for k, v in ARITH_CODES.items()}
+
+#: Relations a request supplies facts for (they change per request).
+REQUEST_INPUTS = frozenset(REQUEST_RELATIONS) | frozenset(RESERVED_RELATIONS)
+
+
+# --------------------------------------------------------------------------
+# Slow paths called by the executor
+
+
+def _is_number(v: object) -> bool:
+    return type(v) is int or type(v) is float
+
+
+def like_regex(pattern: Sequence) -> "re.Pattern[str]":
+    """A regex for a ``like`` pattern in ``ast.Like`` form (strings and wildcards)."""
+    return re.compile("".join(".*" if part is A.LIKE_WILDCARD else re.escape(part) for part in pattern), re.S)
+
+
+class Hooks:
+    """The executor's Python slow paths, bound to one evaluation's symbol table."""
+
+    __slots__ = ("symbols", "limit_name", "limit_value", "deadline_ms", "_like")
+
+    def __init__(self, symbols: Symbols, limit_name: str, limit_value: int, deadline_ms: float = 0.0) -> None:
+        self.symbols = symbols
+        self.limit_name = limit_name
+        self.limit_value = limit_value
+        self.deadline_ms = deadline_ms
+        self._like: dict = {}
+
+    def _num(self, ident: int, what: str) -> "int | float":
+        v = self.symbols.value(ident)
+        if not _is_number(v):
+            raise EvalFailure(f"{what} needs numbers, got {format_value(v)}")
+        return v
+
+    def _result(self, v: "int | float") -> int:
+        if type(v) is int and not INT_MIN <= v <= INT_MAX:
+            raise EvalFailure(f"integer overflow: {v} does not fit in 64 bits")
+        if type(v) is float and (math.isnan(v) or math.isinf(v)):
+            raise EvalFailure("float overflow")
+        return self.symbols.intern(v)
+
+    def arith(self, code: int, a: int, b: int) -> int:
+        op = ARITH_NAMES[code]
+        x = self._num(a, f"'{op}'")
+        y = self._num(b, f"'{op}'")
+        if code == 1:
+            r = x + y
+        elif code == 2:
+            r = x - y
+        elif code == 3:
+            r = x * y
+        else:
+            if y == 0:
+                raise EvalFailure(f"division by zero in {format_value(x)} {op} {format_value(y)}")
+            if type(x) is int and type(y) is int:
+                q = abs(x) // abs(y)
+                q = q if (x >= 0) == (y >= 0) else -q
+                r = q if code == 4 else x - q * y
+            else:
+                r = x / y if code == 4 else math.fmod(x, y)
+        return self._result(r)
+
+    def compare(self, code: int, a: int, b: int) -> bool:
+        x = self.symbols.value(a)
+        y = self.symbols.value(b)
+        if _is_number(x) and _is_number(y):
+            return (x == y, x != y, x < y, x <= y, x > y, x >= y)[code]
+        if code == 0:
+            return a == b
+        if code == 1:
+            return a != b
+        return False  # ordering of non-numbers is false in rules
+
+    def method(self, name: str, arg: str, ident: int) -> bool:
+        v = self.symbols.value(ident)
+        if type(v) is not str:
+            return False
+        if name == "starts_with":
+            return v.startswith(arg)
+        if name == "ends_with":
+            return v.endswith(arg)
+        if name == "contains":
+            return arg in v
+        rx = self._like.get(arg)
+        if rx is None:
+            rx = self._like[arg] = like_regex(like_pattern_from_glob(arg))
+        return rx.fullmatch(v) is not None
+
+    def aggregate(self, code: int, ids: list) -> int:
+        name = AGG_NAMES[code]
+        vals = [self._num(i, name) for i in ids]
+        if code == 1:
+            return self._result(sum(vals) if any(type(v) is float for v in vals) else _int_sum(vals))
+        if code == 2:
+            return self._result(min(vals))
+        if code == 3:
+            return self._result(max(vals))
+        return self._result(math.fsum(vals) / len(vals))
+
+    def limit(self, relation: str) -> None:
+        raise RuneLimitError(
+            f"limit {self.limit_name}={self.limit_value} exceeded: relation {relation!r} kept growing",
+            self.limit_name,
+        )
+
+    def deadline(self) -> None:
+        raise RuneLimitError(f"limit deadline_ms={self.deadline_ms} exceeded while evaluating rules", "deadline_ms")
+
+
+def _int_sum(vals: list) -> int:
+    total = 0
+    for v in vals:
+        total += v
+        if not INT_MIN <= total <= INT_MAX:
+            raise EvalFailure("integer overflow in sum")
+    return total
+
+
+# --------------------------------------------------------------------------
+# Plan building
+
+
+@dataclass
+class RelInfo:
+    slot: int
+    name: str
+    arity: int
+    index_cols: list = field(default_factory=list)
+
+    def index_for(self, cols: tuple) -> int:
+        try:
+            return self.index_cols.index(cols)
+        except ValueError:
+            self.index_cols.append(cols)
+            return len(self.index_cols) - 1
+
+
+class _PlanBuilder:
+    """Turns one classified rule body into a flat op list (one plan)."""
+
+    def __init__(self, program: "CompiledProgram", rule: A.Rule, label: str) -> None:
+        self.p = program
+        self.rule = rule
+        self.label = label
+        self.ops: list[dict] = []
+        self.pool: list[int] = []
+        self.consts: list[int] = []
+        self.const_index: dict[int, int] = {}
+        self.regs: dict[str, int] = {}
+        self.methods: list = []
+        self.subplans: list[tuple[dict, list[dict]]] = []
+
+    # -- sources and registers
+    def reg(self, name: str) -> int:
+        r = self.regs.get(name)
+        if r is None:
+            r = self.regs[name] = len(self.regs)
+        return r
+
+    def temp(self) -> int:
+        return self.reg(f"#t{len(self.regs)}")
+
+    def const(self, value: object) -> int:
+        ident = self.p.symbols.intern(value)
+        k = self.const_index.get(ident)
+        if k is None:
+            k = self.const_index[ident] = len(self.consts)
+            self.consts.append(ident)
+        return -(k + 1)
+
+    def term_src(self, term: object) -> int:
+        if isinstance(term, A.Const):
+            return self.const(term.value)
+        return self.reg(term.name)
+
+    def put(self, values: Sequence[int]) -> int:
+        off = len(self.pool)
+        self.pool.extend(values)
+        return off
+
+    def expr_code(self, expr: A.RuleExpr) -> list[int]:
+        if isinstance(expr, A.BinOp):
+            return self.expr_code(expr.left) + self.expr_code(expr.right) + [ARITH_CODES[expr.op], 0]
+        return [E_PUSH, self.term_src(expr)]
+
+    # -- literals
+    def atom_op(self, atom: A.Atom, tier: int, bound: set) -> dict:
+        rel = self.p.rel(atom.name)
+        key_cols: list[int] = []
+        key_srcs: list[int] = []
+        binds: list[int] = []
+        checks: list[int] = []
+        newly: dict[str, int] = {}
+        for col, term in enumerate(atom.args):
+            if isinstance(term, A.Wildcard) or (isinstance(term, A.Var) and term.name == "_"):
+                continue
+            if isinstance(term, A.Const) or term.name in bound:
+                key_cols.append(col)
+                key_srcs.append(self.term_src(term))
+            elif term.name in newly:
+                checks += [col, self.reg(term.name)]
+            else:
+                newly[term.name] = col
+                binds += [col, self.reg(term.name)]
+        bound.update(newly)
+        if len(key_cols) == rel.arity and rel.arity > 0:
+            index = -2
+        elif key_cols:
+            index = rel.index_for(tuple(key_cols))
+        else:
+            index = -1
+        op = {"kind": K_JOIN, "rel": rel.slot, "tier": tier, "index": index}
+        op["nkey"], op["key_off"] = len(key_srcs), self.put(key_srcs)
+        op["nbind"], op["bind_off"] = len(binds) // 2, self.put(binds)
+        op["ncheck"], op["check_off"] = len(checks) // 2, self.put(checks)
+        return op
+
+    def negation_op(self, atom: A.Atom) -> dict:
+        rel = self.p.rel(atom.name)
+        cols = [c for c, t in enumerate(atom.args) if not (isinstance(t, A.Wildcard) or (isinstance(t, A.Var) and t.name == "_"))]
+        srcs = [self.term_src(atom.args[c]) for c in cols]
+        if len(cols) == rel.arity and rel.arity > 0:
+            index = -2
+        elif cols:
+            index = rel.index_for(tuple(cols))
+        else:
+            index = -1
+        return {"kind": K_NOT, "rel": rel.slot, "index": index, "nkey": len(srcs), "key_off": self.put(srcs)}
+
+    def cmp_op(self, code: int, left: A.RuleExpr, right: A.RuleExpr) -> dict:
+        lhs = self.expr_code(left)
+        rhs = self.expr_code(right)
+        return {"kind": K_CMP, "cmp": code, "lhs_off": self.put(lhs), "lhs_len": len(lhs) // 2,
+                "rhs_off": self.put(rhs), "rhs_len": len(rhs) // 2}
+
+    def body_ops(self, info: BodyInfo, bound: set, first: Optional[int], tiers: Mapping[int, int], terminal: dict) -> list[dict]:
+        """Schedule one body: ``first`` (a literal index) goes first if given."""
+        ops: list[dict] = []
+        pending = list(info.literals)
+        if first is not None:
+            lit = next(li for li in pending if li.index == first)
+            pending.remove(lit)
+            ops.append(self.atom_op(lit.literal, tiers.get(lit.index, T_ALL), bound))
+        while pending:
+            progressed = True
+            while progressed:
+                progressed = False
+                for li in list(pending):
+                    if li.role == ROLE_ATOM or not all(v in bound for v in li.needs):
+                        continue
+                    pending.remove(li)
+                    ops.extend(self.literal_ops(li, bound))
+                    progressed = True
+            atoms = [li for li in pending if li.role == ROLE_ATOM]
+            if not atoms:
+                if pending:
+                    raise RuneError(f"cannot schedule {self.label}: unbound variables", self.rule.loc.file,
+                                    self.rule.loc.line, self.rule.loc.col, self.rule.loc.text)
+                break
+            best = max(atoms, key=lambda li: (self._bound_score(li.literal, bound), -li.index))
+            pending.remove(best)
+            ops.append(self.atom_op(best.literal, tiers.get(best.index, T_ALL), bound))
+        ops.append(terminal)
+        return ops
+
+    @staticmethod
+    def _bound_score(atom: A.Atom, bound: set) -> float:
+        if not atom.args:
+            return 2.0
+        n = sum(1 for t in atom.args if isinstance(t, A.Const) or (isinstance(t, A.Var) and t.name in bound))
+        return n / len(atom.args)
+
+    def literal_ops(self, li: LiteralInfo, bound: set) -> list[dict]:
+        lit = li.literal
+        if li.role == ROLE_NEGATION:
+            return [self.negation_op(lit.atom)]
+        if li.role == ROLE_FILTER:
+            return [self.cmp_op(CMP_CODES[lit.op], lit.left, lit.right)]
+        if li.role == ROLE_METHOD:
+            self.methods.append((lit.method, lit.arg))
+            return [{"kind": K_METHOD, "reg": self.reg(lit.var.name), "aux": len(self.methods) - 1}]
+        if li.role == ROLE_ASSIGN:
+            if li.target in bound:  # an earlier atom bound it: this is an equality test
+                return [self.cmp_op(0, A.Var(li.target), li.expr)]
+            code = self.expr_code(li.expr)
+            bound.add(li.target)
+            return [{"kind": K_ASSIGN, "reg": self.reg(li.target), "lhs_off": self.put(code), "lhs_len": len(code) // 2}]
+        if li.role == ROLE_AGGREGATE:
+            agg: A.Aggregate = lit
+            inner_bound = set(li.keys)
+            target = -1
+            if agg.target is not None:
+                target = self.reg(agg.target.name)
+            sub = self.body_ops(li.body, inner_bound, None, {}, {"kind": K_COLLECT, "aux": target})
+            result_bound = agg.result.name in bound
+            out = self.temp() if result_bound else self.reg(agg.result.name)
+            op = {"kind": K_AGG, "cmp": AGG_CODES[agg.func], "reg": out}
+            self.subplans.append((op, sub))
+            ops = [op]
+            if result_bound:  # R was bound before: the aggregate tests R == f(...)
+                ops.append(self.cmp_op(0, A.Var(agg.result.name), A.Var(f"#t{out}")))
+            bound.add(agg.result.name)
+            return ops
+        raise AssertionError(li.role)
+
+    def head_op(self) -> dict:
+        srcs = [self.term_src(t) for t in self.rule.head.args]
+        return {"kind": K_EMIT, "rel": self.p.rel(self.rule.head.name).slot, "nkey": len(srcs), "key_off": self.put(srcs)}
+
+    def build(self, info: BodyInfo, first: Optional[int], tiers: Mapping[int, int]):
+        ops = self.body_ops(info, set(), first, tiers, self.head_op())
+        # Aggregate bodies go after the main sequence (each ends in K_COLLECT).
+        pending = list(self.subplans)
+        while pending:
+            op, sub = pending.pop(0)
+            op["sub_start"] = len(ops)
+            ops.extend(sub)
+        return core.Plan(ops, self.pool, self.consts, max(len(self.regs), 1),
+                         self.p.rel(self.rule.head.name).slot, self.methods, self.label)
+
+
+# --------------------------------------------------------------------------
+# Program
+
+
+@dataclass
+class RulePlans:
+    rule: A.Rule
+    full: object
+    #: semi-naive variants within the rule's own stratum: body index -> plan
+    deltas: dict
+    #: variants for per-request incremental evaluation: body index -> plan
+    request_deltas: dict
+
+
+@dataclass
+class Stratum:
+    relations: tuple      # slots
+    rules: list           # RulePlans
+    recursive: bool
+    reads: frozenset      # slots read by the rules (positively or not)
+    #: per request: "static" (untouched), "incremental" or "recompute"
+    request_mode: str = "static"
+
+
+class Database:
+    """One evaluation's relations, by slot, plus the symbol table of their ids."""
+
+    __slots__ = ("relations", "symbols", "diagnostics", "seeds")
+
+    def __init__(self, relations: list, symbols: Symbols, diagnostics: list, seeds: Optional[dict] = None) -> None:
+        self.relations = relations
+        self.symbols = symbols
+        self.diagnostics = diagnostics
+        #: given facts of relations that a request may recompute from scratch
+        self.seeds = seeds or {}
+
+
+class CompiledProgram:
+    """Immutable after construction: plans, slots, indexes and strata."""
+
+    def __init__(self, rules: Sequence[A.Rule], info: ProgramInfo, limits: Limits = DEFAULT_LIMITS,
+                 extra_indexes: Iterable[tuple[str, tuple]] = ()) -> None:
+        """``extra_indexes``: (relation, columns) that lookups outside the rules
+        will probe (policy relation calls, attribute reads); they are created
+        with the relations so that the shared model is never indexed lazily."""
+        self.limits = limits
+        self.info = info
+        self.symbols = Symbols()
+        self.rels: list[RelInfo] = []
+        self.slot_of: dict[str, int] = {}
+        for name, arity in sorted(info.arities.items()):
+            self._add_rel(name, arity)
+        rule_infos = info.rule_info or ()
+        by_head: dict[str, list[tuple[A.Rule, BodyInfo, int]]] = {}
+        for n, (rule, binfo) in enumerate(zip(rules, rule_infos)):
+            by_head.setdefault(rule.head.name, []).append((rule, binfo, n))
+        changed: set[str] = set(REQUEST_INPUTS)
+        recompute: set[str] = set()
+        self.strata: list[Stratum] = []
+        for names in info.strata:
+            members = set(names)
+            stratum_rules = []
+            reads: set[str] = set()
+            recursive = False
+            neg_reads: set[str] = set()
+            pos_reads: set[str] = set()
+            for name in names:
+                for rule, binfo, n in by_head.get(name, ()):
+                    pos, neg = _body_relations(rule.body)
+                    reads |= pos | neg
+                    pos_reads |= pos
+                    neg_reads |= neg
+                    if pos & members:
+                        recursive = True
+                    stratum_rules.append((rule, binfo, n))
+            if (neg_reads & changed) or (pos_reads & recompute):
+                mode = "recompute"
+            elif pos_reads & changed:
+                mode = "incremental"
+            else:
+                mode = "static"
+            if mode != "static":
+                changed |= members
+            if mode == "recompute":
+                recompute |= members
+            plans = [self._plan_rule(rule, binfo, n, members, changed if mode == "incremental" else set())
+                     for rule, binfo, n in stratum_rules]
+            self.strata.append(Stratum(tuple(self.slot_of[x] for x in names), plans, recursive,
+                                       frozenset(self.slot_of[x] for x in reads), mode))
+        for name, cols in extra_indexes:
+            if name in self.slot_of and cols and len(cols) < self.rel(name).arity:
+                self.rel(name).index_for(tuple(cols))
+        self.changed = frozenset(changed)
+        self.request_dependent = any(s.request_mode != "static" for s in self.strata)
+        self.symbols_frozen = True
+
+    def _add_rel(self, name: str, arity: int) -> RelInfo:
+        info = RelInfo(len(self.rels), name, arity)
+        self.rels.append(info)
+        self.slot_of[name] = info.slot
+        return info
+
+    def rel(self, name: str) -> RelInfo:
+        return self.rels[self.slot_of[name]]
+
+    def _plan_rule(self, rule: A.Rule, binfo: BodyInfo, n: int, members: set, changed: set) -> RulePlans:
+        label = f"{rule.loc.file}:{rule.loc.line}:{rule.loc.col}" if rule.loc.line else f"rule {n}"
+        atoms = [li for li in binfo.literals if li.role == ROLE_ATOM]
+
+        def variants(tracked: list[LiteralInfo]) -> dict:
+            out = {}
+            for k, li in enumerate(tracked):
+                tiers = {t.index: T_STABLE for t in tracked[:k]}
+                tiers[li.index] = T_RECENT
+                out[li.index] = _PlanBuilder(self, rule, label).build(binfo, li.index, tiers)
+            return out
+
+        full = _PlanBuilder(self, rule, label).build(binfo, None, {})
+        deltas = variants([li for li in atoms if li.literal.name in members])
+        request_deltas = variants([li for li in atoms if li.literal.name in changed]) if changed else {}
+        return RulePlans(rule, full, deltas, request_deltas)
+
+    # -- relations
+
+    def new_relations(self, base: Optional[list] = None, only: Optional[Iterable[int]] = None) -> list:
+        """Fresh relations for every slot (or overlays over ``base`` for ``only``)."""
+        if base is None:
+            return [core.Relation(r.name, r.arity, list(r.index_cols)) for r in self.rels]
+        out = list(base)
+        for slot in only or ():
+            r = self.rels[slot]
+            out[slot] = core.Relation(r.name, r.arity, list(r.index_cols), base[slot])
+        return out
+
+    # -- evaluation
+
+    def evaluate(self, facts: Mapping[int, Iterable[tuple]], symbols: Symbols) -> Database:
+        """Build the model of ``facts`` (rows of ids by slot), every stratum once."""
+        relations = self.new_relations()
+        seeds = {}
+        for slot, rows in facts.items():
+            rows = list(rows)
+            relations[slot].add_many(rows)
+            if slot in self._recompute_slots():
+                seeds[slot] = rows
+        hooks = Hooks(symbols, "max_tuples", self.limits.max_tuples)
+        ex = core.Executor(relations, hooks, self.limits.max_tuples, 0.0)
+        for rel in relations:
+            n = rel.own_count
+            rel.set_tiers(n, n, n, n)
+        for stratum in self.strata:
+            self._run_full(ex, relations, stratum)
+        return Database(relations, symbols, list(ex.diagnostics), seeds)
+
+    def _recompute_slots(self) -> frozenset:
+        return frozenset(s for st in self.strata if st.request_mode == "recompute" for s in st.relations)
+
+    def _run_full(self, ex, relations: list, stratum: Stratum) -> None:
+        members = [relations[s] for s in stratum.relations]
+        for rel in members:
+            n = rel.own_count
+            rel.set_tiers(n, n, n, n)
+        starts = [rel.own_count for rel in members]
+        for rp in stratum.rules:
+            ex.run(rp.full)
+        if stratum.recursive:
+            self._fixpoint(ex, members, starts, stratum, "deltas")
+        for rel in members:
+            n = rel.own_count
+            rel.set_tiers(n, n, n, n)
+
+    @staticmethod
+    def _fixpoint(ex, members: list, stable: list, stratum: Stratum, which: str) -> None:
+        """Semi-naive rounds: rows [stable, recent) are the last round's news."""
+        recent_lo = list(stable)
+        while True:
+            highs = [rel.own_count for rel in members]
+            if all(h == lo for h, lo in zip(highs, recent_lo)):
+                return
+            for rel, lo, hi in zip(members, recent_lo, highs):
+                rel.set_tiers(lo, lo, hi, hi)
+            for rp in stratum.rules:
+                variants = getattr(rp, which)
+                for index, plan in variants.items():
+                    ex.run(plan)
+            recent_lo = highs
+
+    def evaluate_request(self, static: Database, facts: Mapping[int, Iterable[tuple]], symbols: Symbols,
+                         limits: Optional[Limits] = None) -> Database:
+        """The model of one request: the static model plus the request's facts.
+
+        ``facts`` holds rows of ids (interned in ``symbols``, which extends the
+        static table) for request relations and request-supplied parent/attr.
+        Static strata are not touched; incremental strata run semi-naively
+        from the request's facts on top of the static rows; recompute strata
+        are evaluated again from scratch over fresh relations.
+        """
+        limits = limits or self.limits
+        if not self.request_dependent:
+            return static
+        base = static.relations
+        changed_slots = self._changed_slots()
+        relations = self.new_relations(base, changed_slots)
+        for stratum in self.strata:
+            if stratum.request_mode == "recompute":
+                for s in stratum.relations:
+                    r = self.rels[s]
+                    relations[s] = core.Relation(r.name, r.arity, list(r.index_cols))
+                    relations[s].add_many(static.seeds.get(s, ()))
+        for slot, rows in facts.items():
+            relations[slot].add_many(rows)
+        for slot in changed_slots:
+            n = relations[slot].own_count
+            relations[slot].set_tiers(0, 0, n, n)
+        hooks = Hooks(symbols, "max_request_tuples", limits.max_request_tuples, limits.deadline_ms)
+        ex = core.Executor(relations, hooks, limits.max_request_tuples, limits.deadline_ms / 1000.0)
+        for stratum in self.strata:
+            if stratum.request_mode == "static":
+                continue
+            if stratum.request_mode == "recompute":
+                self._run_full(ex, relations, stratum)
+                continue
+            self._run_incremental(ex, relations, stratum)
+        return Database(relations, symbols, list(ex.diagnostics))
+
+    def _run_incremental(self, ex, relations: list, stratum: Stratum) -> None:
+        members = [relations[s] for s in stratum.relations]
+        member_slots = set(stratum.relations)
+        lower = [relations[s] for s in stratum.reads if s in self._changed_slots() and s not in member_slots]
+        # Round 0: every change so far (lower own rows, our own initial rows) is recent.
+        for rel in lower:
+            n = rel.own_count
+            rel.set_tiers(0, 0, n, n)
+        starts = [rel.own_count for rel in members]
+        for rel, n in zip(members, starts):
+            rel.set_tiers(0, 0, n, n)
+        for rp in stratum.rules:
+            for plan in rp.request_deltas.values():
+                ex.run(plan)
+        # Later rounds: lower relations are settled, only our own news is recent.
+        for rel in lower:
+            n = rel.own_count
+            rel.set_tiers(n, n, n, n)
+        if stratum.recursive:
+            self._fixpoint(ex, members, starts, stratum, "deltas")
+        for rel in members:
+            n = rel.own_count
+            rel.set_tiers(0, 0, n, n)  # for later strata: all own rows are news
+        for rel in lower:
+            n = rel.own_count
+            rel.set_tiers(0, 0, n, n)
+
+    def _changed_slots(self) -> frozenset:
+        cs = getattr(self, "_changed_cache", None)
+        if cs is None:
+            cs = self._changed_cache = frozenset(self.slot_of[n] for n in self.changed if n in self.slot_of)
+        return cs
+
+
+def _body_relations(body: Sequence[A.Literal]) -> tuple[set, set]:
+    """Relations a body reads positively, and those it reads under not/aggregate."""
+    pos: set[str] = set()
+    neg: set[str] = set()
+    for lit in body:
+        if isinstance(lit, A.Atom):
+            pos.add(lit.name)
+        elif isinstance(lit, A.Negation):
+            neg.add(lit.atom.name)
+        elif isinstance(lit, A.Aggregate):
+            p, n = _body_relations(lit.body)
+            neg |= p | n
+    return pos, neg
+
+
+def compile_program(rules: Sequence[A.Rule], info: ProgramInfo, limits: Limits = DEFAULT_LIMITS,
+                    extra_indexes: Iterable[tuple[str, tuple]] = ()) -> CompiledProgram:
+    return CompiledProgram(rules, info, limits, extra_indexes)
