@@ -46,3 +46,14 @@ __all__ = [
     "RuneUndefinedError",
     "RuneVersionError",
 ]
+
+# Hot reload (docs/reload.md). The store imports the engine lazily, on its
+# first load, so importing rune_fast stays cheap.
+from .store import PolicyStore  # noqa: E402
+
+__all__.append("PolicyStore")
+
+# The engine (docs/policies.md): build with load()/load_text(), ask authorize().
+from .engine import Decision, Engine, load, load_text  # noqa: E402
+
+__all__ += ["Decision", "Engine", "load", "load_text"]

@@ -81,8 +81,7 @@ DEF CHECK_EVERY = 32768
 COMPILED = True
 
 
-class EvalFailure(Exception):
-    """Raised by Python slow paths: this binding derives nothing (reported, not fatal)."""
+from .errors import EvalFailure  # noqa: E402  (shared by both cores)
 
 
 # --------------------------------------------------------------------------

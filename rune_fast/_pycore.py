@@ -24,8 +24,7 @@ INT64_MAX = (1 << 63) - 1
 CHECK_EVERY = 32768
 
 
-class EvalFailure(Exception):
-    """Raised by Python slow paths: this binding derives nothing (reported, not fatal)."""
+from .errors import EvalFailure  # noqa: E402  (shared by both cores)
 
 
 class Relation:

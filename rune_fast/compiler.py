@@ -41,7 +41,7 @@ from .checks import (
     LiteralInfo,
     ProgramInfo,
 )
-from .errors import RuneError, RuneLimitError
+from .errors import EvalFailure, RuneError, RuneLimitError
 from .lexer import like_pattern_from_glob
 from .limits import DEFAULT_LIMITS, Limits
 from .symbols import INLINE_MAX, INLINE_MIN, Symbols
@@ -55,7 +55,6 @@ else:
     except ImportError:  # pragma: no cover - only when the extension was not built
         from . import _pycore as core
 
-EvalFailure = core.EvalFailure
 
 __all__ = ["CompiledProgram", "compile_program", "core", "EvalFailure", "Database"]
 
@@ -162,7 +161,7 @@ class Hooks:
         name = AGG_NAMES[code]
         vals = [self._num(i, name) for i in ids]
         if code == 1:
-            return self._result(sum(vals) if any(type(v) is float for v in vals) else _int_sum(vals))
+            return self._result(math.fsum(vals) if any(type(v) is float for v in vals) else _int_sum(vals))
         if code == 2:
             return self._result(min(vals))
         if code == 3:
@@ -387,7 +386,7 @@ class _PlanBuilder:
             op, sub = pending.pop(0)
             op["sub_start"] = len(ops)
             ops.extend(sub)
-        return core.Plan(ops, self.pool, self.consts, max(len(self.regs), 1),
+        return self.p.core.Plan(ops, self.pool, self.consts, max(len(self.regs), 1),
                          self.p.rel(self.rule.head.name).slot, self.methods, self.label)
 
 
@@ -432,10 +431,12 @@ class CompiledProgram:
     """Immutable after construction: plans, slots, indexes and strata."""
 
     def __init__(self, rules: Sequence[A.Rule], info: ProgramInfo, limits: Limits = DEFAULT_LIMITS,
-                 extra_indexes: Iterable[tuple[str, tuple]] = ()) -> None:
+                 extra_indexes: Iterable[tuple[str, tuple]] = (), core_module=None) -> None:
         """``extra_indexes``: (relation, columns) that lookups outside the rules
         will probe (policy relation calls, attribute reads); they are created
-        with the relations so that the shared model is never indexed lazily."""
+        with the relations so that the shared model is never indexed lazily.
+        ``core_module`` picks the executor (tests run both); default: ``core``."""
+        self.core = core_module or core
         self.limits = limits
         self.info = info
         self.symbols = Symbols()
@@ -518,11 +519,11 @@ class CompiledProgram:
     def new_relations(self, base: Optional[list] = None, only: Optional[Iterable[int]] = None) -> list:
         """Fresh relations for every slot (or overlays over ``base`` for ``only``)."""
         if base is None:
-            return [core.Relation(r.name, r.arity, list(r.index_cols)) for r in self.rels]
+            return [self.core.Relation(r.name, r.arity, list(r.index_cols)) for r in self.rels]
         out = list(base)
         for slot in only or ():
             r = self.rels[slot]
-            out[slot] = core.Relation(r.name, r.arity, list(r.index_cols), base[slot])
+            out[slot] = self.core.Relation(r.name, r.arity, list(r.index_cols), base[slot])
         return out
 
     # -- evaluation
@@ -537,7 +538,7 @@ class CompiledProgram:
             if slot in self._recompute_slots():
                 seeds[slot] = rows
         hooks = Hooks(symbols, "max_tuples", self.limits.max_tuples)
-        ex = core.Executor(relations, hooks, self.limits.max_tuples, 0.0)
+        ex = self.core.Executor(relations, hooks, self.limits.max_tuples, 0.0)
         for rel in relations:
             n = rel.own_count
             rel.set_tiers(n, n, n, n)
@@ -598,7 +599,7 @@ class CompiledProgram:
             if stratum.request_mode == "recompute":
                 for s in stratum.relations:
                     r = self.rels[s]
-                    relations[s] = core.Relation(r.name, r.arity, list(r.index_cols))
+                    relations[s] = self.core.Relation(r.name, r.arity, list(r.index_cols))
                     relations[s].add_many(static.seeds.get(s, ()))
         for slot, rows in facts.items():
             relations[slot].add_many(rows)
@@ -606,7 +607,7 @@ class CompiledProgram:
             n = relations[slot].own_count
             relations[slot].set_tiers(0, 0, n, n)
         hooks = Hooks(symbols, "max_request_tuples", limits.max_request_tuples, limits.deadline_ms)
-        ex = core.Executor(relations, hooks, limits.max_request_tuples, limits.deadline_ms / 1000.0)
+        ex = self.core.Executor(relations, hooks, limits.max_request_tuples, limits.deadline_ms / 1000.0)
         for stratum in self.strata:
             if stratum.request_mode == "static":
                 continue
@@ -666,5 +667,5 @@ def _body_relations(body: Sequence[A.Literal]) -> tuple[set, set]:
 
 
 def compile_program(rules: Sequence[A.Rule], info: ProgramInfo, limits: Limits = DEFAULT_LIMITS,
-                    extra_indexes: Iterable[tuple[str, tuple]] = ()) -> CompiledProgram:
-    return CompiledProgram(rules, info, limits, extra_indexes)
+                    extra_indexes: Iterable[tuple[str, tuple]] = (), core_module=None) -> CompiledProgram:
+    return CompiledProgram(rules, info, limits, extra_indexes, core_module)

@@ -55,6 +55,7 @@ class Program:
         *,
         limits: Optional[Limits] = None,
         file: str = "<rules>",
+        _core_module: Any = None,
         **limit_kwargs: Any,
     ) -> None:
         self.limits = Limits.from_kwargs(limits, **limit_kwargs)
@@ -72,7 +73,7 @@ class Program:
                     inputs[atom.name] = A.FactSet(atom.name, atom.arity, (), atom.loc)
         self.info = check_program(list(inputs.values()), self.rules, ())
         self.inputs: frozenset[str] = frozenset(inputs)
-        self.compiled = CompiledProgram(self.rules, self.info, self.limits)
+        self.compiled = CompiledProgram(self.rules, self.info, self.limits, core_module=_core_module)
 
     @property
     def arities(self) -> dict[str, int]:
@@ -157,6 +158,16 @@ class Model:
             cached = frozenset([row_values(r) for r in self._relation(name).rows()])
             self._cache[name] = cached
         return cached
+
+    def rows(self, name: str) -> list[tuple]:
+        """All tuples of ``name`` as a list (no Python-equality dedup).
+
+        ``relation()`` returns a frozenset, in which Python merges ``(1,)``,
+        ``(1.0,)`` and ``(True,)``; the language keeps them apart, and so
+        does this list.
+        """
+        row_values = self.db.symbols.row_values
+        return [row_values(r) for r in self._relation(name).rows()]
 
     def relations(self) -> dict[str, frozenset]:
         """Every relation the program knows (request relations excluded) -> its tuples."""

@@ -196,3 +196,8 @@ def raise_collected(errors: Iterable[RuneError]) -> None:
     for e in errors:
         flat.extend(e.errors)
     raise RuneErrors(flat)
+
+
+class EvalFailure(Exception):
+    """Internal: a rule binding that derives nothing (overflow, division by zero,
+    a type error); the evaluators record it as a diagnostic and go on."""

@@ -1,0 +1,945 @@
+"""The Engine: one immutable, compiled bundle that answers requests (SPEC sections 1, 5-8).
+
+Why it is shaped like this:
+
+- **Everything that can be computed once is.** Building an engine parses
+  the bundle, runs the load-time checks, compiles the rules, evaluates every
+  request-independent rule, snapshots the hierarchy (reflexive-transitive
+  closure of ``parent``), the attributes and the (small) relations policies
+  call into plain dicts and frozensets, and compiles the policies to Python
+  functions indexed by action and entity type. A request then does dict and
+  set lookups and runs a handful of generated functions.
+- **Per-request rules only when they matter.** Rules that read the request
+  (``principal``, ``action``, ``resource``, ``context``, request-supplied
+  ``parent``/``attr``) are evaluated by the Datalog core on top of the
+  precomputed model, and only when one of the policies that can apply to the
+  request calls a relation that depends on them.
+- **Immutable, except the decision cache.** Nothing shared is written while
+  deciding, except (a) the decision cache and (b) memo dicts that only ever
+  gain complete, deterministic entries (policy candidates per action/type,
+  parsed entity literals). Dict reads and single stores are atomic in
+  CPython, so readers never lock.
+- **The cache hit path is a dict lookup.** The key of a request without
+  context and request entities is the raw ``(principal, action, resource)``
+  triple exactly as the caller passed it (no parsing on a hit); with context
+  or entities it also holds a canonical, kind-tagged frozen form of both. The
+  cache keeps two generations of dicts (a lock-free approximation of LRU:
+  an entry survives as long as it is hit at least once per half-capacity
+  insertions); only inserts and promotions take a lock.
+- **Fail closed.** A malformed request raises ``RuneRequestError`` before
+  anything is evaluated. Anything that goes wrong *while deciding* (a limit,
+  a bug, an exception from a data layer) produces ``deny`` with the error in
+  ``Decision.errors`` and is never cached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+
+from . import ast as A
+from .errors import RuneError, RuneRequestError
+from .limits import DEFAULT_LIMITS, Limits
+from .policies import (
+    CRecord,
+    CSet,
+    FactData,
+    OverlayData,
+    PolicySet,
+    compile_policies,
+    context_rows,
+    to_value,
+    trie_probe,
+    unkey_row,
+    _BoolKey,
+)
+from .values import Entity, format_value, parse_entity_literal
+
+__all__ = [
+    "Decision",
+    "TestResult",
+    "Engine",
+    "load",
+    "load_text",
+    "parse_entity",
+    "ENGINE_ERROR_ID",
+]
+
+#: The "policy id" under which engine-level failures are reported in
+#: ``Decision.errors`` (a limit hit while evaluating rules, an internal error).
+ENGINE_ERROR_ID = "<engine>"
+
+#: Relations the core may answer through its own index instead of a Python
+#: snapshot when they are bigger than this (memory over a few 100 ns).
+SNAPSHOT_LIMIT = 200_000
+
+_REQUEST_VARS = frozenset(("principal", "action", "resource", "context"))
+_ENTITY_FACTS = frozenset(("parent", "attr"))
+_TYPE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)*$")
+_SCALARS = (str, int, float, bool, Entity)
+_EMPTY_CONTEXT = CRecord()
+
+
+# ---------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer to one request.
+
+    ``decision`` is ``"permit"``, ``"deny"`` or ``"forbid"``; only permit
+    allows. ``reasons`` are the ids of the determining policies (the
+    satisfied forbids, else the satisfied permits); ``errors`` are
+    ``(policy_id, message)`` for every policy that failed to evaluate (and
+    ``("<engine>", message)`` for a failure of the engine itself, which
+    always denies). ``cached`` says whether the decision came from the cache;
+    ``version`` is the content hash of the bundle that decided.
+
+    ``bool(decision)`` is ``decision.allowed``, so ``if engine.authorize(...)``
+    means what it says.
+    """
+
+    decision: str
+    allowed: bool
+    reasons: tuple[str, ...] = ()
+    errors: tuple[tuple[str, str], ...] = ()
+    cached: bool = False
+    version: str = ""
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (used by the CLI and the HTTP fronts)."""
+        return {
+            "decision": self.decision,
+            "allowed": self.allowed,
+            "reasons": list(self.reasons),
+            "errors": [{"policy": p, "message": m} for p, m in self.errors],
+            "cached": self.cached,
+            "version": self.version,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TestResult:
+    """One embedded ``[tests.NAME]`` run: what was expected and what happened."""
+
+    name: str
+    passed: bool
+    expected: str
+    actual: str
+    reasons: tuple[str, ...] = ()
+    errors: tuple[tuple[str, str], ...] = ()
+    file: str = ""
+    line: int = 0
+    column: int = 0
+
+    __test__ = False  # not a pytest test class
+
+    def render(self) -> str:
+        where = f"{self.file}:{self.line}: " if self.line else (f"{self.file}: " if self.file else "")
+        status = "ok" if self.passed else "FAILED"
+        text = f"{where}[tests.{self.name}] {status}: expected {self.expected}, got {self.actual}"
+        if self.reasons:
+            text += f" (reasons: {', '.join(self.reasons)})"
+        for pid, msg in self.errors:
+            text += f"\n    error in {pid}: {msg}"
+        return text
+
+
+# ---------------------------------------------------------------------------
+# The decision cache
+
+
+class _DecisionCache:
+    """Bounded two-generation cache; hits take no lock.
+
+    ``get`` is the bound ``get`` of the young generation, so a hit is one
+    attribute load and one C call. When the young dict reaches half the
+    capacity it becomes the old generation (the previous old one is dropped)
+    and a fresh young dict starts; a hit in the old generation promotes the
+    entry. Total size never exceeds ``capacity``.
+    """
+
+    __slots__ = ("capacity", "half", "young", "old", "get", "lock", "hits_old", "inserts")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.half = max(1, capacity // 2)
+        self.young: dict = {}
+        self.old: dict = {}
+        self.get = self.young.get
+        self.lock = threading.Lock()
+        self.inserts = 0
+
+    def get_old(self, key: Any) -> Any:
+        d = self.old.get(key)
+        if d is not None:
+            self.put(key, d)
+        return d
+
+    def put(self, key: Any, value: Any) -> None:
+        with self.lock:
+            young = self.young
+            if len(young) >= self.half and key not in young:
+                self.old = young
+                young = self.young = {}
+                self.get = young.get
+            young[key] = value
+            self.inserts += 1
+
+    def clear(self) -> None:
+        with self.lock:
+            self.young = {}
+            self.old = {}
+            self.get = self.young.get
+
+    def __len__(self) -> int:
+        young, old = self.young, self.old
+        return len(young) + sum(1 for k in old if k not in young)
+
+
+class _NoCache:
+    """Stands in for the cache when ``cache_size=0`` (every lookup misses)."""
+
+    __slots__ = ()
+    capacity = 0
+
+    @staticmethod
+    def get(key: Any) -> None:
+        return None
+
+    @staticmethod
+    def get_old(key: Any) -> None:
+        return None
+
+    def put(self, key: Any, value: Any) -> None:
+        pass
+
+    def clear(self) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return 0
+
+
+_TAG_DICT = object()
+_TAG_LIST = object()
+_TAG_FLOAT = object()
+_TRUE_KEY = _BoolKey(True)
+_FALSE_KEY = _BoolKey(False)
+
+
+def _freeze(x: Any) -> Any:
+    """A hashable, kind-preserving key for a JSON-like value.
+
+    Two inputs get equal keys only if they convert to the same request:
+    booleans, floats, lists and dicts are tagged so that ``True``/``1``/
+    ``1.0`` and a list/an entity never collide. Raises ``TypeError`` for
+    anything else (the request is then evaluated without caching, or
+    rejected by validation).
+    """
+    t = type(x)
+    if t is str or t is int or t is Entity:
+        return x
+    if t is bool:
+        return _TRUE_KEY if x else _FALSE_KEY
+    if t is dict:
+        return (_TAG_DICT, frozenset([(k, _freeze(v)) for k, v in x.items()]))
+    if t is list or t is tuple:
+        return (_TAG_LIST, tuple([_freeze(v) for v in x]))
+    if t is float:
+        return (_TAG_FLOAT, x)
+    raise TypeError("unfreezable")
+
+
+# ---------------------------------------------------------------------------
+# Request parsing
+
+
+def parse_entity(x: Any, field: str) -> Entity:
+    """An entity from ``Entity``, ``("Type", "id")``, ``'Type::"id"'`` or a
+    Cedar-JSON ``{"type": .., "id": ..}`` / ``{"__entity": {...}}`` dict."""
+    t = type(x)
+    if t is Entity:
+        if type(x[0]) is str and type(x[1]) is str and _TYPE_RE.match(x[0]):
+            return x
+    elif t is str or isinstance(x, str):
+        e = parse_entity_literal(str(x))
+        if e is not None:
+            return e
+        raise RuneRequestError(
+            f'{field} must be an entity such as \'User::"alice"\' (type, "::", then a quoted id); got {x!r}',
+            field=field,
+        )
+    elif t is tuple or isinstance(x, tuple):
+        if len(x) == 2 and isinstance(x[0], str) and isinstance(x[1], str):
+            if not x[0] or not _TYPE_RE.match(x[0]):
+                raise RuneRequestError(
+                    f"{field}: entity type {x[0]!r} is not a type name such as User or App::Doc", field=field
+                )
+            return Entity(str(x[0]), str(x[1]))
+        raise RuneRequestError(
+            f'{field} must be a pair ("Type", "id") of strings; got {x!r}', field=field
+        )
+    elif isinstance(x, Mapping):
+        inner = x.get("__entity", x) if len(x) == 1 else x
+        if isinstance(inner, Mapping) and set(inner) == {"type", "id"}:
+            ty, ident = inner["type"], inner["id"]
+            if isinstance(ty, str) and isinstance(ident, str) and _TYPE_RE.match(ty):
+                return Entity(ty, ident)
+        raise RuneRequestError(f'{field} must be {{"type": "User", "id": "alice"}}; got {x!r}', field=field)
+    raise RuneRequestError(
+        f'{field} must be an entity: Entity, ("User", "alice") or \'User::"alice"\'; got {type(x).__name__} {x!r}',
+        field=field,
+    )
+
+
+class _RequestEntities:
+    """Request-supplied entities, parsed: parents, attributes and their facts."""
+
+    __slots__ = ("parents", "attrs", "parent_rows", "attr_rows")
+
+    def __init__(self) -> None:
+        self.parents: dict[Entity, tuple[Entity, ...]] = {}
+        self.attrs: dict[Entity, CRecord] = {}
+        self.parent_rows: list[tuple] = []
+        self.attr_rows: list[tuple] = []
+
+
+def _parse_entities(entities: Any) -> Optional[_RequestEntities]:
+    if entities is None:
+        return None
+    if isinstance(entities, (str, bytes)) or isinstance(entities, Mapping) or not isinstance(entities, Iterable):
+        raise RuneRequestError(
+            'entities must be a list of {"uid": {"type": .., "id": ..}, "attrs": {..}, "parents": [..]}',
+            field="entities",
+        )
+    out = _RequestEntities()
+    seen: set = set()
+    for i, item in enumerate(entities):
+        f = f"entities[{i}]"
+        if isinstance(item, A.RequestEntity):
+            uid_raw, attrs_raw, parents_raw = item.uid, item.attrs, item.parents
+        elif isinstance(item, Mapping):
+            unknown = [k for k in item if k not in ("uid", "attrs", "parents")]
+            if unknown:
+                raise RuneRequestError(f"{f}: unknown key {unknown[0]!r} (expected uid, attrs, parents)", field=f)
+            if "uid" not in item:
+                raise RuneRequestError(f"{f}: missing uid", field=f"{f}.uid")
+            uid_raw = item["uid"]
+            attrs_raw = item.get("attrs", {})
+            parents_raw = item.get("parents", [])
+        else:
+            raise RuneRequestError(f"{f} must be an object with uid, attrs and parents; got {item!r}", field=f)
+        uid = parse_entity(uid_raw, f"{f}.uid")
+        if uid in seen:
+            raise RuneRequestError(f"{f}: entity {uid} is given twice", field=f"{f}.uid")
+        seen.add(uid)
+        if attrs_raw is None:
+            attrs_raw = {}
+        if not isinstance(attrs_raw, Mapping):
+            raise RuneRequestError(f"{f}.attrs must be an object; got {attrs_raw!r}", field=f"{f}.attrs")
+        rec = to_value(attrs_raw, f"{f}.attrs")
+        if rec:
+            out.attrs[uid] = rec
+            for name, v in rec.items():
+                if type(v) in _SCALARS:
+                    out.attr_rows.append((uid, name, v))
+                elif type(v) is CSet:
+                    out.attr_rows.extend((uid, name, x) for x in v if type(x) in _SCALARS)
+        if parents_raw is None:
+            parents_raw = []
+        if isinstance(parents_raw, (str, bytes, Mapping)) or not isinstance(parents_raw, Iterable):
+            raise RuneRequestError(f"{f}.parents must be a list of entities; got {parents_raw!r}", field=f"{f}.parents")
+        ps = tuple(parse_entity(p, f"{f}.parents[{j}]") for j, p in enumerate(parents_raw))
+        if ps:
+            out.parents[uid] = ps
+            out.parent_rows.extend((uid, p) for p in ps)
+    return out
+
+
+def _parse_context(context: Any) -> CRecord:
+    if context is None:
+        return _EMPTY_CONTEXT
+    if not isinstance(context, Mapping):
+        raise RuneRequestError(
+            f"context must be a JSON object (a dict of names to values); got {type(context).__name__}",
+            field="context",
+        )
+    if not context:
+        return _EMPTY_CONTEXT
+    return to_value(context, "context")
+
+
+# ---------------------------------------------------------------------------
+# Per-request data
+
+
+class _LazyModel:
+    """The request's Datalog model, built on first use.
+
+    Policies usually test cheap things first (``classified(resource)``
+    before ``cleared(principal, resource)``), so many requests never need
+    their per-request derivations at all. Errors (a limit) propagate: they
+    are not policy errors, and the engine fails closed on them.
+    """
+
+    __slots__ = ("engine", "args", "_model")
+
+    def __init__(self, engine: "Engine", *args: Any) -> None:
+        self.engine = engine
+        self.args = args
+        self._model: Any = None
+
+    def model(self) -> Any:
+        m = self._model
+        if m is None:
+            m = self._model = self.engine._request_model(*self.args)
+        return m
+
+    def contains(self, relation: str, row: tuple) -> bool:
+        m = self._model
+        if m is None:
+            m = self.model()
+        return m.contains(relation, row)
+
+
+class _RequestRelations:
+    """``PolicyData`` for a request without entities: the static data, except
+    for the relations that depend on the request (answered by its model)."""
+
+    __slots__ = ("base", "rels", "lazy")
+
+    def __init__(self, base: FactData, rels: frozenset, lazy: _LazyModel) -> None:
+        self.base = base
+        self.rels = rels
+        self.lazy = lazy
+
+    def is_in(self, entity: Entity, target: Entity) -> bool:
+        return self.base.is_in(entity, target)
+
+    def get_attr(self, entity: Entity, name: str) -> Any:
+        return self.base.get_attr(entity, name)
+
+    def contains(self, relation: str, row: tuple) -> bool:
+        if relation in self.rels:
+            return self.lazy.contains(relation, unkey_row(row))
+        return self.base.contains(relation, row)
+
+    def matches(self, relation: str, row: tuple) -> bool:
+        if relation in self.rels:
+            return self.lazy.contains(relation, unkey_row(row))
+        return self.base.matches(relation, row)
+
+
+# ---------------------------------------------------------------------------
+# The engine
+
+
+def _closure(graph: Mapping[str, Iterable[str]], roots: Iterable[str]) -> frozenset[str]:
+    """Relations that (transitively) read any of ``roots``."""
+    rev: dict[str, set] = {}
+    for rel, deps in graph.items():
+        for d in deps:
+            rev.setdefault(d, set()).add(rel)
+    out: set = set()
+    todo = list(roots)
+    while todo:
+        x = todo.pop()
+        for r in rev.get(x, ()):
+            if r not in out:
+                out.add(r)
+                todo.append(r)
+    return frozenset(out)
+
+
+class Engine:
+    """An immutable compiled bundle. Build it with ``load`` or ``load_text``.
+
+    Thread-safe: share one engine between all threads; reload by building a
+    new one (``PolicyStore`` does that).
+    """
+
+    __slots__ = (
+        "bundle",
+        "limits",
+        "version",
+        "watched_paths",
+        "metadata",
+        "info",
+        "policies",
+        "_compiled",
+        "_model",
+        "_static",
+        "_cache",
+        "_decisions",
+        "_ent_memo",
+        "_core_dep",
+        "_entity_dep",
+        "_dynamic_hierarchy",
+        "_entity_hierarchy",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        bundle: A.Bundle,
+        *,
+        cache_size: int = 4096,
+        limits: Limits = DEFAULT_LIMITS,
+        policy_backend: str = "codegen",
+    ) -> None:
+        from .checks import check_program
+        from .compiler import CompiledProgram
+        from .datalog import Model, intern_facts
+        from .symbols import Symbols
+
+        if not isinstance(cache_size, int) or cache_size < 0:
+            raise ValueError(f"cache_size must be an integer >= 0, got {cache_size!r}")
+        self.bundle = bundle
+        self.limits = limits
+        self.version: str = bundle.content_hash
+        self.watched_paths: tuple[str, ...] = tuple(bundle.watched_paths)
+        self.metadata = bundle.metadata
+        self.info = info = check_program(bundle.facts, bundle.rules, bundle.policies)
+
+        self.policies: PolicySet = compile_policies(bundle.policies, policy_backend)
+        extra_indexes = {(rel, tuple(i for i, b in enumerate(mask) if b)) for rel, mask in self.policies.patterns}
+        extra_indexes |= {("parent", (0,)), ("attr", (0,)), ("attr", (0, 1))}
+        extra_indexes |= {(rel, (0,)) for rel in self.policies.relations}
+        self._compiled = compiled = CompiledProgram(bundle.rules, info, limits, sorted(extra_indexes))
+        symbols = Symbols(compiled.symbols)
+        facts: dict[str, list] = {}
+        for fs in bundle.facts:
+            facts.setdefault(fs.relation, []).extend(fs.rows)
+        facts = {k: v for k, v in facts.items() if k in compiled.slot_of}
+        db = compiled.evaluate(intern_facts(compiled, facts, symbols, "data"), symbols)
+        self._model = model = Model(compiled, db)
+
+        # Which relations change with the request (SPEC section 5).
+        deps = dict(info.depends_on)
+        self._core_dep = _closure(deps, _REQUEST_VARS)
+        self._entity_dep = _closure(deps, _ENTITY_FACTS) | _ENTITY_FACTS
+        self._dynamic_hierarchy = bool(_ENTITY_FACTS & self._core_dep)
+        self._entity_hierarchy = bool(_ENTITY_FACTS & _closure(deps, _ENTITY_FACTS))
+
+        def rel_rows(name: str) -> frozenset:
+            return model.relation(name) if name in compiled.slot_of else frozenset()
+
+        # Relations policies call: small ones as frozensets of rows, big ones
+        # (beyond SNAPSHOT_LIMIT rows) as lazily filled tries over the
+        # model's index on the first column.
+        snapshots: dict[str, frozenset] = {}
+        probes: dict = {}
+        for name in self.policies.relations:
+            if name not in compiled.slot_of:
+                snapshots[name] = frozenset()
+                continue
+            arity = compiled.rel(name).arity
+            if arity < 2 or model.size(name) <= SNAPSHOT_LIMIT or any(
+                rel == name for rel, _ in self.policies.patterns
+            ):
+                snapshots[name] = model.relation(name)
+            else:
+                probes[name] = trie_probe(lambda prefix, _n=name: model.match(_n, prefix), arity)
+        self._static = FactData.from_facts(
+            rel_rows("parent"), rel_rows("attr"), snapshots, fallback=model, probes=probes
+        )
+        for rel, mask in self.policies.patterns:
+            if rel in snapshots:
+                self._static.build_projection(rel, mask)
+
+        self._cache: Any = _DecisionCache(cache_size) if cache_size else _NoCache()
+        self._decisions: dict = {}
+        self._ent_memo: dict = {}
+
+    # -- public properties ---------------------------------------------------------
+
+    @property
+    def model(self) -> Any:
+        """The precomputed (request-independent) Datalog model."""
+        return self._model
+
+    @property
+    def diagnostics(self) -> list[str]:
+        """Rule evaluation problems found while building (overflow, division by zero)."""
+        return self._model.diagnostics
+
+    @property
+    def tests(self) -> tuple[A.EmbeddedTest, ...]:
+        return self.bundle.tests
+
+    @property
+    def policy_ids(self) -> tuple[str, ...]:
+        return tuple(p.id for p in self.policies)
+
+    @property
+    def cache_size(self) -> int:
+        return self._cache.capacity
+
+    def cache_len(self) -> int:
+        """Number of decisions currently cached."""
+        return len(self._cache)
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    def __repr__(self) -> str:
+        return (
+            f"<Engine version={self.version[:12]} policies={len(self.policies)} "
+            f"rules={len(self.bundle.rules)} cache={self._cache.capacity}>"
+        )
+
+    # -- authorize -------------------------------------------------------------------
+
+    def authorize(
+        self,
+        principal: Any,
+        action: Any,
+        resource: Any,
+        context: Optional[Mapping[str, Any]] = None,
+        entities: Optional[Sequence[Any]] = None,
+    ) -> Decision:
+        """Decide one request (SPEC sections 6 and 7).
+
+        Entities may be ``Entity``, ``("User", "alice")`` or
+        ``'User::"alice"'``; ``context`` a JSON-like dict; ``entities`` a list
+        of Cedar-JSON entities (``uid``, ``attrs``, ``parents``) that
+        override/extend attributes and parents for this request only.
+        Raises ``RuneRequestError`` for a malformed request; never raises
+        while deciding (fails closed to deny).
+        """
+        if context is None and entities is None:
+            key = (principal, action, resource)
+            try:
+                hit = self._cache.get(key)
+            except TypeError:  # unhashable input: validation will say why
+                return self._authorize_slow(principal, action, resource, None, None, None)
+            if hit is not None:
+                return hit
+            return self._authorize_plain(principal, action, resource, key)
+        return self._authorize_slow(principal, action, resource, context, entities, None)
+
+    def _authorize_plain(self, principal: Any, action: Any, resource: Any, key: tuple) -> Decision:
+        """A cache miss without context or request entities: the common case,
+        kept to a few dict lookups around the policy run."""
+        memo = self._ent_memo
+        try:
+            p = memo.get(principal)
+            a = memo.get(action)
+            r = memo.get(resource)
+        except TypeError:
+            return self._authorize_slow(principal, action, resource, None, None, None)
+        if p is None or a is None or r is None:
+            return self._authorize_slow(principal, action, resource, None, None, key)
+        cache = self._cache
+        if cache.capacity:
+            hit = cache.get_old(key)
+            if hit is not None:
+                return hit
+        try:
+            out = self._evaluate(p, a, r, _EMPTY_CONTEXT, None)
+        except Exception as e:
+            return self._failed(e)
+        pair = self._decisions.get(out)
+        if pair is None:
+            pair = self._decision_pair(out)
+        if cache.capacity:
+            cache.put(key, pair[1])
+        return pair[0]
+
+    def _authorize_slow(self, principal: Any, action: Any, resource: Any, context: Any, entities: Any, key: Any) -> Decision:
+        cache = self._cache
+        if key is None and cache.capacity:
+            try:
+                key = (principal, action, resource, _freeze(context), _freeze(entities))
+                hit = cache.get(key)
+            except TypeError:
+                key = hit = None
+            if hit is not None:
+                return hit
+        if key is not None and cache.capacity:
+            hit = cache.get_old(key)
+            if hit is not None:
+                return hit
+        p, a, r, ctx, ents = self._parse_request(principal, action, resource, context, entities)
+        try:
+            out = self._evaluate(p, a, r, ctx, ents)
+        except Exception as e:
+            return self._failed(e)
+        pair = self._decisions.get(out)
+        if pair is None:
+            pair = self._decision_pair(out)
+        if key is not None and cache.capacity:
+            cache.put(key, pair[1])
+        return pair[0]
+
+    def _failed(self, exc: BaseException) -> Decision:
+        """Fail closed: deny, report, never cache."""
+        if isinstance(exc, RuneError):
+            msg = exc.message
+        else:
+            msg = f"internal error: {type(exc).__name__}: {exc}"
+        return Decision("deny", False, (), ((ENGINE_ERROR_ID, msg),), False, self.version)
+
+    def _decision_pair(self, out: tuple) -> tuple[Decision, Decision]:
+        """(uncached, cached) Decisions for an outcome, shared between requests
+        (a decision is immutable), so that answering allocates nothing."""
+        kind, reasons, errors = out
+        allowed = kind == "permit"
+        pair = (
+            Decision(kind, allowed, reasons, errors, False, self.version),
+            Decision(kind, allowed, reasons, errors, True, self.version),
+        )
+        if len(self._decisions) < 4096:
+            self._decisions[out] = pair
+        return pair
+
+    def _entity(self, x: Any, field: str) -> Entity:
+        memo = self._ent_memo
+        try:
+            e = memo.get(x)
+        except TypeError:
+            e = None
+        if e is None:
+            e = parse_entity(x, field)
+            if len(memo) < 65536:
+                try:
+                    memo[x] = e
+                except TypeError:
+                    pass
+        return e
+
+    def _parse_request(self, principal: Any, action: Any, resource: Any, context: Any, entities: Any) -> tuple:
+        p = self._entity(principal, "principal")
+        a = self._entity(action, "action")
+        r = self._entity(resource, "resource")
+        ctx = _parse_context(context)
+        ents = _parse_entities(entities)
+        return p, a, r, ctx, ents
+
+    def _decide(self, p: Entity, a: Entity, r: Entity, ctx: CRecord, ents: Optional[_RequestEntities]) -> tuple:
+        """``(decision, reasons, errors)`` of a parsed request; never raises."""
+        try:
+            return self._evaluate(p, a, r, ctx, ents)
+        except Exception as e:
+            d = self._failed(e)
+            return (d.decision, d.reasons, d.errors)
+
+    def _evaluate(self, p: Entity, a: Entity, r: Entity, ctx: CRecord, ents: Optional[_RequestEntities]) -> tuple:
+        policies = self.policies
+        static = self._static
+        has_ents = ents is not None and bool(ents.parents or ents.attrs)
+        if not has_ents and not self._dynamic_hierarchy:
+            sel = policies._memo.get((a, p[0], r[0]))
+            if sel is None:
+                sel = policies.candidates(p, a, r, static)
+            rels = sel[2]
+            if not rels or rels.isdisjoint(self._core_dep):
+                return policies.run(sel, p, a, r, ctx, static)
+            lazy = _LazyModel(self, p, a, r, ctx, None)
+            return policies.run(sel, p, a, r, ctx, _RequestRelations(static, rels & self._core_dep, lazy))
+        # Request entities and/or a hierarchy that rules derive per request.
+        data = OverlayData(static, ents.parents if ents else None, ents.attrs if ents else None)
+        lazy = _LazyModel(self, p, a, r, ctx, ents)
+        if self._dynamic_hierarchy or (has_ents and self._entity_hierarchy):
+            self._apply_derived_entities(data, lazy.model(), ents)
+        sel = policies.candidates(p, a, r, data, use_memo=not data.req_parents)
+        dep = self._core_dep | self._entity_dep if has_ents else self._core_dep
+        for n in sel[2] & dep:
+            data.rels[n] = lazy
+        return policies.run(sel, p, a, r, ctx, data)
+
+    def _request_model(self, p: Entity, a: Entity, r: Entity, ctx: CRecord, ents: Optional[_RequestEntities]) -> Any:
+        """The Datalog model of this request (static model + request facts)."""
+        from .datalog import Model, intern_facts
+        from .symbols import Symbols
+
+        compiled = self._compiled
+        facts: dict[str, list] = {"principal": [(p,)], "action": [(a,)], "resource": [(r,)], "context": context_rows(ctx)}
+        if ents is not None:
+            facts["parent"] = ents.parent_rows
+            facts["attr"] = ents.attr_rows
+        facts = {k: v for k, v in facts.items() if v and k in compiled.slot_of}
+        symbols = Symbols(self._model.db.symbols)
+        by_slot = intern_facts(compiled, facts, symbols, "request")
+        db = compiled.evaluate_request(self._model.db, by_slot, symbols, self.limits)
+        return Model(compiled, db)
+
+    def _apply_derived_entities(self, data: OverlayData, model: Any, ents: Optional[_RequestEntities]) -> None:
+        """Parents/attributes that rules derived for this request join the overlay."""
+        static = self._static
+        static_parents = self._model.relation("parent") if "parent" in self._compiled.slot_of else frozenset()
+        for child, par in model.relation("parent") - static_parents if "parent" in self._compiled.slot_of else ():
+            cur = data.req_parents.get(child, ())
+            if par not in cur:
+                data.req_parents[child] = cur + (par,)
+        data._dirty = frozenset(data.req_parents)
+        if "attr" in self._compiled.slot_of:
+            new_rows = model.relation("attr") - self._model.relation("attr")
+            touched = {row[0] for row in new_rows}
+            for e in touched:
+                rows = [(e, n, v) for n, v in model.match("attr", (e,))]
+                rec = FactData.from_facts((), rows).attrs_of(e) or CRecord()
+                override = data.req_attrs.get(e)
+                if override:
+                    rec = CRecord({**rec, **override})
+                data.req_attrs[e] = rec
+        del static
+
+    # -- batch -----------------------------------------------------------------------------
+
+    def authorize_batch(self, requests: Iterable[Any]) -> list[Decision]:
+        """Decide several requests; every request is validated before any is decided.
+
+        A request is a dict with ``principal``, ``action``, ``resource`` and
+        optional ``context``/``entities``, or a tuple ``(principal, action,
+        resource[, context[, entities]])``. A malformed one raises
+        ``RuneRequestError`` whose field names its position.
+        """
+        items = []
+        for i, req in enumerate(requests):
+            if isinstance(req, Mapping):
+                unknown = [k for k in req if k not in ("principal", "action", "resource", "context", "entities")]
+                if unknown:
+                    raise RuneRequestError(f"requests[{i}]: unknown field {unknown[0]!r}", field=f"requests[{i}].{unknown[0]}")
+                missing = [k for k in ("principal", "action", "resource") if k not in req]
+                if missing:
+                    raise RuneRequestError(f"requests[{i}]: missing {missing[0]}", field=f"requests[{i}].{missing[0]}")
+                args = (req["principal"], req["action"], req["resource"], req.get("context"), req.get("entities"))
+            elif isinstance(req, (tuple, list)) and 3 <= len(req) <= 5:
+                args = tuple(req) + (None,) * (5 - len(req))
+            else:
+                raise RuneRequestError(
+                    f"requests[{i}] must be a dict with principal, action, resource (and context, entities)",
+                    field=f"requests[{i}]",
+                )
+            try:
+                self._parse_request(*args)
+            except RuneRequestError as e:
+                raise RuneRequestError(f"requests[{i}]: {e.message}", field=f"requests[{i}].{e.field}") from None
+            items.append(args)
+        return [self.authorize(*args) for args in items]
+
+    # -- embedded tests ----------------------------------------------------------------------
+
+    def run_tests(self) -> list[TestResult]:
+        """Run the bundle's ``[tests.*]`` (bypassing the cache); one result per test."""
+        results = []
+        for t in self.bundle.tests:
+            try:
+                p, a, r, ctx, ents = self._parse_request(t.principal, t.action, t.resource, t.context, t.entities)
+                kind, reasons, errors = self._decide(p, a, r, ctx, ents)
+            except RuneRequestError as e:
+                kind, reasons, errors = "deny", (), ((ENGINE_ERROR_ID, f"bad test request: {e.message}"),)
+            results.append(
+                TestResult(
+                    t.name,
+                    kind == t.expect,
+                    t.expect,
+                    kind,
+                    reasons,
+                    errors,
+                    t.loc.file,
+                    t.loc.line,
+                    t.loc.col,
+                )
+            )
+        return results
+
+    # -- query -------------------------------------------------------------------------------
+
+    def query(
+        self,
+        atom_text: str,
+        *,
+        principal: Any = None,
+        action: Any = None,
+        resource: Any = None,
+        context: Optional[Mapping[str, Any]] = None,
+        entities: Optional[Sequence[Any]] = None,
+    ) -> list[dict[str, Any]]:
+        """Answer a Datalog atom such as ``can(User::"alice", A, D)``.
+
+        Without request arguments the precomputed model answers; with any of
+        them, the request's own model (its derivations included). Returns
+        one dict of variable bindings per distinct match.
+        """
+        if principal is None and action is None and resource is None and context is None and entities is None:
+            return self._model.query(atom_text)
+        p = self._entity(principal, "principal") if principal is not None else None
+        a = self._entity(action, "action") if action is not None else None
+        r = self._entity(resource, "resource") if resource is not None else None
+        ctx = _parse_context(context)
+        ents = _parse_entities(entities)
+        model = self._request_model_partial(p, a, r, ctx, ents)
+        return model.query(atom_text)
+
+    def _request_model_partial(self, p: Any, a: Any, r: Any, ctx: CRecord, ents: Any) -> Any:
+        from .datalog import Model, intern_facts
+        from .symbols import Symbols
+
+        compiled = self._compiled
+        facts: dict[str, list] = {
+            "principal": [(p,)] if p is not None else [],
+            "action": [(a,)] if a is not None else [],
+            "resource": [(r,)] if r is not None else [],
+            "context": context_rows(ctx),
+        }
+        if ents is not None:
+            facts["parent"] = ents.parent_rows
+            facts["attr"] = ents.attr_rows
+        facts = {k: v for k, v in facts.items() if v and k in compiled.slot_of}
+        symbols = Symbols(self._model.db.symbols)
+        db = compiled.evaluate_request(self._model.db, intern_facts(compiled, facts, symbols, "request"), symbols, self.limits)
+        return Model(compiled, db)
+
+
+# ---------------------------------------------------------------------------
+# Loading
+
+
+def load(
+    path_or_dir: Union[str, "os.PathLike[str]"],
+    *,
+    cache_size: int = 4096,
+    recursive: bool = False,
+    policy_backend: str = "codegen",
+    **limits: Any,
+) -> Engine:
+    """Build an engine from a ``.rune`` file or a directory of them (a bundle).
+
+    ``**limits`` are ``Limits`` fields (``max_tuples=...``, ``deadline_ms=...``);
+    an unknown name is a ``TypeError``. Raises ``RuneError`` (``RuneErrors``
+    for several problems) for anything wrong with the files.
+    """
+    from . import parser
+
+    lim = Limits.from_kwargs(**limits)
+    bundle = parser.load_bundle(path_or_dir, recursive=recursive, limits=lim)
+    return Engine(bundle, cache_size=cache_size, limits=lim, policy_backend=policy_backend)
+
+
+def load_text(
+    text: str,
+    *,
+    cache_size: int = 4096,
+    path: str = "<string>",
+    base_dir: Optional[str] = None,
+    policy_backend: str = "codegen",
+    **limits: Any,
+) -> Engine:
+    """Build an engine from the text of one ``.rune`` file (``[sources]``
+    paths are relative to ``base_dir``, default the current directory)."""
+    from . import parser
+
+    lim = Limits.from_kwargs(**limits)
+    bundle = parser.bundle_from_text(text, path, limits=lim, base_dir=base_dir)
+    return Engine(bundle, cache_size=cache_size, limits=lim, policy_backend=policy_backend)

@@ -1,0 +1,635 @@
+"""``[sources]`` fact files (CSV and JSON lines) -> ``FactSet`` (SPEC section 4).
+
+Sources exist so that large fact sets (10^6 facts) load fast, so this module is
+shaped around one constraint: Python code that runs once per cell costs about
+a microsecond, which is a second per million cells.  The loaders therefore
+work column by column.  A column is classified with C-level operations (one
+``str.join`` and one regex search over the joined column, ``set(map(type,
+...))``) and converted with ``map`` over builtins; only columns that mix kinds
+fall back to a dict cache whose ``__missing__`` types each *distinct* string
+once (repeated values -- the common case in fact tables -- are dict hits).
+
+The value conversion for TOML and JSON values (``convert_column``) lives here
+too because ``[data]`` uses exactly the same rules; ``parser.py`` imports it.
+
+Errors name the source file with line and column, and the ``[sources]`` entry
+that declared it.
+"""
+
+from __future__ import annotations
+
+import csv
+import gc
+import io
+import json
+import math
+import os
+import re
+import threading
+from contextlib import contextmanager
+from itertools import chain, repeat
+from operator import itemgetter
+from typing import Any, Iterator, Optional, Sequence
+
+from .ast import FactSet, SourceSpec
+from .errors import RuneError, RuneSourceError, raise_collected
+from .limits import DEFAULT_LIMITS, Limits
+from .values import INT_MAX, INT_MIN, Entity, parse_entity_literal
+
+__all__ = [
+    "load_source",
+    "read_source_bytes",
+    "parse_source_bytes",
+    "source_format",
+    "EntityCache",
+    "convert_column",
+    "describe_bad_value",
+    "paused_gc",
+]
+
+#: Extensions read as JSON lines; every other file is CSV.
+JSONL_EXTENSIONS = (".jsonl", ".ndjson")
+
+#: At most this many cell errors are reported per source file (a broken
+#: 10^6-line file must not produce 10^6 errors).
+MAX_ERRORS_PER_FILE = 20
+
+_SCALAR_TYPES = frozenset((str, int, float, bool))
+_new_tuple = tuple.__new__
+
+# --------------------------------------------------------------------------
+# Value conversion shared with [data]
+
+
+class EntityCache(dict):
+    """``str -> str | Entity``: a string whose whole text is an entity literal
+    becomes an ``Entity``, any other string stays itself.
+
+    Mapping a column through ``cache.__getitem__`` keeps the loop in C; only a
+    string seen for the first time runs ``__missing__``.  Keys are strings
+    only, so ``1``/``True``/``1.0`` never collide.
+    """
+
+    __slots__ = ()
+
+    def __missing__(self, s: str) -> Any:
+        v: Any = s
+        if '::"' in s:
+            ent = parse_entity_literal(s)
+            if ent is not None:
+                v = ent
+        self[s] = v
+        return v
+
+
+def describe_bad_value(v: Any) -> str:
+    """Say what a non-scalar value is, in the user's (TOML/JSON) words."""
+    if isinstance(v, list):
+        return "a nested array"
+    if isinstance(v, dict):
+        return "a table/object"
+    if v is None:
+        return "null"
+    if isinstance(v, float) and v != v:
+        return "nan (never equal to itself, so the fact could never match)"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"the integer {v}, outside the 64-bit signed range"
+    name = type(v).__name__
+    if name in ("datetime", "date", "time"):
+        return f"a TOML {name} ({v}); dates and times are not a value kind, write a string or an integer"
+    return f"a value of type {name}"
+
+
+def convert_column(col: Sequence[Any], cache: EntityCache) -> tuple[tuple, int]:
+    """Convert one column of TOML/JSON values to fact values.
+
+    Returns ``(values, -1)`` or ``(partial, index_of_first_bad_value)``.  Bad
+    values: non-scalars (arrays, tables, null, dates), integers outside 64
+    bits, nan.
+    """
+    types = set(map(type, col))
+    if types == {str}:
+        return _convert_strings(col, cache, False), -1
+    if types <= {int}:
+        if col and (min(col) < INT_MIN or max(col) > INT_MAX):
+            return (), _first_bad(col)
+        return tuple(col), -1
+    if types <= {bool}:
+        return tuple(col), -1
+    if types <= {float}:
+        if any(map(math.isnan, col)):
+            return (), _first_bad(col)
+        return tuple(col), -1
+    if not types <= _SCALAR_TYPES:
+        return (), _first_bad(col)
+    out = []
+    append = out.append
+    for i, c in enumerate(col):
+        t = type(c)
+        if t is str:
+            c = cache[c]
+        elif t is int:
+            if c < INT_MIN or c > INT_MAX:
+                return (), i
+        elif t is float:
+            if c != c:
+                return (), i
+        append(c)
+    return tuple(out), -1
+
+
+def _first_bad(col: Sequence[Any]) -> int:
+    for i, c in enumerate(col):
+        t = type(c)
+        if t is str or t is bool:
+            continue
+        if t is int:
+            if INT_MIN <= c <= INT_MAX:
+                continue
+        elif t is float:
+            if c == c:
+                continue
+        return i
+    return -1  # pragma: no cover - callers only ask when something is bad
+
+
+# --------------------------------------------------------------------------
+# Whole-column string conversion
+#
+# The column is joined into one string framed by newlines ("\ncell\ncell\n")
+# and examined with regexes that begin with a literal "\n", which the regex
+# engine finds with a fast scan instead of trying every position.
+
+_TYPE = r"[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)*"
+_INT_CELL = re.compile(r"-?[0-9]+\Z")
+#: A cell that is not an integer (the final "\n" is followed by the end).
+_NOT_INT_NL = re.compile(r"\n(?!-?[0-9]+\n|\Z)")
+#: A cell that CSV typing turns into an int or a bool.
+_SPECIAL_NL = re.compile(r"\n(?:-?[0-9]+|true|false)(?=\n)")
+#: A cell that is a simple entity literal (no escapes in the id).
+_ENTITY_NL = re.compile(rf'\n({_TYPE})::"([^"\\\n]*)"(?=\n)')
+_TYPE_NAME = re.compile(rf"{_TYPE}\Z")
+#: Characters a JSON string (hence an entity id) may not hold raw, besides "\n".
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
+
+
+def _one_type_entities(col: Sequence[str]) -> Optional[tuple]:
+    """All cells ``T::"id"`` with one type T: the usual entity column.
+
+    Checked and sliced with ``map`` over str methods (no regex, no per-cell
+    Python), and every Entity shares the one type string.  The caller has
+    ruled out newlines, backslashes and control characters.
+    """
+    first = col[0]
+    k = first.find('::"')
+    if k <= 0:
+        return None
+    ty = first[:k]
+    prefix = first[: k + 3]
+    if (
+        not _TYPE_NAME.match(ty)
+        or not all(map(str.startswith, col, repeat(prefix)))
+        or not all(map(str.endswith, col, repeat('"')))
+        or set(map(str.count, col, repeat('"'))) != {2}
+    ):
+        return None
+    ids = map(itemgetter(slice(k + 3, -1)), col)
+    return tuple(map(_new_tuple, repeat(Entity), zip(repeat(ty), ids)))
+
+
+def _mostly_repeated(col: Sequence[str]) -> bool:
+    """Guess from a strided sample whether converting distinct values only pays."""
+    n = len(col)
+    if n < 64:
+        return False
+    sample = col[:: max(1, n // 4096)]
+    return len(set(sample)) * 2 <= len(sample)
+
+
+def _convert_strings(col: Sequence[str], cache: dict, csv_typed: bool) -> tuple:
+    """Convert a column of strings: entity literals -> Entity and, for CSV
+    (``csv_typed``), integers and booleans too.  ``cache`` types one string
+    (``EntityCache`` or ``_CsvCellCache``) for the per-distinct-value path.
+    """
+    n = len(col)
+    if not n:
+        return ()
+    j = "\n" + "\n".join(col) + "\n"
+    if j.count("\n") == n + 1:  # no cell contains a newline: whole-column checks apply
+        special = False
+        if csv_typed:
+            if _NOT_INT_NL.search(j) is None:
+                vals = tuple(map(int, col))
+                if min(vals) < INT_MIN or max(vals) > INT_MAX:
+                    for c, v in zip(col, vals):
+                        if v < INT_MIN or v > INT_MAX:
+                            raise _CellOverflow(c)
+                return vals
+            special = _SPECIAL_NL.search(j) is not None
+        if not special and '::"' not in j:
+            return tuple(col)
+        if _mostly_repeated(col):
+            uniq = list(set(col))
+            d = dict(zip(uniq, _convert_strings(uniq, cache, csv_typed)))
+            return tuple(map(d.__getitem__, col))
+        if not special and "\\" not in j and _CONTROL.search(j) is None:
+            ents = _one_type_entities(col)
+            if ents is not None:
+                return ents
+            pairs = _ENTITY_NL.findall(j)
+            if len(pairs) == n:  # every cell is an entity literal
+                return tuple(map(_new_tuple, repeat(Entity), pairs))
+    return tuple(map(cache.__getitem__, col))
+
+
+_gc_lock = threading.Lock()
+_gc_depth = 0
+_gc_was_enabled = False
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building millions of tuples.
+
+    Loading creates no reference cycles, but every allocation of a tracked
+    tuple counts towards a collection, and full collections traverse every
+    fact already built: with 10^6 facts that more than doubles the load time.
+    Re-entrant and thread-safe: the collector is re-enabled (if it was on)
+    when the outermost pause ends.
+    """
+    global _gc_depth, _gc_was_enabled
+    with _gc_lock:
+        if _gc_depth == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_depth += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_depth -= 1
+            if _gc_depth == 0 and _gc_was_enabled:
+                gc.enable()
+
+
+# --------------------------------------------------------------------------
+# Reading
+
+
+def source_format(path: str) -> str:
+    """``"jsonl"`` for ``.jsonl``/``.ndjson`` files, else ``"csv"``."""
+    return "jsonl" if path.lower().endswith(JSONL_EXTENSIONS) else "csv"
+
+
+def _entry_where(spec: SourceSpec) -> str:
+    if spec.loc.line:
+        return f"{spec.loc.file}:{spec.loc.line}:{spec.loc.col}"
+    return spec.loc.file
+
+
+def read_source_bytes(spec: SourceSpec, *, limits: Limits = DEFAULT_LIMITS) -> bytes:
+    """Read a source file, refusing it (before reading) if it exceeds ``max_file_bytes``.
+
+    A missing or unreadable file is a ``RuneSourceError`` located at the
+    ``[sources]`` entry (that is the line the user has to fix) and naming the
+    path.
+    """
+    loc = spec.loc
+    at = dict(file=loc.file, line=loc.line, column=loc.col, source_line=loc.text or None)
+    try:
+        size = os.stat(spec.path).st_size
+    except OSError as e:
+        reason = "not found" if isinstance(e, FileNotFoundError) else (e.strerror or str(e))
+        raise RuneSourceError(
+            f"source file {spec.path} for relation {spec.relation!r}: {reason}", **at
+        ) from None
+    if size > limits.max_file_bytes:
+        raise limits.exceeded(
+            "max_file_bytes", f"source file {spec.path} has {size} bytes", **at
+        )
+    try:
+        with open(spec.path, "rb") as f:
+            data = f.read(limits.max_file_bytes + 1)
+    except OSError as e:
+        raise RuneSourceError(
+            f"cannot read source file {spec.path} for relation {spec.relation!r}: {e.strerror or e}", **at
+        ) from None
+    if len(data) > limits.max_file_bytes:  # the file grew after stat()
+        raise limits.exceeded("max_file_bytes", f"source file {spec.path} is larger", **at)
+    return data
+
+
+def load_source(spec: SourceSpec, *, limits: Limits = DEFAULT_LIMITS) -> FactSet:
+    """Read and parse one ``[sources]`` entry into a ``FactSet`` (loc = the entry)."""
+    return parse_source_bytes(spec, read_source_bytes(spec, limits=limits), limits=limits)
+
+
+def parse_source_bytes(spec: SourceSpec, data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> FactSet:
+    """Parse the bytes of a source file (already read, e.g. to hash them too)."""
+    if len(data) > limits.max_file_bytes:
+        loc = spec.loc
+        raise limits.exceeded(
+            "max_file_bytes", f"source file {spec.path} has {len(data)} bytes",
+            file=loc.file, line=loc.line, column=loc.col, source_line=loc.text or None,
+        )
+    ctx = _FileCtx(spec, data)
+    text = ctx.decode()
+    with paused_gc():
+        if source_format(spec.path) == "jsonl":
+            arity, rows = _parse_jsonl(ctx, text)
+        else:
+            arity, rows = _parse_csv(ctx, text)
+    return FactSet(spec.relation, arity, rows, spec.loc)
+
+
+class _FileCtx:
+    """Error construction for one source file: lazily split lines for messages."""
+
+    def __init__(self, spec: SourceSpec, data: bytes) -> None:
+        self.spec = spec
+        self.data = data
+        self.text = ""
+        self._lines: Optional[list[str]] = None
+
+    def decode(self) -> str:
+        try:
+            self.text = self.data.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            line = self.data.count(b"\n", 0, e.start) + 1
+            start = self.data.rfind(b"\n", 0, e.start) + 1
+            end = self.data.find(b"\n", e.start)
+            raw = self.data[start : end if end >= 0 else len(self.data)]
+            col = len(self.data[start : e.start].decode("utf-8", "replace")) + 1
+            raise self.error(
+                f"not UTF-8 text (invalid byte 0x{self.data[e.start]:02x})",
+                line, col, raw.decode("utf-8", "replace"),
+            ) from None
+        return self.text
+
+    def line_text(self, n: int) -> str:
+        if self._lines is None:
+            self._lines = self.text.split("\n")
+        if 1 <= n <= len(self._lines):
+            return self._lines[n - 1].rstrip("\r")
+        return ""
+
+    def error(self, message: str, line: int, column: int = 1, source_line: Optional[str] = None) -> RuneSourceError:
+        spec = self.spec
+        if source_line is None and line:
+            source_line = self.line_text(line)
+        return RuneSourceError(
+            f"{message} (source of relation {spec.relation!r} declared at {_entry_where(spec)})",
+            file=spec.path, line=line, column=column, source_line=source_line,
+        )
+
+
+# --------------------------------------------------------------------------
+# CSV
+
+
+class _CellOverflow(Exception):
+    def __init__(self, cell: str) -> None:
+        self.cell = cell
+
+
+class _CsvCellCache(dict):
+    """``cell text -> typed value`` for mixed CSV columns (see module docstring)."""
+
+    __slots__ = ()
+
+    def __missing__(self, s: str) -> Any:
+        v: Any
+        if _INT_CELL.match(s):
+            v = int(s)
+            if v < INT_MIN or v > INT_MAX:
+                raise _CellOverflow(s)
+        elif s == "true":
+            v = True
+        elif s == "false":
+            v = False
+        elif '::"' in s:
+            v = parse_entity_literal(s) or s
+        else:
+            v = s
+        self[s] = v
+        return v
+
+
+def type_csv_column(col: Sequence[str], cache: Optional[dict] = None) -> tuple:
+    """Type one CSV column: ``-?[0-9]+`` -> int, ``true``/``false`` -> bool,
+    entity literal -> Entity, anything else stays a string.
+
+    Raises ``_CellOverflow`` for an integer outside 64 bits.
+    """
+    return _convert_strings(col, cache if cache is not None else _CsvCellCache(), True)
+
+
+def _csv_rows_with_lines(text: str) -> list[tuple[int, list[str]]]:
+    """Slow path (errors only): every non-blank record with its first line number."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    out = []
+    prev = 0
+    for row in reader:
+        start = prev + 1
+        prev = reader.line_num
+        if row:
+            out.append((start, row))
+    return out
+
+
+def _field_column(fields: list[str], j: int) -> int:
+    """Approximate 1-based column of field ``j`` (exact for unquoted lines)."""
+    if j == 0 or j >= len(fields):
+        return 1
+    return len(",".join(fields[:j])) + 2
+
+
+def _plain_csv_lines(text: str) -> Optional[list[str]]:
+    """The non-blank lines of a CSV text in which no field is quoted, or None.
+
+    The csv module only treats a quote specially at the start of a field, so
+    when no line and no field starts with one (and there is no CR or NUL),
+    splitting on newlines and commas gives exactly the csv module's records,
+    about four times faster.  Entity cells such as ``User::"alice"`` keep
+    their quotes inside the field and stay on this path.
+    """
+    if text.startswith('"') or ',"' in text or '\n"' in text or "\r" in text or "\x00" in text:
+        return None
+    lines = text.split("\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    if "" in lines:
+        lines = list(filter(None, lines))
+    return lines
+
+
+def _columns(flat: list, arity: int) -> list[list]:
+    """Row-major cells -> one list per column (slicing runs in C)."""
+    return [flat[j::arity] for j in range(arity)]
+
+
+def _parse_csv(ctx: _FileCtx, text: str) -> tuple[int, tuple]:
+    spec = ctx.spec
+    header_len = -1
+    lines = _plain_csv_lines(text)
+    if lines is not None:
+        if spec.header and lines:
+            header_len = lines[0].count(",") + 1
+            del lines[0]
+        nrows = len(lines)
+        lens = {c + 1 for c in set(map(str.count, lines, repeat(",")))}
+    else:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        try:
+            rows = list(reader)
+        except csv.Error as e:
+            raise ctx.error(f"malformed CSV: {e}", reader.line_num or 1) from None
+        if rows and not all(rows):
+            rows = list(filter(None, rows))  # blank lines carry no fact
+        if spec.header and rows:
+            header_len = len(rows[0])
+            del rows[0]
+        nrows = len(rows)
+        lens = set(map(len, rows))
+    if not nrows:
+        return (header_len if header_len >= 0 else 1), ()
+    if header_len >= 0:
+        lens.add(header_len)
+    if len(lens) > 1:
+        _raise_ragged_csv(ctx, text)
+    arity = lens.pop()
+    if lines is not None:
+        flat = ",".join(lines).split(",")
+        del lines
+    else:
+        flat = list(chain.from_iterable(rows))
+        del rows
+    cols = _columns(flat, arity)
+    del flat
+    cache = _CsvCellCache()
+    typed = []
+    for j, col in enumerate(cols):
+        try:
+            typed.append(type_csv_column(col, cache))
+        except _CellOverflow as e:
+            i = col.index(e.cell)
+            line, fields = _csv_rows_with_lines(text)[(1 if spec.header else 0) + i]
+            raise ctx.error(
+                f"integer {e.cell} in field {j + 1} is outside the 64-bit signed range",
+                line, _field_column(fields, j),
+            ) from None
+        cols[j] = None  # type: ignore[call-overload]  # free the strings early
+    return arity, tuple(zip(*typed))
+
+
+def _raise_ragged_csv(ctx: _FileCtx, text: str) -> None:
+    located = _csv_rows_with_lines(text)
+    first_line, first = located[0]
+    n = len(first)
+    errs = []
+    for line, row in located[1:]:
+        if len(row) != n:
+            what = "the header" if ctx.spec.header else f"the first row (line {first_line})"
+            errs.append(ctx.error(
+                f"ragged CSV: this row has {len(row)} fields but {what} has {n}; "
+                "every row of a relation must have the same number of fields",
+                line,
+            ))
+            if len(errs) >= MAX_ERRORS_PER_FILE:
+                break
+    raise_collected(errs)
+    raise ctx.error("ragged CSV", first_line)  # pragma: no cover - the scan above finds the row
+
+
+# --------------------------------------------------------------------------
+# JSON lines
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _array_lines(lines: list[str]) -> bool:
+    return all(map(str.startswith, lines, repeat("["))) and all(map(str.endswith, lines, repeat("]")))
+
+
+def _parse_jsonl(ctx: _FileCtx, text: str) -> tuple[int, tuple]:
+    lines = text.split("\n")
+    nonblank = list(filter(None, lines)) if "" in lines else lines
+    if not _array_lines(nonblank):  # surrounding blanks, CRLF, or a bad line
+        nonblank = list(filter(None, map(str.strip, lines)))
+    if not nonblank:
+        return 1, ()
+    items: Optional[list] = None
+    # Fast path: the whole file as one JSON array (one C call).  Guarded so
+    # that a line that is not one array on its own cannot hide in the join.
+    if _array_lines(nonblank):
+        try:
+            items = json.loads("[" + ",".join(nonblank) + "]", parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            items = None
+        if items is not None and (len(items) != len(nonblank) or set(map(type, items)) != {list}):
+            items = None
+    del nonblank
+    if items is None:
+        _raise_jsonl_line_errors(ctx, list(map(str.strip, lines)))
+        raise ctx.error("malformed JSON lines", 1)  # pragma: no cover - the line scan finds the culprit
+
+    def line_of(k: int) -> int:
+        return [i for i, s in enumerate(lines, 1) if s.strip()][k]
+
+    lens = set(map(len, items))
+    if len(lens) > 1:
+        n = len(items[0])
+        errs = []
+        for k, it in enumerate(items):
+            if len(it) != n:
+                errs.append(ctx.error(
+                    f"ragged JSON lines: this array has {len(it)} values but the first (line {line_of(0)}) "
+                    f"has {n}; every row of a relation must have the same length",
+                    line_of(k),
+                ))
+                if len(errs) >= MAX_ERRORS_PER_FILE:
+                    break
+        raise_collected(errs)
+    arity = lens.pop()
+    if arity == 0:
+        return 0, ((),) * len(items)
+    cols = _columns(list(chain.from_iterable(items)), arity)
+    del items
+    cache = EntityCache()
+    for j, col in enumerate(cols):
+        vals, bad = convert_column(col, cache)
+        if bad >= 0:
+            raise ctx.error(
+                f"value {j + 1} is {describe_bad_value(col[bad])}; each line must be one JSON array of "
+                "scalars (strings, numbers, booleans; entity literals as strings)",
+                line_of(bad),
+            )
+        cols[j] = vals  # type: ignore[call-overload]
+    return arity, tuple(zip(*cols))
+
+
+def _raise_jsonl_line_errors(ctx: _FileCtx, stripped: list[str]) -> None:
+    """Slow path: parse line by line to find and locate every bad line."""
+    errs: list[RuneError] = []
+    for n, s in enumerate(stripped, 1):
+        if not s:
+            continue
+        try:
+            v = json.loads(s, parse_constant=_reject_constant)
+        except json.JSONDecodeError as e:
+            raw = ctx.line_text(n)
+            col = len(raw) - len(raw.lstrip()) + e.pos + 1
+            errs.append(ctx.error(f"invalid JSON: {e.msg}; each line must be one JSON array", n, col))
+        except (ValueError, RecursionError) as e:
+            errs.append(ctx.error(f"invalid JSON: {e}; each line must be one JSON array", n))
+        else:
+            if not isinstance(v, list):
+                errs.append(ctx.error(
+                    f"expected one JSON array per line, found {describe_bad_value(v) if not isinstance(v, (str, int, float)) else 'a scalar'}",
+                    n,
+                ))
+        if len(errs) >= MAX_ERRORS_PER_FILE:
+            break
+    raise_collected(errs)

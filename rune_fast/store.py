@@ -1,0 +1,542 @@
+"""PolicyStore: the one attribute readers load, and everything that replaces it.
+
+The design (SPEC section 9, docs/reload.md):
+
+- ``store.engine`` is a plain attribute holding an immutable, complete,
+  checked Engine. A request reads it **once** and uses that snapshot to the
+  end, so it can never observe half of one version and half of another. The
+  read side takes no lock: rebinding an attribute is a single atomic store
+  under CPython, and every engine ever bound there is already complete.
+- Everything that *writes* the attribute (``reload``, ``rollback``, the
+  watcher) is serialised by one lock, so reloads never interleave and history
+  and stats stay consistent. A slow compile only ever delays other writers.
+- A reload is all-or-nothing: read -> parse -> check -> compile -> (tests) ->
+  swap. Any failure, including a deleted, unreadable or truncated file, keeps
+  the old engine and is reported (stats, log, subscribers).
+- Old engines are reclaimed by reference counting as soon as the history
+  drops them and the last request holding one finishes; failed loads are
+  stripped of their tracebacks so a half-built engine is not kept alive by
+  ``stats.last_errors``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable, NamedTuple, Optional, Sequence
+
+from .errors import RuneError, RuneErrors, raise_collected
+
+__all__ = [
+    "PolicyStore",
+    "ReloadResult",
+    "ReloadStats",
+    "HistoryEntry",
+    "RuneTestFailure",
+]
+
+log = logging.getLogger("rune_fast")
+
+Loader = Callable[..., Any]
+Subscriber = Callable[["ReloadResult"], None]
+
+
+def _default_loader(path: str, **options: Any) -> Any:
+    # Imported on use so that ``import rune_fast`` stays cheap and the store
+    # module has no import-time dependency on the compiler stack.
+    from .engine import load
+
+    return load(path, **options)
+
+
+class RuneTestFailure(RuneError):
+    """An engine whose embedded ``[tests.*]`` fail, refused by ``require_tests=True``."""
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """The outcome of one reload attempt (or a rollback), given to subscribers.
+
+    ``ok`` is the outcome; ``changed`` says whether ``store.engine`` was
+    replaced (a successful reload of identical content keeps the running
+    engine and its warm cache). ``version`` is the version serving *after*
+    the attempt: the new one on success, the old one on failure.
+    """
+
+    ok: bool
+    trigger: str  # "initial" | "manual" | "watch" | "rollback"
+    attempt: int
+    version: Optional[str]
+    previous_version: Optional[str]
+    changed: bool
+    duration: float  # seconds, read -> swap
+    at: float  # time.time() when the attempt finished
+    errors: tuple = ()
+    files: tuple = ()
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    @property
+    def error(self) -> Optional[RuneError]:
+        """The first error, or None."""
+        return self.errors[0] if self.errors else None
+
+    @property
+    def error_summary(self) -> Optional[str]:
+        """One line: every error as ``file:line:col: message``."""
+        return _summary(self.errors) if self.errors else None
+
+
+@dataclass(frozen=True)
+class ReloadStats:
+    """A consistent snapshot of the store's counters (SPEC 9 metrics).
+
+    ``last_error``/``last_errors`` describe the most recent *failed* attempt
+    and are kept after later successes; ``last_ok`` says how the most recent
+    attempt ended.
+    """
+
+    attempts: int = 0
+    successes: int = 0
+    failures: int = 0
+    rollbacks: int = 0
+    generation: int = 0  # number of times store.engine was assigned
+    version: Optional[str] = None
+    loaded_at: Optional[float] = None
+    last_duration: Optional[float] = None
+    last_ok: Optional[bool] = None
+    last_attempt_at: Optional[float] = None
+    last_error: Optional[str] = None
+    last_error_location: Optional[str] = None
+    last_error_at: Optional[float] = None
+    last_errors: tuple = ()
+    history_size: int = 0
+    watching: bool = False
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form (errors rendered as ``file:line:col: message``)."""
+        d = asdict(self)
+        d["last_errors"] = [_one_line(e) for e in self.last_errors]
+        return d
+
+
+class HistoryEntry(NamedTuple):
+    """What ``store.history`` shows of one engine (never the engine itself)."""
+
+    version: str
+    loaded_at: float
+    files: tuple
+
+
+@dataclass
+class _Slot:
+    engine: Any
+    version: str
+    loaded_at: float
+    files: tuple = field(default=())
+
+
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, RuneError):
+        return f"{err.location}: {type(err).__name__}: {err.message}"
+    return f"{type(err).__name__}: {err}"
+
+
+def _summary(errors: Sequence[BaseException]) -> str:
+    return "; ".join(_one_line(e) for e in errors)
+
+
+def _locate_test(name: str, files: Sequence[str]) -> Optional[tuple]:
+    """Find the ``[tests.NAME]`` header so a failing test is reported with a
+    location even when the engine's result carries none."""
+    header = f"[tests.{name}]"
+    for f in files:
+        if not str(f).endswith(".rune"):
+            continue
+        try:
+            with open(f, encoding="utf-8") as fh:
+                for i, text in enumerate(fh, 1):
+                    if text.startswith(header):
+                        return (str(f), i, 1, text.rstrip("\n"))
+        except (OSError, UnicodeDecodeError):
+            continue
+    return None
+
+
+def _flatten(err: BaseException) -> list:
+    return list(err.errors) if isinstance(err, RuneError) else [err]
+
+
+def _detach(err: BaseException) -> None:
+    """Drop traceback and chained exceptions: their frames may reference a
+    half-built engine that would otherwise live as long as ``stats``."""
+    for e in _flatten(err) + [err]:
+        e.__traceback__ = None
+        e.__context__ = None
+        e.__cause__ = None
+
+
+def _as_rune_errors(exc: BaseException, root: str) -> tuple:
+    """Every failure becomes located RuneErrors, whatever raised it."""
+    if isinstance(exc, RuneError):
+        return tuple(_flatten(exc))
+    if isinstance(exc, OSError):
+        where = exc.filename if isinstance(exc.filename, str) else root
+        return (RuneError(f"cannot read file: {exc.strerror or exc}", file=where),)
+    if isinstance(exc, UnicodeDecodeError):
+        return (RuneError(f"file is not valid UTF-8: {exc}", file=root),)
+    return (RuneError(f"internal error while loading: {type(exc).__name__}: {exc}", file=root),)
+
+
+class PolicyStore:
+    """Holds the current Engine in ``self.engine`` and replaces it on change.
+
+    ``PolicyStore(path_or_dir, *, watch=True, debounce=0.2, history=5,
+    require_tests=False, loader=None, **limits)``
+
+    - The initial load happens in the constructor and **raises** the
+      ``RuneError`` on failure: there is no previous engine to keep serving,
+      and a service should not start without a policy.
+    - ``watch=True`` starts a watchdog observer and a debounce thread that
+      reload ``debounce`` seconds after the last relevant file event; the
+      compile runs on that thread. ``close()`` (or ``with PolicyStore(...)``)
+      stops both.
+    - ``history`` is how many engines are kept, the current one included;
+      ``rollback(steps)`` can go back ``history - 1`` steps.
+    - ``require_tests=True`` refuses an engine whose embedded tests fail.
+    - ``loader`` builds an engine from the path (default
+      ``rune_fast.engine.load``); ``**limits`` (and any other keyword, e.g.
+      ``cache_size``) are passed to it on every reload.
+    """
+
+    engine: Any
+
+    def __init__(
+        self,
+        path_or_dir: "str | os.PathLike[str]",
+        *,
+        watch: bool = True,
+        debounce: float = 0.2,
+        history: int = 5,
+        require_tests: bool = False,
+        loader: Optional[Loader] = None,
+        **limits: Any,
+    ) -> None:
+        if history < 1:
+            raise ValueError("history must be >= 1 (it includes the current engine)")
+        self.path = os.path.abspath(os.fspath(path_or_dir))
+        self.require_tests = require_tests
+        self.debounce = float(debounce)
+        self._loader: Loader = loader or _default_loader
+        self._options = dict(limits)
+        self._lock = threading.Lock()  # writer side only
+        self._notify_lock = threading.RLock()
+        self._subscribers: list[Subscriber] = []
+        self._history: deque[_Slot] = deque(maxlen=history)
+        self._stats = ReloadStats()
+        self._attempt = 0
+        self._watcher = None
+        self._finalizer: Optional[weakref.finalize] = None
+        self._closed = False
+
+        if watch:
+            # Watch the root before the first read so that a change made while
+            # we compile is not missed (it just causes one more reload).
+            from .watch import PolicyWatcher
+
+            ref = weakref.ref(self)
+
+            def on_change() -> None:
+                store = ref()
+                if store is not None:
+                    store._reload_from_watcher()
+
+            self._watcher = PolicyWatcher(self.path, on_change, debounce=self.debounce)
+            # Stops the threads if the store is dropped without close().
+            self._finalizer = weakref.finalize(self, self._watcher.close, 1.0)
+
+        result = self._reload("initial")
+        if not result.ok:
+            self.close()
+            err = result.errors[0] if len(result.errors) == 1 else RuneErrors(list(result.errors))
+            raise err
+        if self._watcher is not None:
+            self._stats = replace(self._stats, watching=True)
+
+    # -- reading ------------------------------------------------------------
+    def authorize(self, principal: Any, action: Any, resource: Any, context: Any = None, entities: Any = None) -> Any:
+        """Decide with the current engine (loaded once: one consistent version)."""
+        engine = self.engine
+        return engine.authorize(principal, action, resource, context, entities)
+
+    @property
+    def version(self) -> str:
+        return self.engine.version
+
+    @property
+    def stats(self) -> ReloadStats:
+        """A consistent snapshot (the writer replaces it in one assignment)."""
+        return self._stats
+
+    @property
+    def history(self) -> list[HistoryEntry]:
+        """Engines kept for rollback, oldest first; the last is the current one."""
+        return [HistoryEntry(s.version, s.loaded_at, s.files) for s in list(self._history)]
+
+    @property
+    def watching(self) -> bool:
+        return self._watcher is not None and not self._closed
+
+    @property
+    def watcher(self):
+        """The PolicyWatcher (None when ``watch=False``); for diagnostics."""
+        return self._watcher
+
+    # -- writing ------------------------------------------------------------
+    def reload(self) -> ReloadResult:
+        """Reload now, synchronously, on the calling thread.
+
+        Returns the result; never raises for a bad policy (the old engine
+        stays and the errors are in the result and in ``stats``).
+        """
+        return self._reload("manual")
+
+    def rollback(self, steps: int = 1) -> ReloadResult:
+        """Swap back to the engine ``steps`` reloads ago, discarding the newer ones.
+
+        Asking for more steps than the history holds raises ``ValueError`` and
+        changes nothing. The files on disk are not touched: the next file
+        change reloads from them again.
+        """
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError("rollback steps must be a positive integer")
+        with self._lock:
+            available = len(self._history) - 1
+            if steps > available:
+                raise ValueError(f"cannot roll back {steps} step(s): only {available} earlier engine(s) in history")
+            t0 = time.perf_counter()
+            previous = self._history[-1].version
+            for _ in range(steps):
+                self._history.pop()
+            slot = self._history[-1]
+            self.engine = slot.engine  # the one assignment readers see
+            self._attempt += 1
+            now = time.time()
+            duration = time.perf_counter() - t0
+            s = self._stats
+            self._stats = replace(
+                s,
+                rollbacks=s.rollbacks + 1,
+                generation=s.generation + 1,
+                version=slot.version,
+                loaded_at=now,
+                history_size=len(self._history),
+            )
+            result = ReloadResult(
+                ok=True,
+                trigger="rollback",
+                attempt=self._attempt,
+                version=slot.version,
+                previous_version=previous,
+                changed=True,
+                duration=duration,
+                at=now,
+                files=slot.files,
+            )
+        log.info("rune_fast rollback ok steps=%d version=%s (was %s)", steps, slot.version, previous)
+        self._notify(result)
+        return result
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(result)`` after every reload attempt and rollback.
+
+        Callbacks run on the thread that reloaded (the watcher's for file
+        changes), after the swap and outside the writer lock; an exception in
+        one is logged and ignored. Returns a function that unsubscribes.
+        """
+        with self._notify_lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._notify_lock:
+                try:
+                    self._subscribers.remove(callback)
+                except ValueError:
+                    pass
+
+        return unsubscribe
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the watcher threads (joined with ``timeout``). Idempotent.
+
+        The store stays readable and ``reload()`` still works; only the
+        automatic reload stops.
+        """
+        self._closed = True
+        if self._finalizer is not None and self._finalizer.alive:
+            self._finalizer.detach()
+            if self._watcher is not None and not self._watcher.close(timeout):
+                log.warning("rune_fast: watcher thread did not stop within %.1fs", timeout)
+        if self._stats.watching:
+            self._stats = replace(self._stats, watching=False)
+
+    def __enter__(self) -> "PolicyStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        s = self._stats
+        return f"<PolicyStore {self.path!r} version={s.version} generation={s.generation} watching={self.watching}>"
+
+    # -- internals ------------------------------------------------------------
+    def _reload_from_watcher(self) -> None:
+        if not self._closed:
+            self._reload("watch")
+
+    def _build(self) -> Any:
+        """read -> parse -> check -> compile -> (tests); raises on any failure."""
+        engine = self._loader(self.path, **self._options)
+        files = tuple(getattr(engine, "watched_paths", ()) or ())
+        if files and not any(str(f).endswith(".rune") for f in files):
+            raise RuneError("no .rune file found: refusing an empty policy", file=self.path)
+        if self.require_tests:
+            failures = [r for r in engine.run_tests() if not r.passed]
+            if failures:
+                raise_collected(self._test_error(r, files) for r in failures)
+        return engine
+
+    def _test_error(self, r: Any, files: Sequence[str]) -> RuneTestFailure:
+        name = getattr(r, "name", "?")
+        msg = f"embedded test {name!r} failed: expected {getattr(r, 'expected', '?')}, got {getattr(r, 'actual', '?')}"
+        reasons = getattr(r, "reasons", None)
+        if reasons:
+            msg += f" (reasons: {', '.join(map(str, reasons))})"
+        file = getattr(r, "file", None)
+        line = getattr(r, "line", 0) or 0
+        column = getattr(r, "column", 0) or 0
+        source_line = None
+        if not line:
+            file, line, column, source_line = _locate_test(name, files) or (file, 0, 0, None)
+        return RuneTestFailure(msg, file=file or self.path, line=line, column=column, source_line=source_line)
+
+    def _reload(self, trigger: str) -> ReloadResult:
+        with self._lock:
+            self._attempt += 1
+            attempt = self._attempt
+            current = self._history[-1] if self._history else None
+            previous_version = current.version if current else None
+            t0 = time.perf_counter()
+            errors: tuple = ()
+            engine = None
+            try:
+                engine = self._build()
+            except Exception as exc:  # any failure keeps the old engine
+                if not isinstance(exc, (RuneError, OSError, UnicodeDecodeError)):
+                    log.error("rune_fast: unexpected error while loading %s", self.path, exc_info=exc)
+                errors = _as_rune_errors(exc, self.path)
+                _detach(exc)
+            files: tuple = ()
+            changed = False
+            version = previous_version
+            now = time.time()
+            if engine is not None:
+                files = tuple(os.path.abspath(str(f)) for f in (getattr(engine, "watched_paths", ()) or ()))
+                version = str(engine.version)
+                if current is None or version != current.version:
+                    slot = _Slot(engine, version, now, files)
+                    self._history.append(slot)  # may drop the oldest engine
+                    self.engine = engine  # the one assignment readers see
+                    changed = True
+                else:
+                    # Same content: keep the running engine and its warm cache.
+                    current.files = files
+                del engine
+            duration = time.perf_counter() - t0
+            s = self._stats
+            if not errors:
+                self._stats = replace(
+                    s,
+                    attempts=s.attempts + 1,
+                    successes=s.successes + 1,
+                    generation=s.generation + (1 if changed else 0),
+                    version=version,
+                    loaded_at=now if changed else s.loaded_at,
+                    last_duration=duration,
+                    last_ok=True,
+                    last_attempt_at=now,
+                    history_size=len(self._history),
+                )
+            else:
+                self._stats = replace(
+                    s,
+                    attempts=s.attempts + 1,
+                    failures=s.failures + 1,
+                    last_duration=duration,
+                    last_ok=False,
+                    last_attempt_at=now,
+                    last_error=_summary(errors),
+                    last_error_location=errors[0].location if isinstance(errors[0], RuneError) else None,
+                    last_error_at=now,
+                    last_errors=errors,
+                )
+            result = ReloadResult(
+                ok=not errors,
+                trigger=trigger,
+                attempt=attempt,
+                version=version,
+                previous_version=previous_version,
+                changed=changed,
+                duration=duration,
+                at=now,
+                errors=errors,
+                files=files or (current.files if current else ()),
+            )
+            self._log(result)
+            if self._watcher is not None and not self._closed:
+                # New [sources] may add files; failed loads may name a file
+                # that does not exist yet (watch its directory for it).
+                watch = list(result.files)
+                watch += [e.file for e in errors if isinstance(e, RuneError) and os.path.isabs(e.file)]
+                try:
+                    self._watcher.update(watch)
+                except Exception:  # pragma: no cover - defensive
+                    log.exception("rune_fast: updating the watched paths failed")
+        self._notify(result)
+        return result
+
+    def _log(self, r: ReloadResult) -> None:
+        ms = r.duration * 1000.0
+        if r.ok:
+            log.info(
+                "rune_fast reload ok trigger=%s version=%s%s duration=%.1fms files=%d",
+                r.trigger,
+                r.version,
+                "" if r.changed else " (unchanged)",
+                ms,
+                len(r.files),
+            )
+        else:
+            log.error(
+                "rune_fast reload FAILED trigger=%s keeping version=%s duration=%.1fms: %s",
+                r.trigger,
+                r.version,
+                ms,
+                r.error_summary,
+            )
+
+    def _notify(self, result: ReloadResult) -> None:
+        with self._notify_lock:
+            subscribers = list(self._subscribers)
+            for cb in subscribers:
+                try:
+                    cb(result)
+                except Exception:
+                    log.exception("rune_fast: reload subscriber %r raised; ignored", cb)
