@@ -93,7 +93,7 @@ class Relation:
         return row in self.rowset or (self.base is not None and row in self.base.rowset)
 
     def rows_list(self) -> list:
-        return (self.base.data_list() if self.base is not None else []) + list(self.data)
+        return (self.base.rows_list() if self.base is not None else []) + list(self.data)
 
     def rows(self) -> list:
         """Every row (base rows first) as tuples of ids."""

@@ -590,7 +590,7 @@ class CompiledProgram:
         are evaluated again from scratch over fresh relations.
         """
         limits = limits or self.limits
-        if not self.request_dependent:
+        if not self.request_dependent and not any(facts.values()):
             return static
         base = static.relations
         changed_slots = self._changed_slots()

@@ -265,5 +265,22 @@ class Model:
         results.sort(key=lambda b: [format_value(v) for v in b.values()])
         return results
 
+    def with_request(self, facts: Mapping[str, Iterable[tuple]]) -> "Model":
+        """This model plus one request's facts (SPEC §5 request relations).
+
+        ``facts`` may hold rows for ``principal``, ``action``, ``resource``,
+        ``context``, ``parent`` and ``attr``. Rules that depend on them are
+        evaluated on top of this model (which is not modified); the result is
+        the model the same rules would give with these facts added.
+        """
+        allowed = set(REQUEST_RELATIONS) | set(RESERVED_RELATIONS)
+        for name in facts:
+            if name not in allowed:
+                raise RuneDataError(f"request facts: {name!r} is not a request relation "
+                                    f"(expected one of {', '.join(sorted(allowed))})")
+        symbols = Symbols(self.db.symbols)
+        by_slot = intern_facts(self.compiled, facts, symbols, where="request facts")
+        return Model(self.compiled, self.compiled.evaluate_request(self.db, by_slot, symbols))
+
     def __repr__(self) -> str:
         return f"<Model {len(self)} tuples>"

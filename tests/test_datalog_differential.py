@@ -32,16 +32,16 @@ def lit(v) -> str:
 
 
 @st.composite
-def programs(draw):
+def programs(draw, edb=EDB):
     n_idb = draw(st.integers(1, 4))
     arity = {f"p{i}": draw(st.integers(1, 2)) for i in range(n_idb)}
     rules = []
     for i in range(n_idb):
         head = f"p{i}"
         for _ in range(draw(st.integers(1, 3))):
-            rules.append(draw(rule(head, i, arity)))
+            rules.append(draw(rule(head, i, arity, edb)))
     facts = {}
-    for name, ar in EDB.items():
+    for name, ar in edb.items():
         rows = draw(st.lists(st.tuples(*[st.integers(0, 4) if draw(st.booleans()) or c < ar - 1 else SCALARS
                                          for c in range(ar)]), max_size=10))
         facts[name] = rows
@@ -49,10 +49,10 @@ def programs(draw):
 
 
 @st.composite
-def rule(draw, head, level, arity):
-    readable = dict(EDB)
+def rule(draw, head, level, arity, edb=EDB):
+    readable = dict(edb)
     readable.update({f"p{j}": arity[f"p{j}"] for j in range(level + 1)})
-    lower = dict(EDB)
+    lower = dict(edb)
     lower.update({f"p{j}": arity[f"p{j}"] for j in range(level)})
     body = []
     bound: list[str] = []
@@ -144,3 +144,38 @@ def test_compiled_pure_and_reference_agree(case):
         want = ref.get(name, frozenset())
         assert kinded(m1.rows(name)) == want, (name, text)
         assert kinded(m2.rows(name)) == want, (name, text)
+
+
+REQUEST_EDB = {"e": 2, "u": 1, "principal": 1, "context": 2, "parent": 2, "attr": 3}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(programs(REQUEST_EDB), st.data())
+def test_request_evaluation_equals_full_evaluation(case, data):
+    """Per-request evaluation (incremental or recomputed strata over the
+    precomputed model) gives the model of static facts + request facts."""
+    text, facts = case
+    for core_module in (None, _pycore):
+        program = Program(text, _core_module=core_module)
+        static = {k: v for k, v in facts.items() if k in program.inputs or k in ("parent", "attr")}
+        static.pop("principal", None)
+        static.pop("context", None)
+        request = {
+            "principal": data.draw(st.lists(st.tuples(st.integers(0, 4)), max_size=2)),
+            "context": data.draw(st.lists(st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 4)), max_size=2)),
+            "parent": data.draw(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4)), max_size=3)),
+            "attr": data.draw(st.lists(st.tuples(st.integers(0, 4), st.sampled_from(["a", "b"]), st.integers(0, 4)), max_size=2)),
+        }
+        request = {k: v for k, v in request.items() if k in program.compiled.slot_of}
+        base = program.evaluate(static)
+        extended = base.with_request(request)
+        merged = {k: list(v) for k, v in static.items()}
+        for k, v in request.items():
+            merged[k] = merged.get(k, []) + list(v)
+        full = program.evaluate(merged)
+        for name in sorted({r.head.name for r in program.rules} | set(request)):
+            assert kinded(extended.rows(name)) == kinded(full.rows(name)), (name, text, request)
+        # the precomputed model is untouched by the request
+        again = program.evaluate(static)
+        for name in sorted({r.head.name for r in program.rules}):
+            assert kinded(base.rows(name)) == kinded(again.rows(name)), name
