@@ -880,10 +880,11 @@ cdef class Executor:
 
     cdef bint method(self, Op* op) except -1:
         cdef int64_t v = self.regs[op.reg]
-        key = (op.aux, v)
+        spec = self.plan.methods[op.aux]
+        key = (spec, v)      # memo shared by all plans: key by (method, arg), not position
         cached = self.method_memo.get(key)
         if cached is None:
-            name, arg = self.plan.methods[op.aux]
+            name, arg = spec
             cached = bool(self.hooks.method(name, arg, v))
             self.method_memo[key] = cached
         return cached

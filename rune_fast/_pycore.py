@@ -321,10 +321,11 @@ class Executor:
 
     def method(self, op) -> bool:
         v = self.regs[op[15]]
-        key = (op[16], v)
+        spec = self.plan.methods[op[16]]
+        key = (spec, v)  # memo shared by all plans: key by (method, arg), not position
         cached = self.method_memo.get(key)
         if cached is None:
-            name, arg = self.plan.methods[op[16]]
+            name, arg = spec
             cached = self.method_memo[key] = bool(self.hooks.method(name, arg, v))
         return cached
 
