@@ -97,13 +97,23 @@ def _run_check(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------
 # The table of subcommands.
 #
-# Extension point: `eval`, `test` and `query` are added here, e.g.
-#   Subcommand("test", "run the embedded [tests.*] of a bundle", _configure_test, _run_test)
-# using `load_checked()` to load and `print_errors()` to report.
+# Extension point: a subcommand is one `Subcommand` entry. `eval`, `test` and
+# `query` need the engine and live in `cli_engine.py`, which appends its
+# entries through `cli_engine.register(SUBCOMMANDS)`; `build_parser` calls it
+# lazily so that `rune check` never depends on the engine being importable.
 
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("check", "load a file or bundle and run every load-time check", _configure_check, _run_check),
 ]
+
+
+def _register_engine_commands() -> None:
+    """Add eval/test/query from ``cli_engine`` when it is available."""
+    try:
+        from .cli_engine import register
+    except ImportError:  # the engine front is optional for `rune check`
+        return
+    register(SUBCOMMANDS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rune_fast {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    _register_engine_commands()
     for cmd in SUBCOMMANDS:
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
         cmd.configure(p)
