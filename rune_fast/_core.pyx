@@ -29,6 +29,9 @@ equal values have equal ids and integer arithmetic needs no table.
 """
 
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
+from cpython.ref cimport PyObject, Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cpython.long cimport PyLong_FromLongLong
 from libc.string cimport memset, memcpy
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
@@ -455,6 +458,34 @@ cdef class Relation:
         cdef int k, a = self.d.arity
         for r in range(self.d.n):
             out.append(tuple([self.d.rows[r * a + k] for k in range(a)]))
+        return out
+
+    def value_rows(self, list table):
+        """Every row as a tuple of Python values (``table[k]`` is the value of id ``2*k``).
+
+        The end-to-end path: building the tuples here, in one pass, is several
+        times faster than going through tuples of ids.
+        """
+        out = []
+        if self.d.base != NULL:
+            out.extend(self._base.value_rows(table))
+        cdef int64_t r, ident
+        cdef int k, a = self.d.arity
+        cdef object t, v
+        cdef Py_ssize_t ntab = len(table)
+        for r in range(self.d.n):
+            t = PyTuple_New(a)
+            for k in range(a):
+                ident = self.d.rows[r * a + k]
+                if ident & 1:
+                    v = PyLong_FromLongLong(ident >> 1)
+                else:
+                    if (ident >> 1) >= ntab:
+                        raise IndexError("id outside the symbol table")
+                    v = table[ident >> 1]
+                Py_INCREF(v)
+                PyTuple_SET_ITEM(t, k, v)
+            out.append(t)
         return out
 
     def match(self, int index, key):

@@ -12,6 +12,8 @@ extending the program's.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 from . import ast as A
@@ -87,7 +89,8 @@ class Program:
         an unsupported type (a list, ``None``...) raise ``RuneDataError``.
         """
         symbols = Symbols(self.compiled.symbols)
-        by_slot = intern_facts(self.compiled, facts or {}, symbols)
+        with _gc_paused():
+            by_slot = intern_facts(self.compiled, facts or {}, symbols)
         db = self.compiled.evaluate(by_slot, symbols)
         return Model(self.compiled, db)
 
@@ -119,6 +122,18 @@ def intern_facts(compiled: CompiledProgram, facts: Mapping[str, Iterable[tuple]]
             except (TypeError, ValueError, OverflowError) as exc:
                 raise RuneDataError(f"{where}: relation {name!r}: row {row!r}: {exc}") from None
     return out
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause the cyclic GC while building many acyclic objects (tuples of values)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _bad_value(v: object) -> int:
@@ -154,8 +169,9 @@ class Model:
         """All tuples of ``name`` as a frozenset of tuples of Python values."""
         cached = self._cache.get(name)
         if cached is None:
-            row_values = self.db.symbols.row_values
-            cached = frozenset([row_values(r) for r in self._relation(name).rows()])
+            rows = self.rows(name)
+            with _gc_paused():
+                cached = frozenset(rows)
             self._cache[name] = cached
         return cached
 
@@ -166,8 +182,11 @@ class Model:
         ``(1.0,)`` and ``(True,)``; the language keeps them apart, and so
         does this list.
         """
-        row_values = self.db.symbols.row_values
-        return [row_values(r) for r in self._relation(name).rows()]
+        table = self._cache.get(None)
+        if table is None:
+            table = self._cache[None] = self.db.symbols.table()
+        with _gc_paused():  # millions of fresh tuples would trigger useless GC passes
+            return self._relation(name).value_rows(table)
 
     def relations(self) -> dict[str, frozenset]:
         """Every relation the program knows (request relations excluded) -> its tuples."""

