@@ -36,6 +36,9 @@ from libc.string cimport memset, memcpy
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
+cdef extern from "<sched.h>":
+    int sched_yield() noexcept nogil
+
 cdef extern from *:
     bint mul_overflow "__builtin_mul_overflow"(int64_t a, int64_t b, int64_t* res) noexcept nogil
     bint add_overflow "__builtin_add_overflow"(int64_t a, int64_t b, int64_t* res) noexcept nogil
@@ -79,7 +82,7 @@ DEF A_MEAN = 4
 DEF INLINE_MIN = -(1 << 62)
 DEF INLINE_MAX = (1 << 62) - 1
 DEF STACK = 256
-DEF CHECK_EVERY = 32768
+DEF CHECK_EVERY = 8192
 
 COMPILED = True
 
@@ -420,10 +423,14 @@ cdef class Relation:
 
     def add_many(self, rows):
         """Insert many rows of ids; returns how many were new."""
-        cdef int64_t added = 0
+        cdef int64_t added = 0, seen = 0
         for row in rows:
             if self.add(row):
                 added += 1
+            seen += 1
+            if seen % CHECK_EVERY == 0:
+                with nogil:   # bulk loads run on reload threads: let requests in
+                    sched_yield()
         return added
 
     def add_flat(self, const int64_t[:] flat):
@@ -486,6 +493,9 @@ cdef class Relation:
                 Py_INCREF(v)
                 PyTuple_SET_ITEM(t, k, v)
             out.append(t)
+            if r % CHECK_EVERY == CHECK_EVERY - 1:
+                with nogil:
+                    sched_yield()
         return out
 
     def match(self, int index, key):
@@ -687,8 +697,14 @@ cdef class Executor:
 
     cdef int tick(self) except -1:
         self.steps += 1
-        if self.steps % CHECK_EVERY == 0 and self.deadline > 0 and now_seconds() > self.deadline:
-            self.hooks.deadline()
+        if self.steps % CHECK_EVERY == 0:
+            if self.deadline > 0 and now_seconds() > self.deadline:
+                self.hooks.deadline()
+            # A long evaluation (a reload compiling on a background thread)
+            # must not starve request threads of the GIL: hand it over now
+            # and then, so they wait microseconds, not the whole evaluation.
+            with nogil:
+                sched_yield()
         return 0
 
     cdef int step(self, int pc) except -1:
