@@ -1,16 +1,22 @@
 """``[sources]`` fact files (CSV and JSON lines) -> ``FactSet`` (SPEC section 4).
 
-Sources exist so that large fact sets (10^6 facts) load fast, so this module is
-shaped around one constraint: Python code that runs once per cell costs about
-a microsecond, which is a second per million cells.  The loaders therefore
-work column by column.  A column is classified with C-level operations (one
-``str.join`` and one regex search over the joined column, ``set(map(type,
-...))``) and converted with ``map`` over builtins; only columns that mix kinds
-fall back to a dict cache whose ``__missing__`` types each *distinct* string
-once (repeated values -- the common case in fact tables -- are dict hits).
+Sources exist so that large fact sets (10^6 facts) load fast.  Python code
+that runs once per cell costs about a microsecond, which adds up to a second
+per million cells, so this module avoids per-cell Python code:
 
-The value conversion for TOML and JSON values (``convert_column``) lives here
-too because ``[data]`` uses exactly the same rules; ``parser.py`` imports it.
+- A CSV file in which no field is quoted (the usual case, entity cells
+  included) is split with ``str.split``.  Otherwise the csv module reads it.
+- Cells are then handled column by column.  A column is joined into one
+  string and checked with substring counts and regexes that start with a
+  literal newline (integers? plain strings? one entity type?).  It is
+  converted with ``map`` over builtins.  A column of many repeated values is
+  converted once per distinct value.  Only a column that mixes kinds falls
+  back to a dict cache whose ``__missing__`` types each distinct string.
+- The cyclic garbage collector is paused while the tuples are built (see
+  ``paused_gc``).
+
+``convert_column`` converts TOML and JSON values.  ``[data]`` follows exactly
+the same rules, so ``parser.py`` imports it from here.
 
 Errors name the source file with line and column, and the ``[sources]`` entry
 that declared it.
@@ -45,6 +51,7 @@ __all__ = [
     "convert_column",
     "describe_bad_value",
     "paused_gc",
+    "type_csv_column",
 ]
 
 #: Extensions read as JSON lines; every other file is CSV.
@@ -171,15 +178,22 @@ _ENTITY_NL = re.compile(rf'\n({_TYPE})::"([^"\\\n]*)"(?=\n)')
 _TYPE_NAME = re.compile(rf"{_TYPE}\Z")
 #: Characters a JSON string (hence an entity id) may not hold raw, besides "\n".
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
+_CONTROL_DELETE = {i: None for i in range(32) if i != 10}
 
 
-def _one_type_entities(col: Sequence[str]) -> Optional[tuple]:
+def _one_type_entities(col: Sequence[str], j: str) -> Optional[tuple]:
     """All cells ``T::"id"`` with one type T: the usual entity column.
 
-    Checked and sliced with ``map`` over str methods (no regex, no per-cell
-    Python), and every Entity shares the one type string.  The caller has
-    ruled out newlines, backslashes and control characters.
+    ``j`` is the column joined as ``"\ncell\ncell\n"``; the caller has ruled
+    out newlines inside cells, backslashes and control characters.  Since a
+    cell never holds a newline, counting substrings of ``j`` checks every cell
+    at once: each starts with ``T::"`` (the "\nT::\"" count), each ends with
+    a quote (the "\"\n" count), none is just ``T::"``, and the quotes number
+    exactly two per cell, so an id never holds a quote.  Ids are then cut out
+    with a C-level ``itemgetter(slice)`` and every Entity shares the one type
+    string.
     """
+    n = len(col)
     first = col[0]
     k = first.find('::"')
     if k <= 0:
@@ -188,13 +202,24 @@ def _one_type_entities(col: Sequence[str]) -> Optional[tuple]:
     prefix = first[: k + 3]
     if (
         not _TYPE_NAME.match(ty)
-        or not all(map(str.startswith, col, repeat(prefix)))
-        or not all(map(str.endswith, col, repeat('"')))
-        or set(map(str.count, col, repeat('"'))) != {2}
+        or j.count("\n" + prefix) != n
+        or j.count('"\n') != n
+        or j.count('"') != 2 * n
+        or ("\n" + prefix + "\n") in j
     ):
         return None
     ids = map(itemgetter(slice(k + 3, -1)), col)
     return tuple(map(_new_tuple, repeat(Entity), zip(repeat(ty), ids)))
+
+
+def _has_control(j: str) -> bool:
+    """Does ``j`` hold a control character other than newline?  (An entity
+    id is a JSON string body, which may not.)  ``str.translate`` has an
+    ASCII fast path that beats a regex scan five-fold."""
+    if j.isascii():
+        return len(j.translate(_CONTROL_DELETE)) != len(j)
+    return _CONTROL.search(j) is not None
+
 
 
 def _mostly_repeated(col: Sequence[str]) -> bool:
@@ -232,8 +257,8 @@ def _convert_strings(col: Sequence[str], cache: dict, csv_typed: bool) -> tuple:
             uniq = list(set(col))
             d = dict(zip(uniq, _convert_strings(uniq, cache, csv_typed)))
             return tuple(map(d.__getitem__, col))
-        if not special and "\\" not in j and _CONTROL.search(j) is None:
-            ents = _one_type_entities(col)
+        if not special and "\\" not in j and not _has_control(j):
+            ents = _one_type_entities(col, j)
             if ents is not None:
                 return ents
             pairs = _ENTITY_NL.findall(j)
@@ -550,7 +575,11 @@ def _reject_constant(name: str) -> Any:
 
 
 def _array_lines(lines: list[str]) -> bool:
-    return all(map(str.startswith, lines, repeat("["))) and all(map(str.endswith, lines, repeat("]")))
+    """Does every line start with "[" and end with "]"?  Checked on the joined
+    text (the lines hold no newline), which is cheaper than a call per line."""
+    j = "\n".join(lines)
+    n = len(lines) - 1
+    return j.startswith("[") and j.endswith("]") and j.count("\n[") == n and j.count("]\n") == n
 
 
 def _parse_jsonl(ctx: _FileCtx, text: str) -> tuple[int, tuple]:
