@@ -30,3 +30,11 @@ def test_pure_switch_selects_the_twin():
     out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, RUNE_FAST_PURE="1"),
                          capture_output=True, text=True, timeout=120, check=True).stdout.split()
     assert out == ["False", "rune_fast._pycore"]
+
+
+def test_embedded_example_tests_pass_on_the_pure_core():
+    examples = TESTS.parent / "examples"
+    proc = subprocess.run([sys.executable, "-m", "rune_fast", "test", str(examples)],
+                          env=dict(os.environ, RUNE_FAST_PURE="1"), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "0 failed" in proc.stdout
