@@ -669,6 +669,13 @@ cdef class Executor:
         PyMem_Free(self.rowbuf)
         PyMem_Free(self.keybuf)
 
+    def set_relation(self, int slot, Relation rel):
+        """Point a slot at another relation (a per-request overlay created late)."""
+        if slot < 0 or slot >= self.nrels:
+            raise IndexError(slot)
+        self.relations[slot] = rel
+        self.rels[slot] = rel.d
+
     def run(self, Plan plan):
         """Execute one plan to completion; returns the number of new head rows."""
         cdef int64_t before = self.derived

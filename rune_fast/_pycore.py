@@ -148,6 +148,10 @@ class Executor:
         self.plan = None
         self.coll: list = []
 
+    def set_relation(self, slot: int, rel: Relation) -> None:
+        """Point a slot at another relation (a per-request overlay created late)."""
+        self.relations[slot] = rel
+
     def run(self, plan: Plan) -> int:
         before = self.derived
         self.regs = [0] * max(plan.nregs, 1)

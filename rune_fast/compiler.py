@@ -20,6 +20,7 @@ The plans are run by the compiled executor (``_core.pyx``) or, with
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -85,17 +86,21 @@ def like_regex(pattern: Sequence) -> "re.Pattern[str]":
     return re.compile("".join(".*" if part is A.LIKE_WILDCARD else re.escape(part) for part in pattern), re.S)
 
 
+@functools.lru_cache(maxsize=1024)
+def _glob_regex(glob: str) -> "re.Pattern[str]":
+    return like_regex(like_pattern_from_glob(glob))
+
+
 class Hooks:
     """The executor's Python slow paths, bound to one evaluation's symbol table."""
 
-    __slots__ = ("symbols", "limit_name", "limit_value", "deadline_ms", "_like")
+    __slots__ = ("symbols", "limit_name", "limit_value", "deadline_ms")
 
     def __init__(self, symbols: Symbols, limit_name: str, limit_value: int, deadline_ms: float = 0.0) -> None:
         self.symbols = symbols
         self.limit_name = limit_name
         self.limit_value = limit_value
         self.deadline_ms = deadline_ms
-        self._like: dict = {}
 
     def _num(self, ident: int, what: str) -> "int | float":
         v = self.symbols.value(ident)
@@ -152,10 +157,7 @@ class Hooks:
             return v.endswith(arg)
         if name == "contains":
             return arg in v
-        rx = self._like.get(arg)
-        if rx is None:
-            rx = self._like[arg] = like_regex(like_pattern_from_glob(arg))
-        return rx.fullmatch(v) is not None
+        return _glob_regex(arg).fullmatch(v) is not None
 
     def aggregate(self, code: int, ids: list) -> int:
         name = AGG_NAMES[code]
@@ -516,15 +518,9 @@ class CompiledProgram:
 
     # -- relations
 
-    def new_relations(self, base: Optional[list] = None, only: Optional[Iterable[int]] = None) -> list:
-        """Fresh relations for every slot (or overlays over ``base`` for ``only``)."""
-        if base is None:
-            return [self.core.Relation(r.name, r.arity, list(r.index_cols)) for r in self.rels]
-        out = list(base)
-        for slot in only or ():
-            r = self.rels[slot]
-            out[slot] = self.core.Relation(r.name, r.arity, list(r.index_cols), base[slot])
-        return out
+    def new_relations(self) -> list:
+        """Fresh, empty relations for every slot, with their indexes."""
+        return [self.core.Relation(r.name, r.arity, list(r.index_cols)) for r in self.rels]
 
     # -- evaluation
 
@@ -593,34 +589,57 @@ class CompiledProgram:
         if not self.request_dependent and not any(facts.values()):
             return static
         base = static.relations
-        changed_slots = self._changed_slots()
-        relations = self.new_relations(base, changed_slots)
-        for stratum in self.strata:
-            if stratum.request_mode == "recompute":
-                for s in stratum.relations:
-                    r = self.rels[s]
-                    relations[s] = self.core.Relation(r.name, r.arity, list(r.index_cols))
-                    relations[s].add_many(static.seeds.get(s, ()))
+        relations = list(base)   # unchanged relations are read from the model itself
+        dirty: set[int] = set()  # slots whose contents differ from the model's
         for slot, rows in facts.items():
-            relations[slot].add_many(rows)
-        for slot in changed_slots:
-            n = relations[slot].own_count
-            relations[slot].set_tiers(0, 0, n, n)
+            rel = self._overlay(slot, base)
+            if rel.add_many(rows):
+                relations[slot] = rel
+                n = rel.own_count
+                rel.set_tiers(0, 0, n, n)
+                dirty.add(slot)
+        if not dirty and not self.request_dependent:
+            return static
         hooks = Hooks(symbols, "max_request_tuples", limits.max_request_tuples, limits.deadline_ms)
         ex = self.core.Executor(relations, hooks, limits.max_request_tuples, limits.deadline_ms / 1000.0)
         for stratum in self.strata:
-            if stratum.request_mode == "static":
+            # A stratum none of whose inputs changed keeps the model's rows:
+            # they are what evaluating it again would give.
+            if stratum.request_mode == "static" or not (stratum.reads & dirty or set(stratum.relations) & dirty):
                 continue
             if stratum.request_mode == "recompute":
+                for s in stratum.relations:
+                    r = self.rels[s]
+                    fresh = self.core.Relation(r.name, r.arity, list(r.index_cols))
+                    fresh.add_many(static.seeds.get(s, ()))
+                    relations[s] = fresh
+                    ex.set_relation(s, fresh)
                 self._run_full(ex, relations, stratum)
+                dirty.update(stratum.relations)
                 continue
-            self._run_incremental(ex, relations, stratum)
+            for s in stratum.relations:
+                if s not in dirty:
+                    relations[s] = self._overlay(s, base)
+                    ex.set_relation(s, relations[s])
+            self._run_incremental(ex, relations, stratum, dirty)
+            dirty.update(s for s in stratum.relations if relations[s].own_count)
         return Database(relations, symbols, list(ex.diagnostics))
 
-    def _run_incremental(self, ex, relations: list, stratum: Stratum) -> None:
+    def _overlay(self, slot: int, base: list):
+        r = self.rels[slot]
+        rel = self.core.Relation(r.name, r.arity, list(r.index_cols), base[slot])
+        rel.set_tiers(0, 0, 0, 0)
+        return rel
+
+    def _run_incremental(self, ex, relations: list, stratum: Stratum, dirty: set) -> None:
+        """Semi-naive evaluation of one stratum seeded by what the request changed.
+
+        Only overlays (dirty slots and this stratum's own relations) have
+        their tiers moved; relations shared with the model are never written.
+        """
         members = [relations[s] for s in stratum.relations]
         member_slots = set(stratum.relations)
-        lower = [relations[s] for s in stratum.reads if s in self._changed_slots() and s not in member_slots]
+        lower = [relations[s] for s in stratum.reads if s in dirty and s not in member_slots]
         # Round 0: every change so far (lower own rows, our own initial rows) is recent.
         for rel in lower:
             n = rel.own_count
@@ -643,12 +662,6 @@ class CompiledProgram:
         for rel in lower:
             n = rel.own_count
             rel.set_tiers(0, 0, n, n)
-
-    def _changed_slots(self) -> frozenset:
-        cs = getattr(self, "_changed_cache", None)
-        if cs is None:
-            cs = self._changed_cache = frozenset(self.slot_of[n] for n in self.changed if n in self.slot_of)
-        return cs
 
 
 def _body_relations(body: Sequence[A.Literal]) -> tuple[set, set]:
