@@ -669,6 +669,78 @@ cdef class Executor:
         PyMem_Free(self.rowbuf)
         PyMem_Free(self.keybuf)
 
+    cdef void tiers(self, int slot, int64_t s, int64_t lo, int64_t hi, int64_t a) noexcept:
+        cdef RelData* r = self.rels[slot]
+        r.stable_hi = s
+        r.recent_lo = lo
+        r.recent_hi = hi
+        r.all_hi = a
+
+    def run_stratum(self, list first, list members, list lower, bint recursive, list rounds, bint incremental):
+        """Evaluate one stratum: ``first`` plans once, then semi-naive rounds.
+
+        ``members`` are the stratum's slots, ``rounds`` its delta variants.
+        Full mode: everything is read as complete. Incremental mode (a
+        request on top of the model): the own rows of the ``lower`` slots and
+        of the members are the first delta, and stay marked as news for
+        the strata after this one.
+        """
+        cdef int slot, k, m = len(members)
+        cdef int64_t n
+        cdef int64_t* lo = <int64_t*>PyMem_Malloc(sizeof(int64_t) * (m if m else 1))
+        cdef int64_t* hi = <int64_t*>PyMem_Malloc(sizeof(int64_t) * (m if m else 1))
+        cdef bint changed
+        if lo == NULL or hi == NULL:
+            PyMem_Free(lo)
+            PyMem_Free(hi)
+            raise MemoryError()
+        try:
+            if incremental:
+                for slot in lower:
+                    n = self.rels[slot].n
+                    self.tiers(slot, 0, 0, n, n)
+            for k in range(m):
+                slot = members[k]
+                n = self.rels[slot].n
+                lo[k] = n
+                if incremental:
+                    self.tiers(slot, 0, 0, n, n)
+                else:
+                    self.tiers(slot, n, n, n, n)
+            for plan in first:
+                self.run(plan)
+            if incremental:
+                for slot in lower:
+                    n = self.rels[slot].n
+                    self.tiers(slot, n, n, n, n)
+            while recursive:
+                changed = False
+                for k in range(m):
+                    hi[k] = self.rels[members[k]].n
+                    if hi[k] != lo[k]:
+                        changed = True
+                if not changed:
+                    break
+                for k in range(m):
+                    self.tiers(members[k], lo[k], lo[k], hi[k], hi[k])
+                for plan in rounds:
+                    self.run(plan)
+                for k in range(m):
+                    lo[k] = hi[k]
+            for slot in members:
+                n = self.rels[slot].n
+                if incremental:
+                    self.tiers(slot, 0, 0, n, n)   # news for the strata after this one
+                else:
+                    self.tiers(slot, n, n, n, n)
+            if incremental:
+                for slot in lower:
+                    n = self.rels[slot].n
+                    self.tiers(slot, 0, 0, n, n)
+        finally:
+            PyMem_Free(lo)
+            PyMem_Free(hi)
+
     def set_relation(self, int slot, Relation rel):
         """Point a slot at another relation (a per-request overlay created late)."""
         if slot < 0 or slot >= self.nrels:

@@ -148,6 +148,41 @@ class Executor:
         self.plan = None
         self.coll: list = []
 
+    def run_stratum(self, first: list, members: list, lower: list, recursive: bool, rounds: list, incremental: bool) -> None:
+        """Evaluate one stratum (see the compiled twin for the tier protocol)."""
+        rels = self.relations
+        if incremental:
+            for slot in lower:
+                n = rels[slot].own_count
+                rels[slot].set_tiers(0, 0, n, n)
+        lo = []
+        for slot in members:
+            n = rels[slot].own_count
+            lo.append(n)
+            rels[slot].set_tiers(*((0, 0, n, n) if incremental else (n, n, n, n)))
+        for plan in first:
+            self.run(plan)
+        if incremental:
+            for slot in lower:
+                n = rels[slot].own_count
+                rels[slot].set_tiers(n, n, n, n)
+        while recursive:
+            hi = [rels[slot].own_count for slot in members]
+            if hi == lo:
+                break
+            for slot, a, b in zip(members, lo, hi):
+                rels[slot].set_tiers(a, a, b, b)
+            for plan in rounds:
+                self.run(plan)
+            lo = hi
+        for slot in members:
+            n = rels[slot].own_count
+            rels[slot].set_tiers(*((0, 0, n, n) if incremental else (n, n, n, n)))
+        if incremental:
+            for slot in lower:
+                n = rels[slot].own_count
+                rels[slot].set_tiers(0, 0, n, n)
+
     def set_relation(self, slot: int, rel: Relation) -> None:
         """Point a slot at another relation (a per-request overlay created late)."""
         self.relations[slot] = rel

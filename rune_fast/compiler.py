@@ -415,6 +415,14 @@ class Stratum:
     #: per request: "static" (untouched), "incremental" or "recompute"
     request_mode: str = "static"
 
+    def __post_init__(self) -> None:
+        # Flat lists for the executor's stratum driver.
+        self.members = list(self.relations)
+        self.member_set = frozenset(self.relations)
+        self.full_plans = [rp.full for rp in self.rules]
+        self.round_plans = [plan for rp in self.rules for plan in rp.deltas.values()]
+        self.request_plans = [plan for rp in self.rules for plan in rp.request_deltas.values()]
+
 
 class Database:
     """One evaluation's relations, by slot, plus the symbol table of their ids."""
@@ -539,41 +547,15 @@ class CompiledProgram:
             n = rel.own_count
             rel.set_tiers(n, n, n, n)
         for stratum in self.strata:
-            self._run_full(ex, relations, stratum)
+            self._run_full(ex, stratum)
         return Database(relations, symbols, list(ex.diagnostics), seeds)
 
     def _recompute_slots(self) -> frozenset:
         return frozenset(s for st in self.strata if st.request_mode == "recompute" for s in st.relations)
 
-    def _run_full(self, ex, relations: list, stratum: Stratum) -> None:
-        members = [relations[s] for s in stratum.relations]
-        for rel in members:
-            n = rel.own_count
-            rel.set_tiers(n, n, n, n)
-        starts = [rel.own_count for rel in members]
-        for rp in stratum.rules:
-            ex.run(rp.full)
-        if stratum.recursive:
-            self._fixpoint(ex, members, starts, stratum, "deltas")
-        for rel in members:
-            n = rel.own_count
-            rel.set_tiers(n, n, n, n)
-
     @staticmethod
-    def _fixpoint(ex, members: list, stable: list, stratum: Stratum, which: str) -> None:
-        """Semi-naive rounds: rows [stable, recent) are the last round's news."""
-        recent_lo = list(stable)
-        while True:
-            highs = [rel.own_count for rel in members]
-            if all(h == lo for h, lo in zip(highs, recent_lo)):
-                return
-            for rel, lo, hi in zip(members, recent_lo, highs):
-                rel.set_tiers(lo, lo, hi, hi)
-            for rp in stratum.rules:
-                variants = getattr(rp, which)
-                for index, plan in variants.items():
-                    ex.run(plan)
-            recent_lo = highs
+    def _run_full(ex, stratum: Stratum) -> None:
+        ex.run_stratum(stratum.full_plans, stratum.members, [], stratum.recursive, stratum.round_plans, False)
 
     def evaluate_request(self, static: Database, facts: Mapping[int, Iterable[tuple]], symbols: Symbols,
                          limits: Optional[Limits] = None) -> Database:
@@ -605,7 +587,7 @@ class CompiledProgram:
         for stratum in self.strata:
             # A stratum none of whose inputs changed keeps the model's rows:
             # they are what evaluating it again would give.
-            if stratum.request_mode == "static" or not (stratum.reads & dirty or set(stratum.relations) & dirty):
+            if stratum.request_mode == "static" or not (stratum.reads & dirty or stratum.member_set & dirty):
                 continue
             if stratum.request_mode == "recompute":
                 for s in stratum.relations:
@@ -614,14 +596,14 @@ class CompiledProgram:
                     fresh.add_many(static.seeds.get(s, ()))
                     relations[s] = fresh
                     ex.set_relation(s, fresh)
-                self._run_full(ex, relations, stratum)
+                self._run_full(ex, stratum)
                 dirty.update(stratum.relations)
                 continue
             for s in stratum.relations:
                 if s not in dirty:
                     relations[s] = self._overlay(s, base)
                     ex.set_relation(s, relations[s])
-            self._run_incremental(ex, relations, stratum, dirty)
+            self._run_incremental(ex, stratum, dirty)
             dirty.update(s for s in stratum.relations if relations[s].own_count)
         return Database(relations, symbols, list(ex.diagnostics))
 
@@ -631,37 +613,15 @@ class CompiledProgram:
         rel.set_tiers(0, 0, 0, 0)
         return rel
 
-    def _run_incremental(self, ex, relations: list, stratum: Stratum, dirty: set) -> None:
+    @staticmethod
+    def _run_incremental(ex, stratum: Stratum, dirty: set) -> None:
         """Semi-naive evaluation of one stratum seeded by what the request changed.
 
         Only overlays (dirty slots and this stratum's own relations) have
         their tiers moved; relations shared with the model are never written.
         """
-        members = [relations[s] for s in stratum.relations]
-        member_slots = set(stratum.relations)
-        lower = [relations[s] for s in stratum.reads if s in dirty and s not in member_slots]
-        # Round 0: every change so far (lower own rows, our own initial rows) is recent.
-        for rel in lower:
-            n = rel.own_count
-            rel.set_tiers(0, 0, n, n)
-        starts = [rel.own_count for rel in members]
-        for rel, n in zip(members, starts):
-            rel.set_tiers(0, 0, n, n)
-        for rp in stratum.rules:
-            for plan in rp.request_deltas.values():
-                ex.run(plan)
-        # Later rounds: lower relations are settled, only our own news is recent.
-        for rel in lower:
-            n = rel.own_count
-            rel.set_tiers(n, n, n, n)
-        if stratum.recursive:
-            self._fixpoint(ex, members, starts, stratum, "deltas")
-        for rel in members:
-            n = rel.own_count
-            rel.set_tiers(0, 0, n, n)  # for later strata: all own rows are news
-        for rel in lower:
-            n = rel.own_count
-            rel.set_tiers(0, 0, n, n)
+        lower = [s for s in stratum.reads if s in dirty and s not in stratum.member_set]
+        ex.run_stratum(stratum.request_plans, stratum.members, lower, stratum.recursive, stratum.round_plans, True)
 
 
 def _body_relations(body: Sequence[A.Literal]) -> tuple[set, set]:
