@@ -34,11 +34,10 @@ Why it is shaped like this:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 from . import ast as A
@@ -57,7 +56,7 @@ from .policies import (
     unkey_row,
     _BoolKey,
 )
-from .values import Entity, format_value, parse_entity_literal
+from .values import Entity, parse_entity_literal
 
 __all__ = [
     "Decision",
@@ -468,7 +467,8 @@ class Engine:
     """
 
     __slots__ = (
-        "bundle",
+        "tests",
+        "rules",
         "limits",
         "version",
         "watched_paths",
@@ -481,10 +481,12 @@ class Engine:
         "_cache",
         "_decisions",
         "_ent_memo",
+        "_plans",
         "_core_dep",
         "_entity_dep",
         "_dynamic_hierarchy",
         "_entity_hierarchy",
+        "_sealed",
         "__weakref__",
     )
 
@@ -503,7 +505,10 @@ class Engine:
 
         if not isinstance(cache_size, int) or cache_size < 0:
             raise ValueError(f"cache_size must be an integer >= 0, got {cache_size!r}")
-        self.bundle = bundle
+        # The bundle itself is not kept: its fact rows would double the memory
+        # of a big data set for the engine's whole life.
+        self.tests: tuple[A.EmbeddedTest, ...] = bundle.tests
+        self.rules: tuple[A.Rule, ...] = bundle.rules
         self.limits = limits
         self.version: str = bundle.content_hash
         self.watched_paths: tuple[str, ...] = tuple(bundle.watched_paths)
@@ -543,11 +548,11 @@ class Engine:
                 snapshots[name] = frozenset()
                 continue
             arity = compiled.rel(name).arity
-            if arity < 2 or model.size(name) <= SNAPSHOT_LIMIT or any(
-                rel == name for rel, _ in self.policies.patterns
-            ):
+            if arity < 2 or model.size(name) <= SNAPSHOT_LIMIT:
                 snapshots[name] = model.relation(name)
             else:
+                # calls with `_` go to the model, which has an index on the
+                # bound columns (extra_indexes above)
                 probes[name] = trie_probe(lambda prefix, _n=name: model.match(_n, prefix), arity)
         self._static = FactData.from_facts(
             rel_rows("parent"), rel_rows("attr"), snapshots, fallback=model, probes=probes
@@ -559,6 +564,17 @@ class Engine:
         self._cache: Any = _DecisionCache(cache_size) if cache_size else _NoCache()
         self._decisions: dict = {}
         self._ent_memo: dict = {}
+        self._plans: dict = {}
+        self._sealed = True
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Immutable once built: sharing between threads relies on it.
+        if getattr(self, "_sealed", False):
+            raise AttributeError(f"Engine is immutable (cannot set {name!r}); build a new one to change it")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Engine is immutable")
 
     # -- public properties ---------------------------------------------------------
 
@@ -571,10 +587,6 @@ class Engine:
     def diagnostics(self) -> list[str]:
         """Rule evaluation problems found while building (overflow, division by zero)."""
         return self._model.diagnostics
-
-    @property
-    def tests(self) -> tuple[A.EmbeddedTest, ...]:
-        return self.bundle.tests
 
     @property
     def policy_ids(self) -> tuple[str, ...]:
@@ -594,7 +606,7 @@ class Engine:
     def __repr__(self) -> str:
         return (
             f"<Engine version={self.version[:12]} policies={len(self.policies)} "
-            f"rules={len(self.bundle.rules)} cache={self._cache.capacity}>"
+            f"rules={len(self.rules)} cache={self._cache.capacity}>"
         )
 
     # -- authorize -------------------------------------------------------------------
@@ -738,61 +750,50 @@ class Engine:
         static = self._static
         has_ents = ents is not None and bool(ents.parents or ents.attrs)
         if not has_ents and not self._dynamic_hierarchy:
-            sel = policies._memo.get((a, p[0], r[0]))
-            if sel is None:
-                sel = policies.candidates(p, a, r, static)
-            rels = sel[2]
-            if not rels or rels.isdisjoint(self._core_dep):
+            plan = self._plans.get((a, p[0], r[0]))
+            if plan is None:
+                plan = self._plan(p, a, r)
+            sel, dyn = plan
+            if dyn is None:
                 return policies.run(sel, p, a, r, ctx, static)
             lazy = _LazyModel(self, p, a, r, ctx, None)
-            return policies.run(sel, p, a, r, ctx, _RequestRelations(static, rels & self._core_dep, lazy))
+            return policies.run(sel, p, a, r, ctx, _RequestRelations(static, dyn, lazy))
         # Request entities and/or a hierarchy that rules derive per request.
         data = OverlayData(static, ents.parents if ents else None, ents.attrs if ents else None)
         lazy = _LazyModel(self, p, a, r, ctx, ents)
         if self._dynamic_hierarchy or (has_ents and self._entity_hierarchy):
-            self._apply_derived_entities(data, lazy.model(), ents)
+            # Rules derive parent/attr from the request: read them from its model.
+            data.hierarchy = lazy.model()
         sel = policies.candidates(p, a, r, data, use_memo=not data.req_parents)
         dep = self._core_dep | self._entity_dep if has_ents else self._core_dep
         for n in sel[2] & dep:
             data.rels[n] = lazy
         return policies.run(sel, p, a, r, ctx, data)
 
-    def _request_model(self, p: Entity, a: Entity, r: Entity, ctx: CRecord, ents: Optional[_RequestEntities]) -> Any:
-        """The Datalog model of this request (static model + request facts)."""
-        from .datalog import Model, intern_facts
-        from .symbols import Symbols
+    def _plan(self, p: Entity, a: Entity, r: Entity) -> tuple:
+        """(candidate selection, request-dependent relations it calls or None)
+        for an (action, principal type, resource type) under the static
+        hierarchy; memoized (a complete value per key, so no lock)."""
+        sel = self.policies.candidates(p, a, r, self._static)
+        dyn = sel[2] & self._core_dep
+        plan = (sel, dyn or None)
+        if len(self._plans) < 16384:
+            self._plans[(a, p[0], r[0])] = plan
+        return plan
 
-        compiled = self._compiled
-        facts: dict[str, list] = {"principal": [(p,)], "action": [(a,)], "resource": [(r,)], "context": context_rows(ctx)}
+    def _request_model(self, p: Entity, a: Entity, r: Entity, ctx: CRecord, ents: Optional[_RequestEntities]) -> Any:
+        """The Datalog model of this request: the static model plus the
+        request relations (SPEC section 5), evaluated by the core with this
+        engine's limits (``max_request_tuples``, ``deadline_ms``)."""
+        return self._with_request([(p,)], [(a,)], [(r,)], ctx, ents)
+
+    def _with_request(self, p_rows: list, a_rows: list, r_rows: list, ctx: CRecord, ents: Optional[_RequestEntities]) -> Any:
+        slots = self._compiled.slot_of
+        facts: dict[str, list] = {"principal": p_rows, "action": a_rows, "resource": r_rows, "context": context_rows(ctx)}
         if ents is not None:
             facts["parent"] = ents.parent_rows
             facts["attr"] = ents.attr_rows
-        facts = {k: v for k, v in facts.items() if v and k in compiled.slot_of}
-        symbols = Symbols(self._model.db.symbols)
-        by_slot = intern_facts(compiled, facts, symbols, "request")
-        db = compiled.evaluate_request(self._model.db, by_slot, symbols, self.limits)
-        return Model(compiled, db)
-
-    def _apply_derived_entities(self, data: OverlayData, model: Any, ents: Optional[_RequestEntities]) -> None:
-        """Parents/attributes that rules derived for this request join the overlay."""
-        static = self._static
-        static_parents = self._model.relation("parent") if "parent" in self._compiled.slot_of else frozenset()
-        for child, par in model.relation("parent") - static_parents if "parent" in self._compiled.slot_of else ():
-            cur = data.req_parents.get(child, ())
-            if par not in cur:
-                data.req_parents[child] = cur + (par,)
-        data._dirty = frozenset(data.req_parents)
-        if "attr" in self._compiled.slot_of:
-            new_rows = model.relation("attr") - self._model.relation("attr")
-            touched = {row[0] for row in new_rows}
-            for e in touched:
-                rows = [(e, n, v) for n, v in model.match("attr", (e,))]
-                rec = FactData.from_facts((), rows).attrs_of(e) or CRecord()
-                override = data.req_attrs.get(e)
-                if override:
-                    rec = CRecord({**rec, **override})
-                data.req_attrs[e] = rec
-        del static
+        return self._model.with_request({k: v for k, v in facts.items() if v and k in slots})
 
     # -- batch -----------------------------------------------------------------------------
 
@@ -833,7 +834,7 @@ class Engine:
     def run_tests(self) -> list[TestResult]:
         """Run the bundle's ``[tests.*]`` (bypassing the cache); one result per test."""
         results = []
-        for t in self.bundle.tests:
+        for t in self.tests:
             try:
                 p, a, r, ctx, ents = self._parse_request(t.principal, t.action, t.resource, t.context, t.entities)
                 kind, reasons, errors = self._decide(p, a, r, ctx, ents)
@@ -883,23 +884,13 @@ class Engine:
         return model.query(atom_text)
 
     def _request_model_partial(self, p: Any, a: Any, r: Any, ctx: CRecord, ents: Any) -> Any:
-        from .datalog import Model, intern_facts
-        from .symbols import Symbols
-
-        compiled = self._compiled
-        facts: dict[str, list] = {
-            "principal": [(p,)] if p is not None else [],
-            "action": [(a,)] if a is not None else [],
-            "resource": [(r,)] if r is not None else [],
-            "context": context_rows(ctx),
-        }
-        if ents is not None:
-            facts["parent"] = ents.parent_rows
-            facts["attr"] = ents.attr_rows
-        facts = {k: v for k, v in facts.items() if v and k in compiled.slot_of}
-        symbols = Symbols(self._model.db.symbols)
-        db = compiled.evaluate_request(self._model.db, intern_facts(compiled, facts, symbols, "request"), symbols, self.limits)
-        return Model(compiled, db)
+        return self._with_request(
+            [(p,)] if p is not None else [],
+            [(a,)] if a is not None else [],
+            [(r,)] if r is not None else [],
+            ctx,
+            ents,
+        )
 
 
 # ---------------------------------------------------------------------------

@@ -2,11 +2,12 @@
 
 Why it is shaped like this:
 
-- **Compiled once, run many times.** Every condition is turned into a tree of
-  Python closures when the engine is built. A request never walks the AST,
-  never looks at node types and never parses anything; each operator is one
-  small function call. (Measured against an AST walker and a generated-source
-  variant; see docs/policies.md.)
+- **Compiled once, run many times.** Every policy is turned into one
+  generated Python function when the engine is built (a closure tree is the
+  fallback backend and the reference the differential test also runs). A
+  request never walks the AST, never looks at node types and never parses
+  anything. Generated code measured ~2x faster than the closure tree
+  (docs/policies.md).
 - **Indexed by action and entity type.** A request only runs the policies
   whose scope can match: candidates are selected by the request's action
   (``==``, ``in`` and ``in [...]`` resolved against the action hierarchy),
@@ -233,7 +234,6 @@ class CRecord(dict):
         return "{" + ", ".join(f"{k}: {format_cedar(v)}" for k, v in self.items()) + "}"
 
 
-_EMPTY_RECORD = CRecord()
 _EMPTY: frozenset = frozenset()
 
 
@@ -353,7 +353,7 @@ def _valid_type(ty: str) -> bool:
 
 
 def from_value(v: Any) -> Any:
-    """A Cedar value back as plain JSON-like Python (sets -> sorted-ish lists)."""
+    """A Cedar value back as plain JSON-like Python (sets -> lists, records -> dicts)."""
     t = type(v)
     if t is CSet:
         return [from_value(x) for x in v]
@@ -388,12 +388,71 @@ class PolicyData(Protocol):
 def ancestor_closure(parents: Mapping[Any, Iterable[Any]]) -> dict[Any, frozenset]:
     """The transitive (not reflexive) ancestors of every node with parents.
 
-    Iterative DFS with memoization; cycles (which Cedar forbids but data may
-    contain) are handled by giving every node of a strongly connected
-    component the union of the component's reach (Tarjan's algorithm), so the
-    result is correct whatever the graph.
+    Hierarchies are almost always DAGs with many leaves under few parents
+    (documents in folders, users in groups), so the common path walks the
+    DAG once, parents first, and gives every child of a single parent the
+    *same* frozenset object (``ancestors(parent) | {parent}``): building the
+    closure of 10^5 documents in 50 folders allocates 50 sets, not 10^5.
+    A cycle (Cedar forbids them, data may still contain one) switches to
+    ``_closure_with_cycles``, which is correct for any graph.
     """
     graph = {k: tuple(v) for k, v in parents.items()}
+    plus: dict = {}  # node -> its ancestors and itself (shared between children)
+    result: dict = {}
+    by_parents: dict = {}  # parent tuple -> union, shared by nodes with equal parents
+    for root, ps in graph.items():
+        if root in result:
+            continue
+        if len(ps) == 1:
+            # The common leaf: one parent whose closure is known (or a root).
+            p = ps[0]
+            if p not in graph or p in result:
+                s = plus.get(p)
+                if s is None:
+                    s = plus[p] = result.get(p, _EMPTY) | {p}
+                result[root] = s
+                continue
+        stack = [root]
+        onpath = {root}
+        while stack:
+            n = stack[-1]
+            pending = None
+            for p in graph.get(n, ()):
+                if p in graph and p not in result:
+                    if p in onpath:
+                        return _closure_with_cycles(graph)
+                    pending = p
+                    break
+            if pending is not None:
+                stack.append(pending)
+                onpath.add(pending)
+                continue
+            stack.pop()
+            onpath.discard(n)
+            ps = graph[n]
+            if len(ps) == 1:
+                anc = _plus(ps[0], plus, result)
+            else:
+                anc = by_parents.get(ps)
+                if anc is None:
+                    acc: set = set()
+                    for p in ps:
+                        acc |= _plus(p, plus, result)
+                    anc = by_parents[ps] = frozenset(acc)
+            result[n] = anc
+    return result
+
+
+def _plus(p: Any, plus: dict, result: dict) -> frozenset:
+    s = plus.get(p)
+    if s is None:
+        s = plus[p] = result.get(p, _EMPTY) | {p}
+    return s
+
+
+def _closure_with_cycles(graph: Mapping[Any, tuple]) -> dict[Any, frozenset]:
+    """``ancestor_closure`` for any graph: every node of a strongly connected
+    component gets the union of the component's reach (iterative Tarjan)."""
     index: dict[Any, int] = {}
     low: dict[Any, int] = {}
     on_stack: set = set()
@@ -514,19 +573,27 @@ class FactData:
         section 4).
         """
         parents: dict = {}
-        for row in parent_rows:
-            parents.setdefault(row[0], []).append(row[1])
+        for child, par in parent_rows:
+            ps = parents.get(child)
+            if ps is None:
+                parents[child] = [par]
+            else:
+                ps.append(par)
+        attrs: dict = {}
         multi: dict = {}
         for e, name, v in attr_rows:
             if type(name) is not str:
                 continue
-            multi.setdefault(e, {}).setdefault(name, []).append(v)
-        attrs: dict = {}
-        for e, d in multi.items():
-            rec = CRecord()
-            for name, vals in d.items():
-                dict.__setitem__(rec, name, vals[0] if len(vals) == 1 else CSet(vals))
-            attrs[e] = rec
+            rec = attrs.get(e)
+            if rec is None:
+                attrs[e] = {name: v}
+            elif name in rec:
+                multi.setdefault((e, name), [rec[name]]).append(v)
+            else:
+                rec[name] = v
+        for (e, name), vals in multi.items():
+            attrs[e][name] = CSet(vals)
+        attrs = {e: CRecord(d) for e, d in attrs.items()}
         return cls(parents, attrs, relations, fallback, probes)
 
     def ancestors(self, e: Any) -> frozenset:
@@ -642,11 +709,15 @@ class OverlayData:
     - relations named in ``relations`` (recomputed for this request by the
       Datalog core) are read from the object mapped to them, which has
       ``contains(name, row)`` with ``None`` as a wildcard (a Datalog
-      ``Model``); all others from the base.
+      ``Model``); all others from the base;
+    - with ``hierarchy`` (an object with ``match(name, prefix)``, the
+      request's Datalog model), ``parent`` and ``attr`` themselves are read
+      from it, for programs whose rules derive them from the request. Only the
+      nodes an ``in`` walks and the attributes a policy reads are looked up.
     Built per request and used by one thread only.
     """
 
-    __slots__ = ("base", "req_parents", "req_attrs", "rels", "_anc_memo", "_dirty")
+    __slots__ = ("base", "req_parents", "req_attrs", "rels", "hierarchy", "_anc_memo", "_dirty")
 
     def __init__(
         self,
@@ -654,11 +725,13 @@ class OverlayData:
         parents: Optional[Mapping[Entity, Iterable[Entity]]] = None,
         attrs: Optional[Mapping[Entity, Mapping[str, Any]]] = None,
         relations: Optional[Mapping[str, Any]] = None,
+        hierarchy: Any = None,
     ) -> None:
         self.base = base
         self.req_parents: dict = {k: tuple(v) for k, v in (parents or {}).items() if v}
         self.req_attrs: dict = dict(attrs or {})
         self.rels: dict = dict(relations or {})
+        self.hierarchy = hierarchy
         self._anc_memo: dict = {}
         # Nodes whose ancestry differs from the static closure: request-parented
         # nodes; a node is affected if it or a static ancestor is one of them.
@@ -668,24 +741,33 @@ class OverlayData:
         memo = self._anc_memo.get(e)
         if memo is not None:
             return memo
-        base = self.base
-        dirty = self._dirty
         seen: set = set()
         todo = [e]
-        while todo:
-            n = todo.pop()
-            static = base.ancestors(n)
-            if n not in dirty and static.isdisjoint(dirty):
-                seen.update(static)
-                continue
-            for p in base.parents.get(n, ()):
-                if p not in seen:
-                    seen.add(p)
-                    todo.append(p)
-            for p in self.req_parents.get(n, ()):
-                if p not in seen:
-                    seen.add(p)
-                    todo.append(p)
+        if self.hierarchy is not None:
+            match = self.hierarchy.match
+            while todo:
+                n = todo.pop()
+                for (p,) in match("parent", (n,)):
+                    if p not in seen:
+                        seen.add(p)
+                        todo.append(p)
+        else:
+            base = self.base
+            dirty = self._dirty
+            while todo:
+                n = todo.pop()
+                static = base.ancestors(n)
+                if n not in dirty and static.isdisjoint(dirty):
+                    seen.update(static)
+                    continue
+                for p in base.parents.get(n, ()):
+                    if p not in seen:
+                        seen.add(p)
+                        todo.append(p)
+                for p in self.req_parents.get(n, ()):
+                    if p not in seen:
+                        seen.add(p)
+                        todo.append(p)
         result = frozenset(seen)
         self._anc_memo[e] = result
         return result
@@ -693,7 +775,7 @@ class OverlayData:
     def is_in(self, entity: Entity, target: Entity) -> bool:
         if entity == target:
             return True
-        if not self._dirty:
+        if not self._dirty and self.hierarchy is None:
             return self.base.is_in(entity, target)
         return target in self._ancestors(entity)
 
@@ -703,6 +785,11 @@ class OverlayData:
             v = d.get(name, MISSING)
             if v is not MISSING:
                 return v
+        if self.hierarchy is not None:
+            vals = self.hierarchy.match("attr", (entity, name))
+            if not vals:
+                return MISSING
+            return vals[0][0] if len(vals) == 1 else CSet(v for (v,) in vals)
         return self.base.get_attr(entity, name)
 
     def contains(self, relation: str, row: tuple) -> bool:
@@ -746,20 +833,10 @@ def _type_err(expected: str, v: Any) -> RuneEvalError:
     return _err(f"type error: expected {expected}, got {kind_name(v)}")
 
 
-def _bool(v: Any) -> bool:
-    if v is True or v is False:
-        return v
-    raise _type_err("bool", v)
-
-
 def _overflow(op: str, a: Any, b: Any = None) -> RuneEvalError:
     if b is None:
         return _err(f"integer overflow while attempting to {op} the value `{a}`")
     return _err(f"integer overflow while attempting to {op} the values `{a}` and `{b}`")
-
-
-def _is_long(v: Any) -> bool:
-    return type(v) is int
 
 
 # ---------------------------------------------------------------------------
