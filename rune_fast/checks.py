@@ -41,6 +41,7 @@ from .errors import (
     RuneUndefinedError,
     raise_collected,
 )
+from .graphs import strongly_connected_components
 
 __all__ = [
     "REQUEST_RELATIONS",
@@ -656,54 +657,6 @@ def _check_arities(uses: list[_Use], errors: list[RuneError]) -> dict[str, int]:
     return {name: use.arity for name, use in first.items()}
 
 
-def _tarjan(nodes: list[str], succ: Mapping[str, list[str]]) -> list[list[str]]:
-    """Strongly connected components (iterative Tarjan), dependencies first."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    out: list[list[str]] = []
-    counter = 0
-    for root in nodes:
-        if root in index:
-            continue
-        work = [(root, iter(succ.get(root, ())))]
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, it = work[-1]
-            advanced = False
-            for nxt in it:
-                if nxt not in index:
-                    index[nxt] = low[nxt] = counter
-                    counter += 1
-                    stack.append(nxt)
-                    on_stack.add(nxt)
-                    work.append((nxt, iter(succ.get(nxt, ()))))
-                    advanced = True
-                    break
-                if nxt in on_stack:
-                    low[node] = min(low[node], index[nxt])
-            if advanced:
-                continue
-            work.pop()
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-            if low[node] == index[node]:
-                comp = []
-                while True:
-                    w = stack.pop()
-                    on_stack.discard(w)
-                    comp.append(w)
-                    if w == node:
-                        break
-                out.append(comp)
-    return out
-
-
 class _Edge:
     __slots__ = ("head", "body", "negative", "rule_index", "literal")
 
@@ -880,7 +833,7 @@ def check_program(
             edges_from[head].append(_Edge(head, atom.name, neg, ri, lit))
     idb_nodes = sorted(idb, key=lambda r: order_seen[r])
     succ = {h: [e.body for e in edges_from[h] if e.body in idb] for h in idb_nodes}
-    comps = _tarjan(idb_nodes, succ)
+    comps = strongly_connected_components(idb_nodes, succ)
     comp_of: dict[str, int] = {}
     for ci, comp in enumerate(comps):
         for r in comp:

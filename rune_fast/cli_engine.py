@@ -40,6 +40,21 @@ def _load(args: argparse.Namespace):
     return load(args.path, recursive=getattr(args, "recursive", False), cache_size=0)
 
 
+def _print_failure(e: Exception, args: argparse.Namespace, stream: TextIO) -> int:
+    """Report why ``eval``/``query`` could not answer; returns ``EXIT_ERROR``.
+
+    One place so both commands word a bad request, a broken bundle and an
+    unreadable path the same way.
+    """
+    if isinstance(e, RuneRequestError):
+        print(f"bad request: {e.message}", file=stream)
+    elif isinstance(e, RuneError):
+        _print_errors(e, stream)
+    else:
+        print(f"{args.path}: {e}", file=stream)
+    return EXIT_ERROR
+
+
 def _json_arg(text: Optional[str], what: str, want: type) -> Any:
     if text is None:
         return None
@@ -51,6 +66,11 @@ def _json_arg(text: Optional[str], what: str, want: type) -> Any:
         kind = "a JSON object" if want is dict else "a JSON array"
         raise RuneRequestError(f"--{what} must be {kind}, got {type(value).__name__}", field=what)
     return value
+
+
+def _request_json(args: argparse.Namespace) -> tuple[Optional[dict], Optional[list]]:
+    """``--context`` and ``--entities`` (see ``_add_request``), parsed and checked."""
+    return _json_arg(args.context, "context", dict), _json_arg(args.entities, "entities", list)
 
 
 def _jsonable(v: Any) -> Any:
@@ -99,18 +119,10 @@ def run_eval(args: argparse.Namespace, out: Optional[TextIO] = None, err: Option
     err = err or sys.stderr
     try:
         engine = _load(args)
-        context = _json_arg(args.context, "context", dict)
-        entities = _json_arg(args.entities, "entities", list)
+        context, entities = _request_json(args)
         decision = engine.authorize(args.principal, args.action, args.resource, context, entities)
-    except RuneRequestError as e:
-        print(f"bad request: {e.message}", file=err)
-        return EXIT_ERROR
-    except RuneError as e:
-        _print_errors(e, err)
-        return EXIT_ERROR
-    except OSError as e:
-        print(f"{args.path}: {e}", file=err)
-        return EXIT_ERROR
+    except (RuneError, OSError) as e:
+        return _print_failure(e, args, err)
     if args.json:
         print(json.dumps(decision.to_dict(), ensure_ascii=False), file=out)
     else:
@@ -175,8 +187,7 @@ def run_query(args: argparse.Namespace, out: Optional[TextIO] = None, err: Optio
     err = err or sys.stderr
     try:
         engine = _load(args)
-        context = _json_arg(args.context, "context", dict)
-        entities = _json_arg(args.entities, "entities", list)
+        context, entities = _request_json(args)
         rows = engine.query(
             args.atom,
             principal=args.principal,
@@ -185,15 +196,8 @@ def run_query(args: argparse.Namespace, out: Optional[TextIO] = None, err: Optio
             context=context,
             entities=entities,
         )
-    except RuneRequestError as e:
-        print(f"bad request: {e.message}", file=err)
-        return EXIT_ERROR
-    except RuneError as e:
-        _print_errors(e, err)
-        return EXIT_ERROR
-    except OSError as e:
-        print(f"{args.path}: {e}", file=err)
-        return EXIT_ERROR
+    except (RuneError, OSError) as e:
+        return _print_failure(e, args, err)
     if args.json:
         print(json.dumps([{k: _jsonable(v) for k, v in row.items()} for row in rows], ensure_ascii=False), file=out)
         return EXIT_OK

@@ -656,16 +656,7 @@ class Engine:
             hit = cache.get_old(key)
             if hit is not None:
                 return hit
-        try:
-            out = self._evaluate(p, a, r, _EMPTY_CONTEXT, None)
-        except Exception as e:
-            return self._failed(e)
-        pair = self._decisions.get(out)
-        if pair is None:
-            pair = self._decision_pair(out)
-        if cache.capacity:
-            cache.put(key, pair[1])
-        return pair[0]
+        return self._answer(p, a, r, _EMPTY_CONTEXT, None, key)
 
     def _authorize_slow(self, principal: Any, action: Any, resource: Any, context: Any, entities: Any, key: Any) -> Decision:
         cache = self._cache
@@ -682,6 +673,16 @@ class Engine:
             if hit is not None:
                 return hit
         p, a, r, ctx, ents = self._parse_request(principal, action, resource, context, entities)
+        return self._answer(p, a, r, ctx, ents, key)
+
+    def _answer(self, p: Entity, a: Entity, r: Entity, ctx: Any, ents: Any, key: Any) -> Decision:
+        """Run the policies on a parsed request and answer with a shared Decision.
+
+        The one place that turns an evaluation into a decision for both
+        authorize paths, so they cannot drift apart: a failure fails closed
+        and is never cached; otherwise the cached variant is stored under
+        ``key`` (``None``: not cacheable, e.g. unhashable context).
+        """
         try:
             out = self._evaluate(p, a, r, ctx, ents)
         except Exception as e:
@@ -689,6 +690,7 @@ class Engine:
         pair = self._decisions.get(out)
         if pair is None:
             pair = self._decision_pair(out)
+        cache = self._cache
         if key is not None and cache.capacity:
             cache.put(key, pair[1])
         return pair[0]

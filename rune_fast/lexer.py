@@ -17,18 +17,20 @@ escape inside an otherwise well-formed string is reported but still yields a
 normal string token (best-effort value), because the statement around it is
 probably fine and should not produce a second, confusing error.
 
-This module also holds the small token cursor both recursive-descent parsers
-use, and the helpers that turn a string literal into a ``like`` pattern.
+This module also holds what both recursive-descent parsers share (the token
+cursor and ``ParserBase``: locations, the nesting limit, the statement loop
+that collects errors and recovers), and the helpers that turn a string
+literal into a ``like`` pattern.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from typing import NoReturn, Optional
+from typing import Callable, NoReturn, Optional, TypeVar
 
 from .ast import LIKE_WILDCARD, Loc
-from .errors import RuneSyntaxError
+from .errors import RuneError, RuneLimitError, RuneSyntaxError
 
 __all__ = [
     "IDENT",
@@ -46,6 +48,7 @@ __all__ = [
     "like_pattern_from_glob",
     "TokenCursor",
     "SilentError",
+    "ParserBase",
 ]
 
 # Token kinds. Punctuation tokens use their own text as kind (``"("``, ``":-"``).
@@ -499,3 +502,109 @@ class TokenCursor:
             self.fail(f"{message}, found {describe(t)}")
         return self.advance()
 
+
+
+_T = TypeVar("_T")
+
+
+class ParserBase:
+    """State and scaffolding shared by the ``[rules]`` and ``[policies]`` parsers.
+
+    One copy so that both report locations, the ``max_nesting`` limit and
+    collected errors the same way. A subclass names what nests in
+    ``NESTING_WHAT`` (it appears in the limit message), implements
+    ``recover(start)`` (skip to where the next statement probably starts) and
+    parses a whole section with ``parse_all(self.<statement>)``.
+    """
+
+    NESTING_WHAT = "expression"
+
+    def __init__(self, lexed: Lexed, max_nesting: int) -> None:
+        self.lx = lexed
+        self.c = TokenCursor(lexed)
+        self.max_nesting = max_nesting
+        self.depth = 0
+
+    def loc(self, tok: Token) -> Loc:
+        return self.lx.loc(tok)
+
+    def enter(self, tok: Token) -> None:
+        """One more level of nesting; fail (limit) past ``max_nesting``."""
+        self.depth += 1
+        if self.depth > self.max_nesting:
+            raise RuneLimitError(
+                f"limit max_nesting={self.max_nesting} exceeded: {self.NESTING_WHAT} nested too deeply",
+                "max_nesting",
+                file=self.lx.file,
+                line=tok.line,
+                column=tok.col,
+                source_line=self.lx.line_text(tok.line),
+            )
+
+    def leave(self) -> None:
+        self.depth -= 1
+
+    def parenthesized(self, inner: Callable[[], _T]) -> _T:
+        """``( inner )``; the current token is ``(``. One level of nesting, and
+        the same message in both languages for a ``(`` left open."""
+        c = self.c
+        t = c.tok
+        self.enter(t)
+        c.advance()
+        e = inner()
+        if not c.at(")"):
+            c.fail(f"expected ')' to close the '(' at {t.line}:{t.col}, found {c.found()}")
+        c.advance()
+        self.leave()
+        return e
+
+    def plain_string(self, t: Token) -> str:
+        """A string token used as plain text: consume it; ``\\*`` is not allowed."""
+        if t.star_escape:
+            self.c.fail("'\\*' is only valid in a like pattern", t)
+        self.c.advance()
+        return t.value  # type: ignore[return-value]
+
+    def recover(self, start: int) -> None:
+        """Skip past the statement that failed at token index ``start``."""
+        raise NotImplementedError
+
+    def parse_all(self, statement: Callable[[], _T]) -> tuple[tuple[_T, ...], list[RuneError]]:
+        """Parse statements until the end of input, collecting every error.
+
+        After an error the parser recovers and goes on, so one load reports
+        every broken statement. Never raises: lexer errors, syntax errors, a
+        ``RecursionError`` (reported as the ``max_nesting`` limit) and even
+        a parser bug all become ``RuneError`` values, sorted by position.
+        """
+        lexed = self.lx
+        c = self.c
+        errors: list[RuneError] = list(lexed.errors)
+        out: list[_T] = []
+        while c.tok.kind != EOF:
+            start = c.i
+            try:
+                out.append(statement())
+                continue
+            except SilentError:
+                pass
+            except RuneError as e:
+                errors.append(e)
+            except RecursionError:
+                t = c.toks[start]
+                errors.append(
+                    RuneLimitError(
+                        f"limit max_nesting={self.max_nesting} exceeded: input nested too deeply to parse",
+                        "max_nesting",
+                        file=lexed.file,
+                        line=t.line,
+                        column=t.col,
+                        source_line=lexed.line_text(t.line),
+                    )
+                )
+            except Exception as e:  # pragma: no cover - a parser bug must still not escape
+                t = c.tok
+                errors.append(lexed.error(f"internal parser error ({type(e).__name__}: {e})", t.line, t.col))
+            self.recover(start)
+        errors.sort(key=lambda e: (e.line, e.column))
+        return tuple(out), errors

@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Protocol, Sequenc
 
 from . import ast as A
 from .errors import RuneEvalError, RuneRequestError, RuneSyntaxError
+from .graphs import strongly_connected_components
 from .values import INT_MAX, INT_MIN, Entity, format_value, parse_entity_literal
 
 __all__ = [
@@ -452,65 +453,29 @@ def _plus(p: Any, plus: dict, result: dict) -> frozenset:
 
 def _closure_with_cycles(graph: Mapping[Any, tuple]) -> dict[Any, frozenset]:
     """``ancestor_closure`` for any graph: every node of a strongly connected
-    component gets the union of the component's reach (iterative Tarjan)."""
-    index: dict[Any, int] = {}
-    low: dict[Any, int] = {}
-    on_stack: set = set()
-    stack: list = []
+    component gets the union of the component's reach.
+
+    Components arrive dependencies first, so the closure of every parent
+    outside a component is already in ``result`` when the component is done.
+    """
     result: dict[Any, frozenset] = {}
-    counter = 0
-    for root in graph:
-        if root in index:
-            continue
-        work = [(root, iter(graph.get(root, ())))]
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, it = work[-1]
-            advanced = False
-            for child in it:
-                if child not in index:
-                    index[child] = low[child] = counter
-                    counter += 1
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(graph.get(child, ()))))
-                    advanced = True
-                    break
-                if child in on_stack:
-                    low[node] = min(low[node], index[child])
-            if advanced:
-                continue
-            work.pop()
-            if work:
-                parent_node = work[-1][0]
-                low[parent_node] = min(low[parent_node], low[node])
-            if low[node] == index[node]:
-                comp = []
-                while True:
-                    x = stack.pop()
-                    on_stack.discard(x)
-                    comp.append(x)
-                    if x is node or x == node:
-                        break
-                reach: set = set()
-                members = set(comp)
-                cyclic = len(comp) > 1
-                for x in comp:
-                    for c in graph.get(x, ()):
-                        reach.add(c)
-                        if c not in members:
-                            reach.update(result.get(c, _EMPTY))
-                        else:
-                            cyclic = True
-                if cyclic:
-                    reach.update(members)
-                fz = frozenset(reach)
-                for x in comp:
-                    if x in graph:
-                        result[x] = fz
+    for comp in strongly_connected_components(graph, graph):
+        reach: set = set()
+        members = set(comp)
+        cyclic = len(comp) > 1
+        for x in comp:
+            for c in graph.get(x, ()):
+                reach.add(c)
+                if c not in members:
+                    reach.update(result.get(c, _EMPTY))
+                else:
+                    cyclic = True
+        if cyclic:
+            reach.update(members)
+        fz = frozenset(reach)
+        for x in comp:
+            if x in graph:
+                result[x] = fz
     return result
 
 
@@ -1056,31 +1021,27 @@ class _Compiler:
         raise RuneSyntaxError(f"unknown operator {op!r}", **_loc(node))
 
     def _and(self, node: A.Binary) -> Fn:
-        left = self.expr(node.left)
-        right = self.expr(node.right)
-
-        def f(q):
-            a = left(q)
-            if a is False:
-                return False
-            if a is not True:
-                raise _type_err("bool", a)
-            b = right(q)
-            if b is True or b is False:
-                return b
-            raise _type_err("bool", b)
-
-        return f
+        return self._short_circuit(node, False)
 
     def _or(self, node: A.Binary) -> Fn:
+        return self._short_circuit(node, True)
+
+    def _short_circuit(self, node: A.Binary, decided: bool) -> Fn:
+        """``&&`` (``decided=False``) or ``||`` (``decided=True``), one closure.
+
+        The two differ only in which left value decides the result without
+        evaluating the right operand; in both, each operand that is evaluated
+        must be a boolean (Cedar type error otherwise).
+        """
         left = self.expr(node.left)
         right = self.expr(node.right)
+        undecided = not decided
 
         def f(q):
             a = left(q)
-            if a is True:
-                return True
-            if a is not False:
+            if a is decided:
+                return decided
+            if a is not undecided:
                 raise _type_err("bool", a)
             b = right(q)
             if b is True or b is False:

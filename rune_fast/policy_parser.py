@@ -42,7 +42,6 @@ from .ast import (
     Is,
     Like,
     Lit,
-    Loc,
     Method,
     Policy,
     RecordLit,
@@ -53,8 +52,8 @@ from .ast import (
     VarRef,
     Wildcard,
 )
-from .errors import RuneError, RuneLimitError
-from .lexer import EOF, FLOAT, IDENT, INT, STRING, Lexed, SilentError, Token, TokenCursor, describe, like_pattern, tokenize
+from .errors import RuneError
+from .lexer import EOF, FLOAT, IDENT, INT, STRING, ParserBase, Token, describe, like_pattern, tokenize
 from .limits import DEFAULT_LIMITS
 from .values import INT_MAX, INT_MIN, Entity
 
@@ -71,30 +70,8 @@ _KEYWORDS = frozenset(
 )
 
 
-class _PolicyParser:
+class _PolicyParser(ParserBase):
     """State of one parse: tokens, cursor, nesting depth."""
-
-    def __init__(self, lexed: Lexed, max_nesting: int) -> None:
-        self.lx = lexed
-        self.c = TokenCursor(lexed)
-        self.max_nesting = max_nesting
-        self.depth = 0
-
-    def loc(self, tok: Token) -> Loc:
-        return self.lx.loc(tok)
-
-    def enter(self, tok: Token) -> None:
-        """One more level of nesting; fail (limit) past ``max_nesting``."""
-        self.depth += 1
-        if self.depth > self.max_nesting:
-            raise RuneLimitError(
-                f"limit max_nesting={self.max_nesting} exceeded: expression nested too deeply",
-                "max_nesting",
-                file=self.lx.file,
-                line=tok.line,
-                column=tok.col,
-                source_line=self.lx.line_text(tok.line),
-            )
 
     # ------------------------------------------------------------------
     # policies
@@ -118,7 +95,7 @@ class _PolicyParser:
                 vt = c.tok
                 if vt.kind != STRING:
                     c.fail(f"expected a string value in '@{name_tok.text}(...)', found {describe(vt)}")
-                value = self.check_plain(vt)
+                value = self.plain_string(vt)
                 c.expect(")", f"expected ')' after the value of '@{name_tok.text}'")
             annotations.append((name_tok.text, value))
         et = c.tok
@@ -256,18 +233,11 @@ class _PolicyParser:
             c.expect("::", f"expected '::\"id\"' to complete the entity literal '{'::'.join(parts)}'")
             t = c.tok
             if t.kind == STRING:
-                ident = self.check_plain(t)
+                ident = self.plain_string(t)
                 return Lit(Entity("::".join(parts), ident), self.loc(start))
             if t.kind != IDENT or c.peek().kind != "::":
                 c.fail(f"expected a quoted entity id after '{'::'.join(parts)}::', found {describe(t)}")
             parts.append(c.advance().text)
-
-    def check_plain(self, t: Token) -> str:
-        """A string token used as plain text: consume it; ``\\*`` is not allowed."""
-        if t.star_escape:
-            self.c.fail("'\\*' is only valid in a like pattern", t)
-        self.c.advance()
-        return t.value  # type: ignore[return-value]
 
     # ------------------------------------------------------------------
     # expressions, lowest precedence first
@@ -315,7 +285,7 @@ class _PolicyParser:
                 c.advance()
                 name = n.text
             elif n.kind == STRING:
-                name = self.check_plain(n)
+                name = self.plain_string(n)
             else:
                 c.fail(f"expected an attribute name (identifier or string) after 'has', found {describe(n)}")
             node = Has(left, name, self.loc(t))
@@ -424,7 +394,7 @@ class _PolicyParser:
                 s = c.tok
                 if s.kind != STRING:
                     c.fail(f"expected a string attribute name inside '[...]', found {describe(s)}")
-                name = self.check_plain(s)
+                name = self.plain_string(s)
                 if not c.at("]"):
                     c.fail(f"expected ']' after the attribute name {s.text}, found {c.found()}")
                 c.advance()
@@ -440,7 +410,7 @@ class _PolicyParser:
         args: list[Union[Expr, Wildcard]] = []
         if c.at(")"):
             c.advance()
-            self.depth -= 1
+            self.leave()
             return ()
         while True:
             t = c.tok
@@ -456,7 +426,7 @@ class _PolicyParser:
                 c.advance()
                 break
             c.fail(f"expected ',' or ')' after argument {len(args)} of {what}, found {c.found()}")
-        self.depth -= 1
+        self.leave()
         return tuple(args)
 
     def primary(self) -> Expr:
@@ -469,18 +439,11 @@ class _PolicyParser:
                 c.fail(f"integer literal out of the 64-bit range [{INT_MIN}, {INT_MAX}]", t)
             return Lit(t.value, self.loc(t))  # type: ignore[arg-type]
         if k == STRING:
-            return Lit(self.check_plain(t), self.loc(t))
+            return Lit(self.plain_string(t), self.loc(t))
         if k == FLOAT:
             c.fail(f"floats are not supported in policies (found {t.text}); use integers")
         if k == "(":
-            self.enter(t)
-            c.advance()
-            e = self.expr()
-            if not c.at(")"):
-                c.fail(f"expected ')' to close the '(' at {t.line}:{t.col}, found {c.found()}")
-            c.advance()
-            self.depth -= 1
-            return e
+            return self.parenthesized(self.expr)
         if k == "[":
             return self.set_literal()
         if k == "{":
@@ -501,7 +464,7 @@ class _PolicyParser:
             elif not c.at("]"):
                 c.fail(f"expected ',' or ']' in the set literal, found {c.found()}")
         c.advance()
-        self.depth -= 1
+        self.leave()
         return SetLit(tuple(items), self.loc(t))
 
     def record_literal(self) -> RecordLit:
@@ -516,7 +479,7 @@ class _PolicyParser:
                 c.advance()
                 key = kt.text
             elif kt.kind == STRING:
-                key = self.check_plain(kt)
+                key = self.plain_string(kt)
             else:
                 c.fail(f"expected a record key (identifier or string), found {describe(kt)}")
             if key in seen:
@@ -529,7 +492,7 @@ class _PolicyParser:
             elif not c.at("}"):
                 c.fail(f"expected ',' or '}}' in the record literal, found {c.found()}")
         c.advance()
-        self.depth -= 1
+        self.leave()
         return RecordLit(tuple(items), self.loc(t))
 
     def identifier(self) -> Expr:
@@ -589,7 +552,7 @@ class _PolicyParser:
             c.fail(f"expected 'else' after the 'then' branch, found {c.found()}")
         c.advance()
         else_ = self.expr()
-        self.depth -= 1
+        self.leave()
         return IfThenElse(cond, then, else_, self.loc(t))
 
     # ------------------------------------------------------------------
@@ -646,34 +609,5 @@ def parse_policies(
     whether to raise. Never raises: any input yields ``RuneError`` values only.
     """
     lexed = tokenize(text, file, first_line, dialect="policies")
-    errors: list[RuneError] = list(lexed.errors)
     p = _PolicyParser(lexed, max_nesting)
-    c = p.c
-    policies: list[Policy] = []
-    while c.tok.kind != EOF:
-        start = c.i
-        try:
-            policies.append(p.policy())
-            continue
-        except SilentError:
-            pass
-        except RuneError as e:
-            errors.append(e)
-        except RecursionError:
-            t = c.toks[start]
-            errors.append(
-                RuneLimitError(
-                    f"limit max_nesting={max_nesting} exceeded: input nested too deeply to parse",
-                    "max_nesting",
-                    file=file,
-                    line=t.line,
-                    column=t.col,
-                    source_line=lexed.line_text(t.line),
-                )
-            )
-        except Exception as e:  # pragma: no cover - a parser bug must still not escape
-            t = c.tok
-            errors.append(lexed.error(f"internal parser error ({type(e).__name__}: {e})", t.line, t.col))
-        p.recover(start)
-    errors.sort(key=lambda e: (e.line, e.column))
-    return tuple(policies), errors
+    return p.parse_all(p.policy)

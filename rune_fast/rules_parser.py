@@ -33,9 +33,9 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from .ast import Aggregate, Atom, BinOp, Comparison, Const, Literal, Loc, MethodCall, Negation, Rule, RuleExpr, Term, Var, Wildcard
-from .errors import RuneError, RuneLimitError, RuneSyntaxError
-from .lexer import EOF, ERROR, FLOAT, IDENT, INT, STRING, Lexed, SilentError, Token, TokenCursor, describe, like_glob, tokenize
+from .ast import Aggregate, Atom, BinOp, Comparison, Const, Literal, MethodCall, Negation, Rule, RuleExpr, Term, Var, Wildcard
+from .errors import RuneError, RuneSyntaxError
+from .lexer import EOF, ERROR, FLOAT, IDENT, INT, STRING, ParserBase, SilentError, Token, describe, like_glob, tokenize
 from .limits import DEFAULT_LIMITS
 from .values import INT_MAX, INT_MIN, Entity
 
@@ -66,36 +66,13 @@ def _is_relation_start(name: str) -> bool:
     return ("a" <= c <= "z") or (c == "_" and len(name) > 1)
 
 
-class _RulesParser:
+class _RulesParser(ParserBase):
     """State of one parse: tokens, cursor, nesting depth, collected errors."""
 
-    def __init__(self, lexed: Lexed, max_nesting: int) -> None:
-        self.lx = lexed
-        self.c = TokenCursor(lexed)
-        self.max_nesting = max_nesting
-        self.depth = 0
+    NESTING_WHAT = "expression or aggregate"
 
     # ------------------------------------------------------------------
     # helpers
-
-    def loc(self, tok: Token) -> Loc:
-        return self.lx.loc(tok)
-
-    def enter(self, tok: Token) -> None:
-        """One more level of nesting; fail (limit) past ``max_nesting``."""
-        self.depth += 1
-        if self.depth > self.max_nesting:
-            raise RuneLimitError(
-                f"limit max_nesting={self.max_nesting} exceeded: expression or aggregate nested too deeply",
-                "max_nesting",
-                file=self.lx.file,
-                line=tok.line,
-                column=tok.col,
-                source_line=self.lx.line_text(tok.line),
-            )
-
-    def leave(self) -> None:
-        self.depth -= 1
 
     def _name_dot_at(self, i: int) -> bool:
         """Is the ``.`` token at index ``i`` glued between two identifiers?"""
@@ -271,7 +248,7 @@ class _RulesParser:
                 return Const(t.text == "true", self.loc(t))
             return Const(t.text, self.loc(t))
         if t.kind == STRING:
-            return Const(self.string_value(t), self.loc(t))
+            return Const(self.plain_string(t), self.loc(t))
         if t.kind == INT:
             c.advance()
             return Const(self.int_value(t, t.value), self.loc(t))  # type: ignore[arg-type]
@@ -285,12 +262,6 @@ class _RulesParser:
                 return Const(self.int_value(t, -num.value), self.loc(t))  # type: ignore[operator]
             return Const(self.float_value(t, -num.value), self.loc(t))  # type: ignore[operator]
         c.fail(f"expected a term (variable, '_' or constant) as {what}, found {describe(t)}")
-
-    def string_value(self, t: Token) -> str:
-        if t.star_escape:
-            self.c.fail("'\\*' is only valid in a like pattern", t)
-        self.c.advance()
-        return t.value  # type: ignore[return-value]
 
     def int_value(self, t: Token, value: int) -> int:
         if value > INT_MAX or value < INT_MIN:
@@ -311,7 +282,7 @@ class _RulesParser:
             c.expect("::", f"expected '::' in entity literal after '{'::'.join(path)}'")
             t = c.tok
             if t.kind == STRING:
-                ident = self.string_value(t)
+                ident = self.plain_string(t)
                 return Const(Entity("::".join(path), ident), self.loc(start))
             if t.kind == IDENT and c.peek().kind == "::":
                 path.append(c.advance().text)
@@ -358,14 +329,7 @@ class _RulesParser:
         c = self.c
         t = c.tok
         if t.kind == "(":
-            self.enter(t)
-            c.advance()
-            e = self.arith()
-            if not c.at(")"):
-                c.fail(f"expected ')' to close the '(' at {t.line}:{t.col}, found {c.found()}")
-            c.advance()
-            self.leave()
-            return e
+            return self.parenthesized(self.arith)
         if t.kind == IDENT and t.text == "_":
             c.fail("'_' can only be an atom argument, not part of an expression")
         if t.kind == IDENT and c.peek().kind == "(":
@@ -390,7 +354,7 @@ class _RulesParser:
             arg = like_glob(st)
             c.advance()
         else:
-            arg = self.string_value(st)
+            arg = self.plain_string(st)
         c.expect(")", f"expected ')' after the argument of '{mt.text}'")
         return MethodCall(Var(vt.text, self.loc(vt)), mt.text, arg, self.loc(vt))
 
@@ -460,17 +424,6 @@ class _RulesParser:
         return i > 0 and toks[i - 1].kind in _CAN_END_LITERAL and not (toks[i - 1].kind == IDENT and toks[i - 1].text == "not")
 
 
-def _limit_from_recursion(lx: Lexed, tok: Token, max_nesting: int) -> RuneLimitError:
-    return RuneLimitError(
-        f"limit max_nesting={max_nesting} exceeded: input nested too deeply to parse",
-        "max_nesting",
-        file=lx.file,
-        line=tok.line,
-        column=tok.col,
-        source_line=lx.line_text(tok.line),
-    )
-
-
 def parse_rules(
     text: str,
     file: str,
@@ -484,27 +437,8 @@ def parse_rules(
     raises: any input yields ``RuneError`` values only.
     """
     lexed = tokenize(text, file, first_line, dialect="rules")
-    errors: list[RuneError] = list(lexed.errors)
     p = _RulesParser(lexed, max_nesting)
-    c = p.c
-    rules: list[Rule] = []
-    while c.tok.kind != EOF:
-        start = c.i
-        try:
-            rules.append(p.rule())
-            continue
-        except SilentError:
-            pass
-        except RuneError as e:
-            errors.append(e)
-        except RecursionError:
-            errors.append(_limit_from_recursion(lexed, c.toks[start], max_nesting))
-        except Exception as e:  # pragma: no cover - a parser bug must still not escape
-            t = c.tok
-            errors.append(lexed.error(f"internal parser error ({type(e).__name__}: {e})", t.line, t.col))
-        p.recover(start)
-    errors.sort(key=lambda e: (e.line, e.column))
-    return tuple(rules), errors
+    return p.parse_all(p.rule)
 
 
 def parse_atom(text: str, file: str = "<query>") -> Atom:
