@@ -16,12 +16,13 @@ through ``store.subscribe``. The exposition format is prometheus_client's.
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from .store import PolicyStore, ReloadResult
 
-__all__ = ["register_prometheus", "StoreCollector"]
+__all__ = ["StoreCollector", "register_prometheus"]
 
 #: Reload durations span a tiny policy (~1 ms) to 10^6 facts (seconds).
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -34,7 +35,7 @@ class StoreCollector:
     its engines) alive; once the store is gone the collector yields nothing.
     """
 
-    def __init__(self, store: "PolicyStore", namespace: str = "rune", store_label: Optional[str] = None) -> None:
+    def __init__(self, store: PolicyStore, namespace: str = "rune", store_label: str | None = None) -> None:
         self._store = weakref.ref(store)
         self._ns = namespace
         self._labels = {"store": store_label} if store_label else {}
@@ -53,18 +54,22 @@ class StoreCollector:
         return self._families(store.stats)
 
     def _families(self, s: Any) -> Iterator[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            InfoMetricFamily,
+        )
 
         keys = list(self._labels)
         vals = list(self._labels.values())
 
-        def counter(name: str, doc: str, value: Optional[float]):
+        def counter(name: str, doc: str, value: float | None):
             m = CounterMetricFamily(self._name(name), doc, labels=keys)
             if s is not None:
                 m.add_metric(vals, float(value or 0))
             return m
 
-        def gauge(name: str, doc: str, value: Optional[float]):
+        def gauge(name: str, doc: str, value: float | None):
             m = GaugeMetricFamily(self._name(name), doc, labels=keys)
             if s is not None and value is not None:
                 m.add_metric(vals, float(value))
@@ -91,11 +96,11 @@ class StoreCollector:
 
 
 def register_prometheus(
-    store: "PolicyStore",
+    store: PolicyStore,
     registry: Any = None,
     *,
     namespace: str = "rune",
-    store_label: Optional[str] = None,
+    store_label: str | None = None,
     histogram: bool = True,
 ) -> StoreCollector:
     """Register the store's reload metrics with a prometheus registry.
@@ -122,7 +127,7 @@ def register_prometheus(
             registry=registry,
         )
 
-        def observe(result: "ReloadResult") -> None:
+        def observe(result: ReloadResult) -> None:
             if result.trigger == "rollback":
                 return
             labels = {"outcome": "success" if result.ok else "failure"}

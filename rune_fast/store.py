@@ -27,16 +27,17 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple
 
 from .errors import RuneError, RuneErrors, raise_collected
 
 __all__ = [
+    "HistoryEntry",
     "PolicyStore",
     "ReloadResult",
     "ReloadStats",
-    "HistoryEntry",
     "RuneTestFailure",
 ]
 
@@ -71,8 +72,8 @@ class ReloadResult:
     ok: bool
     trigger: str  # "initial" | "manual" | "watch" | "rollback"
     attempt: int
-    version: Optional[str]
-    previous_version: Optional[str]
+    version: str | None
+    previous_version: str | None
     changed: bool
     duration: float  # seconds, read -> swap
     at: float  # time.time() when the attempt finished
@@ -83,12 +84,12 @@ class ReloadResult:
         return self.ok
 
     @property
-    def error(self) -> Optional[RuneError]:
+    def error(self) -> RuneError | None:
         """The first error, or None."""
         return self.errors[0] if self.errors else None
 
     @property
-    def error_summary(self) -> Optional[str]:
+    def error_summary(self) -> str | None:
         """One line: every error as ``file:line:col: message``."""
         return _summary(self.errors) if self.errors else None
 
@@ -107,14 +108,14 @@ class ReloadStats:
     failures: int = 0
     rollbacks: int = 0
     generation: int = 0  # number of times store.engine was assigned
-    version: Optional[str] = None
-    loaded_at: Optional[float] = None
-    last_duration: Optional[float] = None
-    last_ok: Optional[bool] = None
-    last_attempt_at: Optional[float] = None
-    last_error: Optional[str] = None
-    last_error_location: Optional[str] = None
-    last_error_at: Optional[float] = None
+    version: str | None = None
+    loaded_at: float | None = None
+    last_duration: float | None = None
+    last_ok: bool | None = None
+    last_attempt_at: float | None = None
+    last_error: str | None = None
+    last_error_location: str | None = None
+    last_error_at: float | None = None
     last_errors: tuple = ()
     history_size: int = 0
     watching: bool = False
@@ -142,6 +143,11 @@ class _Slot:
     files: tuple = field(default=())
 
 
+def _short(version: str | None) -> str:
+    """Log lines carry the first 12 hex digits of the content hash, like git."""
+    return (version or "-")[:12]
+
+
 def _one_line(err: BaseException) -> str:
     if isinstance(err, RuneError):
         return f"{err.location}: {type(err).__name__}: {err.message}"
@@ -152,7 +158,7 @@ def _summary(errors: Sequence[BaseException]) -> str:
     return "; ".join(_one_line(e) for e in errors)
 
 
-def _locate_test(name: str, files: Sequence[str]) -> Optional[tuple]:
+def _locate_test(name: str, files: Sequence[str]) -> tuple | None:
     """Find the ``[tests.NAME]`` header so a failing test is reported with a
     location even when the engine's result carries none."""
     header = f"[tests.{name}]"
@@ -219,13 +225,13 @@ class PolicyStore:
 
     def __init__(
         self,
-        path_or_dir: "str | os.PathLike[str]",
+        path_or_dir: str | os.PathLike[str],
         *,
         watch: bool = True,
         debounce: float = 0.2,
         history: int = 5,
         require_tests: bool = False,
-        loader: Optional[Loader] = None,
+        loader: Loader | None = None,
         **limits: Any,
     ) -> None:
         if history < 1:
@@ -242,7 +248,7 @@ class PolicyStore:
         self._stats = ReloadStats()
         self._attempt = 0
         self._watcher = None
-        self._finalizer: Optional[weakref.finalize] = None
+        self._finalizer: weakref.finalize | None = None
         self._closed = False
 
         if watch:
@@ -266,8 +272,6 @@ class PolicyStore:
             self.close()
             err = result.errors[0] if len(result.errors) == 1 else RuneErrors(list(result.errors))
             raise err
-        if self._watcher is not None:
-            self._stats = replace(self._stats, watching=True)
 
     # -- reading ------------------------------------------------------------
     def authorize(self, principal: Any, action: Any, resource: Any, context: Any = None, entities: Any = None) -> Any:
@@ -282,7 +286,8 @@ class PolicyStore:
     @property
     def stats(self) -> ReloadStats:
         """A consistent snapshot (the writer replaces it in one assignment)."""
-        return self._stats
+        s = self._stats
+        return replace(s, watching=True) if self.watching else s
 
     @property
     def history(self) -> list[HistoryEntry]:
@@ -349,7 +354,7 @@ class PolicyStore:
                 at=now,
                 files=slot.files,
             )
-        log.info("rune_fast rollback ok steps=%d version=%s (was %s)", steps, slot.version, previous)
+        log.info("rune_fast rollback ok steps=%d version=%s (was %s)", steps, _short(slot.version), _short(previous))
         self._notify(result)
         return result
 
@@ -383,13 +388,11 @@ class PolicyStore:
             self._finalizer.detach()
             if self._watcher is not None and not self._watcher.close(timeout):
                 log.warning("rune_fast: watcher thread did not stop within %.1fs", timeout)
-        if self._stats.watching:
-            self._stats = replace(self._stats, watching=False)
 
-    def __enter__(self) -> "PolicyStore":
+    def __enter__(self) -> PolicyStore:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -434,8 +437,11 @@ class PolicyStore:
             current = self._history[-1] if self._history else None
             previous_version = current.version if current else None
             t0 = time.perf_counter()
+            started = time.time()
             errors: tuple = ()
             engine = None
+            if self._watcher is not None and not self._closed:
+                self._watcher.refresh()  # watch a renamed-in directory before reading it
             try:
                 engine = self._build()
             except Exception as exc:  # any failure keeps the old engine
@@ -506,7 +512,7 @@ class PolicyStore:
                 watch = list(result.files)
                 watch += [e.file for e in errors if isinstance(e, RuneError) and os.path.isabs(e.file)]
                 try:
-                    self._watcher.update(watch)
+                    self._watcher.update(watch, since=started)
                 except Exception:  # pragma: no cover - defensive
                     log.exception("rune_fast: updating the watched paths failed")
         self._notify(result)
@@ -518,7 +524,7 @@ class PolicyStore:
             log.info(
                 "rune_fast reload ok trigger=%s version=%s%s duration=%.1fms files=%d",
                 r.trigger,
-                r.version,
+                _short(r.version),
                 "" if r.changed else " (unchanged)",
                 ms,
                 len(r.files),
@@ -527,7 +533,7 @@ class PolicyStore:
             log.error(
                 "rune_fast reload FAILED trigger=%s keeping version=%s duration=%.1fms: %s",
                 r.trigger,
-                r.version,
+                _short(r.version),
                 ms,
                 r.error_summary,
             )

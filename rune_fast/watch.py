@@ -33,12 +33,12 @@ import os
 import threading
 import time
 import weakref
-from typing import Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-__all__ = ["Debouncer", "PolicyWatcher", "RELEVANT_EVENT_TYPES"]
+__all__ = ["RELEVANT_EVENT_TYPES", "Debouncer", "PolicyWatcher"]
 
 log = logging.getLogger("rune_fast")
 
@@ -51,7 +51,7 @@ RELEVANT_EVENT_TYPES = frozenset({"created", "deleted", "modified", "moved", "cl
 CONFIGMAP_LINK = "..data"
 
 
-def _event_filter() -> Optional[list]:
+def _event_filter() -> list | None:
     """watchdog >= 4 can filter in the kernel mask; older versions cannot."""
     try:
         from watchdog.events import (
@@ -153,7 +153,7 @@ class _Handler(FileSystemEventHandler):
     """Forwards events to the watcher through a weak reference, so that the
     observer thread never keeps a forgotten watcher (and its store) alive."""
 
-    def __init__(self, watcher: "PolicyWatcher") -> None:
+    def __init__(self, watcher: PolicyWatcher) -> None:
         super().__init__()
         self._watcher = weakref.ref(watcher)
 
@@ -223,8 +223,31 @@ class PolicyWatcher:
         """Directories currently scheduled with the observer."""
         return tuple(sorted(self._watches))
 
-    def update(self, paths: Iterable[str]) -> None:
-        """Watch exactly ``paths`` (plus the root) from now on."""
+    def refresh(self) -> None:
+        """Re-create watches whose directory was deleted or renamed away.
+
+        The store calls this *before* reading the files: a directory put in
+        place by rename is then watched before it is read, so no change made
+        after the read can go unnoticed.
+        """
+        with self._lock:
+            if self._closed or not self._dead:
+                return
+            dead = set(self._dead)
+            for d in dead:
+                if d in self._watches:
+                    self._unschedule(d)
+                self._schedule(d)
+            self._dead -= dead  # not clear(): one may have died meanwhile
+
+    def update(self, paths: Iterable[str], *, since: float | None = None) -> None:
+        """Watch exactly ``paths`` (plus the root) from now on.
+
+        ``since`` is the wall-clock time the caller started reading the files.
+        A directory watched for the first time was not watched while they were
+        read, so a file in it changed after ``since`` (or around it: file
+        times are coarse) schedules one more, debounced, reload.
+        """
         paths = list(paths)
         paths.append(self.root)
         literal, real = _names(paths)
@@ -233,17 +256,37 @@ class PolicyWatcher:
             if p in (self.root, self._root_real) and self._root_is_dir:
                 dirs.add(p)
             dirs.add(os.path.dirname(p))
+        added: list[str] = []
         with self._lock:
             if self._closed:
                 return
             self._literal, self._real = literal, real
+            dead = set(self._dead)
             for d in list(self._watches):
-                if d not in dirs or d in self._dead:
+                if d not in dirs or d in dead:
                     self._unschedule(d)
-            self._dead.clear()
+            self._dead -= dead
             for d in sorted(dirs):
                 if d not in self._watches:
                     self._schedule(d)
+                    if d in self._watches:
+                        added.append(d)
+        if since is not None and added and self._changed_since(literal | real, set(added), since):
+            log.debug("rune_fast: a file changed while its directory was not yet watched")
+            self._debouncer.poke()
+
+    @staticmethod
+    def _changed_since(files: Iterable[str], dirs: set, since: float) -> bool:
+        for f in files:
+            if os.path.dirname(f) not in dirs:
+                continue
+            try:
+                st = os.stat(f)
+            except OSError:
+                continue
+            if max(st.st_mtime, st.st_ctime) >= since - 0.05:
+                return True
+        return False
 
     def close(self, timeout: float = 5.0) -> bool:
         """Stop the observer and the debounce thread (each joined with ``timeout``)."""
