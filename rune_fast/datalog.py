@@ -118,7 +118,7 @@ def intern_facts(compiled: CompiledProgram, facts: Mapping[str, Iterable[tuple]]
             if len(row) != arity:
                 raise RuneDataError(f"{where}: relation {name!r} has arity {arity}, row {row!r} has {len(row)} values")
             try:
-                ids.append(tuple([intern(v) if type(v) in _VALUE_TYPES else _bad_value(v) for v in row]))
+                ids.append(tuple([intern(v) for v in row]))  # intern rejects unsupported types
             except (TypeError, ValueError, OverflowError) as exc:
                 raise RuneDataError(f"{where}: relation {name!r}: row {row!r}: {exc}") from None
     return out
@@ -134,10 +134,6 @@ def _gc_paused():
     finally:
         if was_enabled:
             gc.enable()
-
-
-def _bad_value(v: object) -> int:
-    raise TypeError(f"unsupported value {v!r} of type {type(v).__name__} (expected str, int, float, bool or Entity)")
 
 
 class Model:

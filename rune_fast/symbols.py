@@ -79,14 +79,21 @@ class Symbols:
     def intern(self, value: object) -> int:
         """The id of ``value``, adding it to this table if no table knows it."""
         t = type(value)
-        if t is int:
+        # Fast paths for the common kinds: one dict probe when known.
+        if t is str:
+            table = self._str
+        elif t is Entity:
+            table = self._ent
+        elif t is int:
             if INLINE_MIN <= value <= INLINE_MAX:
                 return 2 * value + 1
             if not INT_MIN <= value <= INT_MAX:
                 raise OverflowError(f"integer {value} does not fit in 64 bits")
-        elif t is float and value != value:
-            raise ValueError("NaN is not a value of the language")
-        table = self._table_for(value)
+            table = self._bigint
+        else:
+            if t is float and value != value:
+                raise ValueError("NaN is not a value of the language")
+            table = self._table_for(value)
         found = table.get(value)
         if found is not None:
             return found
