@@ -31,7 +31,7 @@ def is_inline_int(ident: int) -> bool:
 class Symbols:
     """A symbol table, optionally extending a parent that must not change any more."""
 
-    __slots__ = ("parent", "_offset", "_values", "_str", "_ent", "_float", "_bigint", "_bool")
+    __slots__ = ("parent", "_offset", "_values", "_str", "_ent", "_float", "_bigint", "_bool", "_up")
 
     def __init__(self, parent: Optional["Symbols"] = None) -> None:
         self.parent = parent
@@ -42,6 +42,16 @@ class Symbols:
         self._float: dict = {}
         self._bigint: dict = {}
         self._bool: dict = {}
+        # The ancestors' tables, per table id, for lookups without recursion;
+        # ancestors are frozen, so these lists never go stale.
+        self._up: dict = {}
+        chain = []
+        p = parent
+        while p is not None:
+            chain.append(p)
+            p = p.parent
+        for name in ("_str", "_ent", "_float", "_bigint", "_bool"):
+            self._up[id(getattr(self, name))] = [t for t in (getattr(a, name) for a in chain) if t]
 
     @property
     def size(self) -> int:
@@ -97,8 +107,8 @@ class Symbols:
         found = table.get(value)
         if found is not None:
             return found
-        if self.parent is not None:
-            found = self.parent.lookup(value)
+        for up in self._up[id(table)]:
+            found = up.get(value)
             if found is not None:
                 return found
         ident = 2 * (self._offset + len(self._values))
