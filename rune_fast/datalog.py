@@ -157,6 +157,44 @@ def _gc_paused():
             gc.enable()
 
 
+def match_atom(atom: A.Atom, arity: int, rows: Iterable[tuple]) -> list[dict[str, object]]:
+    """The distinct variable bindings under which ``atom`` matches one of ``rows``.
+
+    Constants and repeated variables must match with the same kind
+    (``1``, ``1.0`` and ``True`` differ); ``_`` matches anything.
+    """
+    if atom.arity != arity:
+        raise RuneSyntaxError(
+            f"relation {atom.name!r} has arity {arity}, the query has {atom.arity} arguments",
+            "<query>", atom.loc.line, atom.loc.col, atom.loc.text,
+        )
+    results = []
+    seen = set()
+    for row in rows:
+        binding: dict[str, object] = {}
+        ok = True
+        for term, value in zip(atom.args, row):
+            if isinstance(term, A.Const):
+                if type(term.value) is not type(value) or term.value != value:
+                    ok = False
+                    break
+            elif isinstance(term, A.Var) and term.name != "_":
+                if term.name in binding:
+                    prev = binding[term.name]
+                    if type(prev) is not type(value) or prev != value:
+                        ok = False
+                        break
+                else:
+                    binding[term.name] = value
+        if ok:
+            key = tuple((k, type(v), v) for k, v in binding.items())
+            if key not in seen:
+                seen.add(key)
+                results.append(binding)
+    results.sort(key=lambda b: [format_value(v) for v in b.values()])
+    return results
+
+
 class Model:
     """The result of an evaluation: every relation's tuples, as Python values."""
 
@@ -270,36 +308,7 @@ class Model:
         """Answer an atom such as ``path(1, X)``: one dict of variable values per match."""
         atom = parse_atom(text)
         rel = self._relation(atom.name)
-        if atom.arity != rel.arity:
-            raise RuneSyntaxError(
-                f"relation {atom.name!r} has arity {rel.arity}, the query has {atom.arity} arguments",
-                "<query>", atom.loc.line, atom.loc.col, atom.loc.text,
-            )
-        results = []
-        seen = set()
-        for row in self.relation(atom.name):
-            binding: dict[str, object] = {}
-            ok = True
-            for term, value in zip(atom.args, row):
-                if isinstance(term, A.Const):
-                    if type(term.value) is not type(value) or term.value != value:
-                        ok = False
-                        break
-                elif isinstance(term, A.Var) and term.name != "_":
-                    if term.name in binding:
-                        prev = binding[term.name]
-                        if type(prev) is not type(value) or prev != value:
-                            ok = False
-                            break
-                    else:
-                        binding[term.name] = value
-            if ok:
-                key = tuple(binding.items())
-                if key not in seen:
-                    seen.add(key)
-                    results.append(binding)
-        results.sort(key=lambda b: [format_value(v) for v in b.values()])
-        return results
+        return match_atom(atom, rel.arity, self.rows(atom.name))
 
     def with_request(self, facts: Mapping[str, Iterable[tuple]]) -> "Model":
         """This model plus one request's facts (SPEC §5 request relations).

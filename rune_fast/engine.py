@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 from . import ast as A
+from .datalog import match_atom
 from .errors import RuneError, RuneRequestError
 from .limits import DEFAULT_LIMITS, Limits
 from .policies import (
@@ -56,6 +57,7 @@ from .policies import (
     unkey_row,
     _BoolKey,
 )
+from .rules_parser import parse_atom
 from .values import Entity, parse_entity_literal
 
 __all__ = [
@@ -487,6 +489,7 @@ class Engine:
         "_dynamic_hierarchy",
         "_entity_hierarchy",
         "_sealed",
+        "_side_facts",
         "__weakref__",
     )
 
@@ -525,8 +528,14 @@ class Engine:
         for fs in bundle.facts:
             facts.setdefault(fs.relation, []).extend(fs.rows)
         facts = {k: v for k, v in facts.items() if k in compiled.slot_of}
+        # parent/attr facts that no rule and no relation call reads are only
+        # needed by the policy layer's own snapshot: keep them out of the
+        # core (they are often most of the data). ``query`` still sees them.
+        read = set(self.policies.relations).union(*info.depends_on.values()) if info.depends_on else set(self.policies.relations)
+        side = {k: facts.pop(k) for k in _ENTITY_FACTS if k in facts and k not in read and k not in info.idb}
         db = compiled.evaluate(intern_facts(compiled, facts, symbols, "data"), symbols)
         self._model = model = Model(compiled, db)
+        self._side_facts = side
 
         # Which relations change with the request (SPEC section 5).
         deps = dict(info.depends_on)
@@ -536,6 +545,8 @@ class Engine:
         self._entity_hierarchy = bool(_ENTITY_FACTS & _closure(deps, _ENTITY_FACTS))
 
         def rel_rows(name: str) -> frozenset:
+            if name in side:
+                return frozenset(side[name])
             return model.relation(name) if name in compiled.slot_of else frozenset()
 
         # Relations policies call: small ones as frozensets of rows, big ones
@@ -876,6 +887,9 @@ class Engine:
         one dict of variable bindings per distinct match.
         """
         if principal is None and action is None and resource is None and context is None and entities is None:
+            atom = parse_atom(atom_text)
+            if atom.name in self._side_facts:  # kept out of the core: see __init__
+                return match_atom(atom, self._compiled.rel(atom.name).arity, self._side_facts[atom.name])
             return self._model.query(atom_text)
         p = self._entity(principal, "principal") if principal is not None else None
         a = self._entity(action, "action") if action is not None else None

@@ -664,3 +664,20 @@ def test_relation_calls_with_and_without_snapshots(monkeypatch, limit):
     assert setting("x", 1) and not setting("x", True) and not setting("x", 1.0)
     assert setting("y", True) and not setting("y", 1)
     assert setting("z", 2.5) and not setting("z", 2)
+
+
+def test_query_sees_entity_facts_kept_out_of_the_core():
+    # No rule reads attr/parent here, so the engine keeps them out of the
+    # Datalog core; queries must still answer over them.
+    engine = rune_fast.load_text(
+        'version = "rune/1"\n[data]\n'
+        "attr = [['Doc::\"d1\"', \"owner\", 'User::\"alice\"']]\n"
+        "parent = [['Doc::\"d1\"', 'Folder::\"f\"']]\n"
+        "[policies]\n"
+        'permit(principal, action, resource) when { resource.owner == principal };\n'
+    )
+    assert engine.query('attr(D, "owner", U)') == [{"D": Entity("Doc", "d1"), "U": Entity("User", "alice")}]
+    assert engine.query('parent(Doc::"d1", F)') == [{"F": Entity("Folder", "f")}]
+    assert engine.authorize('User::"alice"', 'Action::"read"', 'Doc::"d1"').allowed
+    assert engine.authorize('Doc::"d1"', 'Action::"read"', 'Doc::"d1"').decision == "deny"
+    assert engine.authorize('User::"bob"', 'Action::"read"', 'Folder::"f"').decision == "deny"
