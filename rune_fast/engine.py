@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 from . import ast as A
-from .datalog import match_atom
 from .errors import RuneError, RuneRequestError
 from .limits import DEFAULT_LIMITS, Limits
 from .policies import (
@@ -57,7 +56,6 @@ from .policies import (
     unkey_row,
     _BoolKey,
 )
-from .rules_parser import parse_atom
 from .values import Entity, parse_entity_literal
 
 __all__ = [
@@ -490,6 +488,7 @@ class Engine:
         "_entity_hierarchy",
         "_sealed",
         "_side_facts",
+        "_full_model",
         "__weakref__",
     )
 
@@ -536,6 +535,7 @@ class Engine:
         db = compiled.evaluate(intern_facts(compiled, facts, symbols, "data"), symbols)
         self._model = model = Model(compiled, db)
         self._side_facts = side
+        self._full_model: list = []
 
         # Which relations change with the request (SPEC section 5).
         deps = dict(info.depends_on)
@@ -591,8 +591,15 @@ class Engine:
 
     @property
     def model(self) -> Any:
-        """The precomputed (request-independent) Datalog model."""
-        return self._model
+        """The precomputed (request-independent) Datalog model, every fact included."""
+        if not self._side_facts:
+            return self._model
+        if not self._full_model:
+            # parent/attr rows kept out of the core (see __init__) are laid
+            # over the model as an overlay; no rule reads them, so nothing
+            # needs re-deriving. Built once; a race builds two equal models.
+            self._full_model.append(self._model.with_request(self._side_facts))
+        return self._full_model[0]
 
     @property
     def diagnostics(self) -> list[str]:
@@ -887,10 +894,7 @@ class Engine:
         one dict of variable bindings per distinct match.
         """
         if principal is None and action is None and resource is None and context is None and entities is None:
-            atom = parse_atom(atom_text)
-            if atom.name in self._side_facts:  # kept out of the core: see __init__
-                return match_atom(atom, self._compiled.rel(atom.name).arity, self._side_facts[atom.name])
-            return self._model.query(atom_text)
+            return self.model.query(atom_text)
         p = self._entity(principal, "principal") if principal is not None else None
         a = self._entity(action, "action") if action is not None else None
         r = self._entity(resource, "resource") if resource is not None else None

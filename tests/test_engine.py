@@ -681,3 +681,16 @@ def test_query_sees_entity_facts_kept_out_of_the_core():
     assert engine.authorize('User::"alice"', 'Action::"read"', 'Doc::"d1"').allowed
     assert engine.authorize('Doc::"d1"', 'Action::"read"', 'Doc::"d1"').decision == "deny"
     assert engine.authorize('User::"bob"', 'Action::"read"', 'Folder::"f"').decision == "deny"
+
+
+def test_engine_model_holds_every_fact():
+    engine = rune_fast.load_text(
+        'version = "rune/1"\n[data]\n'
+        "attr = [['Doc::\"d1\"', \"owner\", 'User::\"alice\"']]\n"
+        "parent = [['Doc::\"d1\"', 'Folder::\"f\"']]\n"
+        "[policies]\n"
+        'permit(principal, action, resource) when { resource.owner == principal };\n'
+    )
+    assert engine.model.relation("attr") == {(Entity("Doc", "d1"), "owner", Entity("User", "alice"))}
+    assert engine.model.relation("parent") == {(Entity("Doc", "d1"), Entity("Folder", "f"))}
+    assert engine.model is engine.model
