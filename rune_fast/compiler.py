@@ -487,7 +487,7 @@ class CompiledProgram:
                 changed |= members
             if mode == "recompute":
                 recompute |= members
-            plans = [self._plan_rule(rule, binfo, n, members, changed if mode == "incremental" else set())
+            plans = [self._plan_rule_guarded(rule, binfo, n, members, changed if mode == "incremental" else set())
                      for rule, binfo, n in stratum_rules]
             self.strata.append(Stratum(tuple(self.slot_of[x] for x in names), plans, recursive,
                                        frozenset(self.slot_of[x] for x in reads), mode))
@@ -506,6 +506,15 @@ class CompiledProgram:
 
     def rel(self, name: str) -> RelInfo:
         return self.rels[self.slot_of[name]]
+
+    def _plan_rule_guarded(self, rule: A.Rule, binfo: BodyInfo, n: int, members: set, changed: set) -> RulePlans:
+        """``_plan_rule``, turning a stack overflow on a huge expression into a located limit error."""
+        try:
+            return self._plan_rule(rule, binfo, n, members, changed)
+        except RecursionError:
+            loc = rule.loc
+            raise RuneLimitError("rule expression nested too deeply to compile", "max_nesting", file=loc.file,
+                                 line=loc.line, column=loc.col, source_line=loc.text or None) from None
 
     def _plan_rule(self, rule: A.Rule, binfo: BodyInfo, n: int, members: set, changed: set) -> RulePlans:
         label = f"{rule.loc.file}:{rule.loc.line}:{rule.loc.col}" if rule.loc.line else f"rule {n}"

@@ -39,7 +39,7 @@ from operator import attrgetter
 from typing import Any, Callable, Iterable, Mapping, Optional, Protocol, Sequence
 
 from . import ast as A
-from .errors import RuneEvalError, RuneRequestError, RuneSyntaxError
+from .errors import RuneEvalError, RuneLimitError, RuneRequestError, RuneSyntaxError
 from .graphs import strongly_connected_components
 from .values import INT_MAX, INT_MIN, Entity, format_value, parse_entity_literal
 
@@ -1033,22 +1033,43 @@ class _Compiler:
         evaluating the right operand; in both, each operand that is evaluated
         must be a boolean (Cedar type error otherwise).
         """
-        left = self.expr(node.left)
-        right = self.expr(node.right)
+        # A long chain ``a || b || c ...`` parses as a left-leaning tree;
+        # walk its spine iteratively and compile one flat loop, so that
+        # neither compiling nor evaluating it recurses once per operand.
+        operands = []
+        n: Any = node
+        while isinstance(n, A.Binary) and n.op == node.op:
+            operands.append(n.right)
+            n = n.left
+        operands.append(n)
+        fns = [self.expr(o) for o in reversed(operands)]
         undecided = not decided
+        if len(fns) == 2:
+            left, right = fns
 
-        def f(q):
-            a = left(q)
-            if a is decided:
-                return decided
-            if a is not undecided:
-                raise _type_err("bool", a)
-            b = right(q)
-            if b is True or b is False:
-                return b
-            raise _type_err("bool", b)
+            def f(q):
+                a = left(q)
+                if a is decided:
+                    return decided
+                if a is not undecided:
+                    raise _type_err("bool", a)
+                b = right(q)
+                if b is True or b is False:
+                    return b
+                raise _type_err("bool", b)
 
-        return f
+            return f
+
+        def chain(q):
+            for g in fns:
+                a = g(q)
+                if a is decided:
+                    return decided
+                if a is not undecided:
+                    raise _type_err("bool", a)
+            return undecided
+
+        return chain
 
     def _eq(self, node: A.Binary) -> Fn:
         lc = self.const(node.left)
@@ -1951,7 +1972,12 @@ class CompiledPolicy:
             except (SyntaxError, RecursionError, MemoryError, ValueError, OverflowError):
                 test = None
         if test is None:
-            test = self._closures(policy)
+            try:
+                test = self._closures(policy)
+            except RecursionError:
+                raise RuneLimitError(
+                    f"policy {self.id!r}: expression nested too deeply to compile", "max_nesting", **_loc(policy)
+                ) from None
             self.backend = "closures"
         self.test = test
 
