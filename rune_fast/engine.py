@@ -682,7 +682,7 @@ class Engine:
             try:
                 key = (principal, action, resource, _freeze(context), _freeze(entities))
                 hit = cache.get(key)
-            except TypeError:
+            except (TypeError, RecursionError):  # validation below says what is wrong
                 key = hit = None
             if hit is not None:
                 return hit
@@ -753,8 +753,14 @@ class Engine:
         p = self._entity(principal, "principal")
         a = self._entity(action, "action")
         r = self._entity(resource, "resource")
-        ctx = _parse_context(context)
-        ents = _parse_entities(entities)
+        try:
+            ctx = _parse_context(context)
+        except RecursionError:
+            raise RuneRequestError("nested too deeply", field="context") from None
+        try:
+            ents = _parse_entities(entities)
+        except RecursionError:
+            raise RuneRequestError("nested too deeply", field="entities") from None
         return p, a, r, ctx, ents
 
     def _decide(self, p: Entity, a: Entity, r: Entity, ctx: CRecord, ents: Optional[_RequestEntities]) -> tuple:

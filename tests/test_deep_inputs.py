@@ -45,3 +45,24 @@ def test_too_deep_arithmetic_in_a_rule_is_a_limit_error():
     with pytest.raises(RuneLimitError) as info:
         rune_fast.load_text(text)
     assert info.value.limit == "max_nesting" and info.value.line == 5
+
+
+def _deep(n: int) -> dict:
+    root: dict = {}
+    cur = root
+    for _ in range(n):
+        cur["a"] = {}
+        cur = cur["a"]
+    return root
+
+
+@pytest.mark.parametrize("cache_size", [0, 16])
+def test_deeply_nested_request_is_a_request_error(cache_size):
+    engine = rune_fast.load_text(policy("true"), cache_size=cache_size)
+    with pytest.raises(rune_fast.RuneRequestError) as info:
+        engine.authorize('U::"a"', 'A::"r"', 'D::"d"', context=_deep(5000))
+    assert info.value.field == "context"
+    with pytest.raises(rune_fast.RuneRequestError) as info:
+        engine.authorize('U::"a"', 'A::"r"', 'D::"d"',
+                         entities=[{"uid": {"type": "U", "id": "a"}, "attrs": _deep(5000), "parents": []}])
+    assert info.value.field == "entities"
