@@ -21,14 +21,23 @@ from .errors import (
     RuneUndefinedError,
     RuneVersionError,
 )
+from . import datalog
+from .engine import Decision, Engine, load, load_text
 from .limits import Limits
+from .store import PolicyStore
 from .values import Entity
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Decision",
+    "Engine",
     "Entity",
     "Limits",
+    "PolicyStore",
+    "datalog",
+    "load",
+    "load_text",
     "RuneArityError",
     "RuneCheckError",
     "RuneDataError",
@@ -46,14 +55,3 @@ __all__ = [
     "RuneUndefinedError",
     "RuneVersionError",
 ]
-
-# Hot reload (docs/reload.md). The store imports the engine lazily, on its
-# first load, so importing rune_fast stays cheap.
-from .store import PolicyStore  # noqa: E402
-
-__all__.append("PolicyStore")
-
-# The engine (docs/policies.md): build with load()/load_text(), ask authorize().
-from .engine import Decision, Engine, load, load_text  # noqa: E402
-
-__all__ += ["Decision", "Engine", "load", "load_text"]
