@@ -83,6 +83,7 @@ DEF INLINE_MIN = -(1 << 62)
 DEF INLINE_MAX = (1 << 62) - 1
 DEF STACK = 256
 DEF CHECK_EVERY = 8192
+DEF SMALL_INTS = 65536
 
 COMPILED = True
 
@@ -476,16 +477,26 @@ cdef class Relation:
         out = []
         if self.d.base != NULL:
             out.extend(self._base.value_rows(table))
-        cdef int64_t r, ident
+        cdef int64_t r, ident, iv
         cdef int k, a = self.d.arity
         cdef object t, v
         cdef Py_ssize_t ntab = len(table)
+        # Small non-negative integers recur across rows (node ids, counts):
+        # share one int object per value instead of allocating one per cell.
+        cdef list small = [None] * SMALL_INTS if self.d.n > SMALL_INTS else None
         for r in range(self.d.n):
             t = PyTuple_New(a)
             for k in range(a):
                 ident = self.d.rows[r * a + k]
                 if ident & 1:
-                    v = PyLong_FromLongLong(ident >> 1)
+                    iv = ident >> 1
+                    if small is not None and 0 <= iv < SMALL_INTS:
+                        v = small[iv]
+                        if v is None:
+                            v = PyLong_FromLongLong(iv)
+                            small[iv] = v
+                    else:
+                        v = PyLong_FromLongLong(iv)
                 else:
                     if (ident >> 1) >= ntab:
                         raise IndexError("id outside the symbol table")
