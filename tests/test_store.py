@@ -21,6 +21,7 @@ import pytest
 
 from rune_fast import PolicyStore, RuneError
 from rune_fast.store import ReloadResult
+from reload_helpers import wait_for, write
 
 PROBE = (("User", "alice"), ("Action", "read"), ("Doc", "d1"))
 
@@ -75,22 +76,7 @@ expect    = "permit"
 """
 
 
-def wait_for(pred, timeout: float = 10.0, interval: float = 0.005):
-    """Poll ``pred`` until truthy or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
 
-
-def write(path: Path, text: str) -> None:
-    """A plain in-place rewrite (truncate + write), like most scripts do."""
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
 
 
 def decide(store_or_engine) -> str:

@@ -17,6 +17,7 @@ import pytest
 
 from rune_fast import PolicyStore
 from rune_fast.watch import Debouncer
+from reload_helpers import wait_for, write
 
 PROBE = (("User", "alice"), ("Action", "read"), ("Doc", "d1"))
 
@@ -36,20 +37,7 @@ A = POLICY.format(effect="permit")
 B = POLICY.format(effect="forbid")
 
 
-def wait_for(pred, timeout: float = 10.0, interval: float = 0.005):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
 
-
-def write(path: Path, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
 
 
 def decide(store) -> str:
