@@ -1,6 +1,6 @@
 """Compare rune_fast's Datalog core with peers on the benchmark workloads.
 
-    python asv_benchmarks/compare_datalog.py            # full run (~10 min on 2 cores)
+    python asv_benchmarks/compare_datalog.py            # full run (~12 min on 2 cores)
     python asv_benchmarks/compare_datalog.py --quick    # one repeat, lower pyDatalog timeout
     python asv_benchmarks/compare_datalog.py --workloads tc_chain_200,auth --engines rune_fast,clingo
 
@@ -287,6 +287,9 @@ def child(engine: str, name: str, repeats: int, budget: float, dump: str) -> Non
         if count != sum(report["counts"].values()):
             report["error"] = f"evaluation only counts {count} tuples, end-to-end {report['counts']}"
     report["maxrss_mb"] = peak_rss_mb()
+    if engine.startswith("rune"):
+        import rune_fast._core
+        report["core_build"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(os.path.getmtime(rune_fast._core.__file__)))
     print("RESULT " + json.dumps(report), flush=True)
 
 
@@ -395,7 +398,13 @@ def main(argv=None) -> int:
         for f in os.listdir(tmp):
             os.remove(os.path.join(tmp, f))
         os.rmdir(tmp)
+    builds = sorted({r["core_build"] for w in results.values() for r in w.values() if "core_build" in r})
+    if len(builds) > 1:
+        problems.append(f"the compiled core was rebuilt during the run (extension mtimes {', '.join(builds)} UTC): "
+                        "rows measured with different builds")
     print(render(results, workloads, engines, args))
+    print(f"\ncompiled core built {', '.join(builds) or '?'} UTC; Python {sys.version.split()[0]}; "
+          f"{os.cpu_count()} CPUs")
     if problems:
         print("\n**Disagreements / errors:**\n")
         for p in problems:
