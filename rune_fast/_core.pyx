@@ -32,6 +32,9 @@ from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from cpython.ref cimport PyObject, Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.long cimport PyLong_FromLongLong
+
+cdef extern from "Python.h":
+    void PyObject_GC_UnTrack(void* op)
 from libc.string cimport memset, memcpy
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
@@ -434,6 +437,30 @@ cdef class Relation:
                     sched_yield()
         return added
 
+    def add_columns(self, list cols):
+        """Insert rows given column-wise (one list of ids per column).
+
+        The bulk path for facts: no Python tuple is built per row.
+        """
+        cdef int64_t buf[64]
+        cdef Py_ssize_t r, n
+        cdef int k, a = self.d.arity
+        cdef int64_t added = 0
+        if len(cols) != a or a == 0 or a > 64:
+            raise ValueError("add_columns needs one column per position (arity 1..64)")
+        n = len(cols[0])
+        for k in range(a):
+            if type(cols[k]) is not list or len(cols[k]) != n:
+                raise ValueError("columns must be lists of equal length")
+        for r in range(n):
+            for k in range(a):
+                buf[k] = (<list>cols[k])[r]
+            added += rel_insert(self.d, buf)
+            if r % CHECK_EVERY == CHECK_EVERY - 1:
+                with nogil:
+                    sched_yield()
+        return added
+
     def add_flat(self, const int64_t[:] flat):
         """Insert rows given as one flat buffer of ids (fast bulk load)."""
         cdef int64_t i, added = 0, a = self.d.arity
@@ -503,6 +530,9 @@ cdef class Relation:
                     v = table[ident >> 1]
                 Py_INCREF(v)
                 PyTuple_SET_ITEM(t, k, v)
+            # Items are immutable scalars and entities: the tuple can never be
+            # part of a cycle, so keep it out of the cyclic GC's work lists.
+            PyObject_GC_UnTrack(<void*>t)
             out.append(t)
             if r % CHECK_EVERY == CHECK_EVERY - 1:
                 with nogil:

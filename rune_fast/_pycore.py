@@ -80,6 +80,12 @@ class Relation:
     def add_many(self, rows) -> int:
         return sum(1 for row in rows if self.add(row))
 
+    def add_columns(self, cols: list) -> int:
+        """Insert rows given column-wise (one list of ids per column)."""
+        if len(cols) != self.arity or self.arity == 0:
+            raise ValueError("add_columns needs one column per position (arity 1..64)")
+        return self.add_many(zip(*cols))
+
     def add_flat(self, flat) -> int:
         a = self.arity
         if a == 0:

@@ -424,6 +424,19 @@ class Stratum:
         self.request_plans = [plan for rp in self.rules for plan in rp.request_deltas.values()]
 
 
+class Columns(list):
+    """Interned facts of one relation held column-wise (a list of id lists)."""
+
+    __slots__ = ()
+
+
+def add_facts(rel, data) -> int:
+    """Insert interned facts given as rows or as ``Columns``."""
+    if type(data) is Columns:
+        return rel.add_columns(list(data)) if data and data[0] else 0
+    return rel.add_many(data)
+
+
 class Database:
     """One evaluation's relations, by slot, plus the symbol table of their ids."""
 
@@ -546,8 +559,8 @@ class CompiledProgram:
         relations = self.new_relations()
         seeds = {}
         for slot, rows in facts.items():
-            rows = list(rows)
-            relations[slot].add_many(rows)
+            rows = rows if type(rows) is Columns else list(rows)
+            add_facts(relations[slot], rows)
             if slot in self._recompute_slots():
                 seeds[slot] = rows
         hooks = Hooks(symbols, "max_tuples", self.limits.max_tuples)
@@ -584,7 +597,7 @@ class CompiledProgram:
         dirty: set[int] = set()  # slots whose contents differ from the model's
         for slot, rows in facts.items():
             rel = self._overlay(slot, base)
-            if rel.add_many(rows):
+            if add_facts(rel, rows):
                 relations[slot] = rel
                 n = rel.own_count
                 rel.set_tiers(0, 0, n, n)
@@ -602,7 +615,7 @@ class CompiledProgram:
                 for s in stratum.relations:
                     r = self.rels[s]
                     fresh = self.core.Relation(r.name, r.arity, list(r.index_cols))
-                    fresh.add_many(static.seeds.get(s, ()))
+                    add_facts(fresh, static.seeds.get(s, ()))
                     relations[s] = fresh
                     ex.set_relation(s, fresh)
                 self._run_full(ex, stratum)

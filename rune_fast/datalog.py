@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 from . import ast as A
 from .checks import REQUEST_RELATIONS, RESERVED_RELATIONS, check_program
-from .compiler import CompiledProgram, Database, core
+from .compiler import Columns, CompiledProgram, Database, core
 from .errors import RuneDataError, RuneError, RuneSyntaxError, raise_collected
 from .limits import DEFAULT_LIMITS, Limits
 from .rules_parser import parse_atom, parse_rules
@@ -123,7 +123,10 @@ def _intern_facts(compiled: CompiledProgram, facts: Mapping[str, Iterable[tuple]
             except (TypeError, ValueError, OverflowError):
                 pass
             else:
-                ids.extend(zip(*cols))
+                if ids:
+                    ids.extend(zip(*cols))
+                else:
+                    out[slot] = Columns(cols)  # no tuple per row (see compiler.add_facts)
                 continue
         for row in rows:
             if not isinstance(row, tuple) or type(row) is Entity:
