@@ -7,7 +7,6 @@ The AST half does not depend on the parsers; the text half is skipped until
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 
 import pytest
 
@@ -667,9 +666,6 @@ def test_deep_dependency_chain_has_no_recursion_limit():
 
 # ---------------------------------------------------------------- from text
 
-HAVE_PARSER = importlib.util.find_spec("rune_fast.parser") is not None
-needs_parser = pytest.mark.skipif(not HAVE_PARSER, reason="rune_fast.parser not written yet")
-
 
 def load(text: str):
     from rune_fast import parser
@@ -681,7 +677,6 @@ def load(text: str):
 HEADER = 'version = "rune/1"\n'
 
 
-@needs_parser
 def test_text_valid_program():
     info = load(HEADER + """
 [data]
@@ -708,7 +703,6 @@ def _marked(body: str) -> tuple[str, int]:
 TEXT_PREFIX = HEADER + "[data]\nq = [1]\nbanned = [[1, 2]]\n[rules]\n"  # rules start on line 6
 
 
-@needs_parser
 @pytest.mark.parametrize(
     "body, cls",
     [
@@ -736,7 +730,6 @@ def test_text_errors(body, cls):
     assert body in errs[0].render() and "^" in errs[0].render()
 
 
-@needs_parser
 def test_text_several_errors_all_reported():
     text = TEXT_PREFIX + (
         "p(X) :- q(Y).\n"                          # 6: unsafe X (head, col 3)

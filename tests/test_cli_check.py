@@ -10,7 +10,6 @@ import pytest
 
 from rune_fast import cli
 
-pytest.importorskip("rune_fast.parser")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")

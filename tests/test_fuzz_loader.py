@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from rune_fast.errors import RuneError
 
-parser = pytest.importorskip("rune_fast.parser")
+from rune_fast import parser
 from rune_fast.checks import check_program  # noqa: E402
 
 EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")

@@ -33,7 +33,7 @@ from rune_fast.errors import (
     RuneVersionError,
 )
 
-parser = pytest.importorskip("rune_fast.parser")
+from rune_fast import parser
 from rune_fast.checks import check_program  # noqa: E402
 
 MARK = "‸"
