@@ -849,11 +849,28 @@ class Engine:
                     field=f"requests[{i}]",
                 )
             try:
-                self._parse_request(*args)
+                parsed = self._parse_request(*args)
             except RuneRequestError as e:
                 raise RuneRequestError(f"requests[{i}]: {e.message}", field=f"requests[{i}].{e.field}") from None
-            items.append(args)
-        return [self.authorize(*args) for args in items]
+            items.append((args, parsed))
+        # Every request is valid: decide each from its parsed form (no second
+        # parse), with the same cache keys as ``authorize``.
+        cache = self._cache
+        out = []
+        for args, parsed in items:
+            key = None
+            if cache.capacity:
+                try:
+                    key = args[:3] if args[3] is None and args[4] is None else (
+                        args[0], args[1], args[2], _freeze(args[3]), _freeze(args[4]))
+                    hit = cache.get(key)
+                except (TypeError, RecursionError):
+                    key = hit = None
+                if hit is not None:
+                    out.append(hit)
+                    continue
+            out.append(self._answer(*parsed, key))
+        return out
 
     # -- embedded tests ----------------------------------------------------------------------
 
