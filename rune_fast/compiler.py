@@ -509,7 +509,8 @@ class CompiledProgram:
                 self.rel(name).index_for(tuple(cols))
         self.changed = frozenset(changed)
         self.request_dependent = any(s.request_mode != "static" for s in self.strata)
-        self.symbols_frozen = True
+        #: relations a request may recompute from scratch: their given facts are kept as seeds
+        self.recompute_slots = frozenset(s for st in self.strata if st.request_mode == "recompute" for s in st.relations)
 
     def _add_rel(self, name: str, arity: int) -> RelInfo:
         info = RelInfo(len(self.rels), name, arity)
@@ -561,7 +562,7 @@ class CompiledProgram:
         for slot, rows in facts.items():
             rows = rows if type(rows) is Columns else list(rows)
             add_facts(relations[slot], rows)
-            if slot in self._recompute_slots():
+            if slot in self.recompute_slots:
                 seeds[slot] = rows
         hooks = Hooks(symbols, "max_tuples", self.limits.max_tuples)
         ex = self.core.Executor(relations, hooks, self.limits.max_tuples, 0.0)
@@ -571,9 +572,6 @@ class CompiledProgram:
         for stratum in self.strata:
             self._run_full(ex, stratum)
         return Database(relations, symbols, list(ex.diagnostics), seeds)
-
-    def _recompute_slots(self) -> frozenset:
-        return frozenset(s for st in self.strata if st.request_mode == "recompute" for s in st.relations)
 
     @staticmethod
     def _run_full(ex, stratum: Stratum) -> None:
