@@ -422,6 +422,8 @@ class Stratum:
         self.full_plans = [rp.full for rp in self.rules]
         self.round_plans = [plan for rp in self.rules for plan in rp.deltas.values()]
         self.request_plans = [plan for rp in self.rules for plan in rp.request_deltas.values()]
+        self.lower_reads = [s for s in self.reads if s not in self.member_set]
+        self.inputs = self.reads | self.member_set
 
 
 class Columns(list):
@@ -508,7 +510,8 @@ class CompiledProgram:
             if name in self.slot_of and cols and len(cols) < self.rel(name).arity:
                 self.rel(name).index_for(tuple(cols))
         self.changed = frozenset(changed)
-        self.request_dependent = any(s.request_mode != "static" for s in self.strata)
+        self.request_strata = [s for s in self.strata if s.request_mode != "static"]
+        self.request_dependent = bool(self.request_strata)
         #: relations a request may recompute from scratch: their given facts are kept as seeds
         self.recompute_slots = frozenset(s for st in self.strata if st.request_mode == "recompute" for s in st.relations)
 
@@ -604,10 +607,10 @@ class CompiledProgram:
             return static
         hooks = Hooks(symbols, "max_request_tuples", limits.max_request_tuples, limits.deadline_ms)
         ex = self.core.Executor(relations, hooks, limits.max_request_tuples, limits.deadline_ms / 1000.0)
-        for stratum in self.strata:
+        for stratum in self.request_strata:
             # A stratum none of whose inputs changed keeps the model's rows:
             # they are what evaluating it again would give.
-            if stratum.request_mode == "static" or not (stratum.reads & dirty or stratum.member_set & dirty):
+            if stratum.inputs.isdisjoint(dirty):
                 continue
             if stratum.request_mode == "recompute":
                 for s in stratum.relations:
@@ -640,7 +643,7 @@ class CompiledProgram:
         Only overlays (dirty slots and this stratum's own relations) have
         their tiers moved; relations shared with the model are never written.
         """
-        lower = [s for s in stratum.reads if s in dirty and s not in stratum.member_set]
+        lower = [s for s in stratum.lower_reads if s in dirty]
         ex.run_stratum(stratum.request_plans, stratum.members, lower, stratum.recursive, stratum.round_plans, True)
 
 

@@ -42,16 +42,20 @@ class Symbols:
         self._float: dict = {}
         self._bigint: dict = {}
         self._bool: dict = {}
-        # The ancestors' tables, per table id, for lookups without recursion;
-        # ancestors are frozen, so these lists never go stale.
-        self._up: dict = {}
-        chain = []
-        p = parent
-        while p is not None:
-            chain.append(p)
-            p = p.parent
-        for name in ("_str", "_ent", "_float", "_bigint", "_bool"):
-            self._up[id(getattr(self, name))] = [t for t in (getattr(a, name) for a in chain) if t]
+        # The ancestors' tables of each kind (str, entity, float, big int,
+        # bool), nearest first, for lookups without recursion. Ancestors are
+        # frozen and their dicts are shared by reference, so these never go stale.
+        if parent is None:
+            self._up = ((), (), (), (), ())
+        else:
+            pu = parent._up
+            self._up = (
+                (parent._str,) + pu[0],
+                (parent._ent,) + pu[1],
+                (parent._float,) + pu[2],
+                (parent._bigint,) + pu[3],
+                (parent._bool,) + pu[4],
+            )
 
     @property
     def size(self) -> int:
@@ -91,23 +95,27 @@ class Symbols:
         t = type(value)
         # Fast paths for the common kinds: one dict probe when known.
         if t is str:
-            table = self._str
+            table, kind = self._str, 0
         elif t is Entity:
-            table = self._ent
+            table, kind = self._ent, 1
         elif t is int:
             if INLINE_MIN <= value <= INLINE_MAX:
                 return 2 * value + 1
             if not INT_MIN <= value <= INT_MAX:
                 raise OverflowError(f"integer {value} does not fit in 64 bits")
-            table = self._bigint
-        else:
-            if t is float and value != value:
+            table, kind = self._bigint, 3
+        elif t is float:
+            if value != value:
                 raise ValueError("NaN is not a value of the language")
-            table = self._table_for(value)
+            table, kind = self._float, 2
+        elif t is bool:
+            table, kind = self._bool, 4
+        else:
+            raise TypeError(f"unsupported value {value!r} of type {t.__name__}")
         found = table.get(value)
         if found is not None:
             return found
-        for up in self._up[id(table)]:
+        for up in self._up[kind]:
             found = up.get(value)
             if found is not None:
                 return found
