@@ -20,6 +20,19 @@ class Limits:
     - ``deadline_ms``: wall-clock budget of one decision (0 = none).
     - ``max_nesting``: maximum nesting depth of an expression or a rule.
     - ``max_body_bytes``: largest request body accepted by the HTTP fronts.
+
+    Request size (each a ``RuneRequestError`` naming the limit, raised before
+    anything expensive is built from the request):
+
+    - ``max_id_length``: characters of one entity id (an entity literal may
+      be at most ``6 * max_id_length + 1024`` characters, checked unread);
+    - ``max_string_length``: characters of one string in context or attrs;
+    - ``max_value_depth``: nesting of sets/records in context or attrs;
+    - ``max_request_values``: values (scalars, set elements, record fields,
+      parents) in one request's context and entities together;
+    - ``max_request_chars``: characters of all strings (ids, keys, values)
+      in one request's context and entities together;
+    - ``max_request_entities``: entities in one request's ``entities``.
     """
 
     max_file_bytes: int = 64 * 1024 * 1024
@@ -28,6 +41,12 @@ class Limits:
     deadline_ms: float = 1000.0
     max_nesting: int = 64
     max_body_bytes: int = 1024 * 1024
+    max_id_length: int = 4096
+    max_string_length: int = 65536
+    max_value_depth: int = 32
+    max_request_values: int = 100_000
+    max_request_chars: int = 4 * 1024 * 1024
+    max_request_entities: int = 10_000
 
     @classmethod
     def from_kwargs(cls, base: "Limits | None" = None, **kwargs: Any) -> "Limits":

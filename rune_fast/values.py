@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-from typing import NamedTuple, Union
+from typing import NamedTuple, Optional, Union
 
 __all__ = [
     "Entity",
     "Value",
-    "ENTITY_LITERAL",
+    "TYPE_NAME",
+    "entity_problem",
     "parse_entity_literal",
     "is_entity_literal",
     "value_key",
@@ -27,9 +28,40 @@ __all__ = [
 INT_MIN = -(2**63)
 INT_MAX = 2**63 - 1
 
-_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-#: ``Type::"id"`` or ``Ns::Type::"id"``; the id is a JSON string body.
-ENTITY_LITERAL = re.compile(rf'^({_NAME}(?:::{_NAME})*)::"((?:[^"\\]|\\.)*)"$', re.S)
+#: A type name: ``Name`` or ``Ns::Name`` (ASCII letters, digits, ``_``).
+#: Always used with ``fullmatch``: a pattern ending in ``$`` would also accept
+#: a final newline (``"User\n"``), a different type that escapes ``is User``.
+TYPE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)*")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def entity_problem(ty: object, ident: object) -> Optional[str]:
+    """Why ``(ty, ident)`` is not an entity of the language, or ``None``.
+
+    The one validation of type names and ids, used by every entry point
+    (entity literals, ``("Type", "id")`` pairs, Cedar-JSON objects, ``Entity``
+    values passed by callers, ``{"__entity": ..}`` in context and attributes).
+    The whole type name must be ``Name(::Name)*`` (full match: no
+    surrounding whitespace, no final newline, ASCII only); the id is any
+    text, except that it must be valid Unicode (no lone surrogate, which no
+    JSON encoder, Cedar or terminal can represent).
+    """
+    if type(ty) is not str:
+        return f"entity type must be a string, got {type(ty).__name__}"
+    if TYPE_NAME.fullmatch(ty) is None:
+        return f"entity type {ty!r} is not a type name such as User or App::Doc"
+    if type(ident) is not str:
+        return f"entity id must be a string, got {type(ident).__name__}"
+    if not ident.isascii() and _SURROGATE.search(ident) is not None:
+        return "entity id contains a lone surrogate (not valid Unicode text)"
+    return None
+
+
+def plain_str(x: object) -> object:
+    """``x`` as an exact ``str`` if it is a ``str`` subclass instance, else ``x``."""
+    if type(x) is not str and isinstance(x, str):
+        return str.__str__(x)
+    return x
 
 
 class Entity(NamedTuple):
@@ -60,15 +92,28 @@ Value = Union[str, int, float, bool, Entity]
 
 
 def parse_entity_literal(text: str) -> "Entity | None":
-    """Return the entity a whole string spells, or ``None`` if it is not one."""
-    m = ENTITY_LITERAL.match(text)
-    if m is None:
+    """Return the entity a whole string spells (``Type::"id"``), or ``None``.
+
+    Linear and allocation-light (one ``find``, one full match of the type,
+    one C JSON-string decode): the id is a JSON string body, so its first
+    ``::"`` separates it from the type (a type name has no quote).
+    """
+    if type(text) is not str:
         return None
+    i = text.find('::"')
+    if i <= 0 or len(text) < i + 4 or text[-1] != '"':
+        return None
+    ty = text[:i]
+    if TYPE_NAME.fullmatch(ty) is None:
+        return None
+    body = text[i + 2:]
     try:
-        ident = json.loads('"' + m.group(2) + '"')
+        ident = json.loads(body)
     except ValueError:
         return None
-    return Entity(m.group(1), ident)
+    if type(ident) is not str or entity_problem(ty, ident) is not None:
+        return None
+    return Entity(ty, ident)
 
 
 def is_entity_literal(text: str) -> bool:

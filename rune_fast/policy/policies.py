@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Protocol, Sequenc
 from ..lang import ast as A
 from ..errors import RuneEvalError, RuneLimitError, RuneRequestError, RuneSyntaxError
 from ..graphs import strongly_connected_components
-from ..values import INT_MAX, INT_MIN, Entity, format_value, parse_entity_literal
+from ..values import INT_MAX, INT_MIN, Entity, entity_problem, format_value, parse_entity_literal, plain_str
 
 __all__ = [
     "MISSING",
@@ -282,75 +282,146 @@ def cedar_eq(a: Any, b: Any) -> bool:
     return False
 
 
-def to_value(x: Any, field: str = "context") -> Any:
+class ValueBudget:
+    """What one request may still spend on values (``to_value`` charges it).
+
+    ``depth`` bounds nesting (checked before recursing, so a deep value is a
+    ``RuneRequestError``, never a ``RecursionError``); ``string`` the length
+    of one string; ``values`` and ``chars`` the whole request (every value
+    counts one, every string its length): the request's size is known to be
+    bounded before anything expensive is built from it.
+    """
+
+    __slots__ = ("depth", "string", "values", "chars")
+
+    def __init__(self, depth: int, string: int, values: int, chars: int) -> None:
+        self.depth = depth
+        self.string = string
+        self.values = values
+        self.chars = chars
+
+    def charge_string(self, x: str, field: str) -> None:
+        n = len(x)
+        if n > self.string:
+            raise RuneRequestError(
+                f"string of {n} characters is longer than max_string_length={self.string}", field=field
+            )
+        self.chars -= n
+        self.values -= 1
+        if self.chars < 0 or self.values < 0:
+            raise self.exhausted(field)
+
+    def charge(self, field: str, n: int = 1) -> None:
+        self.values -= n
+        if self.values < 0:
+            raise self.exhausted(field)
+
+    @staticmethod
+    def exhausted(field: str) -> RuneRequestError:
+        return RuneRequestError(
+            "request too large (limits max_request_values / max_request_chars)", field=field
+        )
+
+
+def to_value(x: Any, field: str = "context", budget: Optional[ValueBudget] = None, depth: int = 0) -> Any:
     """Convert a JSON-like Python value from a request into a Cedar value.
 
     dict -> record (``{"__entity": {"type": .., "id": ..}}`` -> entity, as in
     Cedar JSON), list/tuple/set/frozenset -> set, ``Entity`` stays an entity;
     ``None``, ``{"__extn": ...}`` and integers outside 64 bits are rejected with
-    a ``RuneRequestError`` naming ``field``.
+    a ``RuneRequestError`` naming ``field``. With a ``budget`` (requests),
+    sizes and nesting are bounded too.
     """
     t = type(x)
-    if t is str or t is bool or t is Entity:
+    if t is str:
+        if budget is not None:
+            budget.charge_string(x, field)
         return x
+    if t is bool:
+        if budget is not None:
+            budget.charge(field)
+        return x
+    if t is Entity:
+        return _json_entity(x, field, budget)
     if t is int:
         if x < INT_MIN or x > INT_MAX:
             raise RuneRequestError(f"integer {x} does not fit in 64 bits", field=field)
+        if budget is not None:
+            budget.charge(field)
         return x
     if t is float:
         if x != x or x in (float("inf"), float("-inf")):
             raise RuneRequestError(f"{x} is not a finite number", field=field)
+        if budget is not None:
+            budget.charge(field)
         return x
-    if isinstance(x, Mapping):
-        if len(x) == 1 and "__entity" in x:
-            return _json_entity(x["__entity"], field)
-        if len(x) == 1 and "__extn" in x:
-            raise RuneRequestError("extension values (__extn) are not supported", field=field)
-        out = CRecord()
-        for k, v in x.items():
-            if type(k) is not str:
-                raise RuneRequestError(f"record keys must be strings, got {k!r}", field=field)
-            dict.__setitem__(out, k, to_value(v, f"{field}.{k}"))
-        return out
-    if isinstance(x, (list, tuple, set, frozenset)):
-        return CSet(to_value(v, f"{field}[{i}]") for i, v in enumerate(x))
+    if isinstance(x, (Mapping, list, tuple, set, frozenset)):
+        if budget is not None:
+            if depth >= budget.depth:
+                raise RuneRequestError(
+                    f"value nested deeper than max_value_depth={budget.depth}", field=field
+                )
+            budget.charge(field, 1 + len(x))
+        if isinstance(x, Mapping):
+            if len(x) == 1 and "__entity" in x:
+                return _json_entity(x["__entity"], field, budget)
+            if len(x) == 1 and "__extn" in x:
+                raise RuneRequestError("extension values (__extn) are not supported", field=field)
+            out = CRecord()
+            for k, v in x.items():
+                if type(k) is not str:
+                    raise RuneRequestError(f"record keys must be strings, got {_show(k)}", field=field)
+                if budget is not None:
+                    budget.charge_string(k, field)
+                dict.__setitem__(out, k, to_value(v, f"{field}.{k}", budget, depth + 1))
+            return out
+        return CSet(to_value(v, f"{field}[{i}]", budget, depth + 1) for i, v in enumerate(x))
     if isinstance(x, (CSet,)):
         return x
     if isinstance(x, str):  # str subclasses
-        return str(x)
+        return to_value(str.__str__(x), field, budget, depth)
     if isinstance(x, bool):
         return bool(x)
     if isinstance(x, int):
-        return to_value(int(x), field)
+        return to_value(int(x), field, budget, depth)
     if isinstance(x, float):
-        return to_value(float(x), field)
+        return to_value(float(x), field, budget, depth)
     if x is None:
         raise RuneRequestError("null is not a value (Cedar has no null)", field=field)
-    raise RuneRequestError(f"unsupported value {x!r} of type {t.__name__}", field=field)
+    raise RuneRequestError(f"unsupported value {_show(x)} of type {t.__name__}", field=field)
 
 
-def _json_entity(obj: Any, field: str) -> Entity:
-    if isinstance(obj, Entity):
-        return obj
-    if isinstance(obj, Mapping):
-        ty = obj.get("type")
-        ident = obj.get("id")
-        if type(ty) is str and type(ident) is str and ty and _valid_type(ty):
-            return Entity(ty, ident)
-    if isinstance(obj, str):
-        e = parse_entity_literal(obj)
+def _show(x: Any, limit: int = 80) -> str:
+    """``repr(x)``, cut to ``limit`` characters (error messages stay small)."""
+    try:
+        text = repr(x) if not isinstance(x, (str, bytes)) or len(x) <= limit else repr(x[:limit])
+    except Exception:  # pragma: no cover - a broken __repr__ of a caller's object
+        text = f"<{type(x).__name__}>"
+    return text if len(text) <= limit + 8 else text[:limit] + "..."
+
+
+def _json_entity(obj: Any, field: str, budget: Optional[ValueBudget] = None) -> Entity:
+    """An entity inside a value: ``Entity``, ``{"type", "id"}`` or a literal
+    string, validated by ``values.entity_problem`` like every entity."""
+    ty: Any = None
+    ident: Any = None
+    if isinstance(obj, tuple) and len(obj) == 2:  # Entity (a NamedTuple)
+        ty, ident = obj
+    elif isinstance(obj, Mapping) and set(obj) == {"type", "id"}:
+        ty, ident = obj.get("type"), obj.get("id")
+    elif isinstance(obj, str):
+        e = parse_entity_literal(str.__str__(obj)) if (budget is None or len(obj) <= 6 * budget.string + 1024) else None
         if e is not None:
-            return e
+            ty, ident = e
+    ty, ident = plain_str(ty), plain_str(ident)
+    why = entity_problem(ty, ident) if ty is not None else None
+    if ty is not None and why is None:
+        if budget is not None:
+            budget.charge_string(ident, field)
+        return Entity(ty, ident)
     raise RuneRequestError(
-        f'expected an entity {{"type": "T", "id": "x"}}, got {obj!r}', field=field
+        f'expected an entity {{"type": "T", "id": "x"}}: {why or "got " + _show(obj)}', field=field
     )
-
-
-def _valid_type(ty: str) -> bool:
-    for part in ty.split("::"):
-        if not part or not (part[0].isalpha() or part[0] == "_") or not all(c.isalnum() or c == "_" for c in part) or not part.isascii():
-            return False
-    return True
 
 
 def from_value(v: Any) -> Any:
@@ -637,7 +708,9 @@ def trie_probe(match: Callable[[tuple], Iterable[tuple]], arity: int, limit: int
                 rest = key_row(r)
                 nested.setdefault(rest[0], set()).add(rest[1] if arity == 3 else rest[1:])
             sub = {k: frozenset(v) for k, v in nested.items()}
-        if len(memo) < limit:
+        # Only values the relation has are kept: the memo is bounded by the
+        # relation's size, whatever values requests probe.
+        if sub and len(memo) < limit:
             memo[first] = sub
         return sub
 
@@ -1367,16 +1440,22 @@ _SCALARS = (str, int, float, bool, Entity)
 
 
 def _ctx_rel(c: CRecord, key: Any, value: Any) -> bool:
-    """``context(K, V)``: a top-level scalar context entry (None = wildcard)."""
+    """``context(K, V)``: a top-level scalar context entry (None = wildcard).
+
+    A relation call, so it matches the way every relation does (and the way
+    rules and ``query`` read ``context``): by value *and kind*. ``1`` does
+    not match a context value ``1.0`` nor ``true``, unlike ``context.x == 1``
+    (``==`` compares numbers numerically).
+    """
     if key is not None:
         if type(key) is not str:
             return False
         v = c.get(key, MISSING)
         if v is MISSING or type(v) not in _SCALARS:
             return False
-        return value is None or cedar_eq(v, value)
+        return value is None or (type(v) is type(value) and v == value)
     for v in c.values():
-        if type(v) in _SCALARS and (value is None or cedar_eq(v, value)):
+        if type(v) in _SCALARS and (value is None or (type(v) is type(value) and v == value)):
             return True
     return False
 
@@ -2179,7 +2258,8 @@ class PolicySet:
         The memo is keyed on everything the selection depends on: the
         action, *its ancestors under this request's data* (rules or request
         entities may change them per request) and the two types. Ancestor
-        sets above ``MEMO_MAX_ANCESTORS`` are not memoized (bounded memory).
+        sets above ``MEMO_MAX_ANCESTORS`` and action ids above 64 characters
+        are not memoized (bounded memory).
         """
         anc = data.ancestors(action)
         key = (action, principal[0], resource[0], anc)
@@ -2187,7 +2267,7 @@ class PolicySet:
         sel = memo.get(key)
         if sel is None:
             sel = self.select(action, principal[0], resource[0], anc)
-            if len(memo) < self.MEMO_LIMIT and len(anc) <= self.MEMO_MAX_ANCESTORS:
+            if len(memo) < self.MEMO_LIMIT and len(anc) <= self.MEMO_MAX_ANCESTORS and len(action.id) <= 64:
                 memo[key] = sel
         return sel
 
