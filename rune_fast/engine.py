@@ -361,6 +361,7 @@ class Engine:
         cache_size: int = 4096,
         limits: Limits = DEFAULT_LIMITS,
         policy_backend: str = "codegen",
+        strict_forbid: bool = False,
     ) -> None:
         from .lang.checks import check_program
         from .datalog.compiler import CompiledProgram
@@ -379,7 +380,7 @@ class Engine:
         self.metadata = bundle.metadata
         self.info = info = check_program(bundle.facts, bundle.rules, bundle.policies)
 
-        self.policies: PolicySet = compile_policies(bundle.policies, policy_backend)
+        self.policies: PolicySet = compile_policies(bundle.policies, policy_backend, strict_forbid)
         extra_indexes = {(rel, tuple(i for i, b in enumerate(mask) if b)) for rel, mask in self.policies.patterns}
         extra_indexes |= {("parent", (0,)), ("attr", (0,)), ("attr", (0, 1))}
         extra_indexes |= {(rel, (0,)) for rel in self.policies.relations}
@@ -815,19 +816,22 @@ def load(
     cache_size: int = 4096,
     recursive: bool = False,
     policy_backend: str = "codegen",
+    strict_forbid: bool = False,
     **limits: Any,
 ) -> Engine:
     """Build an engine from a ``.rune`` file or a directory of them (a bundle).
 
     ``**limits`` are ``Limits`` fields (``max_tuples=...``, ``deadline_ms=...``);
-    an unknown name is a ``TypeError``. Raises ``RuneError`` (``RuneErrors``
-    for several problems) for anything wrong with the files.
+    an unknown name is a ``TypeError``. ``strict_forbid=True``: a ``forbid``
+    whose condition errors denies (Cedar skips it; docs/policies.md). Raises
+    ``RuneError`` (``RuneErrors`` for several problems) for anything wrong
+    with the files.
     """
     from .lang import parser
 
     lim = Limits.from_kwargs(**limits)
     bundle = parser.load_bundle(path_or_dir, recursive=recursive, limits=lim)
-    return Engine(bundle, cache_size=cache_size, limits=lim, policy_backend=policy_backend)
+    return Engine(bundle, cache_size=cache_size, limits=lim, policy_backend=policy_backend, strict_forbid=strict_forbid)
 
 
 def load_text(
@@ -837,12 +841,14 @@ def load_text(
     path: str = "<string>",
     base_dir: Optional[str] = None,
     policy_backend: str = "codegen",
+    strict_forbid: bool = False,
     **limits: Any,
 ) -> Engine:
     """Build an engine from the text of one ``.rune`` file (``[sources]``
-    paths are relative to ``base_dir``, default the current directory)."""
+    paths are relative to ``base_dir``, default the current directory);
+    options as for ``load``."""
     from .lang import parser
 
     lim = Limits.from_kwargs(**limits)
     bundle = parser.bundle_from_text(text, path, limits=lim, base_dir=base_dir)
-    return Engine(bundle, cache_size=cache_size, limits=lim, policy_backend=policy_backend)
+    return Engine(bundle, cache_size=cache_size, limits=lim, policy_backend=policy_backend, strict_forbid=strict_forbid)

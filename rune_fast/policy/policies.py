@@ -2188,7 +2188,8 @@ class PolicySet:
     ``evaluate`` implements the decision: any satisfied forbid -> "forbid"
     (reasons = satisfied forbids), else any satisfied permit -> "permit"
     (reasons = satisfied permits), else "deny" (no reasons). Erroring
-    policies are not satisfied and are reported, in policy order.
+    policies are not satisfied and are reported, in policy order (Cedar's
+    semantics); with ``strict_forbid`` an erroring forbid makes it "deny".
 
     The candidate memo is keyed on (action, the action's ancestors in the
     request's data, principal type, resource type): everything ``select``
@@ -2201,8 +2202,9 @@ class PolicySet:
     MEMO_LIMIT = 16384
     MEMO_MAX_ANCESTORS = 64
 
-    def __init__(self, policies: Sequence[CompiledPolicy]) -> None:
+    def __init__(self, policies: Sequence[CompiledPolicy], strict_forbid: bool = False) -> None:
         self.policies: tuple[CompiledPolicy, ...] = tuple(policies)
+        self.strict_forbid = bool(strict_forbid)
         self._by_id = {p.id: p for p in self.policies}
         self._memo: dict = {}
         rels: set = set()
@@ -2303,6 +2305,7 @@ class PolicySet:
             # bundle order when the selection was built
             general = by_p.get(principal, general)
         forbids = permits = errors = None
+        forbid_failed = False
         for idx, pid, forbid, test in general:
             try:
                 if not test(principal, action, resource, context, data):
@@ -2312,6 +2315,7 @@ class PolicySet:
                     errors = [(pid, e.message)]
                 else:
                     errors.append((pid, e.message))
+                forbid_failed = forbid_failed or forbid
                 continue
             if forbid:
                 forbids = (pid,) if forbids is None else forbids + (pid,)
@@ -2322,15 +2326,22 @@ class PolicySet:
         errs: tuple = () if errors is None else tuple(errors)
         if forbids is not None:
             return ("forbid", forbids, errs)
+        if forbid_failed and self.strict_forbid:
+            # Strict mode: a forbid that could not be evaluated might have
+            # applied, so nothing is allowed (the error says which one).
+            return ("deny", (), errs)
         if permits is not None:
             return ("permit", permits, errs)
         return ("deny", (), errs)
 
 
-def compile_policies(policies: Sequence[A.Policy], backend: str = "codegen") -> PolicySet:
+def compile_policies(policies: Sequence[A.Policy], backend: str = "codegen", strict_forbid: bool = False) -> PolicySet:
     """Compile AST policies (in bundle order) into an indexed ``PolicySet``.
 
+    ``strict_forbid``: a ``forbid`` whose scope matches but whose condition
+    errors makes the decision ``deny`` (instead of Cedar's "skip the erroring
+    policy"), unless another forbid is satisfied (then ``forbid``).
     Raises ``RuneSyntaxError`` (located) for constructs the evaluator does not
     know; the parser normally rejects those first.
     """
-    return PolicySet([CompiledPolicy(i, p, backend) for i, p in enumerate(policies)])
+    return PolicySet([CompiledPolicy(i, p, backend) for i, p in enumerate(policies)], strict_forbid)
