@@ -42,7 +42,9 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 from .lang import ast as A
 from .errors import RuneError, RuneRequestError
 from .limits import DEFAULT_LIMITS, Limits
+from .policy.codegen import generate_test
 from .policy.policies import (
+    PolicyGenerator,
     CRecord,
     FactData,
     OverlayData,
@@ -360,8 +362,8 @@ class Engine:
         *,
         cache_size: int = 4096,
         limits: Limits = DEFAULT_LIMITS,
-        policy_backend: str = "codegen",
         strict_forbid: bool = False,
+        policy_generator: Optional[PolicyGenerator] = None,
     ) -> None:
         from .lang.checks import check_program
         from .datalog.compiler import CompiledProgram
@@ -380,7 +382,7 @@ class Engine:
         self.metadata = bundle.metadata
         self.info = info = check_program(bundle.facts, bundle.rules, bundle.policies)
 
-        self.policies: PolicySet = compile_policies(bundle.policies, policy_backend, strict_forbid)
+        self.policies: PolicySet = compile_policies(bundle.policies, strict_forbid, policy_generator or generate_test)
         extra_indexes = {(rel, tuple(i for i, b in enumerate(mask) if b)) for rel, mask in self.policies.patterns}
         extra_indexes |= {("parent", (0,)), ("attr", (0,)), ("attr", (0, 1))}
         extra_indexes |= {(rel, (0,)) for rel in self.policies.relations}
@@ -815,15 +817,17 @@ def load(
     *,
     cache_size: int = 4096,
     recursive: bool = False,
-    policy_backend: str = "codegen",
     strict_forbid: bool = False,
+    policy_generator: Optional[PolicyGenerator] = None,
     **limits: Any,
 ) -> Engine:
     """Build an engine from a ``.rune`` file or a directory of them (a bundle).
 
     ``**limits`` are ``Limits`` fields (``max_tuples=...``, ``deadline_ms=...``);
     an unknown name is a ``TypeError``. ``strict_forbid=True``: a ``forbid``
-    whose condition errors denies (Cedar skips it; docs/policies.md). Raises
+    whose condition errors denies (Cedar skips it; docs/policies.md).
+    ``policy_generator`` replaces the policy compiler (tests pass their
+    reference evaluator; production never needs it). Raises
     ``RuneError`` (``RuneErrors`` for several problems) for anything wrong
     with the files.
     """
@@ -831,7 +835,7 @@ def load(
 
     lim = Limits.from_kwargs(**limits)
     bundle = parser.load_bundle(path_or_dir, recursive=recursive, limits=lim)
-    return Engine(bundle, cache_size=cache_size, limits=lim, policy_backend=policy_backend, strict_forbid=strict_forbid)
+    return Engine(bundle, cache_size=cache_size, limits=lim, strict_forbid=strict_forbid, policy_generator=policy_generator)
 
 
 def load_text(
@@ -840,8 +844,8 @@ def load_text(
     cache_size: int = 4096,
     path: str = "<string>",
     base_dir: Optional[str] = None,
-    policy_backend: str = "codegen",
     strict_forbid: bool = False,
+    policy_generator: Optional[PolicyGenerator] = None,
     **limits: Any,
 ) -> Engine:
     """Build an engine from the text of one ``.rune`` file (``[sources]``
@@ -851,4 +855,4 @@ def load_text(
 
     lim = Limits.from_kwargs(**limits)
     bundle = parser.bundle_from_text(text, path, limits=lim, base_dir=base_dir)
-    return Engine(bundle, cache_size=cache_size, limits=lim, policy_backend=policy_backend, strict_forbid=strict_forbid)
+    return Engine(bundle, cache_size=cache_size, limits=lim, strict_forbid=strict_forbid, policy_generator=policy_generator)

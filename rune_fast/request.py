@@ -27,8 +27,9 @@ from typing import Any, Iterable, Mapping, Optional
 from .errors import RuneRequestError
 from .lang import ast as A
 from .limits import DEFAULT_LIMITS, Limits
-from .policy.policies import CRecord, CSet, ValueBudget, _show, to_value
-from .values import Entity, entity_problem, parse_entity_literal, plain_str
+from .policy.values import CRecord, CSet, ValueBudget, to_value
+from .policy.values import show as _show
+from .values import Entity, entity_problem, json_key, parse_entity_literal, plain_str
 
 __all__ = [
     "EMPTY_CONTEXT",
@@ -190,46 +191,6 @@ def parse_context(context: Any, limits: Limits = DEFAULT_LIMITS, budget: Optiona
     return to_value(context, "context", budget or budget_for(limits))
 
 
-# ---------------------------------------------------------------------------
-# Cache keys
-
-
-class _BoolKey:
-    """``True``/``False`` inside a frozen key, apart from ``1``/``0``."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: bool) -> None:
-        self.value = value
-
-
-_TAG_DICT = object()
-_TAG_LIST = object()
-_TAG_FLOAT = object()
-_TRUE_KEY = _BoolKey(True)
-_FALSE_KEY = _BoolKey(False)
-
-
-def freeze(x: Any, depth: int = 0) -> Any:
-    """A hashable, kind-preserving key for a JSON-like value (``None`` -> ``None``).
-
-    Two inputs get equal keys only if they convert to the same request:
-    booleans, floats, lists and dicts are tagged so that ``True``/``1``/
-    ``1.0`` and a list/an entity never collide. Raises ``TypeError`` for
-    anything else, or nested deeper than 64 (the request is then evaluated
-    without caching, or rejected by validation).
-    """
-    t = type(x)
-    if t is str or t is int or t is Entity or x is None:
-        return x
-    if t is bool:
-        return _TRUE_KEY if x else _FALSE_KEY
-    if depth > 64:
-        raise TypeError("too deep to freeze")
-    if t is dict:
-        return (_TAG_DICT, frozenset([(k, freeze(v, depth + 1)) for k, v in x.items()]))
-    if t is list or t is tuple:
-        return (_TAG_LIST, tuple([freeze(v, depth + 1) for v in x]))
-    if t is float:
-        return (_TAG_FLOAT, x)
-    raise TypeError("unfreezable")
+#: The decision cache's key of a raw context or entities value (``None`` for
+#: ``None``): ``rune_fast.values.json_key``, the one key scheme.
+freeze = json_key
