@@ -24,6 +24,7 @@ from .errors import (
 from . import datalog
 from .engine import Decision, Engine, load, load_text
 from .limits import Limits
+from .search import SearchPage
 from .store import PolicyStore
 from .values import Entity
 
@@ -35,6 +36,7 @@ __all__ = [
     "Entity",
     "Limits",
     "PolicyStore",
+    "SearchPage",
     "datalog",
     "load",
     "load_text",

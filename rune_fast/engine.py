@@ -38,7 +38,7 @@ import os
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Union
 
 from . import ast as A
 from .errors import RuneError, RuneRequestError
@@ -57,6 +57,9 @@ from .policies import (
     _BoolKey,
 )
 from .values import Entity, parse_entity_literal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .search import SearchPage
 
 __all__ = [
     "Decision",
@@ -925,6 +928,63 @@ class Engine:
         ents = _parse_entities(entities)
         model = self._request_model_partial(p, a, r, ctx, ents)
         return model.query(atom_text)
+
+    # -- search and explain (rune_fast/search.py, rune_fast/explain.py) ------------------
+
+    def search_resources(
+        self,
+        principal: Any,
+        action: Any,
+        resource_type: str,
+        *,
+        context: Optional[Mapping[str, Any]] = None,
+        entities: Optional[Sequence[Any]] = None,
+        within: Any = None,
+        limit: int = 100,
+        page_token: Optional[str] = None,
+    ) -> "SearchPage":
+        """Entities of ``resource_type`` that ``principal`` may do ``action`` on
+        (optionally only those ``in`` the entity ``within``): exactly those
+        for which ``authorize`` permits. Sorted by (type, id), ``limit`` per
+        page; pass ``next_token`` back as ``page_token`` for the next page.
+        Raises ``RuneRequestError`` for a malformed request or token."""
+        from .search import search_resources
+
+        return search_resources(self, principal, action, resource_type, context=context, entities=entities,
+                                within=within, limit=limit, page_token=page_token)
+
+    def search_subjects(
+        self,
+        action: Any,
+        resource: Any,
+        principal_type: str,
+        *,
+        context: Optional[Mapping[str, Any]] = None,
+        entities: Optional[Sequence[Any]] = None,
+        limit: int = 100,
+        page_token: Optional[str] = None,
+    ) -> "SearchPage":
+        """Principals of ``principal_type`` that may do ``action`` on ``resource``."""
+        from .search import search_subjects
+
+        return search_subjects(self, action, resource, principal_type, context=context, entities=entities,
+                               limit=limit, page_token=page_token)
+
+    def search_actions(
+        self,
+        principal: Any,
+        resource: Any,
+        *,
+        context: Optional[Mapping[str, Any]] = None,
+        entities: Optional[Sequence[Any]] = None,
+        limit: int = 100,
+        page_token: Optional[str] = None,
+    ) -> "SearchPage":
+        """Actions (entities of type ``Action`` or ``Ns::Action``) ``principal`` may do on ``resource``."""
+        from .search import search_actions
+
+        return search_actions(self, principal, resource, context=context, entities=entities,
+                              limit=limit, page_token=page_token)
 
     def _request_model_partial(self, p: Any, a: Any, r: Any, ctx: CRecord, ents: Any) -> Any:
         return self._with_request(
