@@ -24,7 +24,8 @@ from .errors import (
 from . import datalog
 from .engine import Decision, Engine, load, load_text
 from .limits import Limits
-from .search import SearchPage
+from .analysis.explain import Explanation
+from .analysis.search import SearchPage
 from .store import PolicyStore
 from .values import Entity
 
@@ -34,6 +35,7 @@ __all__ = [
     "Decision",
     "Engine",
     "Entity",
+    "Explanation",
     "Limits",
     "PolicyStore",
     "SearchPage",

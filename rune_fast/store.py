@@ -292,6 +292,10 @@ class PolicyStore:
         """``Engine.search_actions`` on the current engine."""
         return self.engine.search_actions(principal, resource, **kw)
 
+    def explain(self, principal: Any, action: Any, resource: Any, context: Any = None, entities: Any = None) -> Any:
+        """``Engine.explain`` on the current engine."""
+        return self.engine.explain(principal, action, resource, context, entities)
+
     @property
     def version(self) -> str:
         return self.engine.version

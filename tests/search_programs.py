@@ -56,17 +56,18 @@ POLICIES = [
 ]
 
 
-def _rows(draw, a: list, b: list, n: int) -> list:
-    return draw(st.lists(st.tuples(st.sampled_from(a), st.sampled_from(b)), max_size=n, unique=True))
+def _rows(draw, a: list, b: list, n: int, least: int = 0) -> list:
+    return draw(st.lists(st.tuples(st.sampled_from(a), st.sampled_from(b)).filter(lambda t: t[0] != t[1]),
+                         min_size=least, max_size=n, unique=True))
 
 
 @st.composite
 def programs(draw) -> str:
     """The text of one random bundle."""
-    member = _rows(draw, USERS + GROUPS, GROUPS, 6)
-    located = _rows(draw, DOCS + FOLDERS, FOLDERS, 6)
+    member = _rows(draw, USERS + GROUPS, GROUPS, 8, 2)
+    located = _rows(draw, DOCS + FOLDERS, FOLDERS, 8, 3)
     grant = draw(st.lists(st.tuples(st.sampled_from(GROUPS), st.sampled_from(ACTIONS), st.sampled_from(FOLDERS)),
-                          max_size=4, unique=True))
+                          min_size=1, max_size=6, unique=True))
     owner = _rows(draw, DOCS, USERS, 3)
     levels = draw(st.lists(st.tuples(st.sampled_from(USERS + DOCS), st.integers(0, 3)), max_size=5,
                            unique_by=lambda t: t[0]))
@@ -74,7 +75,11 @@ def programs(draw) -> str:
     suspended = draw(st.lists(st.sampled_from(USERS), max_size=1, unique=True))
     classified = draw(st.lists(st.sampled_from(DOCS), max_size=2, unique=True))
     parent_by_rule = draw(st.booleans())
-    pols = draw(st.lists(st.sampled_from(POLICIES), min_size=1, max_size=5, unique=True))
+    pols = draw(st.lists(st.sampled_from(POLICIES[1:]), max_size=4, unique=True))
+    if draw(st.integers(0, 3)):  # the relation-lookup permit, most of the time
+        pols.insert(0, POLICIES[0])
+    if not pols:
+        pols = [POLICIES[0]]
 
     def lit(rows):
         return "[" + ", ".join("[" + ", ".join(json.dumps(v) if not isinstance(v, str) or "::" not in v

@@ -37,12 +37,12 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
 
-from . import ast as A
-from .errors import RuneRequestError
-from .values import Entity
+from .. import ast as A
+from ..errors import RuneRequestError
+from ..values import Entity
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .engine import Engine
+    from ..engine import Engine
 
 __all__ = ["SearchPage", "MAX_LIMIT", "search_resources", "search_subjects", "search_actions", "known_entities"]
 
@@ -225,7 +225,7 @@ def _check_limit(limit: Any) -> int:
 
 
 def _check_type(ty: Any, field: str) -> str:
-    from .engine import _TYPE_RE
+    from ..engine import _TYPE_RE
 
     if not isinstance(ty, str) or not _TYPE_RE.match(ty):
         raise RuneRequestError(f"{field} must be an entity type name such as Document; got {ty!r}", field=field)
@@ -302,7 +302,7 @@ def within_checker(engine: "Engine", p: Entity, a: Entity, ctx: Any, ents: Any, 
     """``resource in within`` under the hierarchy a request with that
     resource would see (static, plus request entities' parents, or derived
     per request when rules compute ``parent`` from the request)."""
-    from .policies import OverlayData
+    from ..policies import OverlayData
 
     static = engine._static
     has_ents = ents is not None and bool(ents.parents or ents.attrs)
