@@ -38,7 +38,7 @@ import os
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Union
 
 from .lang import ast as A
 from .errors import RuneError, RuneRequestError
@@ -56,7 +56,12 @@ from .policy.policies import (
     unkey_row,
     _BoolKey,
 )
+from .analysis.locate import Provenance
 from .values import Entity, parse_entity_literal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .analysis.explain import Explanation
+    from .analysis.search import SearchPage
 
 __all__ = [
     "Decision",
@@ -489,6 +494,7 @@ class Engine:
         "_sealed",
         "_side_facts",
         "_full_model",
+        "_provenance",
         "__weakref__",
     )
 
@@ -527,6 +533,8 @@ class Engine:
         for fs in bundle.facts:
             facts.setdefault(fs.relation, []).extend(fs.rows)
         facts = {k: v for k, v in facts.items() if k in compiled.slot_of}
+        # where facts came from, for explanations (small; rows located on demand)
+        self._provenance = Provenance(bundle, facts, info.idb)
         # parent/attr facts that no rule and no relation call reads are only
         # needed by the policy layer's own snapshot: keep them out of the
         # core (they are often most of the data). ``query`` still sees them.
@@ -925,6 +933,80 @@ class Engine:
         ents = _parse_entities(entities)
         model = self._request_model_partial(p, a, r, ctx, ents)
         return model.query(atom_text)
+
+    # -- search and explain (rune_fast/search.py, rune_fast/explain.py) ------------------
+
+    def search_resources(
+        self,
+        principal: Any,
+        action: Any,
+        resource_type: str,
+        *,
+        context: Optional[Mapping[str, Any]] = None,
+        entities: Optional[Sequence[Any]] = None,
+        within: Any = None,
+        limit: int = 100,
+        page_token: Optional[str] = None,
+    ) -> "SearchPage":
+        """Entities of ``resource_type`` that ``principal`` may do ``action`` on
+        (optionally only those ``in`` the entity ``within``): exactly those
+        for which ``authorize`` permits. Sorted by (type, id), ``limit`` per
+        page; pass ``next_token`` back as ``page_token`` for the next page.
+        Raises ``RuneRequestError`` for a malformed request or token."""
+        from .analysis.search import search_resources
+
+        return search_resources(self, principal, action, resource_type, context=context, entities=entities,
+                                within=within, limit=limit, page_token=page_token)
+
+    def search_subjects(
+        self,
+        action: Any,
+        resource: Any,
+        principal_type: str,
+        *,
+        context: Optional[Mapping[str, Any]] = None,
+        entities: Optional[Sequence[Any]] = None,
+        limit: int = 100,
+        page_token: Optional[str] = None,
+    ) -> "SearchPage":
+        """Principals of ``principal_type`` that may do ``action`` on ``resource``."""
+        from .analysis.search import search_subjects
+
+        return search_subjects(self, action, resource, principal_type, context=context, entities=entities,
+                               limit=limit, page_token=page_token)
+
+    def search_actions(
+        self,
+        principal: Any,
+        resource: Any,
+        *,
+        context: Optional[Mapping[str, Any]] = None,
+        entities: Optional[Sequence[Any]] = None,
+        limit: int = 100,
+        page_token: Optional[str] = None,
+    ) -> "SearchPage":
+        """Actions (entities of type ``Action`` or ``Ns::Action``) ``principal`` may do on ``resource``."""
+        from .analysis.search import search_actions
+
+        return search_actions(self, principal, resource, context=context, entities=entities,
+                              limit=limit, page_token=page_token)
+
+    def explain(
+        self,
+        principal: Any,
+        action: Any,
+        resource: Any,
+        context: Optional[Mapping[str, Any]] = None,
+        entities: Optional[Sequence[Any]] = None,
+    ) -> "Explanation":
+        """The decision for a request and why: the determining policies with
+        proof trees of the facts their conditions used, or for a deny the
+        first failing scope constraint or clause of each permit that could
+        apply. Built on demand (nothing is recorded while authorizing);
+        ``.to_dict()`` is JSON-ready, ``.render()`` an indented tree."""
+        from .analysis.explain import explain
+
+        return explain(self, principal, action, resource, context, entities)
 
     def _request_model_partial(self, p: Any, a: Any, r: Any, ctx: CRecord, ents: Any) -> Any:
         return self._with_request(
