@@ -429,6 +429,9 @@ class _RequestRelations:
     def is_in(self, entity: Entity, target: Entity) -> bool:
         return self.base.is_in(entity, target)
 
+    def ancestors(self, entity: Entity) -> frozenset:
+        return self.base.ancestors(entity)
+
     def get_attr(self, entity: Entity, name: str) -> Any:
         return self.base.get_attr(entity, name)
 
@@ -538,8 +541,14 @@ class Engine:
         # parent/attr facts that no rule and no relation call reads are only
         # needed by the policy layer's own snapshot: keep them out of the
         # core (they are often most of the data). ``query`` still sees them.
+        # Not when rules derive parent/attr (from the request or from
+        # request-supplied parent/attr): the request's model then answers
+        # ``in`` and attribute reads, so it must hold every stored fact.
         read = set(self.policies.relations).union(*info.depends_on.values()) if info.depends_on else set(self.policies.relations)
-        side = {k: facts.pop(k) for k in _ENTITY_FACTS if k in facts and k not in read and k not in info.idb}
+        derived_entity_facts = bool(_ENTITY_FACTS & set(info.idb))
+        side = {} if derived_entity_facts else {
+            k: facts.pop(k) for k in _ENTITY_FACTS if k in facts and k not in read and k not in info.idb
+        }
         db = compiled.evaluate(intern_facts(compiled, facts, symbols, "data"), symbols)
         self._model = model = Model(compiled, db)
         self._side_facts = side
@@ -798,7 +807,7 @@ class Engine:
         if self._dynamic_hierarchy or (has_ents and self._entity_hierarchy):
             # Rules derive parent/attr from the request: read them from its model.
             data.hierarchy = lazy.model()
-        sel = policies.candidates(p, a, r, data, use_memo=not data.req_parents)
+        sel = policies.candidates(p, a, r, data)
         dep = self._core_dep | self._entity_dep if has_ents else self._core_dep
         for n in sel[2] & dep:
             data.rels[n] = lazy
