@@ -42,6 +42,7 @@ from ..lang import ast as A
 from ..errors import RuneEvalError, RuneLimitError, RuneRequestError, RuneSyntaxError
 from ..graphs import strongly_connected_components
 from ..values import INT_MAX, INT_MIN, Entity, format_value, parse_entity_literal
+from ..like import like_matcher as _like_matcher
 
 __all__ = [
     "MISSING",
@@ -819,43 +820,6 @@ def _overflow(op: str, a: Any, b: Any = None) -> RuneEvalError:
 
 _NOCONST = object()
 _VARS = ("principal", "action", "resource", "context")
-
-
-def _like_matcher(pattern: tuple) -> Callable[[str], bool]:
-    """Compile a ``like`` pattern (literal strings and ``LIKE_WILDCARD``).
-
-    Glob with only ``*`` is matched by prefix, suffix and a greedy leftmost
-    search for the middle parts, which is both correct and linear.
-    """
-    parts = [""]
-    for item in pattern:
-        if item is A.LIKE_WILDCARD:
-            parts.append("")
-        else:
-            parts[-1] += item
-    if len(parts) == 1:
-        lit = parts[0]
-        return lambda s: s == lit
-    prefix, suffix, middle = parts[0], parts[-1], [m for m in parts[1:-1] if m]
-    need = len(prefix) + len(suffix)
-    if not middle:
-        if not prefix and not suffix:
-            return lambda s: True
-        return lambda s: len(s) >= need and s.startswith(prefix) and s.endswith(suffix)
-
-    def match(s: str) -> bool:
-        if len(s) < need or not s.startswith(prefix) or not s.endswith(suffix):
-            return False
-        pos = len(prefix)
-        end = len(s) - len(suffix)
-        for m in middle:
-            i = s.find(m, pos, end)
-            if i < 0:
-                return False
-            pos = i + len(m)
-        return True
-
-    return match
 
 
 class _Compiler:
