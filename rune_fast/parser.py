@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tomllib
+import sys
 from dataclasses import dataclass, replace
 from itertools import chain
 from typing import Any, Iterable, Optional, Union
@@ -58,6 +58,11 @@ from .sources import (
     read_source_bytes,
 )
 from .values import INT_MAX, INT_MIN, Entity, parse_entity_literal
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, published on PyPI as tomli
+    import tomli as tomllib
 
 try:  # pragma: no cover - depends on the environment
     import rtoml as _rtoml
