@@ -37,7 +37,7 @@ def tests(session: nox.Session) -> None:
 def smoke(session: nox.Session) -> None:
     """Install, check and test the bundled examples with the compiled core."""
     session.install(*INSTALL)
-    session.run("python", "-c", "import rune_fast._core as c; print('compiled core:', c.__file__)")
+    session.run("python", "-c", "import rune_fast.datalog._core as c; print('compiled core:', c.__file__)")
     session.run("rune", "check", "examples/")
     session.run("rune", "test", "examples/")
 
