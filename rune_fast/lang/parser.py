@@ -45,6 +45,7 @@ from ..errors import (
     RuneError,
     RuneSourceError,
     RuneSyntaxError,
+    RuneUndefinedError,
     RuneVersionError,
     raise_collected,
 )
@@ -1072,8 +1073,45 @@ def load_bundle(
     with paused_gc():
         source_facts = _load_sources(files, limits, blobs, errors)
         bundle = _merge(files, source_facts, blobs.watched, blobs.digest(), errors)
+    if errors:
+        errors.extend(_checker_errors(bundle, source_facts, errors, all_files_parsed=len(files) == len(paths)))
     raise_collected(errors)
     return bundle
+
+
+def _checker_errors(
+    bundle: Bundle, source_facts: dict[str, list[FactSet]], found_before: list[RuneError], *, all_files_parsed: bool
+) -> list[RuneError]:
+    """The load-time checks of what did load, for a bundle that has errors.
+
+    So that one load reports everything: a parse error in one file does not
+    hide a safety error in another. A relation defined only in a file that
+    did not parse, or by a source that did not load, would be reported as
+    undefined although it is not; those reports are left out (all of them
+    when a ``.rune`` file failed, since its relations are unknown), and so
+    are problems the merge already reported (duplicate ids, fact arities).
+    """
+    from .checks import check_program  # the checks need the whole bundle; only here on failure
+
+    try:
+        check_program(bundle.facts, bundle.rules, bundle.policies)
+    except RuneError as e:
+        found = e.errors
+    else:
+        return []
+    loaded = {fs.relation for fss in source_facts.values() for fs in fss}
+    missing = {spec.relation for rf in bundle.files for spec in rf.sources} - loaded
+    seen = {(type(x), x.file, x.line, x.column) for x in found_before}
+    return [
+        x for x in found
+        if (type(x), x.file, x.line, x.column) not in seen
+        and not (isinstance(x, RuneUndefinedError) and (not all_files_parsed or _undefined_name(x) in missing))
+    ]
+
+
+def _undefined_name(e: RuneError) -> str:
+    m = re.match(r"relation (\S+) is used", e.message)
+    return m.group(1) if m else ""
 
 
 def bundle_from_text(
@@ -1096,5 +1134,7 @@ def bundle_from_text(
     with paused_gc():
         source_facts = _load_sources([rf], limits, blobs, errors)
         bundle = _merge([rf], source_facts, blobs.watched, blobs.digest(), errors)
+    if errors:
+        errors.extend(_checker_errors(bundle, source_facts, errors, all_files_parsed=True))
     raise_collected(errors)
     return bundle
