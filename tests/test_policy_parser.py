@@ -1,6 +1,6 @@
 """Tests of the Cedar-subset parser (``rune_fast.lang.policy_parser``).
 
-The parser's contract: the right AST for every construct of SPEC §6 with
+The parser's contract: the right AST for every construct of docs/language.md §5 with
 Cedar's operator precedence, exact file positions, recovery after errors (all
 of them reported), a nesting limit instead of a RecursionError, and never
 anything but ``RuneError`` whatever the input.

@@ -1,6 +1,6 @@
 """Tests of the Datalog parser (``rune_fast.lang.rules_parser``) and the shared lexer.
 
-The parser's contract: the right AST for every construct of SPEC §5, exact
+The parser's contract: the right AST for every construct of docs/language.md §4, exact
 file positions in every node and error, recovery after errors (all of them
 reported), a nesting limit instead of a RecursionError, and never anything
 but ``RuneError`` whatever the input.

@@ -1,6 +1,6 @@
 """The file-level front end: a ``.rune`` file -> ``RuneFile``, files -> ``Bundle``.
 
-SPEC sections 2 (layout), 4 (data), 8 (embedded tests).  How a file is read:
+docs/language.md §1 (layout), §3 (data), §7 (embedded tests).  How a file is read:
 
 1. **Split** at section header lines: a TOML table header (``[name]``,
    ``[name.sub]``, ``[[name]]``) in column 0 whose first key is a bare name.
@@ -1042,7 +1042,7 @@ def load_bundle(
     recursive: bool = False,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Bundle:
-    """Load a ``.rune`` file (a bundle of one) or a directory of them (SPEC section 2).
+    """Load a ``.rune`` file (a bundle of one) or a directory of them (docs/language.md §1).
 
     Every file is parsed and every source loaded before anything is raised,
     so one call reports all the problems of the bundle.
