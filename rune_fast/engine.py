@@ -1,4 +1,4 @@
-"""The Engine: one immutable, compiled bundle that answers requests (SPEC sections 1, 5-8).
+"""The Engine: one immutable, compiled bundle that answers requests (docs/language.md §4-§7).
 
 Why it is shaped like this:
 
@@ -554,7 +554,7 @@ class Engine:
         self._side_facts = side
         self._full_model: list = []
 
-        # Which relations change with the request (SPEC section 5).
+        # Which relations change with the request (docs/language.md §4, request relations).
         deps = dict(info.depends_on)
         self._core_dep = _closure(deps, _REQUEST_VARS)
         self._entity_dep = _closure(deps, _ENTITY_FACTS) | _ENTITY_FACTS
@@ -654,7 +654,7 @@ class Engine:
         context: Optional[Mapping[str, Any]] = None,
         entities: Optional[Sequence[Any]] = None,
     ) -> Decision:
-        """Decide one request (SPEC sections 6 and 7).
+        """Decide one request (docs/language.md §5 and §6).
 
         Entities may be ``Entity``, ``("User", "alice")`` or
         ``'User::"alice"'``; ``context`` a JSON-like dict; ``entities`` a list
@@ -826,7 +826,7 @@ class Engine:
 
     def _request_model(self, p: Entity, a: Entity, r: Entity, ctx: CRecord, ents: Optional[_RequestEntities]) -> Any:
         """The Datalog model of this request: the static model plus the
-        request relations (SPEC section 5), evaluated by the core with this
+        request relations (docs/language.md §4), evaluated by the core with this
         engine's limits (``max_request_tuples``, ``deadline_ms``)."""
         return self._with_request([(p,)], [(a,)], [(r,)], ctx, ents)
 

@@ -1,6 +1,6 @@
 """PolicyStore: the one attribute readers load, and everything that replaces it.
 
-The design (SPEC section 9, docs/reload.md):
+The design (docs/reload.md):
 
 - ``store.engine`` is a plain attribute holding an immutable, complete,
   checked Engine. A request reads it **once** and uses that snapshot to the
@@ -96,7 +96,7 @@ class ReloadResult:
 
 @dataclass(frozen=True)
 class ReloadStats:
-    """A consistent snapshot of the store's counters (SPEC 9 metrics).
+    """A consistent snapshot of the store's counters (the metrics of docs/reload.md).
 
     ``last_error``/``last_errors`` describe the most recent *failed* attempt
     and are kept after later successes; ``last_ok`` says how the most recent
