@@ -1,4 +1,4 @@
-"""Configurable limits (SPEC section 10): every one fails closed with its name."""
+"""Configurable limits (docs/language.md §9): every one fails closed with its name."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ class Limits:
     max_nesting: int = 64
     max_body_bytes: int = 1024 * 1024
     max_id_length: int = 4096
-    max_string_length: int = 65536
+    max_string_length: int = 1024 * 1024
     max_value_depth: int = 32
     max_request_values: int = 100_000
     max_request_chars: int = 4 * 1024 * 1024

@@ -1,4 +1,4 @@
-"""The policy layer on its own: every SPEC section 6 operator, Cedar's error
+"""The policy layer on its own: every operator of docs/language.md §5, Cedar's error
 semantics, scopes, the decision rule and the candidate index.
 
 Data comes from ``FactData`` built from plain dicts (the ``PolicyData``

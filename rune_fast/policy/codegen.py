@@ -27,53 +27,16 @@ from typing import Any, Callable, NamedTuple, Optional
 
 from ..errors import RuneEvalError, RuneLimitError, RuneSyntaxError
 from ..lang import ast as A
+from ..like import like_matcher as _like_matcher
 from ..values import INT_MAX, INT_MIN, Entity, value_key
 from .data import SCALARS
 from .values import MISSING, CRecord, CSet, cedar_eq, eval_error, overflow_error, type_error
 
-__all__ = ["PolicyTest", "generate_test", "const_value", "NOCONST"]
+__all__ = ["PolicyTest", "generate_test", "generate_expression", "const_value", "NOCONST"]
 
 #: ``const_value``'s answer for a subtree that is not a constant.
 NOCONST: Any = object()
 _SCALARS = SCALARS
-
-
-def _like_matcher(pattern: tuple) -> Callable[[str], bool]:
-    """Compile a ``like`` pattern (literal strings and ``LIKE_WILDCARD``).
-
-    Glob with only ``*`` is matched by prefix, suffix and a greedy leftmost
-    search for the middle parts, which is both correct and linear.
-    """
-    parts = [""]
-    for item in pattern:
-        if item is A.LIKE_WILDCARD:
-            parts.append("")
-        else:
-            parts[-1] += item
-    if len(parts) == 1:
-        lit = parts[0]
-        return lambda s: s == lit
-    prefix, suffix, middle = parts[0], parts[-1], [m for m in parts[1:-1] if m]
-    need = len(prefix) + len(suffix)
-    if not middle:
-        if not prefix and not suffix:
-            return lambda s: True
-        return lambda s: len(s) >= need and s.startswith(prefix) and s.endswith(suffix)
-
-    def match(s: str) -> bool:
-        if len(s) < need or not s.startswith(prefix) or not s.endswith(suffix):
-            return False
-        pos = len(prefix)
-        end = len(s) - len(suffix)
-        for m in middle:
-            i = s.find(m, pos, end)
-            if i < 0:
-                return False
-            pos = i + len(m)
-        return True
-
-    return match
-
 
 
 def _ctx_rel(c: CRecord, key: Any, value: Any) -> bool:
@@ -664,8 +627,9 @@ class _CodeGen:
         t = self.k(target)
         self.emit(f"if {var} != {t} and not d.is_in({var}, {t}): return False")
 
-    def build(self) -> Callable:
-        src = "def test(p, a, r, c, d):\n" + "\n".join(self.lines + ["    " + "return True"]) + "\n"
+    def build(self, result: str = "True", name: str = "test") -> Callable:
+        """Compile the emitted lines as ``def <name>(p, a, r, c, d)`` returning ``result``."""
+        src = f"def {name}(p, a, r, c, d):\n" + "\n".join(self.lines + ["    return " + result]) + "\n"
         glb = dict(_HELPERS)
         glb.update(self.consts)
         with warnings.catch_warnings():
@@ -674,10 +638,9 @@ class _CodeGen:
             warnings.simplefilter("ignore")
             code = compile(src, f"<policy {self.policy_id}>", "exec")
         exec(code, glb)
-        fn = glb["test"]
+        fn = glb[name]
         fn.__rune_source__ = src  # type: ignore[attr-defined]
         return fn
-
 
 
 class PolicyTest(NamedTuple):
@@ -720,3 +683,17 @@ def generate_test(policy: A.Policy, policy_id: str) -> PolicyTest:
             f"policy {policy_id!r}: expression nested too deeply to compile", "max_nesting", **_loc(policy)
         ) from None
     return PolicyTest(fn, frozenset(g.relations), frozenset(g.patterns), fn.__rune_source__)
+
+
+def generate_expression(node: Any, policy_id: str) -> Callable[..., Any]:
+    """``f(p, a, r, c, d)`` computing the value of one expression of a policy
+    (or raising ``RuneEvalError``), with the same generated code as the
+    policy's test; explanations use it to show the values a policy compared."""
+    g = _CodeGen(policy_id)
+    try:
+        x, _kind = g.expr(node)
+        return g.build(x, "expression")
+    except (SyntaxError, RecursionError, MemoryError):
+        raise RuneLimitError(
+            f"policy {policy_id!r}: expression nested too deeply to compile", "max_nesting", **_loc(node)
+        ) from None

@@ -220,8 +220,8 @@ class FactData:
     ) -> "FactData":
         """Build from ``parent(C, P)`` and ``attr(E, Name, V)`` rows.
 
-        Several ``attr`` facts for one (entity, name) read as a set (SPEC
-        section 4).
+        Several ``attr`` facts for one (entity, name) read as a set
+        (docs/language.md §3).
         """
         parents: dict = {}
         for child, par in parent_rows:
@@ -357,7 +357,7 @@ def trie_probe(match: Callable[[tuple], Iterable[tuple]], arity: int, limit: int
 class OverlayData:
     """``PolicyData`` for one request: a static base plus request-supplied facts.
 
-    - parents are *added* to the static hierarchy (SPEC section 4);
+    - parents are *added* to the static hierarchy (docs/language.md §3);
     - attributes of request entities override the static ones per attribute;
     - relations named in ``relations`` (recomputed for this request by the
       Datalog core) are read from the object mapped to them, which has

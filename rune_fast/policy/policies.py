@@ -127,7 +127,7 @@ class CompiledPolicy:
             return action == a.entity or a.entity in ancestors
         if k == "in_set":
             return any(action == e or e in ancestors for e in a.entities)
-        if k == "is":  # not in SPEC's action grammar, harmless to honour
+        if k == "is":  # not in the action grammar, harmless to honour
             return action.type == a.type and (a.entity is None or action == a.entity or a.entity in ancestors)
         raise RuneSyntaxError(f"unknown action constraint {k!r}", **_loc(a))
 

@@ -166,7 +166,7 @@ def cedar_eq(a: Any, b: Any) -> bool:
     """Cedar ``==``: values of different kinds are unequal (never an error).
 
     Integers and floats (floats only come from data) compare numerically,
-    as SPEC section 3 says for all numbers.
+    as docs/language.md §2 says for all numbers.
     """
     ta = type(a)
     tb = type(b)
