@@ -20,6 +20,7 @@ __all__ = [
     "entity_problem",
     "parse_entity_literal",
     "is_entity_literal",
+    "is_type_name",
     "value_key",
     "from_key",
     "key_row",
@@ -71,6 +72,15 @@ def plain_str(x: object) -> object:
     if type(x) is not str and isinstance(x, str):
         return str.__str__(x)
     return x
+
+
+def is_type_name(text: object) -> bool:
+    """Whether ``text`` is a whole entity type name (``User``, ``Ns::User``).
+
+    Full-match semantics: ``"User\\n"`` is not a type name (a pattern ending
+    in ``$`` would accept it, since ``$`` also matches before a final newline).
+    """
+    return type(text) is str and TYPE_NAME.fullmatch(text) is not None
 
 
 class Entity(NamedTuple):

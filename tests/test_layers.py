@@ -28,13 +28,13 @@ LAYERS: dict[str, int] = {
     "datalog": 2,
     "policy": 3,
     "analysis": 4,  # search and explain: read an engine's model and policies, never import the engine
-    "engine": 5,
+    "engine": 5, "request": 5,
     "reload": 6,
     "cli": 7, "server": 7, "__main__": 7, "": 7,  # "" is the façade, rune_fast/__init__.py
     "middleware": 8,
 }
 LAYER_NAMES = [
-    "errors/limits/values/graphs/like", "lang", "datalog", "policy", "analysis (search/explain)", "engine", "reload",
+    "errors/limits/values/graphs/like", "lang", "datalog", "policy", "analysis (search/explain)", "engine/request", "reload",
     "cli/server", "middleware",
 ]
 

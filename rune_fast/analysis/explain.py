@@ -30,7 +30,7 @@ Why it is shaped like this:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional
 
 from ..lang import ast as A
 from ..errors import RuneError, RuneEvalError
@@ -41,8 +41,7 @@ from ..values import Entity
 from . import render
 from .proofs import ProofNode, Prover
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..engine import Decision, Engine
+from ..policy.decision import Decision
 
 __all__ = ["Explanation", "PolicyReport", "ScopeCheck", "ClauseCheck", "FactUse", "explain"]
 
@@ -188,7 +187,7 @@ class Explanation:
     (the reports are then the permits that could have applied).
     """
 
-    decision: "Decision"
+    decision: Decision
     principal: Entity
     action: Entity
     resource: Entity
@@ -259,7 +258,7 @@ class _Recorder:
 class _Context:
     """Everything one explanation needs: the request, its data, the prover."""
 
-    def __init__(self, engine: "Engine", p: Entity, a: Entity, r: Entity, ctx: Any, ents: Any) -> None:
+    def __init__(self, engine: Any, p: Entity, a: Entity, r: Entity, ctx: Any, ents: Any) -> None:
         self.engine = engine
         self.p, self.a, self.r, self.ctx, self.ents = p, a, r, ctx, ents
         model = engine._with_request([(p,)], [(a,)], [(r,)], ctx, ents)
@@ -508,7 +507,7 @@ class _Facts:
     """The request's model plus the ``parent``/``attr`` rows the engine keeps
     outside the core (they are in ``Engine.model``): what the prover reads."""
 
-    def __init__(self, model: Any, engine: "Engine") -> None:
+    def __init__(self, model: Any, engine: Any) -> None:
         self.model = model
         self.compiled = model.compiled
         self.side = engine.model if engine._side_facts else None
@@ -558,10 +557,9 @@ def _operands(node: Any) -> list[tuple[str, Any]]:
     return [("object", node.obj)]
 
 
-def explain(engine: "Engine", principal: Any, action: Any, resource: Any, context: Any = None,
+def explain(engine: Any, principal: Any, action: Any, resource: Any, context: Any = None,
             entities: Any = None) -> Explanation:
     """See ``Engine.explain``."""
-    from ..engine import Decision
 
     p, a, r, ctx, ents = engine._parse_request(principal, action, resource, context, entities)
     kind, reasons, errors = engine._decide(p, a, r, ctx, ents)
