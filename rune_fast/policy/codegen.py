@@ -682,7 +682,7 @@ def generate_test(policy: A.Policy, policy_id: str) -> PolicyTest:
         raise RuneLimitError(
             f"policy {policy_id!r}: expression nested too deeply to compile", "max_nesting", **_loc(policy)
         ) from None
-    return PolicyTest(fn, frozenset(g.relations), frozenset(g.patterns), fn.__rune_source__)
+    return PolicyTest(fn, frozenset(g.relations), frozenset(g.patterns), fn.__rune_source__)  # type: ignore[attr-defined]
 
 
 def generate_expression(node: Any, policy_id: str) -> Callable[..., Any]:
