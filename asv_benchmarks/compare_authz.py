@@ -1,4 +1,4 @@
-"""rune_fast vs cedarpy vs pycasbin vs a dict lookup, on the issue 4 scenario, in one run.
+"""rune_fast vs cedarpy vs pycasbin vs a dict lookup, on the document-sharing scenario, in one run.
 
     python asv_benchmarks/compare_authz.py                 # 7 rounds, prints a markdown report
     python asv_benchmarks/compare_authz.py --rounds 3 --casbin-rounds 1
