@@ -11,6 +11,7 @@ which is the point: the layout says where it belongs.
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 from pathlib import Path
 from typing import Optional
@@ -189,4 +190,4 @@ def test_cycle_finder(graph, has_cycle):
     cycle = find_cycle(graph)
     assert (cycle is not None) == has_cycle
     if cycle:
-        assert cycle[0] == cycle[-1] and all(b in graph[a] for a, b in zip(cycle, cycle[1:]))
+        assert cycle[0] == cycle[-1] and all(b in graph[a] for a, b in itertools.pairwise(cycle))

@@ -399,7 +399,7 @@ def classify_body(
             keys = agg_keys(i, lit)
             for k in keys:
                 if k not in bound_now:
-                    occ = next((v for l in lit.body for v in _literal_vars(l) if v.name == k), None)
+                    occ = next((v for sub in lit.body for v in _literal_vars(sub) if v.name == k), None)
                     problems_at[i].append(SafetyProblem(
                         k, _loc_of(occ, lit),
                         f"variable {k} is shared between an aggregate body and the rest of the rule, so it is a "
