@@ -282,6 +282,23 @@ class PolicyStore:
         engine = self.engine
         return engine.authorize(principal, action, resource, context, entities)
 
+    def search_resources(self, principal: Any, action: Any, resource_type: str, **kw: Any) -> Any:
+        """``Engine.search_resources`` on the current engine (a page token
+        from before a reload is refused: it names the old version)."""
+        return self.engine.search_resources(principal, action, resource_type, **kw)
+
+    def search_subjects(self, action: Any, resource: Any, principal_type: str, **kw: Any) -> Any:
+        """``Engine.search_subjects`` on the current engine."""
+        return self.engine.search_subjects(action, resource, principal_type, **kw)
+
+    def search_actions(self, principal: Any, resource: Any, **kw: Any) -> Any:
+        """``Engine.search_actions`` on the current engine."""
+        return self.engine.search_actions(principal, resource, **kw)
+
+    def explain(self, principal: Any, action: Any, resource: Any, context: Any = None, entities: Any = None) -> Any:
+        """``Engine.explain`` on the current engine."""
+        return self.engine.explain(principal, action, resource, context, entities)
+
     @property
     def version(self) -> str:
         version: str = self.engine.version
