@@ -581,6 +581,6 @@ def explain(engine: "Engine", principal: Any, action: Any, resource: Any, contex
         determining = pol.id in reasons
         if pol.id in chosen:
             reports.append(cx.report(pol, determining))
-        elif why_not and not pol.forbid and pol.action_matches(a, cx.data):
+        elif why_not and not pol.forbid and pol.action_matches(a, cx.data.ancestors(a)):
             reports.append(cx.report(pol, False))
     return Explanation(decision, p, a, r, tuple(reports), why_not)
