@@ -340,7 +340,7 @@ def main(argv=None) -> int:
         return None if a is None or b is None or b == 0 else a / b
 
     out = []
-    out.append(f"Scenario: issue 4 document sharing, seed {w.seed}: {len(w.users)} users, {len(w.groups)} groups, "
+    out.append(f"Scenario: document sharing, seed {w.seed}: {len(w.users)} users, {len(w.groups)} groups, "
                f"{len(w.folders)} folders, {len(w.docs)} documents, {len(w.grants)} grants, {n} requests "
                f"({sum(expected.values())} allowed). Oracle check: "
                + (", ".join(f"{k} {v}" for k, v in counts.items()) + " mismatches" if counts else "skipped") + ".")

@@ -1,4 +1,4 @@
-"""The document-sharing authorization scenario of issue 4, seeded.
+"""The document-sharing authorization scenario, seeded.
 
 One world, four renderings of it, and an independent oracle:
 
