@@ -45,6 +45,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
 from .. import ast as A
+from ..engine import _closure, _LazyModel, _RequestRelations
 from ..errors import RuneEvalError
 from ..policies import EvalRequest, OverlayData, _Compiler
 from ..values import Entity, value_key
@@ -73,8 +74,6 @@ class _Indexes:
         self._rels: dict = {}
         self._desc: dict = {}
         deps = dict(engine.info.depends_on)
-        from ..engine import _closure
-
         self.reads_var = {v: _closure(deps, (v,)) for v in ("principal", "resource")}
 
     def children(self) -> dict:
@@ -202,8 +201,6 @@ class _Search:
         return c, self.a, self.r
 
     def data(self, c: Entity) -> Any:
-        from ..engine import _LazyModel, _RequestRelations
-
         d = self._data.get(c)
         if d is not None:
             return d
@@ -237,12 +234,85 @@ class _Search:
         except Exception:
             return None
 
+    def satisfying(self, pol: Any, pool: Iterable[Entity], skip: Any = ()) -> tuple[list, list]:
+        """(candidates of ``pool`` that satisfy ``pol``, candidates whose
+        evaluation failed); ``skip`` are not tested."""
+        sat: list = []
+        broken: list = []
+        test = pol.test
+        ctx = self.ctx
+        data = self._static_data
+        if data is not None and not (pol.relations & self.engine._core_dep):
+            # the same data for every candidate: a tight loop over the compiled test
+            if self.var == "resource":
+                p, a = self.p, self.a
+                for c in pool:
+                    if c in skip:
+                        continue
+                    try:
+                        if test(p, a, c, ctx, data):
+                            sat.append(c)
+                    except RuneEvalError:
+                        pass
+                    except Exception:
+                        broken.append(c)
+            else:
+                a, r = self.a, self.r
+                for c in pool:
+                    if c in skip:
+                        continue
+                    try:
+                        if test(c, a, r, ctx, data):
+                            sat.append(c)
+                    except RuneEvalError:
+                        pass
+                    except Exception:
+                        broken.append(c)
+            return sat, broken
+        for c in pool:
+            if c in skip:
+                continue
+            got = self.test(pol, c)
+            if got:
+                sat.append(c)
+            elif got is None:
+                broken.append(c)
+        return sat, broken
+
+    def never(self, pol: Any) -> bool:
+        """Whether a part of ``pol`` that does not involve the open variable
+        already rules it out for every candidate: the other side's scope, or
+        a top-level conjunct of a ``when`` clause that is not true."""
+        ast: A.Policy = pol.policy
+        data = self._static_data
+        if data is None:
+            return False
+        if self.var == "resource":
+            sc, e = ast.principal, self.p
+        else:
+            sc, e = ast.resource, self.r
+        if sc.kind == "eq" and e != sc.entity:
+            return True
+        if sc.kind in ("in", "is") and sc.entity is not None and not data.is_in(e, sc.entity):
+            return True
+        reads = self.ix.reads_var[self.var]
+        for cond in ast.conditions:
+            if cond.kind != "when":
+                continue
+            for part in _conjuncts(cond.expr):
+                if _mentions(part, self.var) or not _pure(part, reads | self.engine._core_dep):
+                    continue
+                ok, v = self._fixed(pol, part)
+                if not ok or v is not True:
+                    return True
+        return False
+
     # -- generators ---------------------------------------------------------------
 
     def generator(self, pol: Any) -> Optional[Iterable[Entity]]:
         """The smallest index-derived superset of the candidates satisfying
         ``pol``, or ``_ALL`` when none applies."""
-        best: Optional[set] = None
+        best: Any = None
         for gen in self._generators(pol):
             s = gen()
             if s is None:
@@ -254,16 +324,16 @@ class _Search:
         if best is None:
             return _ALL
         if self.req_uids:
-            best = best | self.req_uids
+            best = set(best) | self.req_uids
         return best
 
-    def _generators(self, pol: Any) -> Iterable[Callable[[], Optional[set]]]:
+    def _generators(self, pol: Any) -> Iterable[Callable[[], Any]]:
         ast: A.Policy = pol.policy
         sc = ast.resource if self.var == "resource" else ast.principal
         if sc.kind == "eq":
             yield lambda: {sc.entity}
         elif sc.kind in ("in", "is") and sc.entity is not None and self.hier_ok:
-            yield lambda: set(self.ix.descendants(sc.entity))
+            yield lambda: self.ix.descendants(sc.entity)
         for cond in ast.conditions:
             if cond.kind != "when":
                 continue
@@ -291,7 +361,7 @@ class _Search:
             return node.name
         return None
 
-    def _conjunct_generator(self, pol: Any, node: Any) -> Optional[Callable[[], Optional[set]]]:
+    def _conjunct_generator(self, pol: Any, node: Any) -> Optional[Callable[[], Any]]:
         t = type(node)
         if t is A.RelCall:
             return self._relcall_generator(pol, node)
@@ -299,12 +369,12 @@ class _Search:
             for side, other in ((node.left, node.right), (node.right, node.left)):
                 name = self._open_attr(side)
                 if name is not None and not _mentions(other, self.var) and _simple(other):
-                    def gen(name: str = name, other: Any = other) -> Optional[set]:
+                    def gen(name: str = name, other: Any = other) -> Any:
                         ok, v = self._fixed(pol, other)
-                        return set(self.ix.with_attr(name, v)) if ok else set()
+                        return self.ix.with_attr(name, v) if ok else ()
                     return gen
                 if self._is_open(side) and not _mentions(other, self.var) and _simple(other):
-                    def gen_eq(other: Any = other) -> Optional[set]:
+                    def gen_eq(other: Any = other) -> Any:
                         ok, v = self._fixed(pol, other)
                         return {v} if ok and type(v) is Entity else set()
                     return gen_eq
@@ -312,10 +382,10 @@ class _Search:
         if t is A.Binary and node.op == "in" and self._is_open(node.left) and type(node.right) is A.Lit \
                 and type(node.right.value) is Entity and self.hier_ok:
             target = node.right.value
-            return lambda: set(self.ix.descendants(target))
+            return lambda: self.ix.descendants(target)
         return None
 
-    def _relcall_generator(self, pol: Any, node: A.RelCall) -> Optional[Callable[[], Optional[set]]]:
+    def _relcall_generator(self, pol: Any, node: A.RelCall) -> Optional[Callable[[], Any]]:
         name = node.name
         if name in ("principal", "action", "resource", "context") or name in self.unstable:
             return None
@@ -337,7 +407,7 @@ class _Search:
         if open_col < 0:
             return None
 
-        def gen() -> Optional[set]:
+        def gen() -> Any:
             vals = []
             for _, arg in fixed:
                 ok, v = self._fixed(pol, arg)
@@ -382,48 +452,52 @@ class _Search:
         broken: set = set()  # candidates whose evaluation fails: denied whatever else holds
         cand_set = self.cand_set
         for pol in permits:
-            if self.var == "principal" and pol.principal_eq is not None:
-                pass
-            elif self.independent(pol) and self.cands:
+            only = pol.principal_eq if self.var == "principal" else None
+            if only is not None:
+                # the engine's index guarantees principal ==; its test does not check it
+                pool: Iterable[Entity] = [only] if only in cand_set else []
+            elif self.never(pol):
+                continue
+            elif self.independent(pol):
+                if not self.cands:
+                    continue
                 got = self.test(pol, self.cands[0])
                 if got:
                     allowed.update(cand_set)
                 elif got is None:
                     return set()
                 continue
-            gen = self.generator(pol)
-            pool: Iterable[Entity] = self.cands if gen is _ALL else [c for c in gen if c in cand_set]
-            only = pol.principal_eq if self.var == "principal" else None
-            if only is not None:  # the engine's index guarantees principal ==; its test does not check it
-                pool = [only] if only in cand_set else []
-            for c in pool:
-                if c in allowed or c in broken:
-                    continue
-                got = self.test(pol, c)
-                if got:
-                    allowed.add(c)
-                elif got is None:
-                    broken.add(c)
+            else:
+                gen = self.generator(pol)
+                pool = self.cands if gen is _ALL else [c for c in gen if c in cand_set]
+            sat, bad = self.satisfying(pol, pool, allowed)
+            allowed.update(sat)
+            broken.update(bad)
         allowed -= broken
         for pol in forbids:
             if not allowed:
                 break
             only = pol.principal_eq if self.var == "principal" else None
-            if only is None and self.independent(pol):
+            if only is not None:
+                pool = [only] if only in allowed else []
+            elif self.never(pol):
+                continue
+            elif self.independent(pol):
                 got = self.test(pol, next(iter(allowed)))
                 if got or got is None:
                     return set()
                 continue
-            gen = self.generator(pol)
-            pool = list(allowed) if gen is _ALL else [c for c in gen if c in allowed]
-            if only is not None:
-                pool = [only] if only in allowed else []
-            drop = []
-            for c in pool:
-                got = self.test(pol, c)
-                if got or got is None:
-                    drop.append(c)
-            allowed.difference_update(drop)
+            else:
+                gen = self.generator(pol)
+                if gen is _ALL:
+                    pool = list(allowed)
+                elif len(gen) > len(allowed) and isinstance(gen, (set, frozenset)):
+                    pool = [c for c in allowed if c in gen]
+                else:
+                    pool = [c for c in gen if c in allowed]
+            sat, bad = self.satisfying(pol, pool)
+            allowed.difference_update(sat)
+            allowed.difference_update(bad)
         return allowed
 
 
@@ -438,6 +512,26 @@ def _conjuncts(node: Any) -> list:
         else:
             out.append(n)
     return out
+
+
+def _pure(node: Any, unstable: frozenset) -> bool:
+    """No relation call into ``unstable`` relations (they may differ per candidate)."""
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        if type(n) is A.RelCall and (n.name in unstable or n.name in ("principal", "action", "resource")):
+            return False
+        if isinstance(n, A.Loc) or not hasattr(n, "__dataclass_fields__"):
+            if isinstance(n, tuple):
+                todo.extend(n)
+            continue
+        for f in n.__dataclass_fields__:
+            v = getattr(n, f)
+            if isinstance(v, tuple):
+                todo.extend(v)
+            elif hasattr(v, "__dataclass_fields__"):
+                todo.append(v)
+    return True
 
 
 def _simple(node: Any) -> bool:
