@@ -142,7 +142,9 @@ def known_entities(engine: "Engine") -> KnownEntities:
         k = _KNOWN.get(engine)
         if k is None:
             found: set = set()
-            for rows in engine.model.relations().values():
+            # the core's relations, then the parent/attr rows kept out of it
+            tables = list(engine._model.relations().values()) + list(engine._side_facts.values())
+            for rows in tables:
                 for row in rows:
                     for v in row:
                         if type(v) is Entity:
