@@ -26,7 +26,7 @@ from .engine import Decision, Engine, load, load_text
 from .limits import Limits
 from .analysis.explain import Explanation
 from .analysis.search import SearchPage
-from .store import PolicyStore
+from .reload.store import PolicyStore
 from .values import Entity
 
 __version__ = "0.1.0"

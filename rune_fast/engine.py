@@ -1,4 +1,4 @@
-"""The Engine: one immutable, compiled bundle that answers requests (SPEC sections 1, 5-8).
+"""The Engine: one immutable, compiled bundle that answers requests (docs/language.md §4-§7).
 
 Why it is shaped like this:
 
@@ -40,10 +40,10 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Union
 
-from . import ast as A
+from .lang import ast as A
 from .errors import RuneError, RuneRequestError
 from .limits import DEFAULT_LIMITS, Limits
-from .policies import (
+from .policy.policies import (
     CRecord,
     CSet,
     FactData,
@@ -429,6 +429,9 @@ class _RequestRelations:
     def is_in(self, entity: Entity, target: Entity) -> bool:
         return self.base.is_in(entity, target)
 
+    def ancestors(self, entity: Entity) -> frozenset:
+        return self.base.ancestors(entity)
+
     def get_attr(self, entity: Entity, name: str) -> Any:
         return self.base.get_attr(entity, name)
 
@@ -506,10 +509,10 @@ class Engine:
         limits: Limits = DEFAULT_LIMITS,
         policy_backend: str = "codegen",
     ) -> None:
-        from .checks import check_program
-        from .compiler import CompiledProgram
-        from .datalog import Model, intern_facts
-        from .symbols import Symbols
+        from .lang.checks import check_program
+        from .datalog.compiler import CompiledProgram
+        from .datalog.program import Model, intern_facts
+        from .datalog.symbols import Symbols
 
         if not isinstance(cache_size, int) or cache_size < 0:
             raise ValueError(f"cache_size must be an integer >= 0, got {cache_size!r}")
@@ -538,14 +541,20 @@ class Engine:
         # parent/attr facts that no rule and no relation call reads are only
         # needed by the policy layer's own snapshot: keep them out of the
         # core (they are often most of the data). ``query`` still sees them.
+        # Not when rules derive parent/attr (from the request or from
+        # request-supplied parent/attr): the request's model then answers
+        # ``in`` and attribute reads, so it must hold every stored fact.
         read = set(self.policies.relations).union(*info.depends_on.values()) if info.depends_on else set(self.policies.relations)
-        side = {k: facts.pop(k) for k in _ENTITY_FACTS if k in facts and k not in read and k not in info.idb}
+        derived_entity_facts = bool(_ENTITY_FACTS & set(info.idb))
+        side = {} if derived_entity_facts else {
+            k: facts.pop(k) for k in _ENTITY_FACTS if k in facts and k not in read and k not in info.idb
+        }
         db = compiled.evaluate(intern_facts(compiled, facts, symbols, "data"), symbols)
         self._model = model = Model(compiled, db)
         self._side_facts = side
         self._full_model: list = []
 
-        # Which relations change with the request (SPEC section 5).
+        # Which relations change with the request (docs/language.md §4, request relations).
         deps = dict(info.depends_on)
         self._core_dep = _closure(deps, _REQUEST_VARS)
         self._entity_dep = _closure(deps, _ENTITY_FACTS) | _ENTITY_FACTS
@@ -645,7 +654,7 @@ class Engine:
         context: Optional[Mapping[str, Any]] = None,
         entities: Optional[Sequence[Any]] = None,
     ) -> Decision:
-        """Decide one request (SPEC sections 6 and 7).
+        """Decide one request (docs/language.md §5 and §6).
 
         Entities may be ``Entity``, ``("User", "alice")`` or
         ``'User::"alice"'``; ``context`` a JSON-like dict; ``entities`` a list
@@ -798,7 +807,7 @@ class Engine:
         if self._dynamic_hierarchy or (has_ents and self._entity_hierarchy):
             # Rules derive parent/attr from the request: read them from its model.
             data.hierarchy = lazy.model()
-        sel = policies.candidates(p, a, r, data, use_memo=not data.req_parents)
+        sel = policies.candidates(p, a, r, data)
         dep = self._core_dep | self._entity_dep if has_ents else self._core_dep
         for n in sel[2] & dep:
             data.rels[n] = lazy
@@ -817,7 +826,7 @@ class Engine:
 
     def _request_model(self, p: Entity, a: Entity, r: Entity, ctx: CRecord, ents: Optional[_RequestEntities]) -> Any:
         """The Datalog model of this request: the static model plus the
-        request relations (SPEC section 5), evaluated by the core with this
+        request relations (docs/language.md §4), evaluated by the core with this
         engine's limits (``max_request_tuples``, ``deadline_ms``)."""
         return self._with_request([(p,)], [(a,)], [(r,)], ctx, ents)
 
@@ -1036,7 +1045,7 @@ def load(
     an unknown name is a ``TypeError``. Raises ``RuneError`` (``RuneErrors``
     for several problems) for anything wrong with the files.
     """
-    from . import parser
+    from .lang import parser
 
     lim = Limits.from_kwargs(**limits)
     bundle = parser.load_bundle(path_or_dir, recursive=recursive, limits=lim)
@@ -1054,7 +1063,7 @@ def load_text(
 ) -> Engine:
     """Build an engine from the text of one ``.rune`` file (``[sources]``
     paths are relative to ``base_dir``, default the current directory)."""
-    from . import parser
+    from .lang import parser
 
     lim = Limits.from_kwargs(**limits)
     bundle = parser.bundle_from_text(text, path, limits=lim, base_dir=base_dir)

@@ -14,8 +14,8 @@ engine's model (to know which facts hold); it re-does every step itself:
 
 from __future__ import annotations
 
-from rune_fast import ast as A
-from rune_fast import parser
+from rune_fast.lang import ast as A
+from rune_fast.lang import parser
 from rune_fast.values import value_key
 
 

@@ -33,9 +33,9 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .. import ast as A
+from ..lang import ast as A
 from ..errors import RuneError, RuneEvalError
-from ..policies import MISSING, EvalRequest, OverlayData, _Compiler, from_row_key, kind_name
+from ..policy.policies import MISSING, EvalRequest, OverlayData, _Compiler, from_row_key, kind_name
 from ..values import Entity, value_key
 from . import render
 from .proofs import ProofNode, Prover
@@ -622,6 +622,6 @@ def explain(engine: "Engine", principal: Any, action: Any, resource: Any, contex
         determining = pol.id in reasons
         if pol.id in chosen:
             reports.append(cx.report(pol, determining))
-        elif why_not and not pol.forbid and pol.action_matches(a, cx.data):
+        elif why_not and not pol.forbid and pol.action_matches(a, cx.data.ancestors(a)):
             reports.append(cx.report(pol, False))
     return Explanation(decision, p, a, r, tuple(reports), why_not)

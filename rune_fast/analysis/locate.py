@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Iterable, Mapping, Optional
 
-from .. import ast as A
+from ..lang import ast as A
 from ..values import value_key
 
 __all__ = ["Provenance", "array_element_lines"]
@@ -84,7 +84,7 @@ class Provenance:
 
     @staticmethod
     def _index_data(rel: str, place: tuple, index: dict) -> None:
-        from ..parser import parse_file
+        from ..lang.parser import parse_file
 
         _, path, loc, digest = place
         if not loc.line or path.startswith("<"):
@@ -104,7 +104,7 @@ class Provenance:
 
     @staticmethod
     def _index_source(rel: str, place: tuple, index: dict) -> None:
-        from ..sources import load_source
+        from ..lang.sources import load_source
 
         _, path, loc, header = place
         spec = A.SourceSpec(rel, path, header, loc)

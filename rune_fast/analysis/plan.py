@@ -44,10 +44,10 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
-from .. import ast as A
+from ..lang import ast as A
 from ..engine import _closure, _LazyModel, _RequestRelations
 from ..errors import RuneEvalError
-from ..policies import EvalRequest, OverlayData, _Compiler
+from ..policy.policies import EvalRequest, OverlayData, _Compiler
 from ..values import Entity, value_key
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -564,6 +564,7 @@ def _mentions(node: Any, var: str) -> bool:
 
 def _select(engine: "Engine", a: Entity, ptype: str, rtype: str, principal: Optional[Entity], data: Any) -> list:
     """The policies the engine's index would run for this (action, types), in bundle order."""
+    anc = data.ancestors(a)
     out = []
     for pol in engine.policies:
         if pol.principal_type is not None and pol.principal_type != ptype:
@@ -572,7 +573,7 @@ def _select(engine: "Engine", a: Entity, ptype: str, rtype: str, principal: Opti
             continue
         if principal is not None and pol.principal_eq is not None and pol.principal_eq != principal:
             continue
-        if not pol.action_matches(a, data):
+        if not pol.action_matches(a, anc):
             continue
         out.append(pol)
     return out

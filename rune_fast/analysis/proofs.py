@@ -33,9 +33,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional
 
-from .. import ast as A
-from ..checks import ROLE_AGGREGATE, ROLE_ASSIGN, ROLE_ATOM, ROLE_FILTER, ROLE_METHOD, ROLE_NEGATION
-from ..compiler import _glob_regex
+from ..lang import ast as A
+from ..lang.checks import ROLE_AGGREGATE, ROLE_ASSIGN, ROLE_ATOM, ROLE_FILTER, ROLE_METHOD, ROLE_NEGATION
+from ..like import glob_matcher
 from ..values import INT_MAX, INT_MIN, Entity, value_key
 from . import render
 
@@ -193,7 +193,7 @@ def method_holds(name: str, arg: str, v: Any) -> bool:
         return v.endswith(arg)
     if name == "contains":
         return arg in v
-    return _glob_regex(arg).fullmatch(v) is not None
+    return glob_matcher(arg)(v)
 
 
 def _same(a: Any, b: Any) -> bool:

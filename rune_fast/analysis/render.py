@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .. import ast as A
-from ..policies import CRecord, CSet
+from ..lang import ast as A
+from ..policy.policies import CRecord, CSet
 from ..values import Entity, format_value
 
 __all__ = ["value", "json_value", "fact", "rule", "literal", "expr", "scope", "where"]

@@ -37,7 +37,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
 
-from .. import ast as A
+from ..lang import ast as A
 from ..errors import RuneRequestError
 from ..values import Entity
 
@@ -323,7 +323,7 @@ def within_checker(engine: "Engine", p: Entity, a: Entity, ctx: Any, ents: Any, 
     """``resource in within`` under the hierarchy a request with that
     resource would see (static, plus request entities' parents, or derived
     per request when rules compute ``parent`` from the request)."""
-    from ..policies import OverlayData
+    from ..policy.policies import OverlayData
 
     static = engine._static
     has_ents = ents is not None and bool(ents.parents or ents.attrs)

@@ -1,6 +1,6 @@
 """PolicyStore: the one attribute readers load, and everything that replaces it.
 
-The design (SPEC section 9, docs/reload.md):
+The design (docs/reload.md):
 
 - ``store.engine`` is a plain attribute holding an immutable, complete,
   checked Engine. A request reads it **once** and uses that snapshot to the
@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, NamedTuple
 
-from .errors import RuneError, RuneErrors, raise_collected
+from ..errors import RuneError, RuneErrors, raise_collected
 
 __all__ = [
     "HistoryEntry",
@@ -50,7 +50,7 @@ Subscriber = Callable[["ReloadResult"], None]
 def _default_loader(path: str, **options: Any) -> Any:
     # Imported on use so that ``import rune_fast`` stays cheap and the store
     # module has no import-time dependency on the compiler stack.
-    from .engine import load
+    from ..engine import load
 
     return load(path, **options)
 
@@ -96,7 +96,7 @@ class ReloadResult:
 
 @dataclass(frozen=True)
 class ReloadStats:
-    """A consistent snapshot of the store's counters (SPEC 9 metrics).
+    """A consistent snapshot of the store's counters (the metrics of docs/reload.md).
 
     ``last_error``/``last_errors`` describe the most recent *failed* attempt
     and are kept after later successes; ``last_ok`` says how the most recent
