@@ -211,8 +211,14 @@ def _query_digest(kind: str, parts: tuple) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _short(version: str) -> str:
+    """The part of the engine version a token carries (64 bits of the content hash)."""
+    return version[:16]
+
+
 def make_token(version: str, digest: str, last: Entity) -> str:
-    raw = json.dumps([_TOKEN_VERSION, version, digest, last.type, last.id], ensure_ascii=True, separators=(",", ":"))
+    raw = json.dumps([_TOKEN_VERSION, _short(version), digest, last.type, last.id], ensure_ascii=True,
+                     separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
@@ -229,7 +235,7 @@ def read_token(token: Any, version: str, digest: str) -> Entity:
         raise RuneRequestError("page_token is malformed", field="page_token") from None
     if tv != _TOKEN_VERSION or not isinstance(ty, str) or not isinstance(ident, str):
         raise RuneRequestError("page_token is malformed", field="page_token")
-    if ver != version:
+    if ver != _short(version):
         raise RuneRequestError(
             "page_token belongs to another engine version (the policies changed); start the search again",
             field="page_token",
