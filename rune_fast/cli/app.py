@@ -18,12 +18,12 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from . import check, engine_commands
+from . import check, engine_commands, search
 from .common import EXIT_CODES, Subcommand
 
 __all__ = ["main", "SUBCOMMANDS", "build_parser"]
 
-SUBCOMMANDS: tuple[Subcommand, ...] = check.COMMANDS + engine_commands.COMMANDS
+SUBCOMMANDS: tuple[Subcommand, ...] = check.COMMANDS + engine_commands.COMMANDS + search.COMMANDS
 
 
 def _exit_codes_epilog() -> str:
