@@ -472,6 +472,7 @@ class Engine:
         "limits",
         "version",
         "watched_paths",
+        "file_digests",
         "metadata",
         "info",
         "policies",
@@ -514,6 +515,7 @@ class Engine:
         self.limits = limits
         self.version: str = bundle.content_hash
         self.watched_paths: tuple[str, ...] = tuple(bundle.watched_paths)
+        self.file_digests: tuple[tuple[str, str], ...] = tuple(bundle.file_digests)
         self.metadata = bundle.metadata
         self.info = info = check_program(bundle.facts, bundle.rules, bundle.policies)
 
@@ -946,19 +948,50 @@ def load(
     cache_size: int = 4096,
     recursive: bool = False,
     policy_backend: str = "codegen",
+    source_roots: Sequence[Union[str, "os.PathLike[str]"]] = (),
     **limits: Any,
 ) -> Engine:
     """Build an engine from a ``.rune`` file or a directory of them (a bundle).
 
     ``**limits`` are ``Limits`` fields (``max_tuples=...``, ``deadline_ms=...``);
     an unknown name is a ``TypeError``. Raises ``RuneError`` (``RuneErrors``
-    for several problems) for anything wrong with the files.
+    for several problems) for anything wrong with the files.  ``source_roots``
+    allow-lists directories outside the bundle for ``[sources]``
+    (docs/security.md).
     """
     from .lang import parser
 
     lim = Limits.from_kwargs(**limits)
-    bundle = parser.load_bundle(path_or_dir, recursive=recursive, limits=lim)
-    return Engine(bundle, cache_size=cache_size, limits=lim, policy_backend=policy_backend)
+    bundle = parser.load_bundle(
+        path_or_dir, recursive=recursive, limits=lim, source_roots=source_roots
+    )
+    try:
+        return Engine(bundle, cache_size=cache_size, limits=lim, policy_backend=policy_backend)
+    except RuneError as e:
+        _locate_unlocated(e, bundle, os.fspath(path_or_dir))
+        raise
+
+
+_RELATION_IN_MESSAGE = re.compile(r"relation '([^']+)'")
+
+
+def _locate_unlocated(err: RuneError, bundle: Any, fallback: str) -> None:
+    """Give a file to build-time errors raised without one (``<string>``, line 0),
+    e.g. a ``RuneLimitError`` from the compiler: the first rule deriving the
+    relation the message names, else the bundle path."""
+    rules = {}
+    for r in bundle.rules:
+        rules.setdefault(r.head.name, r)
+    for e in err.errors + [err]:
+        if e.file != "<string>" or e.line:
+            continue
+        m = _RELATION_IN_MESSAGE.search(e.message)
+        rule = rules.get(m.group(1)) if m else None
+        loc = getattr(rule, "loc", None)
+        if loc is not None and loc.line and loc.file != "<string>":
+            e.file, e.line, e.column, e.source_line = loc.file, loc.line, loc.col, loc.text or None
+        else:
+            e.file = fallback
 
 
 def load_text(
@@ -968,12 +1001,14 @@ def load_text(
     path: str = "<string>",
     base_dir: Optional[str] = None,
     policy_backend: str = "codegen",
+    source_roots: Sequence[Union[str, "os.PathLike[str]"]] = (),
     **limits: Any,
 ) -> Engine:
     """Build an engine from the text of one ``.rune`` file (``[sources]``
-    paths are relative to ``base_dir``, default the current directory)."""
+    paths are relative to ``base_dir``, default the current directory, and
+    confined to it plus the allow-listed ``source_roots``)."""
     from .lang import parser
 
     lim = Limits.from_kwargs(**limits)
-    bundle = parser.bundle_from_text(text, path, limits=lim, base_dir=base_dir)
+    bundle = parser.bundle_from_text(text, path, limits=lim, base_dir=base_dir, source_roots=source_roots)
     return Engine(bundle, cache_size=cache_size, limits=lim, policy_backend=policy_backend)
