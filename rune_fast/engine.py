@@ -949,21 +949,25 @@ def load(
     recursive: bool = False,
     policy_backend: str = "codegen",
     source_roots: Sequence[Union[str, "os.PathLike[str]"]] = (),
+    manifest: str = "auto",
+    settle: float = 0.0,
     **limits: Any,
 ) -> Engine:
     """Build an engine from a ``.rune`` file or a directory of them (a bundle).
 
     ``**limits`` are ``Limits`` fields (``max_tuples=...``, ``deadline_ms=...``);
     an unknown name is a ``TypeError``. Raises ``RuneError`` (``RuneErrors``
-    for several problems) for anything wrong with the files.  ``source_roots``
-    allow-lists directories outside the bundle for ``[sources]``
-    (docs/security.md).
+    for several problems) for anything wrong with the files.  File options
+    (docs/security.md, docs/reload.md): ``source_roots`` allow-lists
+    directories outside the bundle for ``[sources]``; ``manifest``
+    (``"auto"``, ``"require"``, ``"off"``) checks ``rune.manifest``;
+    ``settle`` (seconds) refuses files that are still changing.
     """
     from .lang import parser
 
     lim = Limits.from_kwargs(**limits)
     bundle = parser.load_bundle(
-        path_or_dir, recursive=recursive, limits=lim, source_roots=source_roots
+        path_or_dir, recursive=recursive, limits=lim, source_roots=source_roots, manifest=manifest, settle=settle
     )
     try:
         return Engine(bundle, cache_size=cache_size, limits=lim, policy_backend=policy_backend)

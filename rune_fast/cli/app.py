@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, TextIO
 
 from ..errors import RuneError
+from .manifest_command import configure_manifest as _configure_manifest, run_manifest as _run_manifest
 
 __all__ = ["main", "Subcommand", "SUBCOMMANDS", "build_parser", "load_checked", "print_errors"]
 
@@ -104,6 +105,8 @@ def _run_check(args: argparse.Namespace) -> int:
 
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("check", "load a file or bundle and run every load-time check", _configure_check, _run_check),
+    Subcommand("manifest", "write a bundle's rune.manifest (SHA-256 of every file) for safe reloads",
+               _configure_manifest, _run_manifest),
 ]
 
 

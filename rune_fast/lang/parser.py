@@ -33,6 +33,7 @@ import hashlib
 import os
 import re
 import stat
+import time
 import tomllib
 from dataclasses import dataclass, replace
 from itertools import chain
@@ -44,6 +45,7 @@ from ..errors import (
     RuneDataError,
     RuneDuplicateIdError,
     RuneError,
+    RuneManifestError,
     RuneSourceError,
     RuneSyntaxError,
     RuneVersionError,
@@ -59,6 +61,7 @@ from .sources import (
     read_source,
 )
 from .fileio import FileRefused, ReadResult, confine, read_regular, resolve_roots
+from .manifest import MANIFEST_MODES, MANIFEST_NAME, manifest_path, read_manifest, verify_manifest
 from ..values import INT_MAX, INT_MIN, Entity, parse_entity_literal
 
 try:  # pragma: no cover - depends on the environment
@@ -1118,12 +1121,38 @@ def _read_bundle_files(p: str, root: str, is_dir: bool, recursive: bool, limits:
     return files, blobs, errors, source_facts
 
 
+def _unsettled(blobs: _Blobs, p: str, is_dir: bool, recursive: bool) -> Optional[str]:
+    """The first file whose size, mtime or inode changed since it was read,
+    or a change in the set of ``.rune`` files; None if everything is as read."""
+    for path, r in blobs.reads.items():
+        try:
+            st = os.stat(path)
+        except OSError:
+            return path
+        if (st.st_size, st.st_mtime_ns, st.st_ino) != (r.size, r.mtime_ns, r.ino):
+            return path
+    if is_dir:
+        try:
+            now = {os.path.abspath(x) for x in _rune_files(p, recursive)}
+        except RuneError:
+            return p
+        if not now <= set(blobs.reads):
+            return p
+    return None
+
+
+#: How many times a settle check re-reads a bundle that keeps changing.
+SETTLE_ATTEMPTS = 3
+
+
 def load_bundle(
     path_or_dir: Union[str, os.PathLike],
     *,
     recursive: bool = False,
     limits: Limits = DEFAULT_LIMITS,
     source_roots: Sequence[Union[str, os.PathLike]] = (),
+    manifest: str = "auto",
+    settle: float = 0.0,
 ) -> Bundle:
     """Load a ``.rune`` file (a bundle of one) or a directory of them (SPEC section 2).
 
@@ -1132,12 +1161,48 @@ def load_bundle(
 
     - ``source_roots``: directories, besides the bundle's own, that
       ``[sources]`` may read from (default: none; see ``sources.read_source``).
+    - ``manifest``: ``"auto"`` verifies ``rune.manifest`` when the bundle has
+      one, ``"require"`` refuses a bundle without one, ``"off"`` ignores it
+      (see ``manifest.py``).
+    - ``settle``: seconds; when > 0, after reading everything the files are
+      examined again that much later and must not have changed (size, mtime,
+      inode, set of ``.rune`` files); a bundle still changing is read again,
+      at most ``SETTLE_ATTEMPTS`` times, then refused.
     """
+    if manifest not in MANIFEST_MODES:
+        raise ValueError(f"manifest must be one of {', '.join(MANIFEST_MODES)}, got {manifest!r}")
     p = os.fspath(path_or_dir)
     roots = [os.fspath(r) for r in source_roots]
     root, is_dir = _bundle_root(p)
-    files, blobs, errors, source_facts = _read_bundle_files(p, root, is_dir, recursive, limits, roots)
+    attempts = SETTLE_ATTEMPTS if settle > 0 else 1
+    for attempt in range(attempts):
+        files, blobs, errors, source_facts = _read_bundle_files(p, root, is_dir, recursive, limits, roots)
+        if settle <= 0:
+            break
+        time.sleep(settle)
+        changed = _unsettled(blobs, p, is_dir, recursive)
+        if changed is None:
+            break
+        if attempt == attempts - 1:
+            raise RuneError(
+                f"{changed} was still changing after {attempts} reads {settle:g}s apart; not loaded "
+                "(write files atomically: temporary file + rename)",
+                file=changed,
+            )
     watched = list(blobs.watched)
+    if manifest != "off":
+        mpath = os.path.abspath(manifest_path(root))
+        expected = read_manifest(mpath, limits)
+        if expected is None and manifest == "require":
+            raise RuneManifestError(
+                f"no bundle manifest ({MANIFEST_NAME}) and manifest='require'; write one with: rune manifest PATH",
+                file=mpath,
+            )
+        if expected is not None:
+            # A mismatch is raised alone: other errors would be about a file
+            # that is still being written.
+            verify_manifest(mpath, expected, blobs.files(), every_listed=is_dir)
+            watched.append(mpath)  # writing the manifest last is what triggers the reload
     with paused_gc():
         bundle = _merge(files, source_facts, watched, blobs.digest(), errors, blobs.digests())
     raise_collected(errors)

@@ -25,6 +25,7 @@ The design (SPEC section 9, docs/reload.md):
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -179,6 +180,21 @@ def _locate_test(name: str, files: Sequence[str], max_bytes: int) -> tuple | Non
                 return (str(f), i, 1, line.rstrip("\r")[:160])
     return None
 
+
+def _verify_unchanged(engine: Any, max_bytes: int) -> None:
+    """After a compile: re-read every file the engine was built from and
+    compare its SHA-256 with what was compiled (the settle check's second
+    half). A file written meanwhile fails the reload; its write triggers the
+    next one."""
+    for path, digest in getattr(engine, "file_digests", ()) or ():
+        try:
+            data = read_regular(path, max_bytes).data
+        except FileRefused as e:
+            raise RuneError(f"{path} changed while the bundle was compiled ({e.reason}); not installed",
+                            file=path) from None
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise RuneError(f"{path} changed while the bundle was compiled; not installed "
+                            "(write files atomically: temporary file + rename)", file=path)
 
 
 def _flatten(err: BaseException) -> list:
@@ -414,6 +430,9 @@ class PolicyStore:
     def _build(self) -> Any:
         """read -> parse -> check -> compile -> (tests); raises on any failure."""
         engine = self._loader(self.path, **self._options)
+        settle = self._options.get("settle") or 0
+        if settle > 0:
+            _verify_unchanged(engine, self._max_file_bytes())
         files = tuple(getattr(engine, "watched_paths", ()) or ())
         if files and not any(str(f).endswith(".rune") for f in files):
             raise RuneError("no .rune file found: refusing an empty policy", file=self.path)
