@@ -334,3 +334,58 @@ def test_load_time_limit_error_is_located_at_the_file(tmp_path):
         load(p, max_tuples=3)
     assert ei.value.file == str(p)
     assert ei.value.line == 7 and ei.value.source_line.startswith("path(X, Y)")
+
+
+# --------------------------------------------------------------------------
+# Finding 10, CLI items: a clean error and a documented exit code, never a traceback
+
+import io  # noqa: E402
+import sys  # noqa: E402
+
+from rune_fast.cli.app import main as cli_main  # noqa: E402
+
+CLI_POLICY = """version = "rune/1"
+
+[rules]
+who(P) :- principal(P).
+
+[policies]
+permit(principal, action, resource) when { who(principal) };
+"""
+
+
+def rune(monkeypatch, *args: str, encoding: str = "utf-8") -> tuple[int, str, str]:
+    """Run the CLI in-process with strict stdout/stderr in ``encoding`` (as a
+    terminal would have); any exception escaping ``main`` fails the test."""
+    out = io.TextIOWrapper(io.BytesIO(), encoding=encoding, write_through=True)
+    err = io.TextIOWrapper(io.BytesIO(), encoding=encoding, write_through=True)
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    code = cli_main(list(args))
+    return code, out.buffer.getvalue().decode(encoding), err.buffer.getvalue().decode(encoding)
+
+
+def test_cli_deeply_nested_json_is_a_clean_bad_request(tmp_path, monkeypatch):
+    p = tmp_path / "p.rune"
+    p.write_text(CLI_POLICY)
+    deep_obj = '{"a":' * 5000 + "1" + "}" * 5000
+    deep_arr = "[" * 5000 + "]" * 5000
+    req = ["--principal", 'User::"a"', "--action", 'Action::"r"', "--resource", 'Doc::"d"']
+    for args in (["eval", str(p), *req, "--context", deep_obj],
+                 ["eval", str(p), *req, "--entities", deep_arr],
+                 ["query", str(p), "who(X)", "--context", deep_obj]):
+        code, _out, err = rune(monkeypatch, *args)
+        assert code == 1 and "nested too deeply" in err
+
+
+def test_cli_lone_surrogates_in_ids_print_without_traceback(tmp_path, monkeypatch):
+    p = tmp_path / "p.rune"
+    p.write_text(CLI_POLICY)
+    for encoding in ("utf-8", "ascii"):
+        code, out, _ = rune(monkeypatch, "query", str(p), "who(X)", "--principal", 'User::"\\ud800x"',
+                            encoding=encoding)
+        assert code == 0 and "\\ud800x" in out
+        # undecodable argv bytes arrive as lone surrogates (surrogateescape)
+        code, _, err = rune(monkeypatch, "eval", str(p), "--principal", 'Us\udcffer::"a"', "--action", 'A::"r"',
+                            "--resource", 'D::"d"', encoding=encoding)
+        assert code == 1 and "bad request" in err and "\\udcff" in err
