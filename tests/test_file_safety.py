@@ -343,6 +343,7 @@ import io  # noqa: E402
 import sys  # noqa: E402
 
 from rune_fast.cli.app import main as cli_main  # noqa: E402
+from rune_fast.cli.common import EXIT_BAD_REQUEST  # noqa: E402
 
 CLI_POLICY = """version = "rune/1"
 
@@ -375,7 +376,7 @@ def test_cli_deeply_nested_json_is_a_clean_bad_request(tmp_path, monkeypatch):
                  ["eval", str(p), *req, "--entities", deep_arr],
                  ["query", str(p), "who(X)", "--context", deep_obj]):
         code, _out, err = rune(monkeypatch, *args)
-        assert code == 1 and "nested too deeply" in err
+        assert code == EXIT_BAD_REQUEST and "nested too deeply" in err
 
 
 def test_cli_lone_surrogates_in_ids_print_without_traceback(tmp_path, monkeypatch):
@@ -388,4 +389,4 @@ def test_cli_lone_surrogates_in_ids_print_without_traceback(tmp_path, monkeypatc
         # undecodable argv bytes arrive as lone surrogates (surrogateescape)
         code, _, err = rune(monkeypatch, "eval", str(p), "--principal", 'Us\udcffer::"a"', "--action", 'A::"r"',
                             "--resource", 'D::"d"', encoding=encoding)
-        assert code == 1 and "bad request" in err and "\\udcff" in err
+        assert code == EXIT_BAD_REQUEST and "principal" in err and "\\udcff" in err

@@ -20,6 +20,7 @@ import pytest
 
 from rune_fast import PolicyStore, RuneError, RuneManifestError, load
 from rune_fast.cli.app import main as cli_main
+from rune_fast.cli.common import EXIT_LOAD_ERROR, EXIT_NEGATIVE
 from rune_fast.lang import manifest as M
 from rune_fast.lang import parser
 from reload_helpers import wait_for
@@ -197,16 +198,16 @@ def test_single_file_manifest_may_describe_neighbours(tmp_path):
 
 def test_cli_manifest_writes_and_checks(tmp_path, capsys):
     (tmp_path / "a.rune").write_text(NEW)
-    assert cli_main(["manifest", "--check", str(tmp_path)]) == 1  # none yet
+    assert cli_main(["manifest", "--check", str(tmp_path)]) == EXIT_NEGATIVE  # none yet
     assert cli_main(["manifest", str(tmp_path)]) == 0
     assert "wrote" in capsys.readouterr().out
     assert cli_main(["manifest", "--check", str(tmp_path)]) == 0
     (tmp_path / "a.rune").write_text(HEAD + PERMIT_ALL)
-    assert cli_main(["manifest", "--check", str(tmp_path)]) == 1
+    assert cli_main(["manifest", "--check", str(tmp_path)]) == EXIT_NEGATIVE
     assert "does not match" in capsys.readouterr().err
     (tmp_path / "a.rune").write_text("version = \n")  # does not parse: no manifest is written
     before = (tmp_path / "rune.manifest").read_bytes()
-    assert cli_main(["manifest", str(tmp_path)]) == 1
+    assert cli_main(["manifest", str(tmp_path)]) == EXIT_LOAD_ERROR
     assert (tmp_path / "rune.manifest").read_bytes() == before
 
 

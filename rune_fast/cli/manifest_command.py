@@ -1,12 +1,13 @@
 """``rune manifest PATH``: write (or ``--check``) a bundle's ``rune.manifest``.
 
 The manifest lists the SHA-256 of every file the bundle reads (``.rune``
-files and ``[sources]``); a store or ``load`` then accepts the bundle only
-when every file matches it (docs/reload.md).  Run it *after* the files are
-complete, and deploy the manifest last.
+files and ``[sources]``); ``load`` and ``PolicyStore`` then accept the bundle
+only when every file matches it (docs/reload.md, "Partial writes").  Run it
+*after* the files are complete, and deploy the manifest last.
 
-Exit codes: 0 written (or, with ``--check``, the bundle matches its
-manifest); 1 the bundle does not load or does not match; 2 bad command line.
+Exit codes: 0 written (with ``--check``: the bundle matches its manifest);
+1 ``--check`` and the bundle does not match its manifest (or has none);
+5 the bundle does not load (nothing is written); 2 bad command line.
 """
 
 from __future__ import annotations
@@ -14,18 +15,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import RuneError
+from ..errors import RuneError, RuneManifestError
+from .common import EXIT_LOAD_ERROR, EXIT_NEGATIVE, EXIT_OK, Subcommand, add_path, render_errors
 
-__all__ = ["configure_manifest", "run_manifest"]
+__all__ = ["COMMANDS", "run_manifest"]
 
 
-def configure_manifest(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", metavar="FILE_OR_DIR", help="a .rune file or a directory of .rune files (a bundle)")
-    p.add_argument("-r", "--recursive", action="store_true", help="also load .rune files in subdirectories")
+def _configure(p: argparse.ArgumentParser) -> None:
+    add_path(p)
     p.add_argument("--source-root", action="append", default=[], metavar="DIR",
                    help="a directory outside the bundle that [sources] may read (repeatable)")
     p.add_argument("--check", action="store_true",
-                   help="do not write: verify that the bundle matches its existing manifest")
+                   help="write nothing: exit 0 if the bundle matches its existing manifest, 1 if not")
 
 
 def run_manifest(args: argparse.Namespace) -> int:
@@ -36,15 +37,23 @@ def run_manifest(args: argparse.Namespace) -> int:
         if args.check:
             load_bundle(args.path, recursive=args.recursive, source_roots=args.source_root, manifest="require")
             print(f"ok: {args.path} matches its manifest")
-            return 0
+            return EXIT_OK
         target, digests = bundle_manifest(args.path, recursive=args.recursive, source_roots=args.source_root)
         write_manifest(target, digests)
+    except RuneManifestError as err:
+        render_errors(err, args.path, sys.stderr)
+        return EXIT_NEGATIVE
     except RuneError as err:
-        for e in err.errors:
-            print(e.render(), file=sys.stderr)
-        return 1
+        render_errors(err, args.path, sys.stderr)
+        return EXIT_LOAD_ERROR
     except OSError as err:
         print(f"{args.path}: cannot write the manifest: {err.strerror or err}", file=sys.stderr)
-        return 1
+        return EXIT_LOAD_ERROR
     print(f"wrote {target}: {len(digests)} file(s)")
-    return 0
+    return EXIT_OK
+
+
+COMMANDS: tuple[Subcommand, ...] = (
+    Subcommand("manifest", "write a bundle's rune.manifest (SHA-256 of every file) for safe reloads",
+               _configure, run_manifest),
+)

@@ -1,6 +1,6 @@
 """The file-level front end: a ``.rune`` file -> ``RuneFile``, files -> ``Bundle``.
 
-SPEC sections 2 (layout), 4 (data), 8 (embedded tests).  How a file is read:
+docs/language.md §1 (layout), §3 (data), §7 (embedded tests).  How a file is read:
 
 1. **Split** at section header lines: a TOML table header (``[name]``,
    ``[name.sub]``, ``[[name]]``) in column 0 whose first key is a bare name.
@@ -33,8 +33,8 @@ import hashlib
 import os
 import re
 import stat
+import sys
 import time
-import tomllib
 from dataclasses import dataclass, replace
 from itertools import chain
 from typing import Any, Iterable, Optional, Sequence, Union
@@ -48,6 +48,7 @@ from ..errors import (
     RuneManifestError,
     RuneSourceError,
     RuneSyntaxError,
+    RuneUndefinedError,
     RuneVersionError,
     raise_collected,
 )
@@ -63,6 +64,11 @@ from .sources import (
 from .fileio import FileRefused, ReadResult, confine, read_regular, resolve_roots
 from .manifest import MANIFEST_MODES, MANIFEST_NAME, manifest_path, read_manifest, verify_manifest
 from ..values import INT_MAX, INT_MIN, Entity, parse_entity_literal
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, published on PyPI as tomli
+    import tomli as tomllib
 
 try:  # pragma: no cover - depends on the environment
     import rtoml as _rtoml
@@ -1097,8 +1103,9 @@ def _bundle_root(p: str) -> tuple[str, bool]:
 
 
 def _read_bundle_files(p: str, root: str, is_dir: bool, recursive: bool, limits: Limits,
-                       source_roots: Sequence[str]) -> tuple[list[RuneFile], _Blobs, list[RuneError], dict]:
-    """Read and parse every ``.rune`` file and read and parse every source."""
+                       source_roots: Sequence[str]) -> tuple[list[RuneFile], _Blobs, list[RuneError], dict, int]:
+    """Read and parse every ``.rune`` file and read and parse every source;
+    the last item is how many ``.rune`` files there were."""
     if is_dir:
         paths = _rune_files(p, recursive)
         if not paths:
@@ -1118,7 +1125,7 @@ def _read_bundle_files(p: str, root: str, is_dir: bool, recursive: bool, limits:
             errors.extend(e.errors)
     with paused_gc():
         source_facts = _load_sources(files, limits, blobs, errors, root, source_roots)
-    return files, blobs, errors, source_facts
+    return files, blobs, errors, source_facts, len(paths)
 
 
 def _unsettled(blobs: _Blobs, p: str, is_dir: bool, recursive: bool) -> Optional[str]:
@@ -1154,7 +1161,7 @@ def load_bundle(
     manifest: str = "auto",
     settle: float = 0.0,
 ) -> Bundle:
-    """Load a ``.rune`` file (a bundle of one) or a directory of them (SPEC section 2).
+    """Load a ``.rune`` file (a bundle of one) or a directory of them (docs/language.md §1).
 
     Every file is parsed and every source loaded before anything is raised,
     so one call reports all the problems of the bundle.
@@ -1176,7 +1183,7 @@ def load_bundle(
     root, is_dir = _bundle_root(p)
     attempts = SETTLE_ATTEMPTS if settle > 0 else 1
     for attempt in range(attempts):
-        files, blobs, errors, source_facts = _read_bundle_files(p, root, is_dir, recursive, limits, roots)
+        files, blobs, errors, source_facts, n_paths = _read_bundle_files(p, root, is_dir, recursive, limits, roots)
         if settle <= 0:
             break
         time.sleep(settle)
@@ -1205,8 +1212,45 @@ def load_bundle(
             watched.append(mpath)  # writing the manifest last is what triggers the reload
     with paused_gc():
         bundle = _merge(files, source_facts, watched, blobs.digest(), errors, blobs.digests())
+    if errors:
+        errors.extend(_checker_errors(bundle, source_facts, errors, all_files_parsed=len(files) == n_paths))
     raise_collected(errors)
     return bundle
+
+
+def _checker_errors(
+    bundle: Bundle, source_facts: dict[str, list[FactSet]], found_before: list[RuneError], *, all_files_parsed: bool
+) -> list[RuneError]:
+    """The load-time checks of what did load, for a bundle that has errors.
+
+    So that one load reports everything: a parse error in one file does not
+    hide a safety error in another. A relation defined only in a file that
+    did not parse, or by a source that did not load, would be reported as
+    undefined although it is not; those reports are left out (all of them
+    when a ``.rune`` file failed, since its relations are unknown), and so
+    are problems the merge already reported (duplicate ids, fact arities).
+    """
+    from .checks import check_program  # the checks need the whole bundle; only here on failure
+
+    try:
+        check_program(bundle.facts, bundle.rules, bundle.policies)
+    except RuneError as e:
+        found = e.errors
+    else:
+        return []
+    loaded = {fs.relation for fss in source_facts.values() for fs in fss}
+    missing = {spec.relation for rf in bundle.files for spec in rf.sources} - loaded
+    seen = {(type(x), x.file, x.line, x.column) for x in found_before}
+    return [
+        x for x in found
+        if (type(x), x.file, x.line, x.column) not in seen
+        and not (isinstance(x, RuneUndefinedError) and (not all_files_parsed or _undefined_name(x) in missing))
+    ]
+
+
+def _undefined_name(e: RuneError) -> str:
+    m = re.match(r"relation (\S+) is used", e.message)
+    return m.group(1) if m else ""
 
 
 def bundle_from_text(
@@ -1232,5 +1276,7 @@ def bundle_from_text(
     with paused_gc():
         source_facts = _load_sources([rf], limits, blobs, errors, base, [os.fspath(r) for r in source_roots])
         bundle = _merge([rf], source_facts, blobs.watched, blobs.digest(), errors, blobs.digests())
+    if errors:
+        errors.extend(_checker_errors(bundle, source_facts, errors, all_files_parsed=True))
     raise_collected(errors)
     return bundle
