@@ -4,7 +4,7 @@
 ``test_hostile.py -m fuzz`` runs the same properties with a large one
 (docs/security.md, "Fuzzing").  Everything here is deliberately simple: the
 oracle for a decision is a *fresh* engine loaded from the same text (no
-cache, no memo, no earlier request), plus the other policy backend.
+cache, no memo, no earlier request), plus the reference policy evaluator.
 """
 
 from __future__ import annotations

@@ -349,6 +349,7 @@ CLI_POLICY = """version = "rune/1"
 
 [rules]
 who(P) :- principal(P).
+ctx(V) :- context("a", V).
 
 [policies]
 permit(principal, action, resource) when { who(principal) };
@@ -379,14 +380,17 @@ def test_cli_deeply_nested_json_is_a_clean_bad_request(tmp_path, monkeypatch):
         assert code == EXIT_BAD_REQUEST and "nested too deeply" in err
 
 
-def test_cli_lone_surrogates_in_ids_print_without_traceback(tmp_path, monkeypatch):
+def test_cli_lone_surrogates_never_cause_a_traceback(tmp_path, monkeypatch):
     p = tmp_path / "p.rune"
     p.write_text(CLI_POLICY)
     for encoding in ("utf-8", "ascii"):
-        code, out, _ = rune(monkeypatch, "query", str(p), "who(X)", "--principal", 'User::"\\ud800x"',
+        # a lone surrogate in a context string is a value like any other: printed escaped
+        code, out, _ = rune(monkeypatch, "query", str(p), "ctx(X)", "--context", '{"a": "\\ud800x\\u00e9"}',
                             encoding=encoding)
         assert code == 0 and "\\ud800x" in out
-        # undecodable argv bytes arrive as lone surrogates (surrogateescape)
-        code, _, err = rune(monkeypatch, "eval", str(p), "--principal", 'Us\udcffer::"a"', "--action", 'A::"r"',
-                            "--resource", 'D::"d"', encoding=encoding)
-        assert code == EXIT_BAD_REQUEST and "principal" in err and "\\udcff" in err
+        # in an id (as a JSON escape, or undecodable argv bytes arriving as
+        # surrogateescape) it is a bad request, reported without a traceback
+        for principal in ('User::"\\ud800x"', 'Us\udcffer::"a"', 'User::"\udcff"'):
+            code, _, err = rune(monkeypatch, "eval", str(p), "--principal", principal, "--action", 'A::"r"',
+                                "--resource", 'D::"d"', encoding=encoding)
+            assert code == EXIT_BAD_REQUEST and "principal" in err

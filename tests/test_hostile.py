@@ -6,8 +6,8 @@ The only acceptable outcomes are a correct decision, a ``RuneError`` /
 
 - an allow that a fresh engine would not give (each decision of a long-lived,
   cached engine that has already seen many hostile requests is compared with
-  a fresh load of the same text, without cache, and with the other policy
-  backend);
+  a fresh load of the same text, without cache, and with the reference
+  policy evaluator of tests/reference_policies.py);
 - a bare exception (anything that is not a ``RuneError``);
 - a hang: every call runs under a watchdog thread (``hostile.WATCHDOG_S``),
   the engines under a ``deadline_ms`` of ``hostile.DEADLINE_MS``;
@@ -32,12 +32,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hostile as H
+import reference_policies
 from rune_fast import PolicyStore, RuneError, load
-from rune_fast.lang.manifest import bundle_manifest, write_manifest
+from rune_fast.lang.manifest import write_manifest
+from rune_fast.lang.parser import bundle_manifest
 
 COMMON = dict(deadline=None, derandomize=False, suppress_health_check=list(HealthCheck), database=None)
 QUICK = settings(max_examples=int(os.environ.get("RUNE_HOSTILE_EXAMPLES", "40")), **COMMON)
 LONG = settings(max_examples=int(os.environ.get("RUNE_FUZZ_EXAMPLES", "2000")), **COMMON)
+
+#: The independent policy evaluator of the test suite (the second oracle).
+REFERENCE = reference_policies.generate
 
 #: Peak RSS may grow by at most this much during one property (bytes).
 RSS_BUDGET = 512 * 1024 * 1024
@@ -78,7 +83,7 @@ def check_request(case) -> None:
     got = H.outcome(res)
     assert peak <= H.DECISION_MEMORY_BUDGET, f"one decision peaked at {peak / 2**20:.1f} MiB"
     expected = H.outcome(H.bounded(lambda: H.decide(H.fresh(policy, cache_size=0), req)))
-    other = H.outcome(H.bounded(lambda: H.decide(H.fresh(policy, cache_size=0, policy_backend="closures"), req)))
+    other = H.outcome(H.bounded(lambda: H.decide(H.fresh(policy, cache_size=0, policy_generator=REFERENCE), req)))
     if got[:2] == ("decision", "permit") or expected[:2] == ("decision", "permit"):
         # an allow must be exactly what a fresh engine gives
         assert got == expected, f"warm engine {got} vs fresh {expected} for {policy}: {req!r}"[:3000]
@@ -121,16 +126,16 @@ def test_request_dependent_parent_in_any_order(order, ctx_age):
 
 
 def check_policy(text: str) -> None:
-    def build(backend: str, cache: int):
+    def build(generator, cache: int):
         return H.bounded(lambda: H.load_text(text, base_dir=H.EXAMPLES_DIR, deadline_ms=H.DEADLINE_MS,
-                                            max_tuples=200_000, cache_size=cache, policy_backend=backend))
+                                            max_tuples=200_000, cache_size=cache, policy_generator=generator))
 
-    a, b = build("codegen", 64), build("closures", 0)
+    a, b = build(None, 64), build(REFERENCE, 0)
     for kind, value in (a, b):
         if kind == "raised":
             assert isinstance(value, RuneError), f"bare {type(value).__name__} while loading: {value!r}"[:2000]
             value.render()
-    assert a[0] == b[0], "the two policy backends disagree on whether the policy loads"
+    assert a[0] == b[0], "the engine and the reference evaluator disagree on whether the policy loads"
     if a[0] != "ok":
         return
     pool = H.known_entities(text) or [("User", "u")]

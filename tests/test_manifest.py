@@ -37,7 +37,7 @@ ALICE = ('User::"alice"', 'Action::"read"', 'Doc::"d"')
 
 def seal(path) -> None:
     """What a deploy does last: write the manifest from the final files."""
-    target, digests = M.bundle_manifest(str(path))
+    target, digests = parser.bundle_manifest(str(path))
     M.write_manifest(target, digests)
 
 

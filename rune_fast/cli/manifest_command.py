@@ -30,8 +30,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
 
 
 def run_manifest(args: argparse.Namespace) -> int:
-    from ..lang.manifest import bundle_manifest, write_manifest
-    from ..lang.parser import load_bundle
+    from ..lang.manifest import write_manifest
+    from ..lang.parser import bundle_manifest, load_bundle
 
     try:
         if args.check:

@@ -17,7 +17,8 @@ Format (``rune.manifest`` beside the ``.rune`` files; JSON)::
 
 Names are relative to the bundle directory with ``/`` separators (sources
 allowed outside it appear as ``../...``).  ``write_manifest`` produces it
-atomically (temporary file + rename); ``rune manifest PATH`` calls it.
+atomically (temporary file + rename); ``parser.bundle_manifest`` computes
+the digests of a bundle; ``rune manifest PATH`` does both.
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ __all__ = [
     "verify_manifest",
     "render_manifest",
     "write_manifest",
-    "bundle_manifest",
 ]
 
 #: The manifest's file name, in the bundle directory (or beside a single file).
@@ -161,28 +161,3 @@ def write_manifest(target: str, digests: Mapping[str, str]) -> str:
             pass
         raise
     return target
-
-
-def bundle_manifest(
-    path: str, *, recursive: bool = False, source_roots: Sequence[str] = (), limits: Optional[Limits] = None
-) -> tuple[str, dict[str, str]]:
-    """Load the bundle at ``path`` (ignoring any existing manifest) and return
-    ``(where its manifest goes, name -> sha256 of every file it read)``.
-
-    Raises the bundle's ``RuneError`` if it does not load: a manifest is a
-    statement that these files are complete, so it is only written for files
-    that parse.
-    """
-    from .parser import _bundle_root, load_bundle
-
-    kw = {} if limits is None else {"limits": limits}
-    bundle = load_bundle(path, recursive=recursive, source_roots=source_roots, manifest="off", **kw)
-    root, _is_dir = _bundle_root(path)
-    digests: dict[str, str] = {}
-    for ap, digest in bundle.file_digests:
-        try:
-            name = os.path.relpath(ap, os.path.abspath(root)).replace(os.sep, "/")
-        except ValueError:  # pragma: no cover - different drive on Windows
-            name = ap
-        digests[name] = digest
-    return manifest_path(root), digests

@@ -131,7 +131,7 @@ def convert_column(col: Sequence[Any], cache: EntityCache) -> tuple[tuple, int]:
         return tuple(col), -1
     if not types <= _SCALAR_TYPES:
         return (), _first_bad(col)
-    out = []
+    out: list[Any] = []
     append = out.append
     for i, c in enumerate(col):
         t = type(c)
@@ -354,11 +354,11 @@ def read_source(
 ) -> ReadResult:
     """``read_source_bytes`` plus the identity (size, mtime, inode) of the file read."""
     loc = spec.loc
-    at = dict(file=loc.file, line=loc.line, column=loc.col, source_line=loc.text or None)
+    at: dict[str, Any] = dict(file=loc.file, line=loc.line, column=loc.col, source_line=loc.text or None)
     allowed = resolve_roots(roots) if roots is not None else None
     real = confine(spec.path, allowed) if allowed is not None else spec.path
     if real is None:
-        shown = ", ".join(allowed) or "(none)"
+        shown = ", ".join(allowed or ()) or "(none)"
         raise RuneSourceError(
             f"source file {spec.path} for relation {spec.relation!r} is outside the bundle directory "
             f"(after resolving symlinks and '..'); sources may only be read under: {shown}. "
