@@ -47,6 +47,8 @@ def _json_arg(text: Optional[str], what: str, want: type) -> Any:
         raise RuneRequestError(
             f"--{what} is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})", field=what
         ) from None
+    except RecursionError:
+        raise RuneRequestError(f"--{what} is nested too deeply to be a request", field=what) from None
     if not isinstance(value, want):
         kind = "a JSON object" if want is dict else "a JSON array"
         raise RuneRequestError(f"--{what} must be {kind}, got {type(value).__name__}", field=what)
