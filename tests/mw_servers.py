@@ -142,7 +142,8 @@ def raw_request(port: int, head: bytes, body_size: int, timeout: float = 20.0) -
 
 
 @contextlib.contextmanager
-def serve(argv: list[str], env: dict, port: int, ready_path: str = "/health", timeout: float = 40.0) -> Iterator[Server]:
+def serve(argv: list[str], env: dict, port: int, ready_path: str = "/health", timeout: float = 40.0,
+          cwd: str = APPS) -> Iterator[Server]:
     """Run ``argv`` (a server) until the ``with`` block ends; then kill its group."""
     fd, log_path = tempfile.mkstemp(prefix="rune-mw-", suffix=".log")
     full_env = dict(os.environ)
@@ -150,7 +151,7 @@ def serve(argv: list[str], env: dict, port: int, ready_path: str = "/health", ti
     full_env["PYTHONPATH"] = os.pathsep.join([APPS, REPO, full_env.get("PYTHONPATH", "")])
     full_env["PYTHONUNBUFFERED"] = "1"
     with os.fdopen(fd, "wb") as log:
-        proc = subprocess.Popen(argv, cwd=APPS, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     server = Server(port, proc, log_path)
     try:
