@@ -79,9 +79,10 @@ class RuneMiddleware:
         r = self._rules.get((type(resource), method))
         if r is None:
             r = self.rule_for(resource, method)
+        env = req.env
         v = self.guard.check(
-            req, method, req.path, req.uri_template, params, req.remote_addr, r,
-            _user(req) if self._default_user else None,
+            req, method, req.path, req.uri_template, params, env.get("REMOTE_ADDR") or "", r,
+            _wsgi_user(req, env) if self._default_user else None,
         )
         req.context.rune = v.decision
         if v.status == 0:
@@ -187,6 +188,11 @@ def authorize_hook_async(guard: Guard, **rule_options: Any) -> Any:
         _hook_apply(guard, req, resp, v)
 
     return hook
+
+
+def _wsgi_user(req: Any, env: dict) -> Optional[str]:
+    u = req.context.get("user")
+    return u if u is not None else env.get("REMOTE_USER")  # type: ignore[no-any-return]
 
 
 def _user(req: Any) -> Optional[str]:

@@ -94,7 +94,7 @@ _tuple_new = tuple.__new__
 
 def new_decision_id() -> str:
     """A process-unique decision id: 10 hex digits of prefix, then a counter."""
-    return _id_prefix + format(next(_id_counter), "x")
+    return _id_prefix + "%x" % next(_id_counter)
 
 
 class ResolverError(Exception):
@@ -283,10 +283,14 @@ class Guard:
         self._routes: dict[str, Entity] = {}
         self._memo: tuple = (None, {})
         self._plain = self.context is None and self.entities is None and memo_size > 0
-        # Whether a decision is recorded at all (metrics or an audit log) ...
-        self._timed = self.metrics is not None or self.audit is not None
-        # ... and whether its latency is (an audit log or the histogram).
-        self._clock = self.audit is not None or bool(metrics and latency_metrics)
+        # Per-request bookkeeping, resolved once: the outcome counters of this
+        # mode, whether decisions are timed (an audit log or the histogram),
+        # and the audit logger's level cache.
+        self._counters = self.metrics.counters[self._mode_index] if self.metrics is not None else None
+        self._histogram = bool(self.metrics is not None and self.metrics.latency)
+        self._clock = self.audit is not None or self._histogram
+        self._audit_level = audit_level
+        self._audit_cache: dict = getattr(self.audit.logger, "_cache", {}) if self.audit is not None else {}
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -336,7 +340,10 @@ class Guard:
         where = "principal"
         try:
             fn = self.principal
-            principal = fn(req) if fn is not None else self._default_principal(user)
+            if fn is not None:
+                principal = fn(req)
+            else:  # a plain (type, id) tuple: the engine takes it, and it is cheaper than an Entity
+                principal = (self.principal_type, user) if user else None
             if principal is None:
                 return self._unauthenticated(engine, t0)
             where = "action"
@@ -380,10 +387,13 @@ class Guard:
         except Exception as e:
             return self._error(engine, t0, rule, where, e)
         if d.allowed:
-            v = _tuple_new(Verdict, (0, d, _id_prefix + format(next(_id_counter), "x"), "allow", "", d.version))
+            v = _tuple_new(Verdict, (0, d, _id_prefix + "%x" % next(_id_counter), "allow", "", d.version))
         else:
             v = self._refuse(d, rule)
-        if self._timed:
+        counters = self._counters
+        if counters is not None:
+            next(counters[v[3]])
+        if self._clock and (self._histogram or self._audit_on()):
             self._record(v, t0, principal, action, resource)
         return v
 
@@ -457,7 +467,10 @@ class Guard:
         except Exception as e:
             return self._error(engine, t0, rule, where, e)
         v = self._allow(d) if d.allowed else self._refuse(d, rule)
-        if self._timed:
+        counters = self._counters
+        if counters is not None:
+            next(counters[v[3]])
+        if self._clock and (self._histogram or self._audit_on()):
             self._record(v, t0, principal, action, resource)
         return v
 
@@ -480,8 +493,8 @@ class Guard:
             "client": client or "",
         }
 
-    def _default_principal(self, user: Optional[str]) -> Optional[Entity]:
-        return Entity(self.principal_type, user) if user else None
+    def _default_principal(self, user: Optional[str]) -> Optional[tuple]:
+        return (self.principal_type, user) if user else None
 
     def _method_action(self, method: str) -> Entity:
         e = self._actions.get(method)
@@ -520,7 +533,7 @@ class Guard:
 
     @staticmethod
     def _allow(d: Decision) -> Verdict:
-        return Verdict(0, d, _id_prefix + format(next(_id_counter), "x"), "allow", "", d.version)
+        return Verdict(0, d, _id_prefix + "%x" % next(_id_counter), "allow", "", d.version)
 
     def _refuse(self, d: Decision, rule: RouteRule) -> Verdict:
         if self._mode_index:
@@ -531,6 +544,7 @@ class Guard:
         reason = "no policy engine loaded"
         d = Decision("deny", False, (), ((GUARD_ERROR_ID, reason),), False, "")
         v = Verdict(0 if self._mode_index else 503, d, new_decision_id(), "unavailable", reason, "")
+        self._count(v)
         self._record(v, t0, None, None, None)
         return v
 
@@ -538,6 +552,7 @@ class Guard:
         reason = "no principal (unauthenticated caller)"
         d = Decision("deny", False, (), ((GUARD_ERROR_ID, reason),), False, engine.version)
         v = Verdict(0 if self._mode_index else 401, d, new_decision_id(), "unauthenticated", reason, engine.version)
+        self._count(v)
         self._record(v, t0, None, None, None)
         return v
 
@@ -551,21 +566,35 @@ class Guard:
         outcome = "too_large" if isinstance(exc, BodyTooLarge) else "error"
         d = Decision("deny", False, (), ((GUARD_ERROR_ID, reason),), False, engine.version)
         v = Verdict(0 if self._mode_index else status, d, new_decision_id(), outcome, reason, engine.version)
+        self._count(v)
         self._record(v, t0, None, None, None)
         return v
 
+    def _audit_on(self) -> bool:
+        """Whether the audit logger takes records at its level right now.
+
+        Reads the logger's own level cache (``Logger._cache``, cleared in
+        place by logging whenever levels change) so that the common answer
+        costs a dict lookup; falls back to ``isEnabledFor``.
+        """
+        on = self._audit_cache.get(self._audit_level)
+        if on is None:
+            audit = self.audit
+            return audit is not None and audit.logger.isEnabledFor(audit.level)
+        return on  # type: ignore[no-any-return]
+
+    def _count(self, v: Verdict) -> None:
+        if self._counters is not None:
+            next(self._counters[v[3]])
+
     def _record(self, v: Verdict, t0: float, principal: Any, action: Any, resource: Any) -> None:
-        m = self.metrics
-        if m is not None:
-            next(m.counters[self._mode_index][v.outcome])
-        audit = self.audit
-        logging_on = audit is not None and audit.logger.isEnabledFor(audit.level)
-        if not logging_on and (m is None or not m.latency):
-            return
+        """Latency histogram and audit record of one decision (when enabled)."""
         dt = _perf() - t0
+        m = self.metrics
         if m is not None and m.latency:
             m.observe(dt)
-        if logging_on:
+        audit = self.audit
+        if audit is not None and self._audit_on():
             d = v.decision
             fields = {
                 "decision_id": v.decision_id,
@@ -581,16 +610,20 @@ class Guard:
             }
             if v.reason:
                 fields["reason"] = v.reason
-            audit.write(fields)  # type: ignore[union-attr]
+            audit.write(fields)
 
     # -- response shapes ------------------------------------------------------------
 
     def headers(self, v: Verdict) -> list[tuple[str, str]]:
-        """Response headers for a verdict (none for an exempt route or a hidden deny)."""
+        """Response headers for a verdict (none for an exempt route or a hidden deny).
+
+        The decision id and policy version go on every refusal, and on the
+        responses the guard let through unless ``decision_headers=False``.
+        """
         if v.status == 404 or not v.decision_id:
             return []
         out = []
-        if self.decision_headers:
+        if self.decision_headers or v.status:  # refusals always carry them
             out.append((DECISION_ID_HEADER, v.decision_id))
             if v.version:
                 out.append((POLICY_VERSION_HEADER, v.version))

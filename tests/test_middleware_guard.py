@@ -436,3 +436,10 @@ def test_template_parameters_are_ids_never_syntax(ident: str) -> None:
     assert spec is not None and spec.fill({"doc_id": ident}) == Entity("Document", ident)
     v = check(guard(), params={"doc_id": ident})
     assert v.outcome == ("allow" if ident == "a1" else "deny")
+
+
+def test_decision_headers_off_keeps_them_on_refusals() -> None:
+    g = guard(decision_headers=False)
+    assert g.headers(check(g)) == []
+    names = [k for k, _ in g.headers(check(g, user='User::"bob"'))]
+    assert names == ["X-Rune-Decision-Id", "X-Rune-Policy-Version"]
