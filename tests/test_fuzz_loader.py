@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from rune_fast.errors import RuneError
 
-from rune_fast import parser
-from rune_fast.checks import check_program  # noqa: E402
+from rune_fast.lang import parser
+from rune_fast.lang.checks import check_program  # noqa: E402
 
 EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 EXAMPLES = sorted(
@@ -33,7 +33,9 @@ EXAMPLES = sorted(
     if name.endswith(".rune")
 )
 
-MAX_SECONDS = 1.0
+# A hang guard, not a performance expectation (asv_benchmarks/ measures speed):
+# generous enough for a loaded CI runner, small enough to flag a blow-up.
+MAX_SECONDS = 20.0
 
 # Characters that matter to the lexers, the section splitter and TOML.
 SPECIAL = list('[](){}<>=!:-.,;_"\'#/\\*@|&+%$?\n\t ') + [

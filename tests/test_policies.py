@@ -1,4 +1,4 @@
-"""The policy layer on its own: every SPEC section 6 operator, Cedar's error
+"""The policy layer on its own: every operator of docs/language.md §5, Cedar's error
 semantics, scopes, the decision rule and the candidate index.
 
 Data comes from ``FactData`` built from plain dicts (the ``PolicyData``
@@ -12,9 +12,9 @@ import random
 
 import pytest
 
-from rune_fast import ast as A
+from rune_fast.lang import ast as A
 from rune_fast.errors import RuneRequestError, RuneSyntaxError
-from rune_fast.policies import (
+from rune_fast.policy.policies import (
     BACKENDS,
     MISSING,
     CRecord,
@@ -27,7 +27,7 @@ from rune_fast.policies import (
     from_value,
     to_value,
 )
-from rune_fast.policy_parser import parse_policies
+from rune_fast.lang.policy_parser import parse_policies
 from rune_fast.values import Entity
 
 U = Entity("User", "alice")
@@ -687,7 +687,7 @@ def test_overlay_adds_parents_and_overrides_attributes(backend):
     )
     text = '@id("x") permit(principal in Group::"outer", action, resource) when { principal.level == 9 && principal.name == "alice" && principal in Group::"all" };'
     pset = compile_policies(parse(text), backend)
-    assert pset.evaluate(U, READ, DOC, CRecord(), overlay, use_memo=False) == ("permit", ("x",), ())
+    assert pset.evaluate(U, READ, DOC, CRecord(), overlay) == ("permit", ("x",), ())
     assert pset.evaluate(U, READ, DOC, CRecord(), base)[0] == "deny"
     # A request parent above a static ancestor is also seen from below.
     overlay2 = OverlayData(base, parents={G_STAFF: [new_group]})
@@ -805,12 +805,12 @@ def test_overlay_reads_parent_and_attr_from_a_request_model(backend):
         'when { principal.badge == "gold" && principal.role == ["b", "a"] && principal.level == 4 && !(principal has nope) };'
     )
     pset = compile_policies(parse(text), backend)
-    assert pset.evaluate(U, READ, DOC, CRecord(), data, use_memo=False) == ("permit", ("x",), ())
+    assert pset.evaluate(U, READ, DOC, CRecord(), data) == ("permit", ("x",), ())
     assert not data.is_in(U, G_STAFF)
 
 
 def test_ancestor_closure_fast_path_matches_the_general_algorithm():
-    from rune_fast.policies import _closure_with_cycles
+    from rune_fast.policy.policies import _closure_with_cycles
 
     rng = random.Random(3)
     for trial in range(30):

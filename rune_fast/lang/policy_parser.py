@@ -1,4 +1,4 @@
-"""Parser of the ``[policies]`` section: Cedar-style text -> ``tuple[Policy, ...]`` (SPEC §6).
+"""Parser of the ``[policies]`` section: Cedar-style text -> ``tuple[Policy, ...]`` (docs/language.md §5).
 
 Recursive descent over ``lexer.tokenize(..., dialect="policies")`` tokens,
 one function per Cedar precedence level, lowest first:
@@ -52,10 +52,10 @@ from .ast import (
     VarRef,
     Wildcard,
 )
-from .errors import RuneError
+from ..errors import RuneError
 from .lexer import EOF, FLOAT, IDENT, INT, STRING, ParserBase, Token, describe, like_pattern, tokenize
-from .limits import DEFAULT_LIMITS
-from .values import INT_MAX, INT_MIN, Entity
+from ..limits import DEFAULT_LIMITS
+from ..values import INT_MAX, INT_MIN, Entity
 
 __all__ = ["parse_policies", "VARIABLES", "METHODS"]
 

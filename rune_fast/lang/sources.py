@@ -1,4 +1,4 @@
-"""``[sources]`` fact files (CSV and JSON lines) -> ``FactSet`` (SPEC section 4).
+"""``[sources]`` fact files (CSV and JSON lines) -> ``FactSet`` (docs/language.md §3).
 
 Sources exist so that large fact sets (10^6 facts) load fast.  Python code
 that runs once per cell costs about a microsecond, which adds up to a second
@@ -38,9 +38,9 @@ from operator import itemgetter
 from typing import Any, Iterator, Optional, Sequence
 
 from .ast import FactSet, SourceSpec
-from .errors import RuneError, RuneSourceError, raise_collected
-from .limits import DEFAULT_LIMITS, Limits
-from .values import INT_MAX, INT_MIN, Entity, parse_entity_literal
+from ..errors import RuneError, RuneSourceError, raise_collected
+from ..limits import DEFAULT_LIMITS, Limits
+from ..values import INT_MAX, INT_MIN, Entity, parse_entity_literal
 
 __all__ = [
     "load_source",

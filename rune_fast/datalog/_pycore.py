@@ -24,7 +24,7 @@ INT64_MAX = (1 << 63) - 1
 CHECK_EVERY = 32768
 
 
-from .errors import EvalFailure  # noqa: E402  (shared by both cores)
+from ..errors import EvalFailure  # noqa: E402  (shared by both cores)
 
 
 class Relation:
@@ -378,6 +378,8 @@ class Executor:
         if cached is None:
             name, arg = spec
             cached = self.method_memo[key] = bool(self.hooks.method(name, arg, v))
+            if self.deadline and time.monotonic() > self.deadline:
+                self.hooks.deadline()
         return cached
 
     # -- aggregates

@@ -91,7 +91,7 @@ DEF SMALL_INTS = 65536
 COMPILED = True
 
 
-from .errors import EvalFailure  # noqa: E402  (shared by both cores)
+from ..errors import EvalFailure  # noqa: E402  (shared by both cores)
 
 
 # --------------------------------------------------------------------------
@@ -1054,6 +1054,10 @@ cdef class Executor:
             name, arg = spec
             cached = bool(self.hooks.method(name, arg, v))
             self.method_memo[key] = cached
+            # A string method is linear in its string, which may be long:
+            # look at the clock after every one that was not memoized.
+            if self.deadline > 0 and now_seconds() > self.deadline:
+                self.hooks.deadline()
         return cached
 
     # -- aggregates --------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Parser of the ``[rules]`` section: Datalog text -> ``tuple[Rule, ...]`` (SPEC §5).
+"""Parser of the ``[rules]`` section: Datalog text -> ``tuple[Rule, ...]`` (docs/language.md §4).
 
 A hand-written recursive-descent parser over ``lexer.tokenize`` tokens.
 Hand-written rather than generated because the error messages are part of the
@@ -34,10 +34,10 @@ import math
 from typing import Optional
 
 from .ast import Aggregate, Atom, BinOp, Comparison, Const, Literal, MethodCall, Negation, Rule, RuleExpr, Term, Var, Wildcard
-from .errors import RuneError, RuneSyntaxError
+from ..errors import RuneError, RuneSyntaxError
 from .lexer import EOF, ERROR, FLOAT, IDENT, INT, STRING, ParserBase, SilentError, Token, describe, like_glob, tokenize
-from .limits import DEFAULT_LIMITS
-from .values import INT_MAX, INT_MIN, Entity
+from ..limits import DEFAULT_LIMITS
+from ..values import INT_MAX, INT_MIN, Entity
 
 __all__ = ["parse_rules", "parse_atom", "METHODS", "AGGREGATES"]
 
@@ -61,7 +61,7 @@ def _is_var_name(name: str) -> bool:
 
 
 def _is_relation_start(name: str) -> bool:
-    """SPEC: relation names are ``[a-z_][A-Za-z0-9_]*`` (``_`` alone excluded)."""
+    """Relation names are ``[a-z_][A-Za-z0-9_]*`` (``_`` alone excluded)."""
     c = name[0]
     return ("a" <= c <= "z") or (c == "_" and len(name) > 1)
 
