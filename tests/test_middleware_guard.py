@@ -407,7 +407,7 @@ SEG = st.text(alphabet="ab{}%.:-_", min_size=0, max_size=4)
 NAME = st.sampled_from(["x", "y", "doc_id"])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     templates=st.lists(st.lists(st.one_of(st.sampled_from(["a", "b", "ab"]), NAME.map(lambda n: "{" + n + "}")),
                                 min_size=1, max_size=3), min_size=1, max_size=4),
@@ -428,7 +428,7 @@ def test_route_table_matches_like_the_reference(templates: list, path: list) -> 
     assert (got_t, got_p) == reference_match(ts, p)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(ident=st.text(max_size=30))
 def test_template_parameters_are_ids_never_syntax(ident: str) -> None:
     """Whatever a client puts in a path parameter, it only ever becomes the id."""

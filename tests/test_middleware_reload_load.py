@@ -122,7 +122,7 @@ def test_reload_under_concurrent_load(tmp_path: Any) -> None:
 
     assert not errors, errors[:3]
     assert len(results) > 200, len(results)
-    assert rev >= 30  # the file really was rewritten many times
+    assert rev >= 10  # the file really was rewritten many times (every third one invalid)
     statuses = {s for s, _ in results}
     assert statuses <= {200, 403}, statuses  # never a 5xx
     seen: dict[str, set] = {}
