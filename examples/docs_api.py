@@ -23,7 +23,6 @@ import os
 import threading
 
 import falcon
-
 from rune_fast.middleware import Guard, RouteRule, rule
 from rune_fast.middleware.falcon import RuneMiddleware, read_body
 

@@ -21,7 +21,13 @@ from typing import Any, Optional
 
 import falcon
 
-from .guard import DECISION_ID_HEADER, POLICY_VERSION_HEADER, PROBLEM_JSON, Guard, Verdict
+from .guard import (
+    DECISION_ID_HEADER,
+    POLICY_VERSION_HEADER,
+    PROBLEM_JSON,
+    Guard,
+    Verdict,
+)
 from .rules import RouteRule, rule, rule_of
 
 __all__ = ["RuneMiddleware", "authorize_hook", "authorize_hook_async", "read_body", "read_body_async", "rule"]

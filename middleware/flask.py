@@ -11,7 +11,7 @@ that match no rule are left to Flask's 404/405.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 from flask import Flask, Response, abort, current_app, g, request
 

@@ -369,7 +369,7 @@ class Guard:
                 memo = self._memo
                 if memo[0] is not engine:
                     memo = self._memo = (engine, {})
-                key = (principal, action, resource, method, path, route, client)
+                key: Optional[tuple] = (principal, action, resource, method, path, route, client)
                 try:
                     d = memo[1].get(key)
                 except TypeError:  # an unhashable resolver result: decide without the memo
@@ -446,7 +446,7 @@ class Guard:
                 memo = self._memo
                 if memo[0] is not engine:
                     memo = self._memo = (engine, {})
-                key = (principal, action, resource, method, path, route, client)
+                key: Optional[tuple] = (principal, action, resource, method, path, route, client)
                 try:
                     d = memo[1].get(key)
                 except TypeError:

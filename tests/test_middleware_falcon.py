@@ -7,19 +7,22 @@ test_middleware_servers.py.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import falcon
 import falcon.asgi
 import falcon.testing
 import pytest
-
-import rune_fast
 from rune_fast.middleware import DRY_RUN, Guard, RouteRule, rule
 from rune_fast.middleware.falcon import (
-    RuneMiddleware, authorize_hook, authorize_hook_async, read_body, read_body_async,
+    RuneMiddleware,
+    authorize_hook,
+    authorize_hook_async,
+    read_body,
+    read_body_async,
 )
+
+import rune_fast
 
 POLICY = """version = "rune/1"
 [data]

@@ -12,11 +12,11 @@ from typing import Any
 from wsgiref.util import setup_testing_defaults
 
 import pytest
-
-import rune_fast
 from rune_fast.middleware import Guard, RouteRule
 from rune_fast.middleware.asgi import RuneASGIMiddleware
 from rune_fast.middleware.wsgi import RuneWSGIMiddleware
+
+import rune_fast
 
 ENGINE = rune_fast.load_text("""version = "rune/1"
 [data]

@@ -13,12 +13,20 @@ import re
 from typing import Any, Optional
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rune_fast.middleware import (
+    DRY_RUN,
+    BodyTooLarge,
+    Guard,
+    RouteRule,
+    RouteTable,
+    rule,
+)
+from rune_fast.middleware.rules import rule_of
 
 import rune_fast
 from rune_fast import Entity, PolicyStore
-from rune_fast.middleware import DRY_RUN, BodyTooLarge, Guard, RouteRule, RouteTable, rule
-from rune_fast.middleware.rules import rule_of
 
 POLICY = """version = "rune/1"
 [data]

@@ -19,8 +19,9 @@ import threading
 import time
 from typing import Any
 
-import rune_fast
 from mw_servers import free_port, gunicorn, serve
+
+import rune_fast
 
 PROBE = ("GET", "/docs/p1", {"X-User": "alice"})
 LOAD_SECONDS = 5.5

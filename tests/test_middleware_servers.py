@@ -12,12 +12,18 @@ refused with a reason in the server's audit log.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import pytest
-
-from mw_servers import TEST_POLICY, Server, free_port, gunicorn, raw_request, serve, uvicorn
+from mw_servers import (
+    TEST_POLICY,
+    Server,
+    free_port,
+    gunicorn,
+    raw_request,
+    serve,
+    uvicorn,
+)
 
 APPS = {
     "falcon-gunicorn-sync": lambda port: gunicorn("falcon_wsgi_app:app", port, "sync", workers=2),
@@ -137,7 +143,7 @@ def test_malformed_entity_denies_with_logged_reason(server: Server) -> None:
     r = server.request("GET", "/docs/a1", {"X-User": "!alice"})
     is_problem(r, 403)
     log = server.wait_log(r.headers["x-rune-decision-id"])
-    line = next(l for l in log.splitlines() if r.headers["x-rune-decision-id"] in l)
+    line = next(ln for ln in log.splitlines() if r.headers["x-rune-decision-id"] in ln)
     assert "outcome=error" in line and "invalid authorization request" in line and "principal" in line
 
 
@@ -185,7 +191,7 @@ def test_dry_run_never_blocks_but_records(server: Server) -> None:
     assert body["seen"] and body["allowed"] is False and body["decision"] == "deny"
     assert r.headers["x-rune-decision-id"]
     log = server.wait_log(r.headers["x-rune-decision-id"])
-    line = next(l for l in log.splitlines() if r.headers["x-rune-decision-id"] in l)
+    line = next(ln for ln in log.splitlines() if r.headers["x-rune-decision-id"] in ln)
     assert "outcome=would_deny" in line and "mode=dry_run" in line
     anon = server.request("GET", "/dry/docs/b1")
     assert anon.status == 200 and anon.json()["allowed"] is False

@@ -25,10 +25,10 @@ if __name__ == "__main__" and __package__ in (None, ""):  # running from a check
 
 import falcon
 import falcon.testing
-
-import rune_fast
 from rune_fast.middleware import Guard
 from rune_fast.middleware.falcon import RuneMiddleware
+
+import rune_fast
 
 POLICY = """version = "rune/1"
 [policies]

@@ -22,8 +22,9 @@ import os
 import sys
 from typing import Any, Optional
 
-from rune_fast import PolicyStore
 from rune_fast.middleware import DRY_RUN, ENFORCE, Guard, RouteRule
+
+from rune_fast import PolicyStore
 
 # The audit log goes to the server's output, which the tests read.
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")

@@ -16,12 +16,11 @@ settings.configure(
 )
 django.setup()
 
+from common import decision_json, make_guard, principal_from  # noqa: E402
+from django.core.wsgi import get_wsgi_application  # noqa: E402
 from django.http import JsonResponse  # noqa: E402
 from django.urls import path  # noqa: E402
 from django.views.decorators.csrf import csrf_exempt  # noqa: E402
-from django.core.wsgi import get_wsgi_application  # noqa: E402
-
-from common import decision_json, make_guard, principal_from  # noqa: E402
 from rune_fast.middleware import rule  # noqa: E402
 
 guard = make_guard(lambda req: principal_from(req.headers.get))

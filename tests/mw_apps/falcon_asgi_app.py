@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import falcon
 import falcon.asgi
-
-from common import DOC_DELETE, DOC_READ, EXEMPT, async_principal_from, decision_json, make_guard
+from common import (
+    DOC_DELETE,
+    DOC_READ,
+    EXEMPT,
+    async_principal_from,
+    decision_json,
+    make_guard,
+)
 
 
 async def principal(req: falcon.asgi.Request) -> object:

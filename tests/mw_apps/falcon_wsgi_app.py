@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import falcon
-
-from common import DOC_DELETE, DOC_READ, EXEMPT, decision_json, make_guard, make_store, principal_from
+from common import (
+    DOC_DELETE,
+    DOC_READ,
+    EXEMPT,
+    decision_json,
+    make_guard,
+    make_store,
+    principal_from,
+)
 from rune_fast.middleware.falcon import RuneMiddleware, authorize_hook, read_body, rule
 
 

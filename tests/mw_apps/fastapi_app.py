@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from fastapi import Depends, FastAPI, Request, WebSocket
-
 from common import async_principal_from, decision_json, make_guard
-from rune_fast import Decision
+from fastapi import Depends, FastAPI, Request, WebSocket
 from rune_fast.middleware import RouteRule
 from rune_fast.middleware.asgi import RuneASGIMiddleware
 from rune_fast.middleware.fastapi import RuneDependency
+
+from rune_fast import Decision
 
 
 async def principal(request: Any) -> object:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Flask, g, jsonify, request
-
 from common import decision_json, make_guard, principal_from
-from rune_fast.middleware.flask import RuneFlask
+from flask import Flask, g, jsonify
 from rune_fast.middleware import rule
+from rune_fast.middleware.flask import RuneFlask
 
 app = Flask(__name__)
 guard = make_guard(lambda req: principal_from(req.headers.get))
