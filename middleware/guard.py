@@ -333,7 +333,10 @@ class Guard:
             rule = self._default_rule
         if rule.exempt or method in self.exempt_methods:
             return EXEMPT
-        t0 = _perf() if self._clock else 0.0
+        # Timed only when something records the latency: the histogram, or an
+        # audit logger that takes records right now (its level cache is a dict).
+        timed = self._histogram or (self._clock and self._audit_on())
+        t0 = _perf() if timed else 0.0
         engine = self.holder.engine
         if engine is None:
             return self._unavailable(t0)
@@ -393,7 +396,7 @@ class Guard:
         counters = self._counters
         if counters is not None:
             next(counters[v[3]])
-        if self._clock and (self._histogram or self._audit_on()):
+        if timed:
             self._record(v, t0, principal, action, resource)
         return v
 
@@ -413,7 +416,10 @@ class Guard:
             rule = self._default_rule
         if rule.exempt or method in self.exempt_methods:
             return EXEMPT
-        t0 = _perf() if self._clock else 0.0
+        # Timed only when something records the latency: the histogram, or an
+        # audit logger that takes records right now (its level cache is a dict).
+        timed = self._histogram or (self._clock and self._audit_on())
+        t0 = _perf() if timed else 0.0
         engine = self.holder.engine
         if engine is None:
             return self._unavailable(t0)
@@ -470,7 +476,7 @@ class Guard:
         counters = self._counters
         if counters is not None:
             next(counters[v[3]])
-        if self._clock and (self._histogram or self._audit_on()):
+        if timed:
             self._record(v, t0, principal, action, resource)
         return v
 
@@ -589,7 +595,7 @@ class Guard:
 
     def _record(self, v: Verdict, t0: float, principal: Any, action: Any, resource: Any) -> None:
         """Latency histogram and audit record of one decision (when enabled)."""
-        dt = _perf() - t0
+        dt = _perf() - t0 if t0 else 0.0
         m = self.metrics
         if m is not None and m.latency:
             m.observe(dt)
