@@ -165,6 +165,10 @@ def test_odd_path_encodings_never_allow_or_crash(server: Server, path: str) -> N
     r = server.request("GET", path, ALICE)
     assert 400 <= r.status < 500, (path, r)
     assert b"Traceback" not in r.body
+    decision_id = r.headers.get("x-rune-decision-id")
+    if decision_id:  # decided (not refused by the router first): the refusal is in the audit log
+        line = next(ln for ln in server.wait_log(decision_id).splitlines() if decision_id in ln)
+        assert "outcome=deny" in line or "outcome=error" in line, line
 
 
 def test_ten_megabyte_body(server: Server) -> None:
