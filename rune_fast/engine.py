@@ -525,7 +525,7 @@ class Engine:
         cache = self._cache
         if key is None and cache.capacity:
             try:
-                key = (principal, action, resource, _freeze(context), _freeze(entities))
+                key = (principal, action, resource, _freeze(context), None if entities is None else _freeze(entities))
                 hit = cache.get(key)
             except (TypeError, RecursionError):  # validation below says what is wrong
                 key = hit = None
