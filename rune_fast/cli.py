@@ -114,6 +114,9 @@ def _register_engine_commands() -> None:
     except ImportError:  # the engine front is optional for `rune check`
         return
     register(SUBCOMMANDS)
+    from .server.cli import register as register_serve
+
+    register_serve(SUBCOMMANDS)
 
 
 def build_parser() -> argparse.ArgumentParser:

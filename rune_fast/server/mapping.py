@@ -1,0 +1,76 @@
+"""AuthZEN's information model mapped onto rune_fast requests, and back.
+
+- subject / resource ``{type, id, properties}`` -> the entity ``type::"id"``;
+  its ``properties`` become that entity's attributes for this request only
+  (request entities, overriding/extending the bundle's ``attr`` facts).
+- action ``{name, properties}`` -> ``Action::"name"``.
+- ``context`` -> the request context.
+
+Nothing here decides: it only reshapes validated JSON, so that the AuthZEN and
+native endpoints share the engine's semantics exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ..values import Entity
+
+__all__ = ["to_request", "entity_of", "action_of", "request_entities", "entity_json", "action_json", "merge_item"]
+
+ACTION_TYPE = "Action"
+
+
+def entity_of(obj: dict) -> Entity:
+    return Entity(obj["type"], obj["id"])
+
+
+def action_of(obj: dict) -> Entity:
+    return Entity(ACTION_TYPE, obj["name"])
+
+
+def request_entities(pairs: list[tuple[Entity, Optional[dict]]]) -> Optional[list[dict]]:
+    """Request entities for every object that carries non-empty properties.
+
+    The same entity twice (a user reading their own profile) merges the two
+    property sets, the later one winning, since the engine refuses a
+    duplicated request entity.
+    """
+    merged: dict[Entity, dict] = {}
+    for ent, props in pairs:
+        if props:
+            if ent in merged:
+                merged[ent] = {**merged[ent], **props}
+            else:
+                merged[ent] = props
+    if not merged:
+        return None
+    return [{"uid": {"type": e.type, "id": e.id}, "attrs": attrs} for e, attrs in merged.items()]
+
+
+def to_request(subject: dict, action: dict, resource: dict, context: Optional[dict]) -> tuple:
+    """(principal, action, resource, context, entities) for ``engine.authorize``."""
+    p = entity_of(subject)
+    a = action_of(action)
+    r = entity_of(resource)
+    ents = request_entities([(p, subject.get("properties")), (a, action.get("properties")), (r, resource.get("properties"))])
+    return p, a, r, (context or None), ents
+
+
+def merge_item(defaults: dict, item: dict) -> dict:
+    """One evaluation of ``/access/v1/evaluations``: the item's own subject,
+    action, resource and context replace the request-level defaults."""
+    out = {}
+    for key in ("subject", "action", "resource", "context"):
+        v = item.get(key, defaults.get(key))
+        if v is not None:
+            out[key] = v
+    return out
+
+
+def entity_json(e: Any) -> dict:
+    return {"type": e.type, "id": e.id}
+
+
+def action_json(e: Any) -> dict:
+    return {"name": e.id}
