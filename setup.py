@@ -5,8 +5,8 @@ from setuptools import Extension, setup
 
 extensions = [
     Extension(
-        "rune_fast._core",
-        ["rune_fast/_core.pyx"],
+        "rune_fast.datalog._core",
+        ["rune_fast/datalog/_core.pyx"],
         extra_compile_args=["-O3"],
     ),
 ]

@@ -7,7 +7,7 @@
 Engines (``[compare]`` extra: clingo, pyDatalog):
 
 * ``rune_fast``  -- ``rune_fast.datalog.Program`` with the compiled core;
-* ``rune_pure``  -- the same with ``_core_module=rune_fast._pycore`` (plain-Python twin);
+* ``rune_pure``  -- the same with ``_core_module=rune_fast.datalog._pycore`` (plain-Python twin);
 * ``plain``      -- ``benchmarks/plain_seminaive.py``, an independent plain-Python
   semi-naive evaluator (dict/set hash joins, cyclic GC off);
 * ``clingo``     -- facts and rules as ASP text, ``Control.ground``, the stratified
@@ -61,10 +61,10 @@ REFERENCE = "rune_fast"
 
 
 def rune_runner(w: W.Workload, pure: bool) -> dict:
-    import rune_fast._pycore
+    import rune_fast.datalog._pycore
     from rune_fast.datalog import Program
 
-    prog = Program(w.rules, _core_module=rune_fast._pycore if pure else None)
+    prog = Program(w.rules, _core_module=rune_fast.datalog._pycore if pure else None)
 
     def e2e():
         m = prog.evaluate(w.facts)
@@ -288,8 +288,8 @@ def child(engine: str, name: str, repeats: int, budget: float, dump: str) -> Non
             report["error"] = f"evaluation only counts {count} tuples, end-to-end {report['counts']}"
     report["maxrss_mb"] = peak_rss_mb()
     if engine.startswith("rune"):
-        import rune_fast._core
-        report["core_build"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(os.path.getmtime(rune_fast._core.__file__)))
+        import rune_fast.datalog._core
+        report["core_build"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(os.path.getmtime(rune_fast.datalog._core.__file__)))
     print("RESULT " + json.dumps(report), flush=True)
 
 

@@ -24,7 +24,7 @@ from .errors import (
 from . import datalog
 from .engine import Decision, Engine, load, load_text
 from .limits import Limits
-from .store import PolicyStore
+from .reload.store import PolicyStore
 from .values import Entity
 
 __version__ = "0.1.0"

@@ -40,10 +40,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
-from . import ast as A
+from .lang import ast as A
 from .errors import RuneError, RuneRequestError
 from .limits import DEFAULT_LIMITS, Limits
-from .policies import (
+from .policy.policies import (
     CRecord,
     CSet,
     FactData,
@@ -500,10 +500,10 @@ class Engine:
         limits: Limits = DEFAULT_LIMITS,
         policy_backend: str = "codegen",
     ) -> None:
-        from .checks import check_program
-        from .compiler import CompiledProgram
-        from .datalog import Model, intern_facts
-        from .symbols import Symbols
+        from .lang.checks import check_program
+        from .datalog.compiler import CompiledProgram
+        from .datalog.program import Model, intern_facts
+        from .datalog.symbols import Symbols
 
         if not isinstance(cache_size, int) or cache_size < 0:
             raise ValueError(f"cache_size must be an integer >= 0, got {cache_size!r}")
@@ -954,7 +954,7 @@ def load(
     an unknown name is a ``TypeError``. Raises ``RuneError`` (``RuneErrors``
     for several problems) for anything wrong with the files.
     """
-    from . import parser
+    from .lang import parser
 
     lim = Limits.from_kwargs(**limits)
     bundle = parser.load_bundle(path_or_dir, recursive=recursive, limits=lim)
@@ -972,7 +972,7 @@ def load_text(
 ) -> Engine:
     """Build an engine from the text of one ``.rune`` file (``[sources]``
     paths are relative to ``base_dir``, default the current directory)."""
-    from . import parser
+    from .lang import parser
 
     lim = Limits.from_kwargs(**limits)
     bundle = parser.bundle_from_text(text, path, limits=lim, base_dir=base_dir)

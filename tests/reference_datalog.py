@@ -21,7 +21,7 @@ import math
 import re
 from itertools import count as _counter
 
-from rune_fast import ast as A
+from rune_fast.lang import ast as A
 from rune_fast.values import Entity
 
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1

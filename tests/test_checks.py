@@ -1,7 +1,7 @@
-"""Load-time checks (rune_fast.checks): built from ASTs directly, and from text.
+"""Load-time checks (rune_fast.lang.checks): built from ASTs directly, and from text.
 
 The AST half does not depend on the parsers; the text half is skipped until
-``rune_fast.parser`` exists.
+``rune_fast.lang.parser`` exists.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import dataclasses
 
 import pytest
 
-from rune_fast import ast as A
-from rune_fast import checks
-from rune_fast.checks import (
+from rune_fast.lang import ast as A
+from rune_fast.lang import checks
+from rune_fast.lang.checks import (
     ROLE_AGGREGATE,
     ROLE_ASSIGN,
     ROLE_ATOM,
@@ -668,7 +668,7 @@ def test_deep_dependency_chain_has_no_recursion_limit():
 
 
 def load(text: str):
-    from rune_fast import parser
+    from rune_fast.lang import parser
 
     bundle = parser.bundle_from_text(text, "t.rune")
     return check_program(bundle.facts, bundle.rules, bundle.policies)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from rune_fast import cli
+from rune_fast.cli import app as cli
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

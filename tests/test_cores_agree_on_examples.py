@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from rune_fast import _pycore
-from rune_fast.checks import check_program
-from rune_fast.compiler import CompiledProgram
+from rune_fast.datalog import _pycore
+from rune_fast.lang.checks import check_program
+from rune_fast.datalog.compiler import CompiledProgram
 from rune_fast.datalog import Model, intern_facts
-from rune_fast.parser import load_bundle
-from rune_fast.symbols import Symbols
+from rune_fast.lang.parser import load_bundle
+from rune_fast.datalog.symbols import Symbols
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.rune"))
 

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 import rune_fast
-from rune_fast import _pycore
+from rune_fast.datalog import _pycore
 from rune_fast.datalog import COMPILED, Program
 from rune_fast.errors import RuneDataError, RuneError, RuneLimitError, RuneSyntaxError
 from rune_fast.values import Entity
@@ -25,7 +25,8 @@ def test_compiled_extension_is_the_one_imported():
     if os.environ.get("RUNE_FAST_PURE") == "1":
         assert COMPILED is False
         return
-    from rune_fast import _core, compiler
+    from rune_fast.datalog import _core
+    from rune_fast.datalog import compiler
 
     assert COMPILED is True
     assert compiler.core is _core

@@ -11,7 +11,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rune_fast import _pycore
+from rune_fast.datalog import _pycore
 from rune_fast.datalog import Program
 from rune_fast.values import format_value
 

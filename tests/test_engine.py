@@ -500,7 +500,7 @@ def bundle_file(tmp_path):
 
 
 def test_cli_eval(bundle_file):
-    from rune_fast.cli_engine import run_eval
+    from rune_fast.cli.engine_commands import run_eval
 
     out, err = io.StringIO(), io.StringIO()
     code = run_eval(_ns(path=bundle_file, principal=ALICE, action=READ, resource=D1), out, err)
@@ -516,7 +516,7 @@ def test_cli_eval(bundle_file):
 
 @pytest.mark.parametrize("bad", [dict(principal="User::alice"), dict(context="{nope"), dict(context="[]"), dict(entities="{}")])
 def test_cli_eval_bad_request(bundle_file, bad):
-    from rune_fast.cli_engine import run_eval
+    from rune_fast.cli.engine_commands import run_eval
 
     kw = dict(path=bundle_file, principal=ALICE, action=READ, resource=D1)
     kw.update(bad)
@@ -526,7 +526,7 @@ def test_cli_eval_bad_request(bundle_file, bad):
 
 
 def test_cli_eval_broken_bundle(tmp_path):
-    from rune_fast.cli_engine import run_eval
+    from rune_fast.cli.engine_commands import run_eval
 
     f = tmp_path / "x.rune"
     f.write_text('version = "rune/1"\n[policies]\npermit(principal, action resource);\n')
@@ -536,7 +536,7 @@ def test_cli_eval_broken_bundle(tmp_path):
 
 
 def test_cli_test(bundle_file, tmp_path):
-    from rune_fast.cli_engine import run_test
+    from rune_fast.cli.engine_commands import run_test
 
     out = io.StringIO()
     assert run_test(_ns(path=bundle_file), out, io.StringIO()) == 1
@@ -551,7 +551,7 @@ def test_cli_test(bundle_file, tmp_path):
 
 
 def test_cli_query(bundle_file):
-    from rune_fast.cli_engine import run_query
+    from rune_fast.cli.engine_commands import run_query
 
     out = io.StringIO()
     assert run_query(_ns(path=bundle_file, atom='can_read(U, Doc::"d1")'), out, io.StringIO()) == 0
@@ -567,8 +567,8 @@ def test_cli_query(bundle_file):
 
 
 def test_cli_registration():
-    from rune_fast import cli
-    from rune_fast.cli_engine import ENGINE_SUBCOMMANDS, register
+    from rune_fast.cli import app as cli
+    from rune_fast.cli.engine_commands import ENGINE_SUBCOMMANDS, register
 
     subs = list(cli.SUBCOMMANDS)
     register(subs)

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from rune_fast.errors import RuneError
 
-from rune_fast import parser
-from rune_fast.checks import check_program  # noqa: E402
+from rune_fast.lang import parser
+from rune_fast.lang.checks import check_program  # noqa: E402
 
 EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 EXAMPLES = sorted(

@@ -33,8 +33,8 @@ from rune_fast.errors import (
     RuneVersionError,
 )
 
-from rune_fast import parser
-from rune_fast.checks import check_program  # noqa: E402
+from rune_fast.lang import parser
+from rune_fast.lang.checks import check_program  # noqa: E402
 
 MARK = "‸"
 HEADER = 'version = "rune/1"\n'

@@ -1,4 +1,4 @@
-"""The file-level front end (rune_fast.parser): sections, version, TOML data
+"""The file-level front end (rune_fast.lang.parser): sections, version, TOML data
 shapes, sources, embedded tests, collected errors and bundles."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
-from rune_fast import parser
-from rune_fast.ast import FactSet
+from rune_fast.lang import parser
+from rune_fast.lang.ast import FactSet
 from rune_fast.errors import (
     RuneArityError,
     RuneDataError,

@@ -12,9 +12,9 @@ import random
 
 import pytest
 
-from rune_fast import ast as A
+from rune_fast.lang import ast as A
 from rune_fast.errors import RuneRequestError, RuneSyntaxError
-from rune_fast.policies import (
+from rune_fast.policy.policies import (
     BACKENDS,
     MISSING,
     CRecord,
@@ -27,7 +27,7 @@ from rune_fast.policies import (
     from_value,
     to_value,
 )
-from rune_fast.policy_parser import parse_policies
+from rune_fast.lang.policy_parser import parse_policies
 from rune_fast.values import Entity
 
 U = Entity("User", "alice")
@@ -810,7 +810,7 @@ def test_overlay_reads_parent_and_attr_from_a_request_model(backend):
 
 
 def test_ancestor_closure_fast_path_matches_the_general_algorithm():
-    from rune_fast.policies import _closure_with_cycles
+    from rune_fast.policy.policies import _closure_with_cycles
 
     rng = random.Random(3)
     for trial in range(30):

@@ -1,4 +1,4 @@
-"""Tests of the Cedar-subset parser (``rune_fast.policy_parser``).
+"""Tests of the Cedar-subset parser (``rune_fast.lang.policy_parser``).
 
 The parser's contract: the right AST for every construct of SPEC §6 with
 Cedar's operator precedence, exact file positions, recovery after errors (all
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rune_fast.ast import (
+from rune_fast.lang.ast import (
     LIKE_WILDCARD,
     Binary,
     Condition,
@@ -35,7 +35,7 @@ from rune_fast.ast import (
 )
 from rune_fast.errors import RuneError, RuneLimitError, RuneSyntaxError
 from rune_fast.limits import DEFAULT_LIMITS
-from rune_fast.policy_parser import parse_policies
+from rune_fast.lang.policy_parser import parse_policies
 from rune_fast.values import INT_MAX, INT_MIN, Entity
 
 W = LIKE_WILDCARD

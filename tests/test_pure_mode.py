@@ -26,10 +26,10 @@ def test_core_tests_pass_with_the_pure_core_forced():
 
 
 def test_pure_switch_selects_the_twin():
-    code = "import rune_fast.datalog as d, rune_fast.compiler as c; print(d.COMPILED, c.core.__name__)"
+    code = "import rune_fast.datalog as d, rune_fast.datalog.compiler as c; print(d.COMPILED, c.core.__name__)"
     out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, RUNE_FAST_PURE="1"),
                          capture_output=True, text=True, timeout=120, check=True).stdout.split()
-    assert out == ["False", "rune_fast._pycore"]
+    assert out == ["False", "rune_fast.datalog._pycore"]
 
 
 def test_embedded_example_tests_pass_on_the_pure_core():

@@ -1,4 +1,4 @@
-"""Tests of the Datalog parser (``rune_fast.rules_parser``) and the shared lexer.
+"""Tests of the Datalog parser (``rune_fast.lang.rules_parser``) and the shared lexer.
 
 The parser's contract: the right AST for every construct of SPEC §5, exact
 file positions in every node and error, recovery after errors (all of them
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rune_fast.ast import (
+from rune_fast.lang.ast import (
     LIKE_WILDCARD,
     Aggregate,
     Atom,
@@ -27,9 +27,9 @@ from rune_fast.ast import (
     Wildcard,
 )
 from rune_fast.errors import RuneError, RuneLimitError, RuneSyntaxError
-from rune_fast.lexer import EOF, ERROR, FLOAT, IDENT, INT, STRING, like_pattern_from_glob, tokenize
+from rune_fast.lang.lexer import EOF, ERROR, FLOAT, IDENT, INT, STRING, like_pattern_from_glob, tokenize
 from rune_fast.limits import DEFAULT_LIMITS
-from rune_fast.rules_parser import parse_atom, parse_rules
+from rune_fast.lang.rules_parser import parse_atom, parse_rules
 from rune_fast.values import INT_MAX, INT_MIN, Entity
 
 W = LIKE_WILDCARD

@@ -1,4 +1,4 @@
-"""[sources] fact files: CSV and JSON lines (rune_fast.sources).
+"""[sources] fact files: CSV and JSON lines (rune_fast.lang.sources).
 
 The column-wise fast paths are checked against a naive per-cell reference, so
 that speed never changes what a cell means.
@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rune_fast import sources
-from rune_fast.ast import Loc, SourceSpec
+from rune_fast.lang import sources
+from rune_fast.lang.ast import Loc, SourceSpec
 from rune_fast.errors import RuneError, RuneLimitError, RuneSourceError
 from rune_fast.limits import Limits
 from rune_fast.values import INT_MAX, INT_MIN, Entity, parse_entity_literal

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from rune_fast import PolicyStore, RuneError
-from rune_fast.store import ReloadResult
+from rune_fast.reload.store import ReloadResult
 from reload_helpers import wait_for, write
 
 PROBE = (("User", "alice"), ("Action", "read"), ("Doc", "d1"))
@@ -412,7 +412,7 @@ def test_memory_returns_after_many_reloads(tmp_path):
 def test_prometheus_collector_reads_stats(tmp_path):
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from rune_fast.reload_metrics import register_prometheus
+    from rune_fast.reload.metrics import register_prometheus
 
     path = tmp_path / "policy.rune"
     write(path, A)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from rune_fast import PolicyStore
-from rune_fast.watch import Debouncer
+from rune_fast.reload.watch import Debouncer
 from reload_helpers import wait_for, write
 
 PROBE = (("User", "alice"), ("Action", "read"), ("Doc", "d1"))

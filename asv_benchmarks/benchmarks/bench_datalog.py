@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-import rune_fast._pycore
+import rune_fast.datalog._pycore
 from rune_fast.datalog import Program
 
 from . import workloads
@@ -63,7 +63,7 @@ class TimeDatalog:
 
 
 class TimePureCore:
-    """The same programs on ``rune_fast._pycore`` (what Cython buys, in-tree)."""
+    """The same programs on ``rune_fast.datalog._pycore`` (what Cython buys, in-tree)."""
 
     params = [SMALL]
     param_names = ["workload"]
@@ -73,7 +73,7 @@ class TimePureCore:
 
     def setup(self, name):
         self.w = workloads.get(name)
-        self.prog = Program(self.w.rules, _core_module=rune_fast._pycore)
+        self.prog = Program(self.w.rules, _core_module=rune_fast.datalog._pycore)
 
     def time_end_to_end(self, name):
         m = self.prog.evaluate(self.w.facts)

@@ -268,9 +268,9 @@ def _rss_bytes() -> int:
 def load_member_source(path: str):
     """Load a member CSV through ``[sources]`` parsing into a program's model:
     returns the model (``SOURCE_PROGRAM`` evaluated over the file's facts)."""
-    from rune_fast.ast import SourceSpec
+    from rune_fast.lang.ast import SourceSpec
     from rune_fast.datalog import Program
-    from rune_fast.sources import load_source
+    from rune_fast.lang.sources import load_source
 
     prog = Program(SOURCE_PROGRAM)
     facts = load_source(SourceSpec("member", os.path.abspath(path)))
@@ -284,9 +284,9 @@ def measure_source_load(path: str) -> dict:
     import gc
     import time
 
-    from rune_fast.ast import SourceSpec
+    from rune_fast.lang.ast import SourceSpec
     from rune_fast.datalog import Program
-    from rune_fast.sources import load_source
+    from rune_fast.lang.sources import load_source
 
     prog = Program(SOURCE_PROGRAM)
     gc.collect()

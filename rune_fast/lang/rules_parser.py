@@ -34,10 +34,10 @@ import math
 from typing import Optional
 
 from .ast import Aggregate, Atom, BinOp, Comparison, Const, Literal, MethodCall, Negation, Rule, RuleExpr, Term, Var, Wildcard
-from .errors import RuneError, RuneSyntaxError
+from ..errors import RuneError, RuneSyntaxError
 from .lexer import EOF, ERROR, FLOAT, IDENT, INT, STRING, ParserBase, SilentError, Token, describe, like_glob, tokenize
-from .limits import DEFAULT_LIMITS
-from .values import INT_MAX, INT_MIN, Entity
+from ..limits import DEFAULT_LIMITS
+from ..values import INT_MAX, INT_MIN, Entity
 
 __all__ = ["parse_rules", "parse_atom", "METHODS", "AGGREGATES"]
 

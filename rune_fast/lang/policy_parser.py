@@ -52,10 +52,10 @@ from .ast import (
     VarRef,
     Wildcard,
 )
-from .errors import RuneError
+from ..errors import RuneError
 from .lexer import EOF, FLOAT, IDENT, INT, STRING, ParserBase, Token, describe, like_pattern, tokenize
-from .limits import DEFAULT_LIMITS
-from .values import INT_MAX, INT_MIN, Entity
+from ..limits import DEFAULT_LIMITS
+from ..values import INT_MAX, INT_MIN, Entity
 
 __all__ = ["parse_policies", "VARIABLES", "METHODS"]
 

@@ -28,8 +28,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence
 
-from . import ast as A
-from .checks import (
+from ..lang import ast as A
+from ..lang.checks import (
     REQUEST_RELATIONS,
     RESERVED_RELATIONS,
     ROLE_AGGREGATE,
@@ -42,11 +42,11 @@ from .checks import (
     LiteralInfo,
     ProgramInfo,
 )
-from .errors import EvalFailure, RuneError, RuneLimitError
-from .lexer import like_pattern_from_glob
-from .limits import DEFAULT_LIMITS, Limits
+from ..errors import EvalFailure, RuneError, RuneLimitError
+from ..lang.lexer import like_pattern_from_glob
+from ..limits import DEFAULT_LIMITS, Limits
 from .symbols import INLINE_MAX, INLINE_MIN, Symbols
-from .values import INT_MAX, INT_MIN, format_value
+from ..values import INT_MAX, INT_MIN, format_value
 
 if os.environ.get("RUNE_FAST_PURE") == "1":
     from . import _pycore as core

@@ -38,7 +38,7 @@ from itertools import chain
 from typing import Any, Iterable, Optional, Union
 
 from .ast import Bundle, EmbeddedTest, FactSet, Loc, Policy, RequestEntity, Rule, RuneFile, SourceSpec
-from .errors import (
+from ..errors import (
     RuneArityError,
     RuneDataError,
     RuneDuplicateIdError,
@@ -48,7 +48,7 @@ from .errors import (
     RuneVersionError,
     raise_collected,
 )
-from .limits import DEFAULT_LIMITS, Limits
+from ..limits import DEFAULT_LIMITS, Limits
 from .sources import (
     EntityCache,
     convert_column,
@@ -57,7 +57,7 @@ from .sources import (
     paused_gc,
     read_source_bytes,
 )
-from .values import INT_MAX, INT_MIN, Entity, parse_entity_literal
+from ..values import INT_MAX, INT_MIN, Entity, parse_entity_literal
 
 try:  # pragma: no cover - depends on the environment
     import rtoml as _rtoml

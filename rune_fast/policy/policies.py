@@ -38,10 +38,10 @@ import warnings
 from operator import attrgetter
 from typing import Any, Callable, Iterable, Mapping, Optional, Protocol, Sequence
 
-from . import ast as A
-from .errors import RuneEvalError, RuneLimitError, RuneRequestError, RuneSyntaxError
-from .graphs import strongly_connected_components
-from .values import INT_MAX, INT_MIN, Entity, format_value, parse_entity_literal
+from ..lang import ast as A
+from ..errors import RuneEvalError, RuneLimitError, RuneRequestError, RuneSyntaxError
+from ..graphs import strongly_connected_components
+from ..values import INT_MAX, INT_MIN, Entity, format_value, parse_entity_literal
 
 __all__ = [
     "MISSING",

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping, Optional, Sequence
 
 from . import ast as A
-from .errors import (
+from ..errors import (
     RuneArityError,
     RuneCheckError,
     RuneDuplicateIdError,
@@ -41,7 +41,7 @@ from .errors import (
     RuneUndefinedError,
     raise_collected,
 )
-from .graphs import strongly_connected_components
+from ..graphs import strongly_connected_components
 
 __all__ = [
     "REQUEST_RELATIONS",

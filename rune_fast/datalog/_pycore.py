@@ -24,7 +24,7 @@ INT64_MAX = (1 << 63) - 1
 CHECK_EVERY = 32768
 
 
-from .errors import EvalFailure  # noqa: E402  (shared by both cores)
+from ..errors import EvalFailure  # noqa: E402  (shared by both cores)
 
 
 class Relation:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
-from .values import Entity, INT_MAX, INT_MIN
+from ..values import Entity, INT_MAX, INT_MIN
 
 __all__ = ["Symbols", "INLINE_MIN", "INLINE_MAX", "is_inline_int"]
 

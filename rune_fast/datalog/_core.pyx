@@ -91,7 +91,7 @@ DEF SMALL_INTS = 65536
 COMPILED = True
 
 
-from .errors import EvalFailure  # noqa: E402  (shared by both cores)
+from ..errors import EvalFailure  # noqa: E402  (shared by both cores)
 
 
 # --------------------------------------------------------------------------

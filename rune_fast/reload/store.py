@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, NamedTuple
 
-from .errors import RuneError, RuneErrors, raise_collected
+from ..errors import RuneError, RuneErrors, raise_collected
 
 __all__ = [
     "HistoryEntry",
@@ -50,7 +50,7 @@ Subscriber = Callable[["ReloadResult"], None]
 def _default_loader(path: str, **options: Any) -> Any:
     # Imported on use so that ``import rune_fast`` stays cheap and the store
     # module has no import-time dependency on the compiler stack.
-    from .engine import load
+    from ..engine import load
 
     return load(path, **options)
 

@@ -17,8 +17,8 @@ import json
 import sys
 from typing import Any, Optional, TextIO
 
-from .errors import RuneError, RuneRequestError
-from .values import Entity, format_value
+from ..errors import RuneError, RuneRequestError
+from ..values import Entity, format_value
 
 __all__ = ["ENGINE_SUBCOMMANDS", "register", "run_eval", "run_test", "run_query"]
 
@@ -35,7 +35,7 @@ def _print_errors(err: RuneError, stream: TextIO) -> int:
 
 
 def _load(args: argparse.Namespace):
-    from .engine import load
+    from ..engine import load
 
     return load(args.path, recursive=getattr(args, "recursive", False), cache_size=0)
 
@@ -74,7 +74,7 @@ def _request_json(args: argparse.Namespace) -> tuple[Optional[dict], Optional[li
 
 
 def _jsonable(v: Any) -> Any:
-    from .policies import from_value
+    from ..policy.policies import from_value
 
     v = from_value(v)
     if isinstance(v, Entity):
@@ -216,7 +216,7 @@ def run_query(args: argparse.Namespace, out: Optional[TextIO] = None, err: Optio
 
 
 def _subcommands() -> list:
-    from .cli import Subcommand
+    from .app import Subcommand
 
     return [
         Subcommand("eval", "decide one request and print the decision, reasons and errors", _configure_eval, run_eval),

@@ -38,9 +38,9 @@ from operator import itemgetter
 from typing import Any, Iterator, Optional, Sequence
 
 from .ast import FactSet, SourceSpec
-from .errors import RuneError, RuneSourceError, raise_collected
-from .limits import DEFAULT_LIMITS, Limits
-from .values import INT_MAX, INT_MIN, Entity, parse_entity_literal
+from ..errors import RuneError, RuneSourceError, raise_collected
+from ..limits import DEFAULT_LIMITS, Limits
+from ..values import INT_MAX, INT_MIN, Entity, parse_entity_literal
 
 __all__ = [
     "load_source",

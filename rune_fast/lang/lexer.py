@@ -30,7 +30,7 @@ import re
 from typing import Callable, NoReturn, Optional, TypeVar
 
 from .ast import LIKE_WILDCARD, Loc
-from .errors import RuneError, RuneLimitError, RuneSyntaxError
+from ..errors import RuneError, RuneLimitError, RuneSyntaxError
 
 __all__ = [
     "IDENT",

@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, TextIO
 
-from .errors import RuneError
+from ..errors import RuneError
 
 __all__ = ["main", "Subcommand", "SUBCOMMANDS", "build_parser", "load_checked", "print_errors"]
 
@@ -54,8 +54,8 @@ def load_checked(path: str, *, recursive: bool = False):
     subcommand so that ``eval``/``test``/``query`` refuse exactly what
     ``check`` refuses.
     """
-    from . import parser  # imported lazily: `rune --help` must work on a broken install
-    from .checks import check_program
+    from ..lang import parser  # imported lazily: `rune --help` must work on a broken install
+    from ..lang.checks import check_program
 
     bundle = parser.load_bundle(path, recursive=recursive)
     info = check_program(bundle.facts, bundle.rules, bundle.policies)
@@ -110,7 +110,7 @@ SUBCOMMANDS: list[Subcommand] = [
 def _register_engine_commands() -> None:
     """Add eval/test/query from ``cli_engine`` when it is available."""
     try:
-        from .cli_engine import register
+        from .engine_commands import register
     except ImportError:  # the engine front is optional for `rune check`
         return
     register(SUBCOMMANDS)
@@ -121,7 +121,7 @@ def _register_engine_commands() -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser with one sub-parser per entry of ``SUBCOMMANDS``."""
-    from . import __version__
+    from .. import __version__
 
     parser = argparse.ArgumentParser(prog="rune", description="RUNE policy engine command line")
     parser.add_argument("--version", action="version", version=f"rune_fast {__version__}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Union
 
-from .values import Entity, Value
+from ..values import Entity, Value
 
 # --------------------------------------------------------------------------
 # Locations

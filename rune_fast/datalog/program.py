@@ -16,14 +16,14 @@ import contextlib
 import gc
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
-from . import ast as A
-from .checks import REQUEST_RELATIONS, RESERVED_RELATIONS, check_program
+from ..lang import ast as A
+from ..lang.checks import REQUEST_RELATIONS, RESERVED_RELATIONS, check_program
 from .compiler import Columns, CompiledProgram, Database, core
-from .errors import RuneDataError, RuneError, RuneSyntaxError, raise_collected
-from .limits import DEFAULT_LIMITS, Limits
-from .rules_parser import parse_atom, parse_rules
+from ..errors import RuneDataError, RuneError, RuneSyntaxError, raise_collected
+from ..limits import DEFAULT_LIMITS, Limits
+from ..lang.rules_parser import parse_atom, parse_rules
 from .symbols import Symbols
-from .values import Entity, format_value
+from ..values import Entity, format_value
 
 __all__ = ["Program", "Model", "intern_facts", "COMPILED"]
 

@@ -1,0 +1,1 @@
+"""The policy layer: Cedar values and semantics, policy compilation, the authorizer."""

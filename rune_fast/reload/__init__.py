@@ -1,0 +1,2 @@
+"""Hot reload: ``store.PolicyStore`` (the one swapped attribute), ``watch`` (watchdog
+observer with debounce) and ``metrics`` (reload statistics as Prometheus collectors)."""
