@@ -114,7 +114,7 @@ def _register_engine_commands() -> None:
     except ImportError:  # the engine front is optional for `rune check`
         return
     register(SUBCOMMANDS)
-    from .server.cli import register as register_serve
+    from ..server.cli import register as register_serve
 
     register_serve(SUBCOMMANDS)
 

@@ -20,6 +20,7 @@ import falcon
 from . import admin, authzen, native, ops
 from .config import ServerOptions
 from .http import ApiError, Call, Reply, check_content_type, error_body, parse_json_body
+from .openapi import validators
 from .state import ServerState
 
 __all__ = ["create_app", "create_asgi_app", "ROUTES", "Route"]
@@ -109,6 +110,7 @@ def _state(path: Optional[str], options: Optional[ServerOptions], kwargs: dict) 
         options = ServerOptions.from_kwargs(path, **kwargs)
     elif kwargs or path is not None:
         raise TypeError("give either options= or path and keywords, not both")
+    validators()  # compile the request validators once, at start-up
     return ServerState(options)
 
 

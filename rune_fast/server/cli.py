@@ -6,7 +6,7 @@ __all__ = ["register"]
 
 
 def register(subcommands: list) -> None:
-    from ..cli import Subcommand
+    from ..cli.app import Subcommand
     from . import serve
 
     if any(c.name == "serve" for c in subcommands):

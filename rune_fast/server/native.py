@@ -76,7 +76,7 @@ def authorize_batch(state: Any, call: Call) -> Reply:
 
 
 def _jsonable(v: Any) -> Any:
-    from ..policies import from_value
+    from ..policy.policies import from_value
     from ..values import Entity
 
     v = from_value(v)

@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_policy(path: str) -> bool:
-    from ..cli import print_errors
+    from ..cli.app import print_errors
     from ..engine import load
     from ..errors import RuneError
 

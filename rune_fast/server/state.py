@@ -84,7 +84,7 @@ class ServerState:
                 time.sleep(1.0)
 
     def _create(self) -> None:
-        from ..store import PolicyStore
+        from ..reload.store import PolicyStore
         from . import metrics as metrics_mod
 
         o = self.options
@@ -100,7 +100,7 @@ class ServerState:
         try:
             store = PolicyStore(o.path, watch=o.watch, debounce=o.debounce, history=o.history, cache_size=o.cache_size)
         except Exception as e:  # RuneError, OSError: keep 503 and retry
-            from ..store import _one_line
+            from ..reload.store import _one_line
 
             self.load_error = _one_line(e)
             log.error("rune_fast.server: initial load of %s failed: %s", o.path, self.load_error)
