@@ -5,7 +5,8 @@ from ``docs/gunicorn.conf.py`` (or ``from rune_fast.server.hooks import *``
 in their own config):
 
 - ``post_worker_init``: load the policy in the worker, after the fork and
-  before it accepts connections (the store's watcher threads are born here);
+  before it accepts connections (the store's watcher threads are born here),
+  retrying while the files are broken;
 - ``child_exit``: retire a dead worker's live metrics (prometheus_client
   multiprocess mode).
 """
@@ -20,7 +21,10 @@ __all__ = ["post_worker_init", "child_exit"]
 def post_worker_init(worker: Any) -> None:
     from .state import start_all
 
-    start_all(block=True)
+    # If the files are broken right now, keep trying for half the worker
+    # timeout before accepting connections: meanwhile the other workers
+    # (which still hold the last good engine) take the traffic.
+    start_all(block=True, wait=max(1.0, float(getattr(worker, "timeout", 30)) / 2))
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if not _check_policy(args.path):
         return 1
 
+    master = os.getpid()
     run_dir = tempfile.mkdtemp(prefix="rune-serve-")
     metrics_dir = tempfile.mkdtemp(prefix="rune-metrics-")
     # Must be set before prometheus_client is imported anywhere in this
@@ -104,8 +105,11 @@ def run(args: argparse.Namespace) -> int:
         }
         return _Gunicorn(options, settings, asgi=args.worker_class == "uvicorn").run_foreground()
     finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+        # A worker exits by unwinding the stack it inherited from the fork,
+        # i.e. through here too: only the master may remove the directories.
+        if os.getpid() == master:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _check_policy(path: str) -> bool:

@@ -55,14 +55,25 @@ class ServerState:
         self.pid = os.getpid()
 
     # -- start-up ------------------------------------------------------------
-    def start(self, block: bool = True) -> bool:
+    def start(self, block: bool = True, wait: float = 0.0) -> bool:
         """Create the store (once per process). Returns whether one is loaded.
 
-        A failed initial load (the files are broken right now) is retried in
-        the background every second; meanwhile ``/health/ready`` says 503.
+        With ``wait`` > 0 a failed initial load (the files are broken right
+        now, e.g. caught mid-write) is retried every 0.1 s for that long: the
+        gunicorn hook uses it so that a worker does not accept connections
+        it cannot serve while its siblings can. After that, the load is
+        retried in the background every second and ``/health/ready`` says 503.
         """
         if self.store is not None:
             return True
+        deadline = time.monotonic() + wait
+        while block and wait > 0 and time.monotonic() < deadline:
+            with self._lock:
+                if self.store is None:
+                    self._create()
+            if self.store is not None:
+                return True
+            time.sleep(0.1)
         if not block:
             if self._retry is None:
                 with self._lock:
@@ -190,10 +201,10 @@ def _read_token(path: str) -> bytes:
     return token
 
 
-def start_all(block: bool = True) -> None:
+def start_all(block: bool = True, wait: float = 0.0) -> None:
     """Start every state of this process (the ``post_worker_init`` hook)."""
     for s in list(_INSTANCES):
-        s.start(block=block)
+        s.start(block=block, wait=wait)
 
 
 def _after_fork_in_child() -> None:
