@@ -23,7 +23,7 @@ from typing import Any
 from ..errors import RuneRequestError
 from .decide import Decider, decision_context, request_error, snapshot
 from .http import ApiError, Call, Reply, flag, json_reply
-from .mapping import action_json, entity_json, merge_item, to_request
+from .mapping import action_json, action_of, authzen_field, entity_json, entity_of, entity_sources, merge_item, request_entities, to_request
 
 __all__ = ["configuration", "evaluation", "evaluations", "search_subject", "search_resource", "search_action"]
 
@@ -64,7 +64,11 @@ def evaluation(state: Any, call: Call) -> Reply:
     body = call.body
     d = Decider(state, "evaluation", detail)
     req = to_request(body["subject"], body["action"], body["resource"], body.get("context"))
-    decision, did = d.decide(*req, logged=body)
+    sources = entity_sources([(k, e, body[k].get("properties")) for k, e in zip(("subject", "action", "resource"), req[:3])])
+    decision, did = d.decide(*req, logged=body, rename=lambda f: authzen_field(f, sources))
+    if not detail:
+        d.finish()
+        return Reply(200, _TRUE_BYTES if decision.allowed else _FALSE_BYTES)
     out: dict[str, Any] = {"decision": decision.allowed}
     if detail:
         out["context"] = decision_context(decision, did)
@@ -88,33 +92,73 @@ def evaluations(state: Any, call: Call) -> Reply:
         raise ApiError(413, "Payload Too Large", f"{len(items)} evaluations; at most {limit} per request", field="evaluations")
     detail, _ = _detail_flags(call)
     semantic = (body.get("options") or {}).get("evaluations_semantic", "execute_all")
-    defaults = body
+    log_items = state.decision_log is not None
     # Validate and map every item first: a malformed item is a 400 for the
-    # whole request, before anything is decided or logged.
-    prepared = []
+    # whole request, before anything is decided or logged. Objects shared by
+    # many items (the request-level defaults) are mapped once.
+    defaults = {k: body.get(k) for k in ("subject", "action", "resource", "context")}
+    mapped: dict[int, tuple] = {}
+
+    def entity(obj: dict, kind: str, field: str) -> tuple:
+        hit = mapped.get(id(obj))
+        if hit is None:
+            _require_complete(obj, kind, field)
+            ent = action_of(obj) if kind == "action" else entity_of(obj)
+            hit = mapped[id(obj)] = (ent, obj.get("properties"))
+        return hit
+
+    requests, logged = [], []
+    sources: dict[int, list] = {}
     for i, item in enumerate(items):
-        merged = merge_item(defaults, item)
+        parts = []
         for key in ("subject", "action", "resource"):
-            if key not in merged:
+            obj = item.get(key) or defaults[key]
+            if obj is None:
                 raise ApiError(400, "Invalid Request", f"evaluations[{i}] has no {key} and there is no default", field=f"evaluations[{i}].{key}")
-            _require_complete(merged[key], key, f"evaluations[{i}].{key}")
-        prepared.append((to_request(merged["subject"], merged["action"], merged["resource"], merged.get("context")), merged))
+            parts.append(entity(obj, key, f"evaluations[{i}].{key}" if key in item else key))
+        (p, pp), (a, ap), (r, rp) = parts
+        ctx = item.get("context", defaults["context"]) or None
+        ents = None
+        if pp or ap or rp:
+            ents = request_entities([(p, pp), (a, ap), (r, rp)])
+            sources[i] = entity_sources([("subject", p, pp), ("action", a, ap), ("resource", r, rp)])
+        requests.append((p, a, r, ctx, ents))
+        if log_items:
+            logged.append(merge_item(defaults, item))
     d = Decider(state, "evaluations", detail)
     # One snapshot; every item is checked before any is decided.
-    decisions = d.decide_batch([req for req, _ in prepared], "evaluations")
-    results = []
-    for (_req, merged), decision in zip(prepared, decisions):
-        decision, did = d.record(decision, merged)
-        r: dict[str, Any] = {"decision": decision.allowed}
-        if detail:
-            r["context"] = decision_context(decision, did)
-        results.append(r)
-        if semantic == "deny_on_first_deny" and not decision.allowed:
-            break
-        if semantic == "permit_on_first_permit" and decision.allowed:
-            break
+    decisions = d.decide_batch(requests, "evaluations", lambda i, f: authzen_field(f, sources.get(i, []), f"evaluations[{i}]"))
+    if semantic == "deny_on_first_deny":
+        decisions = _until(decisions, False)
+    elif semantic == "permit_on_first_permit":
+        decisions = _until(decisions, True)
+    results: list = []
+    if d.wants_id:
+        for decision, merged in zip(decisions, logged or [None] * len(decisions)):
+            decision, did = d.record(decision, merged)
+            r_: dict[str, Any] = {"decision": decision.allowed}
+            if detail:
+                r_["context"] = decision_context(decision, did)
+            results.append(r_)
+    else:
+        d.count(decisions)
+        results = [_TRUE if x.allowed else _FALSE for x in decisions]
     d.finish()
     return json_reply({"evaluations": results})
+
+
+_TRUE_BYTES = b'{"decision":true}'
+_FALSE_BYTES = b'{"decision":false}'
+_TRUE = {"decision": True}
+_FALSE = {"decision": False}
+
+
+def _until(decisions: list, stop: bool) -> list:
+    """The results up to and including the first whose ``allowed`` is ``stop``."""
+    for i, x in enumerate(decisions):
+        if x.allowed is stop:
+            return decisions[: i + 1]
+    return decisions
 
 
 def _require_complete(obj: dict, kind: str, field: str) -> None:

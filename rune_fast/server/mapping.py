@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from ..values import Entity
 
-__all__ = ["to_request", "entity_of", "action_of", "request_entities", "entity_json", "action_json", "merge_item"]
+__all__ = ["to_request", "entity_sources", "authzen_field", "entity_of", "action_of", "request_entities", "entity_json", "action_json", "merge_item"]
 
 ACTION_TYPE = "Action"
 
@@ -46,6 +46,31 @@ def request_entities(pairs: list[tuple[Entity, Optional[dict]]]) -> Optional[lis
     if not merged:
         return None
     return [{"uid": {"type": e.type, "id": e.id}, "attrs": attrs} for e, attrs in merged.items()]
+
+
+def entity_sources(pairs: list[tuple[str, Entity, Optional[dict]]]) -> list[str]:
+    """Which AuthZEN object each request entity of ``request_entities``
+    came from, so that an error in ``entities[k].attrs.x`` can be reported
+    as ``subject.properties.x`` (the field the client actually sent)."""
+    seen: dict[Entity, str] = {}
+    for name, ent, props in pairs:
+        if props and ent not in seen:
+            seen[ent] = name
+    return list(seen.values())
+
+
+def authzen_field(field: Optional[str], sources: list[str], prefix: str = "") -> Optional[str]:
+    """Rename an engine field (``entities[k].attrs...``) for the client."""
+    if field and field.startswith("entities["):
+        k, _, rest = field[len("entities[") :].partition("]")
+        if k.isdigit() and int(k) < len(sources):
+            rest = rest.lstrip(".")
+            if rest.startswith("attrs"):
+                rest = "properties" + rest[len("attrs") :]
+            field = f"{sources[int(k)]}.{rest}" if rest else sources[int(k)]
+    if prefix:
+        field = f"{prefix}.{field}" if field else prefix
+    return field
 
 
 def to_request(subject: dict, action: dict, resource: dict, context: Optional[dict]) -> tuple:

@@ -12,6 +12,7 @@ import json
 import os
 from typing import Any
 
+from .decide import snapshot
 from .http import ApiError, Call, Reply, json_reply
 from .openapi import document
 
@@ -32,10 +33,8 @@ def ready(state: Any, call: Call) -> Reply:
 
 
 def status(state: Any, call: Call) -> Reply:
+    snapshot(state)  # loads on a worker's first request, or 503
     store = state.store
-    if store is None:
-        state.start(block=False)
-        raise ApiError(503, "Service Unavailable", state.load_error or "no policy is loaded yet", headers={"Retry-After": "1"})
     s = store.stats
     history = store.history
     current = history[-1] if history else None
