@@ -201,6 +201,9 @@ def test_decision_log_ids_match_responses_and_hide_secrets(env):
 
 def test_metrics_totals_across_three_workers(env):
     srv = env[0]
+    from rune_fast.server.metrics import Metrics
+
+    time.sleep(3 * Metrics.FLUSH_INTERVAL)  # earlier tests' counts are all published
     before = srv.get("/metrics").text
     n = 60
     pids = set()
@@ -210,11 +213,20 @@ def test_metrics_totals_across_three_workers(env):
         assert r.status_code == 200
     for _ in range(20):
         pids.add(srv.get("/v1/status", headers={"Connection": "close"}).json()["pid"])
-    after = srv.get("/metrics").text
     assert len(pids) >= 2, "connections were not spread over the workers"
 
     def delta(name: str, **labels: str) -> float:
         return metric_sum(after, name, **labels) - metric_sum(before, name, **labels)
+
+    # Workers publish their counts every 0.25 s: wait for the totals to
+    # settle, then check them exactly.
+    after = ""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        after = srv.get("/metrics").text
+        if delta("rune_decisions_total", endpoint="evaluation") >= n:
+            break
+        time.sleep(0.1)
 
     assert delta("rune_decisions_total", endpoint="evaluation") == n
     assert delta("rune_decisions_total", endpoint="evaluation", outcome="deny") == n // 3

@@ -84,8 +84,12 @@ def dispatch(state: ServerState, route: Route, params: Any, header: Callable[[st
 def _too_large(state: ServerState, length: Optional[int]) -> Optional[Reply]:
     limit = state.options.max_body_bytes
     if length is not None and length > limit:
-        return Reply(413, error_body("Payload Too Large", f"the body is {length} bytes; at most {limit}"))
+        return _payload_too_large(length, limit)
     return None
+
+
+def _payload_too_large(length: int, limit: int) -> Reply:
+    return Reply(413, error_body("Payload Too Large", f"the body is {length} bytes; at most {limit}"))
 
 
 def _apply(resp: Any, reply: Reply) -> None:
@@ -140,7 +144,7 @@ class _WsgiResource:
                 limit = state.options.max_body_bytes
                 raw = req.bounded_stream.read(limit + 1)
                 if len(raw) > limit:
-                    return _apply(resp, _too_large(state, len(raw)))
+                    return _apply(resp, _payload_too_large(len(raw), limit))
             _apply(resp, dispatch(state, route, req.params, req.get_header, raw, req.content_type))
 
         return respond
@@ -189,7 +193,7 @@ class _AsgiResource:
                 limit = state.options.max_body_bytes
                 raw = await req.bounded_stream.read(limit + 1)
                 if len(raw) > limit:
-                    return _apply(resp, _too_large(state, len(raw)))
+                    return _apply(resp, _payload_too_large(len(raw), limit))
             _apply(resp, dispatch(state, route, req.params, req.get_header, raw, req.content_type))
 
         return respond

@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from ..errors import RuneRequestError
 from .decide import Decider, decision_context, request_error, snapshot
@@ -64,8 +64,13 @@ def evaluation(state: Any, call: Call) -> Reply:
     body = call.body
     d = Decider(state, "evaluation", detail)
     req = to_request(body["subject"], body["action"], body["resource"], body.get("context"))
-    sources = entity_sources([(k, e, body[k].get("properties")) for k, e in zip(("subject", "action", "resource"), req[:3])])
-    decision, did = d.decide(*req, logged=body, rename=lambda f: authzen_field(f, sources))
+    p, a, r, ctx, ents = req
+
+    def rename(field: Optional[str]) -> Optional[str]:  # only on a 400
+        pairs = [(k, e, body[k].get("properties")) for k, e in zip(("subject", "action", "resource"), req[:3])]
+        return authzen_field(field, entity_sources(pairs))
+
+    decision, did = d.decide(p, a, r, ctx, ents, logged=body, rename=rename)
     if not detail:
         d.finish()
         return Reply(200, _TRUE_BYTES if decision.allowed else _FALSE_BYTES)
@@ -107,7 +112,8 @@ def evaluations(state: Any, call: Call) -> Reply:
             hit = mapped[id(obj)] = (ent, obj.get("properties"))
         return hit
 
-    requests, logged = [], []
+    requests: list[tuple] = []
+    logged: list[Optional[dict]] = []
     sources: dict[int, list] = {}
     for i, item in enumerate(items):
         parts = []

@@ -75,10 +75,11 @@ def authzen_field(field: Optional[str], sources: list[str], prefix: str = "") ->
 
 def to_request(subject: dict, action: dict, resource: dict, context: Optional[dict]) -> tuple:
     """(principal, action, resource, context, entities) for ``engine.authorize``."""
-    p = entity_of(subject)
-    a = action_of(action)
-    r = entity_of(resource)
-    ents = request_entities([(p, subject.get("properties")), (a, action.get("properties")), (r, resource.get("properties"))])
+    p = Entity(subject["type"], subject["id"])
+    a = Entity(ACTION_TYPE, action["name"])
+    r = Entity(resource["type"], resource["id"])
+    sp, ap, rp = subject.get("properties"), action.get("properties"), resource.get("properties")
+    ents = request_entities([(p, sp), (a, ap), (r, rp)]) if (sp or ap or rp) else None
     return p, a, r, (context or None), ents
 
 

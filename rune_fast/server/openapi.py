@@ -378,7 +378,7 @@ _DETAIL_PARAMS = [
     {"name": "detail", "in": "query", "required": False, "schema": {"type": "boolean"}, "description": "Add a context with decision id, version, reasons and errors."},
     {"name": "explain", "in": "query", "required": False, "schema": {"type": "boolean"}, "description": "Add the engine's explanation (implies detail)."},
 ]
-_BEARER = [{"bearer": []}]
+_BEARER: list[dict[str, list]] = [{"bearer": []}]
 
 
 def _post(summary: str, op_id: str, req: str, resp: str, errors: tuple = (400, 413, 415, 503), params: Optional[list] = None, required: bool = True) -> dict:

@@ -214,8 +214,14 @@ def _after_fork_in_child() -> None:
 
     # prometheus_client re-opens its per-pid files itself after a fork; only
     # our record of the version this process serves must be forgotten.
-    if metrics_mod._METRICS is not None:
-        metrics_mod._METRICS._serving = None
+    m = metrics_mod._METRICS
+    if m is not None:  # the parent's threads and counts stay with the parent
+        m._serving = None
+        m._local = threading.local()
+        m._accs = []
+        m._flushed = {}
+        m._lock = threading.Lock()
+        m._thread = None
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
