@@ -1,4 +1,4 @@
-"""The Engine: one immutable, compiled bundle that answers requests (SPEC sections 1, 5-8).
+"""The Engine: one immutable, compiled bundle that answers requests (docs/language.md §4-§7).
 
 Why it is shaped like this:
 
@@ -38,11 +38,12 @@ import os
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Union
 
 from .lang import ast as A
 from .errors import RuneError, RuneRequestError
 from .limits import DEFAULT_LIMITS, Limits
+from .policy.decision import Decision
 from .policy.policies import (
     CRecord,
     CSet,
@@ -56,7 +57,12 @@ from .policy.policies import (
     unkey_row,
     _BoolKey,
 )
+from .analysis.locate import Provenance
 from .values import Entity, parse_entity_literal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .analysis.explain import Explanation
+    from .analysis.search import SearchPage
 
 __all__ = [
     "Decision",
@@ -85,44 +91,6 @@ _EMPTY_CONTEXT = CRecord()
 
 # ---------------------------------------------------------------------------
 # Results
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The answer to one request.
-
-    ``decision`` is ``"permit"``, ``"deny"`` or ``"forbid"``; only permit
-    allows. ``reasons`` are the ids of the determining policies (the
-    satisfied forbids, else the satisfied permits); ``errors`` are
-    ``(policy_id, message)`` for every policy that failed to evaluate (and
-    ``("<engine>", message)`` for a failure of the engine itself, which
-    always denies). ``cached`` says whether the decision came from the cache;
-    ``version`` is the content hash of the bundle that decided.
-
-    ``bool(decision)`` is ``decision.allowed``, so ``if engine.authorize(...)``
-    means what it says.
-    """
-
-    decision: str
-    allowed: bool
-    reasons: tuple[str, ...] = ()
-    errors: tuple[tuple[str, str], ...] = ()
-    cached: bool = False
-    version: str = ""
-
-    def __bool__(self) -> bool:
-        return self.allowed
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (used by the CLI and the HTTP fronts)."""
-        return {
-            "decision": self.decision,
-            "allowed": self.allowed,
-            "reasons": list(self.reasons),
-            "errors": [{"policy": p, "message": m} for p, m in self.errors],
-            "cached": self.cached,
-            "version": self.version,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,6 +392,9 @@ class _RequestRelations:
     def is_in(self, entity: Entity, target: Entity) -> bool:
         return self.base.is_in(entity, target)
 
+    def ancestors(self, entity: Entity) -> frozenset:
+        return self.base.ancestors(entity)
+
     def get_attr(self, entity: Entity, name: str) -> Any:
         return self.base.get_attr(entity, name)
 
@@ -489,6 +460,7 @@ class Engine:
         "_sealed",
         "_side_facts",
         "_full_model",
+        "_provenance",
         "__weakref__",
     )
 
@@ -527,17 +499,25 @@ class Engine:
         for fs in bundle.facts:
             facts.setdefault(fs.relation, []).extend(fs.rows)
         facts = {k: v for k, v in facts.items() if k in compiled.slot_of}
+        # where facts came from, for explanations (small; rows located on demand)
+        self._provenance = Provenance(bundle, facts, info.idb)
         # parent/attr facts that no rule and no relation call reads are only
         # needed by the policy layer's own snapshot: keep them out of the
         # core (they are often most of the data). ``query`` still sees them.
+        # Not when rules derive parent/attr (from the request or from
+        # request-supplied parent/attr): the request's model then answers
+        # ``in`` and attribute reads, so it must hold every stored fact.
         read = set(self.policies.relations).union(*info.depends_on.values()) if info.depends_on else set(self.policies.relations)
-        side = {k: facts.pop(k) for k in _ENTITY_FACTS if k in facts and k not in read and k not in info.idb}
+        derived_entity_facts = bool(_ENTITY_FACTS & set(info.idb))
+        side = {} if derived_entity_facts else {
+            k: facts.pop(k) for k in _ENTITY_FACTS if k in facts and k not in read and k not in info.idb
+        }
         db = compiled.evaluate(intern_facts(compiled, facts, symbols, "data"), symbols)
         self._model = model = Model(compiled, db)
         self._side_facts = side
         self._full_model: list = []
 
-        # Which relations change with the request (SPEC section 5).
+        # Which relations change with the request (docs/language.md §4, request relations).
         deps = dict(info.depends_on)
         self._core_dep = _closure(deps, _REQUEST_VARS)
         self._entity_dep = _closure(deps, _ENTITY_FACTS) | _ENTITY_FACTS
@@ -637,7 +617,7 @@ class Engine:
         context: Optional[Mapping[str, Any]] = None,
         entities: Optional[Sequence[Any]] = None,
     ) -> Decision:
-        """Decide one request (SPEC sections 6 and 7).
+        """Decide one request (docs/language.md §5 and §6).
 
         Entities may be ``Entity``, ``("User", "alice")`` or
         ``'User::"alice"'``; ``context`` a JSON-like dict; ``entities`` a list
@@ -790,7 +770,7 @@ class Engine:
         if self._dynamic_hierarchy or (has_ents and self._entity_hierarchy):
             # Rules derive parent/attr from the request: read them from its model.
             data.hierarchy = lazy.model()
-        sel = policies.candidates(p, a, r, data, use_memo=not data.req_parents)
+        sel = policies.candidates(p, a, r, data)
         dep = self._core_dep | self._entity_dep if has_ents else self._core_dep
         for n in sel[2] & dep:
             data.rels[n] = lazy
@@ -809,7 +789,7 @@ class Engine:
 
     def _request_model(self, p: Entity, a: Entity, r: Entity, ctx: CRecord, ents: Optional[_RequestEntities]) -> Any:
         """The Datalog model of this request: the static model plus the
-        request relations (SPEC section 5), evaluated by the core with this
+        request relations (docs/language.md §4), evaluated by the core with this
         engine's limits (``max_request_tuples``, ``deadline_ms``)."""
         return self._with_request([(p,)], [(a,)], [(r,)], ctx, ents)
 
@@ -925,6 +905,80 @@ class Engine:
         ents = _parse_entities(entities)
         model = self._request_model_partial(p, a, r, ctx, ents)
         return model.query(atom_text)
+
+    # -- search and explain (rune_fast/search.py, rune_fast/explain.py) ------------------
+
+    def search_resources(
+        self,
+        principal: Any,
+        action: Any,
+        resource_type: str,
+        *,
+        context: Optional[Mapping[str, Any]] = None,
+        entities: Optional[Sequence[Any]] = None,
+        within: Any = None,
+        limit: int = 100,
+        page_token: Optional[str] = None,
+    ) -> "SearchPage":
+        """Entities of ``resource_type`` that ``principal`` may do ``action`` on
+        (optionally only those ``in`` the entity ``within``): exactly those
+        for which ``authorize`` permits. Sorted by (type, id), ``limit`` per
+        page; pass ``next_token`` back as ``page_token`` for the next page.
+        Raises ``RuneRequestError`` for a malformed request or token."""
+        from .analysis.search import search_resources
+
+        return search_resources(self, principal, action, resource_type, context=context, entities=entities,
+                                within=within, limit=limit, page_token=page_token)
+
+    def search_subjects(
+        self,
+        action: Any,
+        resource: Any,
+        principal_type: str,
+        *,
+        context: Optional[Mapping[str, Any]] = None,
+        entities: Optional[Sequence[Any]] = None,
+        limit: int = 100,
+        page_token: Optional[str] = None,
+    ) -> "SearchPage":
+        """Principals of ``principal_type`` that may do ``action`` on ``resource``."""
+        from .analysis.search import search_subjects
+
+        return search_subjects(self, action, resource, principal_type, context=context, entities=entities,
+                               limit=limit, page_token=page_token)
+
+    def search_actions(
+        self,
+        principal: Any,
+        resource: Any,
+        *,
+        context: Optional[Mapping[str, Any]] = None,
+        entities: Optional[Sequence[Any]] = None,
+        limit: int = 100,
+        page_token: Optional[str] = None,
+    ) -> "SearchPage":
+        """Actions (entities of type ``Action`` or ``Ns::Action``) ``principal`` may do on ``resource``."""
+        from .analysis.search import search_actions
+
+        return search_actions(self, principal, resource, context=context, entities=entities,
+                              limit=limit, page_token=page_token)
+
+    def explain(
+        self,
+        principal: Any,
+        action: Any,
+        resource: Any,
+        context: Optional[Mapping[str, Any]] = None,
+        entities: Optional[Sequence[Any]] = None,
+    ) -> "Explanation":
+        """The decision for a request and why: the determining policies with
+        proof trees of the facts their conditions used, or for a deny the
+        first failing scope constraint or clause of each permit that could
+        apply. Built on demand (nothing is recorded while authorizing);
+        ``.to_dict()`` is JSON-ready, ``.render()`` an indented tree."""
+        from .analysis.explain import explain
+
+        return explain(self, principal, action, resource, context, entities)
 
     def _request_model_partial(self, p: Any, a: Any, r: Any, ctx: CRecord, ents: Any) -> Any:
         return self._with_request(

@@ -1,4 +1,4 @@
-"""Configurable limits (SPEC section 10): every one fails closed with its name."""
+"""Configurable limits (docs/language.md §9): every one fails closed with its name."""
 
 from __future__ import annotations
 

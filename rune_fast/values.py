@@ -18,6 +18,7 @@ __all__ = [
     "ENTITY_LITERAL",
     "parse_entity_literal",
     "is_entity_literal",
+    "is_type_name",
     "value_key",
     "format_value",
     "INT_MIN",
@@ -30,6 +31,17 @@ INT_MAX = 2**63 - 1
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 #: ``Type::"id"`` or ``Ns::Type::"id"``; the id is a JSON string body.
 ENTITY_LITERAL = re.compile(rf'^({_NAME}(?:::{_NAME})*)::"((?:[^"\\]|\\.)*)"$', re.S)
+
+_TYPE_NAME = re.compile(rf"{_NAME}(?:::{_NAME})*")
+
+
+def is_type_name(text: object) -> bool:
+    """Whether ``text`` is a whole entity type name (``User``, ``Ns::User``).
+
+    Full-match semantics: ``"User\\n"`` is not a type name (a pattern ending
+    in ``$`` would accept it, since ``$`` also matches before a final newline).
+    """
+    return type(text) is str and _TYPE_NAME.fullmatch(text) is not None
 
 
 class Entity(NamedTuple):

@@ -1,4 +1,4 @@
-"""The policy layer on its own: every SPEC section 6 operator, Cedar's error
+"""The policy layer on its own: every operator of docs/language.md §5, Cedar's error
 semantics, scopes, the decision rule and the candidate index.
 
 Data comes from ``FactData`` built from plain dicts (the ``PolicyData``
@@ -687,7 +687,7 @@ def test_overlay_adds_parents_and_overrides_attributes(backend):
     )
     text = '@id("x") permit(principal in Group::"outer", action, resource) when { principal.level == 9 && principal.name == "alice" && principal in Group::"all" };'
     pset = compile_policies(parse(text), backend)
-    assert pset.evaluate(U, READ, DOC, CRecord(), overlay, use_memo=False) == ("permit", ("x",), ())
+    assert pset.evaluate(U, READ, DOC, CRecord(), overlay) == ("permit", ("x",), ())
     assert pset.evaluate(U, READ, DOC, CRecord(), base)[0] == "deny"
     # A request parent above a static ancestor is also seen from below.
     overlay2 = OverlayData(base, parents={G_STAFF: [new_group]})
@@ -805,7 +805,7 @@ def test_overlay_reads_parent_and_attr_from_a_request_model(backend):
         'when { principal.badge == "gold" && principal.role == ["b", "a"] && principal.level == 4 && !(principal has nope) };'
     )
     pset = compile_policies(parse(text), backend)
-    assert pset.evaluate(U, READ, DOC, CRecord(), data, use_memo=False) == ("permit", ("x",), ())
+    assert pset.evaluate(U, READ, DOC, CRecord(), data) == ("permit", ("x",), ())
     assert not data.is_in(U, G_STAFF)
 
 

@@ -157,6 +157,24 @@ def test_detail_and_explain_flags(client):
     assert len(r.json["decision_id"]) == 32
     r = client.simulate_post("/access/v1/evaluation", json=ev("alice"), params={"detail": "maybe"})
     assert r.status_code == 400 and r.json["field"] == "detail"
+    r = client.simulate_post("/access/v1/evaluation", json=ev("alice"), params={"explain": "true"}).json
+    assert r["decision"] is True and r["context"]["reasons"] == ["staff-read"]
+    assert r["context"]["explain"]["decision"]["decision"] == "permit"
+    r = client.simulate_post("/v1/authorize", json={"principal": 'User::"carol"', "action": 'Action::"read"', "resource": 'Doc::"d"'}, params={"explain": "1"}).json
+    assert r["allowed"] is False and r["explain"]["decision"]["decision"] == "deny"
+
+
+def test_search_pages_and_stale_tokens(client, policy):
+    body = {"subject": {"type": "User"}, "action": {"name": "read"}, "resource": {"type": "Doc", "id": "d"}, "page": {"limit": 1}}
+    r = client.simulate_post("/access/v1/search/subject", json=body).json
+    assert r["results"] == [{"type": "User", "id": "alice"}] and r["page"]["count"] == 1
+    token = r["page"]["next_token"]
+    r2 = client.simulate_post("/access/v1/search/subject", json={**body, "page": {"limit": 1, "token": token}}).json
+    assert r2["results"] == [{"type": "User", "id": "bob"}] and r2["page"]["next_token"] == ""
+    policy.write_text(POLICY + "\n// v2\n")
+    assert client.simulate_post("/v1/admin/reload", headers={"Authorization": "Bearer tok"}).json["changed"]
+    r3 = client.simulate_post("/access/v1/search/subject", json={**body, "page": {"limit": 1, "token": token}})
+    assert r3.status_code == 400  # a token from another policy version
 
 
 # ---------------------------------------------------------------- admin

@@ -1054,6 +1054,10 @@ cdef class Executor:
             name, arg = spec
             cached = bool(self.hooks.method(name, arg, v))
             self.method_memo[key] = cached
+            # A string method is linear in its string, which may be long:
+            # look at the clock after every one that was not memoized.
+            if self.deadline > 0 and now_seconds() > self.deadline:
+                self.hooks.deadline()
         return cached
 
     # -- aggregates --------------------------------------------------------

@@ -378,6 +378,8 @@ class Executor:
         if cached is None:
             name, arg = spec
             cached = self.method_memo[key] = bool(self.hooks.method(name, arg, v))
+            if self.deadline and time.monotonic() > self.deadline:
+                self.hooks.deadline()
         return cached
 
     # -- aggregates

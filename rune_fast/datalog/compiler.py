@@ -20,11 +20,8 @@ The plans are run by the compiled executor (``_core.pyx``) or, with
 
 from __future__ import annotations
 
-import functools
 import math
 import os
-import re
-import time
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence
 
@@ -43,9 +40,9 @@ from ..lang.checks import (
     ProgramInfo,
 )
 from ..errors import EvalFailure, RuneError, RuneLimitError
-from ..lang.lexer import like_pattern_from_glob
+from ..like import glob_matcher
 from ..limits import DEFAULT_LIMITS, Limits
-from .symbols import INLINE_MAX, INLINE_MIN, Symbols
+from .symbols import Symbols
 from ..values import INT_MAX, INT_MIN, format_value
 
 if os.environ.get("RUNE_FAST_PURE") == "1":
@@ -79,16 +76,6 @@ REQUEST_INPUTS = frozenset(REQUEST_RELATIONS) | frozenset(RESERVED_RELATIONS)
 
 def _is_number(v: object) -> bool:
     return type(v) is int or type(v) is float
-
-
-def like_regex(pattern: Sequence) -> "re.Pattern[str]":
-    """A regex for a ``like`` pattern in ``ast.Like`` form (strings and wildcards)."""
-    return re.compile("".join(".*" if part is A.LIKE_WILDCARD else re.escape(part) for part in pattern), re.S)
-
-
-@functools.lru_cache(maxsize=1024)
-def _glob_regex(glob: str) -> "re.Pattern[str]":
-    return like_regex(like_pattern_from_glob(glob))
 
 
 class Hooks:
@@ -157,7 +144,7 @@ class Hooks:
             return v.endswith(arg)
         if name == "contains":
             return arg in v
-        return _glob_regex(arg).fullmatch(v) is not None
+        return glob_matcher(arg)(v)  # linear time, see rune_fast/like.py
 
     def aggregate(self, code: int, ids: list) -> int:
         name = AGG_NAMES[code]

@@ -42,6 +42,7 @@ from ..lang import ast as A
 from ..errors import RuneEvalError, RuneLimitError, RuneRequestError, RuneSyntaxError
 from ..graphs import strongly_connected_components
 from ..values import INT_MAX, INT_MIN, Entity, format_value, parse_entity_literal
+from ..like import like_matcher as _like_matcher
 
 __all__ = [
     "MISSING",
@@ -372,12 +373,17 @@ class PolicyData(Protocol):
 
     - ``is_in(e, t)``: ``e == t`` or ``t`` is reachable from ``e`` through
       ``parent`` edges (reflexive-transitive closure);
+    - ``ancestors(e)``: every ``t`` with ``is_in(e, t)`` except ``e`` itself
+      (``e`` may appear if it lies on a cycle), as a frozenset: what the
+      candidate memo keys the action on;
     - ``get_attr(e, name)``: the Cedar value of an attribute, or ``MISSING``;
     - ``contains(rel, row)``: the fully bound tuple is in relation ``rel``;
     - ``matches(rel, row)``: like ``contains`` but ``None`` items match anything.
     """
 
     def is_in(self, entity: Entity, target: Entity) -> bool: ...
+
+    def ancestors(self, entity: Entity) -> frozenset: ...
 
     def get_attr(self, entity: Entity, name: str) -> Any: ...
 
@@ -744,6 +750,11 @@ class OverlayData:
             return self.base.is_in(entity, target)
         return target in self._ancestors(entity)
 
+    def ancestors(self, entity: Entity) -> frozenset:
+        if not self._dirty and self.hierarchy is None:
+            return self.base.ancestors(entity)
+        return self._ancestors(entity)
+
     def get_attr(self, entity: Entity, name: str) -> Any:
         d = self.req_attrs.get(entity)
         if d is not None:
@@ -809,43 +820,6 @@ def _overflow(op: str, a: Any, b: Any = None) -> RuneEvalError:
 
 _NOCONST = object()
 _VARS = ("principal", "action", "resource", "context")
-
-
-def _like_matcher(pattern: tuple) -> Callable[[str], bool]:
-    """Compile a ``like`` pattern (literal strings and ``LIKE_WILDCARD``).
-
-    Glob with only ``*`` is matched by prefix, suffix and a greedy leftmost
-    search for the middle parts, which is both correct and linear.
-    """
-    parts = [""]
-    for item in pattern:
-        if item is A.LIKE_WILDCARD:
-            parts.append("")
-        else:
-            parts[-1] += item
-    if len(parts) == 1:
-        lit = parts[0]
-        return lambda s: s == lit
-    prefix, suffix, middle = parts[0], parts[-1], [m for m in parts[1:-1] if m]
-    need = len(prefix) + len(suffix)
-    if not middle:
-        if not prefix and not suffix:
-            return lambda s: True
-        return lambda s: len(s) >= need and s.startswith(prefix) and s.endswith(suffix)
-
-    def match(s: str) -> bool:
-        if len(s) < need or not s.startswith(prefix) or not s.endswith(suffix):
-            return False
-        pos = len(prefix)
-        end = len(s) - len(suffix)
-        for m in middle:
-            i = s.find(m, pos, end)
-            if i < 0:
-                return False
-            pos = i + len(m)
-        return True
-
-    return match
 
 
 class _Compiler:
@@ -2022,8 +1996,10 @@ class CompiledPolicy:
 
         return test
 
-    def action_matches(self, action: Entity, data: PolicyData) -> bool:
-        """Whether the action scope admits ``action`` (hierarchy from ``data``)."""
+    def action_matches(self, action: Entity, ancestors: frozenset) -> bool:
+        """Whether the action scope admits ``action``, whose ancestors (under
+        the request's hierarchy) are ``ancestors``: a pure function of both,
+        so the candidate memo can key on them."""
         a = self.policy.action
         k = a.kind
         if k == "any":
@@ -2031,11 +2007,11 @@ class CompiledPolicy:
         if k == "eq":
             return action == a.entity
         if k == "in":
-            return action == a.entity or data.is_in(action, a.entity)
+            return action == a.entity or a.entity in ancestors
         if k == "in_set":
-            return any(action == e or data.is_in(action, e) for e in a.entities)
+            return any(action == e or e in ancestors for e in a.entities)
         if k == "is":  # not in SPEC's action grammar, harmless to honour
-            return action.type == a.type and (a.entity is None or action == a.entity or data.is_in(action, a.entity))
+            return action.type == a.type and (a.entity is None or action == a.entity or a.entity in ancestors)
         raise RuneSyntaxError(f"unknown action constraint {k!r}", **_loc(a))
 
     def __repr__(self) -> str:
@@ -2099,15 +2075,16 @@ class PolicySet:
     (reasons = satisfied permits), else "deny" (no reasons). Erroring
     policies are not satisfied and are reported, in policy order.
 
-    The candidate memo (per action, principal type and resource type) only
-    depends on the *static* action hierarchy, so callers pass
-    ``use_memo=False`` when a request supplies its own parents or when
-    ``parent`` facts depend on the request. The memo is filled lazily; a dict
+    The candidate memo is keyed on (action, the action's ancestors in the
+    request's data, principal type, resource type): everything ``select``
+    reads, so a request whose rules or entities give the action other parents
+    can never reuse another request's selection. It is filled lazily; a dict
     store is atomic, and two threads computing the same entry store equal
     values, so no lock is needed.
     """
 
     MEMO_LIMIT = 16384
+    MEMO_MAX_ANCESTORS = 64
 
     def __init__(self, policies: Sequence[CompiledPolicy]) -> None:
         self.policies: tuple[CompiledPolicy, ...] = tuple(policies)
@@ -2130,14 +2107,16 @@ class PolicySet:
     def __getitem__(self, policy_id: str) -> CompiledPolicy:
         return self._by_id[policy_id]
 
-    def select(self, action: Entity, ptype: str, rtype: str, data: PolicyData) -> tuple:
-        """``(general, by_principal, relations)``: the policies that can apply.
+    def select(self, action: Entity, ptype: str, rtype: str, ancestors: frozenset) -> tuple:
+        """``(general, by_principal, relations)``: the policies that can apply
+        to a request with this action (whose ancestors are ``ancestors``),
+        principal type and resource type.
 
         ``general`` is a tuple of ``(index, id, forbid, test)``; ``by_principal``
         maps a principal entity to the tuple of its ``principal ==`` policies
         merged with ``general`` in bundle order (None when there are none); ``relations`` are the
         relations all of them call (to decide whether the request needs its
-        own Datalog model).
+        own Datalog model). A pure function of its arguments.
         """
         general = []
         by_p: dict = {}
@@ -2147,7 +2126,7 @@ class PolicySet:
                 continue
             if pol.resource_type is not None and pol.resource_type != rtype:
                 continue
-            if not pol.action_matches(action, data):
+            if not pol.action_matches(action, ancestors):
                 continue
             entry = (pol.index, pol.id, pol.forbid, pol.test)
             rels |= pol.relations
@@ -2158,15 +2137,22 @@ class PolicySet:
         merged = {k: tuple(sorted(general + v)) for k, v in by_p.items()}
         return (tuple(general), merged or None, frozenset(rels))
 
-    def candidates(self, principal: Entity, action: Entity, resource: Entity, data: PolicyData, use_memo: bool = True) -> tuple:
-        if not use_memo:
-            return self.select(action, principal[0], resource[0], data)
-        key = (action, principal[0], resource[0])
-        sel = self._memo.get(key)
+    def candidates(self, principal: Entity, action: Entity, resource: Entity, data: PolicyData) -> tuple:
+        """``select`` for a request, memoized.
+
+        The memo is keyed on everything the selection depends on: the
+        action, *its ancestors under this request's data* (rules or request
+        entities may change them per request) and the two types. Ancestor
+        sets above ``MEMO_MAX_ANCESTORS`` are not memoized (bounded memory).
+        """
+        anc = data.ancestors(action)
+        key = (action, principal[0], resource[0], anc)
+        memo = self._memo
+        sel = memo.get(key)
         if sel is None:
-            sel = self.select(action, principal[0], resource[0], data)
-            if len(self._memo) < self.MEMO_LIMIT:
-                self._memo[key] = sel
+            sel = self.select(action, principal[0], resource[0], anc)
+            if len(memo) < self.MEMO_LIMIT and len(anc) <= self.MEMO_MAX_ANCESTORS:
+                memo[key] = sel
         return sel
 
     def evaluate(
@@ -2176,12 +2162,9 @@ class PolicySet:
         resource: Entity,
         context: CRecord,
         data: PolicyData,
-        use_memo: bool = True,
     ) -> Outcome:
         """Decide one request (see the class docstring)."""
-        sel = self._memo.get((action, principal[0], resource[0])) if use_memo else None
-        if sel is None:
-            sel = self.candidates(principal, action, resource, data, use_memo)
+        sel = self.candidates(principal, action, resource, data)
         return self.run(sel, principal, action, resource, context, data)
 
     def run(

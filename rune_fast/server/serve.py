@@ -113,14 +113,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_policy(path: str) -> bool:
-    from ..cli.app import print_errors
     from ..engine import load
     from ..errors import RuneError
 
     try:
         load(path, cache_size=0)
     except RuneError as err:
-        n = print_errors(err)
+        for e in err.errors:
+            print(e.render(), file=sys.stderr)
+        n = len(err.errors)
         print(f"rune serve: {path}: {n} error(s); not starting", file=sys.stderr)
         return False
     except OSError as err:

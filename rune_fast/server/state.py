@@ -111,8 +111,6 @@ class ServerState:
         try:
             store = PolicyStore(o.path, watch=o.watch, debounce=o.debounce, history=o.history, cache_size=o.cache_size)
         except Exception as e:  # RuneError, OSError: keep 503 and retry
-            from ..reload.store import _one_line
-
             self.load_error = _one_line(e)
             log.error("rune_fast.server: initial load of %s failed: %s", o.path, self.load_error)
             return
@@ -191,6 +189,14 @@ class ServerState:
             self.store.close()
         if self.decision_log is not None:
             self.decision_log.close()
+
+
+def _one_line(err: BaseException) -> str:
+    errors = getattr(err, "errors", None) or [err]
+    return "; ".join(
+        f"{e.location}: {e.message}" if hasattr(e, "location") and hasattr(e, "message") else f"{type(e).__name__}: {e}"
+        for e in errors
+    )
 
 
 def _read_token(path: str) -> bytes:
