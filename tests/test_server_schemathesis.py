@@ -16,7 +16,7 @@ from schemathesis.checks import content_type_conformance, not_a_server_error, re
 
 from server_helpers import AUTHZEN_DIR, Server, free_port, rune_cmd
 
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = 8
 
 
 @pytest.fixture(scope="module")
