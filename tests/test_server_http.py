@@ -294,9 +294,13 @@ def test_gunicorn_directly_and_uvicorn_asgi(tmp_path):
     conf = ROOT / "docs" / "gunicorn.conf.py"
     cmd = [sys.executable, "-m", "gunicorn", "-c", str(conf), "--bind", f"127.0.0.1:{port}", "--workers", "2",
            f"rune_fast.server:create_app({str(policy)!r})"]
-    with Server(cmd, port, tmp_path, env={"PROMETHEUS_MULTIPROC_DIR": ""}) as srv:
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    with Server(cmd, port, tmp_path, env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}) as srv:
         assert srv.post("/access/v1/evaluation", EVAL).json() == {"decision": True}
         assert srv.get("/v1/status").json()["watching"] is True
+        assert "rune_serving_version_info" in srv.get("/metrics").text
+        assert any(f.name.startswith("counter_") for f in metrics_dir.iterdir())
     assert srv.proc.returncode == 0
 
     _asgi_module(tmp_path, policy)

@@ -41,7 +41,8 @@ except ImportError:  # pragma: no cover - prometheus_client is a dependency
 
 
 def _multiproc() -> bool:
-    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    # The same test prometheus_client applies when it picks its value storage.
+    return "PROMETHEUS_MULTIPROC_DIR" in os.environ or "prometheus_multiproc_dir" in os.environ
 
 
 class Metrics:
