@@ -131,7 +131,7 @@ def test_paging_is_stable_and_token_checked(doc_engine):
     with pytest.raises(RuneRequestError, match="different search"):
         doc_engine.search_resources('User::"bob"', read, "Document", page_token=p1.next_token)
     # a token from another engine version is refused, not misread
-    other = rune_fast.load_text(open(EXAMPLE).read() + "\n# changed\n")
+    other = rune_fast.load_text(Path(EXAMPLE).read_text() + "\n# changed\n")
     assert other.version != doc_engine.version
     with pytest.raises(RuneRequestError, match="another engine version"):
         other.search_resources(alice, read, "Document", limit=3, page_token=p1.next_token)
@@ -161,7 +161,7 @@ def test_bad_requests(doc_engine):
 
 def test_store_mirrors_engine(tmp_path):
     path = tmp_path / "b.rune"
-    path.write_text(open(EXAMPLE).read())
+    path.write_text(Path(EXAMPLE).read_text())
     with rune_fast.PolicyStore(str(path), watch=False) as store:
         e = store.engine
         args = ('User::"alice"', 'Action::"read"', "Document")

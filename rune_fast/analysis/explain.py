@@ -29,12 +29,15 @@ Why it is shaped like this:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from ..lang import ast as A
 from ..errors import RuneError, RuneEvalError
-from ..policy.policies import MISSING, EvalRequest, OverlayData, _Compiler, from_row_key, kind_name
+from ..policy.codegen import generate_expression
+from ..policy.policies import MISSING, OverlayData, kind_name
+from ..values import from_key as from_row_key
 from ..values import Entity
 from . import render
 from .proofs import ProofNode, Prover
@@ -275,7 +278,7 @@ class _Context:
             req_rows.update(("attr", tuple(r)) for r in ents.attr_rows)
         self.req_rows = req_rows
         self.prover = Prover(_Facts(model, engine), {}, engine.rules, engine.info.rule_info, self.base)
-        self._compilers: dict[str, _Compiler] = {}
+        self._expressions: dict[int, Any] = {}  # id(node) -> generated function
 
     def base(self, rel: str, row: tuple) -> Optional[dict]:
         """The origin of a base fact, ``None`` for a derived one."""
@@ -295,12 +298,11 @@ class _Context:
 
     def evaluate(self, pid: str, node: Any, data: Any) -> tuple[bool, Any]:
         """``(True, value)`` or ``(False, error message)`` for one expression."""
-        comp = self._compilers.get(pid)
-        if comp is None:
-            comp = self._compilers[pid] = _Compiler(pid)
         try:
-            fn = comp.expr(node)
-            return True, fn(EvalRequest(self.p, self.a, self.r, self.ctx, data))
+            fn = self._expressions.get(id(node))
+            if fn is None:
+                fn = self._expressions[id(node)] = generate_expression(node, pid)
+            return True, fn(self.p, self.a, self.r, self.ctx, data)
         except RuneEvalError as e:
             return False, e.message
         except RuneError as e:  # cannot compile on its own (should not happen)
@@ -354,7 +356,7 @@ class _Context:
             return ScopeCheck(slot, text, False, f"{e} is not in {target}; its ancestors: {listed or 'none'}")
         chain = self.path(e, target)
         proofs = []
-        for child, par in zip(chain, chain[1:]):
+        for child, par in itertools.pairwise(chain):
             node = self.proof_of("parent", (child, par))
             proofs.append(node if node is not None else ProofNode("request", "parent", (child, par),
                                                                   origin={"kind": "request", "field": "entities"}))
@@ -440,7 +442,7 @@ class _Context:
         out["value"] = render.json_value(v)
         t = type(node)
         if t is A.RelCall:
-            args = []
+            args: list[Any] = []
             for a in node.args:
                 if type(a) is A.Wildcard:
                     args.append(None)
@@ -492,8 +494,8 @@ class _Context:
             if not s.matched:
                 return PolicyReport(pol.id, effect, ast.loc, "scope", determining, tuple(scopes))
         conds = []
-        for c in ast.conditions:
-            cc = self.clause(pol.id, c, True)
+        for cond in ast.conditions:
+            cc = self.clause(pol.id, cond, True)
             conds.append(cc)
             if cc.error:
                 return PolicyReport(pol.id, effect, ast.loc, "error", determining, tuple(scopes), tuple(conds), cc.error)
@@ -509,7 +511,7 @@ class _Facts:
     def __init__(self, model: Any, engine: Any) -> None:
         self.model = model
         self.compiled = model.compiled
-        self.side = engine.model if engine._side_facts else None
+        self.side: Any = engine.model if engine._side_facts else None  # None only when side_names is empty
         self.side_names = frozenset(engine._side_facts)
 
     def contains(self, rel: str, row: tuple) -> bool:
@@ -550,7 +552,7 @@ def _operands(node: Any) -> list[tuple[str, Any]]:
     if t is A.Binary:
         return [("left", node.left), ("right", node.right)]
     if t is A.Method:
-        return [("object", node.obj)] + [(f"argument", a) for a in node.args]
+        return [("object", node.obj)] + [("argument", a) for a in node.args]
     if t is A.Is and node.in_expr is not None:
         return [("object", node.obj), ("in", node.in_expr)]
     return [("object", node.obj)]

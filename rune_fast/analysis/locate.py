@@ -17,7 +17,7 @@ built from text), the location falls back to the ``[data]`` key's line.
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping
 
 from ..lang import ast as A
 from ..values import value_key

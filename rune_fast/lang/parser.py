@@ -35,7 +35,7 @@ import re
 import sys
 from dataclasses import dataclass, replace
 from itertools import chain
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Callable, Iterable, Optional, Union
 
 from .ast import Bundle, EmbeddedTest, FactSet, Loc, Policy, RequestEntity, Rule, RuneFile, SourceSpec
 from ..errors import (
@@ -70,7 +70,7 @@ try:  # pragma: no cover - depends on the environment
 
     _rtoml_loads = _rtoml.loads
 except ImportError:  # pragma: no cover
-    _rtoml_loads = None
+    _rtoml_loads = None  # type: ignore[assignment]  # then tomllib parses everything
 
 __all__ = [
     "parse_text",
@@ -124,7 +124,8 @@ _DATA_SHAPES = (
 
 def _unquote_basic(quoted: str) -> str:
     try:
-        return tomllib.loads("k = " + quoted)["k"]
+        value: str = tomllib.loads("k = " + quoted)["k"]
+        return value
     except (tomllib.TOMLDecodeError, KeyError):
         return quoted[1:-1]
 
@@ -186,14 +187,14 @@ class _Src:
         text = self.text_at(line_start) if line_start >= 0 else self.line_text(line)
         return Loc(self.file, line, col, text)
 
-    def err(self, cls: type, msg: str, line: int, col: int, **kw: Any) -> RuneError:
+    def err(self, cls: type[RuneError], msg: str, line: int, col: int, **kw: Any) -> RuneError:
         return cls(msg, file=self.file, line=line, column=col, source_line=self.line_text(line), **kw)
 
-    def err_at(self, cls: type, msg: str, loc: Loc, **kw: Any) -> RuneError:
+    def err_at(self, cls: type[RuneError], msg: str, loc: Loc, **kw: Any) -> RuneError:
         return cls(msg, file=self.file, line=loc.line, column=loc.col, source_line=loc.text, **kw)
 
 
-def _err_from_loc(cls: type, msg: str, loc: Loc) -> RuneError:
+def _err_from_loc(cls: type[RuneError], msg: str, loc: Loc) -> RuneError:
     return cls(msg, file=loc.file, line=loc.line, column=loc.col, source_line=loc.text or None)
 
 
@@ -484,6 +485,7 @@ class _FileParser:
                 col = len(stripped) - stripped.rfind("\n")
             self.error(RuneSyntaxError, f"invalid TOML in [{kind}]: {msg}", line, col)
             return None
+        assert result is not None
         first = group[0]
         extra = [k for k in result if k != kind]
         if extra:
@@ -681,7 +683,7 @@ class _FileParser:
         if not ok:
             return None
         return EmbeddedTest(name, ents["principal"], ents["action"], ents["resource"], context,
-                            entities or (), expect, header)
+                            entities or (), str(expect), header)
 
     def request_entities(self, label: str, v: Any, loc: Loc) -> Optional[tuple[RequestEntity, ...]]:
         form = ("an array of tables { uid = { type = \"User\", id = \"alice\" }, attrs = { ... }, "
@@ -724,17 +726,14 @@ class _FileParser:
         body = self.src.text[c.body : c.end]
         if not body.strip():
             return ()
-        try:
-            if kind == "rules":
-                from .rules_parser import parse_rules as fn
-            else:
-                from .policy_parser import parse_policies as fn
-        except ImportError as e:  # pragma: no cover - both modules ship with the package
-            self.error(RuneSyntaxError, f"cannot parse [{kind}]: {e}", c.line, c.col)
-            return ()
-        nodes, errs = fn(body, self.src.file, c.line + 1, max_nesting=self.limits.max_nesting)
-        for e in errs:
-            self.errors.extend(e.errors)
+        from .policy_parser import parse_policies
+        from .rules_parser import parse_rules
+
+        parse: Callable[..., tuple[tuple[Any, ...], list[RuneError]]]
+        parse = parse_rules if kind == "rules" else parse_policies
+        nodes, errs = parse(body, self.src.file, c.line + 1, max_nesting=self.limits.max_nesting)
+        for err in errs:
+            self.errors.extend(err.errors)
         return tuple(nodes)
 
 
@@ -990,21 +989,21 @@ def _merge(files: list[RuneFile], source_facts: dict[str, list[FactSet]], watche
     # policies: ids assigned by bundle position, then checked for duplicates
     policies: list[Policy] = []
     seen: dict[str, Policy] = {}
-    for i, p in enumerate(chain.from_iterable(rf.policies for rf in files)):
-        auto = not p.id
+    for i, pol in enumerate(chain.from_iterable(rf.policies for rf in files)):
+        auto = not pol.id
         if auto:
-            p = replace(p, id=f"policy{i}")
-        other = seen.get(p.id)
+            pol = replace(pol, id=f"policy{i}")
+        other = seen.get(pol.id)
         if other is not None:
             hint = " (this id was assigned by position; give the policy an @id)" if auto else ""
             errors.append(_err_from_loc(
                 RuneDuplicateIdError,
-                f"duplicate policy id {p.id!r}: also used by the policy at {_where(other.loc)}{hint}",
-                p.loc,
+                f"duplicate policy id {pol.id!r}: also used by the policy at {_where(other.loc)}{hint}",
+                pol.loc,
             ))
         else:
-            seen[p.id] = p
-        policies.append(p)
+            seen[pol.id] = pol
+        policies.append(pol)
 
     tests: list[EmbeddedTest] = []
     seen_tests: dict[str, EmbeddedTest] = {}

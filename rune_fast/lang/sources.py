@@ -129,7 +129,7 @@ def convert_column(col: Sequence[Any], cache: EntityCache) -> tuple[tuple, int]:
         return tuple(col), -1
     if not types <= _SCALAR_TYPES:
         return (), _first_bad(col)
-    out = []
+    out: list[Any] = []
     append = out.append
     for i, c in enumerate(col):
         t = type(c)
@@ -320,7 +320,7 @@ def read_source_bytes(spec: SourceSpec, *, limits: Limits = DEFAULT_LIMITS) -> b
     path.
     """
     loc = spec.loc
-    at = dict(file=loc.file, line=loc.line, column=loc.col, source_line=loc.text or None)
+    at: dict[str, Any] = dict(file=loc.file, line=loc.line, column=loc.col, source_line=loc.text or None)
     try:
         size = os.stat(spec.path).st_size
     except OSError as e:

@@ -29,9 +29,12 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from ..errors import RuneError, RuneErrors, raise_collected
+
+if TYPE_CHECKING:
+    from .watch import PolicyWatcher
 
 __all__ = [
     "HistoryEntry",
@@ -298,7 +301,8 @@ class PolicyStore:
 
     @property
     def version(self) -> str:
-        return self.engine.version
+        version: str = self.engine.version
+        return version
 
     @property
     def stats(self) -> ReloadStats:
@@ -316,7 +320,7 @@ class PolicyStore:
         return self._watcher is not None and not self._closed
 
     @property
-    def watcher(self):
+    def watcher(self) -> Optional[PolicyWatcher]:
         """The PolicyWatcher (None when ``watch=False``); for diagnostics."""
         return self._watcher
 

@@ -34,6 +34,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
+from typing import Any, Union
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -173,7 +174,7 @@ def _names(paths: Iterable[str]) -> tuple[frozenset, frozenset]:
     return frozenset(literal), frozenset(real)
 
 
-def _str(path) -> str:
+def _str(path: Union[str, bytes]) -> str:
     return os.fsdecode(path) if isinstance(path, bytes) else path
 
 
@@ -201,7 +202,7 @@ class PolicyWatcher:
         self._lock = threading.Lock()
         self._literal: frozenset = frozenset()
         self._real: frozenset = frozenset()
-        self._watches: dict[str, object] = {}
+        self._watches: dict[str, Any] = {}  # watchdog's ObservedWatch handles
         self._dead: set[str] = set()
         self._closed = False
         self.events_seen = 0
@@ -310,7 +311,7 @@ class PolicyWatcher:
         if not os.path.isdir(d):
             log.debug("rune_fast: not watching missing directory %s", d)
             return
-        kwargs = {"recursive": False}
+        kwargs: dict[str, Any] = {"recursive": False}
         flt = _event_filter()
         if flt is not None:
             kwargs["event_filter"] = flt
