@@ -56,6 +56,7 @@ from .policy.policies import (
     unkey_row,
     _BoolKey,
 )
+from .request_plans import STEP_BUDGET, Fallback, RequestPlans, RequestState
 from .values import Entity, parse_entity_literal
 
 __all__ = [
@@ -313,8 +314,8 @@ class _RequestEntities:
 
 
 def _parse_entities(entities: Any) -> Optional[_RequestEntities]:
-    if entities is None:
-        return None
+    if entities is None or (not entities and type(entities) in (list, tuple)):
+        return None  # no entities (an empty list means the same)
     if isinstance(entities, (str, bytes)) or isinstance(entities, Mapping) or not isinstance(entities, Iterable):
         raise RuneRequestError(
             'entities must be a list of {"uid": {"type": .., "id": ..}, "attrs": {..}, "parents": [..]}',
@@ -367,7 +368,7 @@ def _parse_entities(entities: Any) -> Optional[_RequestEntities]:
 def _parse_context(context: Any) -> CRecord:
     if context is None:
         return _EMPTY_CONTEXT
-    if not isinstance(context, Mapping):
+    if type(context) is not dict and not isinstance(context, Mapping):
         raise RuneRequestError(
             f"context must be a JSON object (a dict of names to values); got {type(context).__name__}",
             field="context",
@@ -438,6 +439,60 @@ class _RequestRelations:
         return self.base.matches(relation, row)
 
 
+class _PlannedRelations(RequestState):
+    """``PolicyData`` for a request without entities whose policies call
+    request-dependent relations: answered by the engine's demand-driven plans
+    (``request_plans.py``), this object being their per-request state; a
+    question without a plan, or a request that exhausts the plans' step
+    budget, goes to the general evaluator (the request's full model)."""
+
+    __slots__ = ("engine", "base", "rels", "exists", "match_fns", "lazy")
+
+    def __init__(self, engine: "Engine", base: FactData, rels: frozenset, p: Entity, a: Entity, r: Entity, ctx: CRecord) -> None:
+        RequestState.__init__(self, p, a, r, ctx, engine._plan_budget)
+        self.engine = engine
+        self.base = base
+        self.rels = rels
+        plans = engine._req_plans
+        self.exists = plans.exists
+        self.match_fns = plans.matches
+        self.lazy: Optional[_LazyModel] = None
+
+    def is_in(self, entity: Entity, target: Entity) -> bool:
+        return self.base.is_in(entity, target)
+
+    def get_attr(self, entity: Entity, name: str) -> Any:
+        return self.base.get_attr(entity, name)
+
+    def contains(self, relation: str, row: tuple) -> bool:
+        if relation not in self.rels:
+            return self.base.contains(relation, row)
+        f = self.exists.get(relation)
+        if f is not None and self.budget >= 0:
+            try:
+                return f(self, *row)
+            except Fallback:
+                self.budget = -1
+        return self._general(relation, row)
+
+    def matches(self, relation: str, row: tuple) -> bool:
+        if relation not in self.rels:
+            return self.base.matches(relation, row)
+        f = self.match_fns.get(relation)
+        if f is not None and self.budget >= 0:
+            try:
+                return f(self, row)
+            except Fallback:
+                self.budget = -1
+        return self._general(relation, row)
+
+    def _general(self, relation: str, row: tuple) -> bool:
+        lazy = self.lazy
+        if lazy is None:
+            lazy = self.lazy = _LazyModel(self.engine, self.p, self.a, self.r, self.ctx, None)
+        return lazy.contains(relation, unkey_row(row))
+
+
 # ---------------------------------------------------------------------------
 # The engine
 
@@ -489,6 +544,8 @@ class Engine:
         "_sealed",
         "_side_facts",
         "_full_model",
+        "_req_plans",
+        "_plan_budget",
         "__weakref__",
     )
 
@@ -527,6 +584,7 @@ class Engine:
         for fs in bundle.facts:
             facts.setdefault(fs.relation, []).extend(fs.rows)
         facts = {k: v for k, v in facts.items() if k in compiled.slot_of}
+        given = dict(facts)  # rows as given (values), for the per-request plans
         # parent/attr facts that no rule and no relation call reads are only
         # needed by the policy layer's own snapshot: keep them out of the
         # core (they are often most of the data). ``query`` still sees them.
@@ -572,11 +630,43 @@ class Engine:
             if rel in snapshots:
                 self._static.build_projection(rel, mask)
 
+        self._req_plans = self._build_request_plans(bundle.rules, side, given)
+        self._plan_budget = min(STEP_BUDGET, limits.max_request_tuples)
+
         self._cache: Any = _DecisionCache(cache_size) if cache_size else _NoCache()
         self._decisions: dict = {}
         self._ent_memo: dict = {}
         self._plans: dict = {}
         self._sealed = True
+
+    def _build_request_plans(self, rules: Sequence[A.Rule], side: dict, given: dict) -> Optional[RequestPlans]:
+        """Demand-driven plans for the request-dependent relations policies
+        call (``request_plans.py``); None when there are none."""
+        core_dep = self._core_dep
+        questions = [(rel, (True,) * self._compiled.rel(rel).arity)
+                     for rel in self.policies.relations if rel in core_dep and rel in self._compiled.slot_of]
+        questions += [(rel, mask) for rel, mask in self.policies.patterns if rel in core_dep]
+        if not questions:
+            return None
+        compiled, model = self._compiled, self._model
+        recursive = frozenset(
+            compiled.rels[slot].name
+            for st in compiled.strata if st.recursive
+            for slot in st.relations if compiled.rels[slot].name in core_dep
+        )
+
+        def static_rows(name: str) -> Optional[list]:
+            if name in side:
+                return list(side[name])
+            if name not in compiled.slot_of:
+                return []
+            if model.size(name) > SNAPSHOT_LIMIT:
+                return None
+            return model.rows(name)
+
+        plans = RequestPlans(rules, self.info.rule_info, core_dep, recursive, self.info.arities,
+                             static_rows, lambda name: list(given.get(name, ())), questions)
+        return plans if plans.matches else None
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Immutable once built: sharing between threads relies on it.
@@ -782,6 +872,8 @@ class Engine:
             sel, dyn = plan
             if dyn is None:
                 return policies.run(sel, p, a, r, ctx, static)
+            if self._req_plans is not None:
+                return policies.run(sel, p, a, r, ctx, _PlannedRelations(self, static, dyn, p, a, r, ctx))
             lazy = _LazyModel(self, p, a, r, ctx, None)
             return policies.run(sel, p, a, r, ctx, _RequestRelations(static, dyn, lazy))
         # Request entities and/or a hierarchy that rules derive per request.

@@ -91,6 +91,22 @@ def _glob_regex(glob: str) -> "re.Pattern[str]":
     return like_regex(like_pattern_from_glob(glob))
 
 
+def string_test(name: str, arg: str, v: object) -> bool:
+    """``V.name(arg)`` in a rule body (false for a value that is not a string).
+
+    Shared by the executor's hooks and the per-request plans
+    (``rune_fast/request_plans.py``) so that both read strings alike."""
+    if type(v) is not str:
+        return False
+    if name == "starts_with":
+        return v.startswith(arg)
+    if name == "ends_with":
+        return v.endswith(arg)
+    if name == "contains":
+        return arg in v
+    return _glob_regex(arg).fullmatch(v) is not None
+
+
 class Hooks:
     """The executor's Python slow paths, bound to one evaluation's symbol table."""
 
@@ -148,16 +164,7 @@ class Hooks:
         return False  # ordering of non-numbers is false in rules
 
     def method(self, name: str, arg: str, ident: int) -> bool:
-        v = self.symbols.value(ident)
-        if type(v) is not str:
-            return False
-        if name == "starts_with":
-            return v.startswith(arg)
-        if name == "ends_with":
-            return v.endswith(arg)
-        if name == "contains":
-            return arg in v
-        return _glob_regex(arg).fullmatch(v) is not None
+        return string_test(name, arg, self.symbols.value(ident))
 
     def aggregate(self, code: int, ids: list) -> int:
         name = AGG_NAMES[code]

@@ -301,7 +301,7 @@ def to_value(x: Any, field: str = "context") -> Any:
         if x != x or x in (float("inf"), float("-inf")):
             raise RuneRequestError(f"{x} is not a finite number", field=field)
         return x
-    if isinstance(x, Mapping):
+    if t is dict or isinstance(x, Mapping):  # `t is dict`: skips the slow ABC check
         if len(x) == 1 and "__entity" in x:
             return _json_entity(x["__entity"], field)
         if len(x) == 1 and "__extn" in x:
