@@ -449,7 +449,7 @@ class _PlannedRelations(RequestState):
     __slots__ = ("engine", "base", "rels", "exists", "match_fns", "lazy")
 
     def __init__(self, engine: "Engine", base: FactData, rels: frozenset, p: Entity, a: Entity, r: Entity, ctx: CRecord) -> None:
-        RequestState.__init__(self, p, a, r, ctx, engine._plan_budget)
+        RequestState.__init__(self, p, a, r, ctx)
         self.engine = engine
         self.base = base
         self.rels = rels
@@ -545,7 +545,6 @@ class Engine:
         "_side_facts",
         "_full_model",
         "_req_plans",
-        "_plan_budget",
         "__weakref__",
     )
 
@@ -630,8 +629,9 @@ class Engine:
             if rel in snapshots:
                 self._static.build_projection(rel, mask)
 
-        self._req_plans = self._build_request_plans(bundle.rules, side, given)
-        self._plan_budget = min(STEP_BUDGET, limits.max_request_tuples)
+        # A limit tighter than the plans' own budget is the general evaluator's to apply.
+        self._req_plans = self._build_request_plans(bundle.rules, side, given) \
+            if limits.max_request_tuples >= STEP_BUDGET else None
 
         self._cache: Any = _DecisionCache(cache_size) if cache_size else _NoCache()
         self._decisions: dict = {}

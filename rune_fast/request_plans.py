@@ -30,8 +30,10 @@ same answer as the general evaluator:
   about everything that reads them) go to the general evaluator;
 - at run time a request falls back to the general evaluator (``Fallback``)
   when its plans have visited and derived more than ``STEP_BUDGET`` rows
-  (or ``max_request_tuples``, if lower; the general evaluator then applies
-  the ``max_request_tuples`` and ``deadline_ms`` limits) or when an aggregate's value would depend on the order in which
+  (the general evaluator then applies the ``max_request_tuples`` and
+  ``deadline_ms`` limits; an engine whose ``max_request_tuples`` is below
+  ``STEP_BUDGET`` does not use the plans at all, so that a tight limit
+  means exactly what it says) or when an aggregate's value would depend on the order in which
   rows are visited (an integer sum that overflows on some orders only, a
   min/max tie between ``1`` and ``1.0``);
 - request-supplied ``entities`` and rules that derive ``parent``/``attr``
@@ -90,6 +92,10 @@ _CMP_OPS = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _CMP_CODES = {"=": 0, "!=": 1, "<": 2, "<=": 3, ">": 4, ">=": 5}
 _ARITH_CODES = {"+": 1, "-": 2, "*": 3, "/": 4, "%": 5}
 _AGG_CODES = {"sum": 1, "min": 2, "max": 3, "mean": 4}
+_MEMO = "#memo#"  # marks the generated lines that exist only when a plan memoizes
+#: A rule with at most this many literals, alone in its relation, is copied
+#: into the plans that read it instead of being called.
+INLINE_LITERALS = 6
 
 
 class Fallback(Exception):
@@ -333,6 +339,7 @@ class RequestPlans:
         self._fns: dict[tuple, str] = {}       # (relation, mask, mode) -> function name
         self._failed: set = set()              # (relation, mask, mode) that cannot be planned
         self._counter = 0
+        self._cheap: set = set()               # plans that do not memoize
         self._sources: list[str] = []
         #: relation -> function(state, *row) for questions with every position bound
         self.exists: dict[str, Callable] = {}
@@ -444,12 +451,15 @@ class _FunctionGen:
         self.vars: dict[str, str] = {}
         self.tmp = 0
         self.uses_cx = False
+        self.costly = False   # a loop or a call of a costly plan: memoize per request
+        self.scope = ""       # prefix of the variables of an inlined rule
 
     # -- helpers
     def emit(self, depth: int, line: str) -> None:
         self.lines.append("    " * depth + line)
 
     def var(self, name: str) -> str:
+        name = self.scope + name
         v = self.vars.get(name)
         if v is None:
             v = self.vars[name] = f"v{len(self.vars)}"
@@ -489,26 +499,36 @@ class _FunctionGen:
     def source(self) -> str:
         bound_args = [f"a{i}" for i, b in enumerate(self.mask) if b]
         self.emit(0, f"def {self.name}(ev{''.join(', ' + a for a in bound_args)}):")
-        body_start = len(self.lines)
-        memo_key = f"({self.name!r}, {', '.join(bound_args)},)" if bound_args else repr(self.name)
-        self.emit(1, "memo = ev.memo")
-        self.emit(1, f"key = {memo_key}")
-        self.emit(1, "hit = memo.get(key)")
-        self.emit(1, "if hit is not None:")
-        self.emit(2, "return hit")
         if self.mode == "rows":
             self.emit(1, "out = set()")
         for rule, info in self.plans.rules_of(self.rel):
             self.rule(rule, info)
         if self.mode == "rows":
-            self.emit(1, "memo[key] = out")
+            self.emit(1, _MEMO + "memo[key] = out")
             self.emit(1, "return out")
         else:
-            self.emit(1, "memo[key] = False")
+            self.emit(1, _MEMO + "memo[key] = False")
             self.emit(1, "return False")
+        # Answers are memoized for the request only when computing them
+        # again could cost more than the memo (a loop or a costly call).
+        memoize = self.costly
+        if not memoize:
+            self.plans._cheap.add(self.name)
+        head = []
+        if memoize:
+            memo_key = f"({self.name!r}, {', '.join(bound_args)},)" if bound_args else repr(self.name)
+            head += ["    memo = ev.memo", f"    key = {memo_key}", "    hit = memo.get(key)",
+                     "    if hit is not None:", "        return hit"]
         if self.uses_cx:
-            self.lines[body_start:body_start] = ["    cx = ev.cx", "    if cx is None:", "        cx = ev.load_cx()"]
-        return "\n".join(self.lines) + "\n"
+            head += ["    cx = ev.cx", "    if cx is None:", "        cx = ev.load_cx()"]
+        lines = [self.lines[0]] + head
+        for line in self.lines[1:]:
+            if _MEMO in line:
+                if not memoize:
+                    continue
+                line = line.replace(_MEMO, "")
+            lines.append(line)
+        return "\n".join(lines) + "\n"
 
     def rule(self, rule: A.Rule, info: BodyInfo) -> None:
         _check_single_binders(info)
@@ -540,11 +560,11 @@ class _FunctionGen:
             for v, arg in post:
                 self.emit(d, f"if {self.var(v)} == {arg}:")
                 d += 1
-            self._budget(d, "1")  # a derivation counts against the budget too
             if self.mode == "exists":
-                self.emit(d, "memo[key] = True")
+                self.emit(d, _MEMO + "memo[key] = True")
                 self.emit(d, "return True")
             else:
+                self._budget(d, "1")  # a derived row counts against the budget too
                 cols = ", ".join(self.term(t) for t in head)
                 self.emit(d, f"out.add(({cols}{',' if len(head) == 1 else ''}))")
 
@@ -562,6 +582,11 @@ class _FunctionGen:
         li = steps[i]
         role = li.role
         if role == ROLE_ATOM:
+            callee = self._inlinable(li.literal, counting)
+            if callee is not None:
+                self.inline(li.literal, callee, bound, depth,
+                            lambda d: self.steps(steps, i + 1, bound, d, terminal, counting))
+                return
             depth = self.atom(li.literal, bound, depth, counting)
         elif role == ROLE_NEGATION:
             depth = self.negation(li.literal.atom, bound, depth)
@@ -599,6 +624,83 @@ class _FunctionGen:
         else:
             raise Unsupported(f"literal role {role}")
         self.steps(steps, i + 1, bound, depth, terminal, counting)
+
+    # -- inlining
+    def _inlinable(self, atom: A.Atom, counting: bool) -> Optional[tuple[A.Rule, BodyInfo]]:
+        """The one short rule of a request-dependent relation, to be copied
+        into the caller; None to call its plan instead. Never inside an
+        aggregate body: there a call yields each distinct row once, and a
+        copied body could yield one row several times."""
+        if counting or atom.name not in self.plans.dependent or atom.name in self.plans._recursive:
+            return None
+        rules = self.plans.rules_of(atom.name)
+        if len(rules) != 1:
+            return None
+        rule, info = rules[0]
+        if len(info.literals) > INLINE_LITERALS or any(li.role == ROLE_AGGREGATE for li in info.literals):
+            return None
+        try:
+            _check_single_binders(info)
+        except Unsupported:
+            return None
+        return rule, info
+
+    def inline(self, atom: A.Atom, callee: tuple[A.Rule, BodyInfo], bound: set, depth: int,
+               cont: Callable[[int], None]) -> None:
+        """Emit the callee's body in place of a call, with its variables
+        renamed apart; the head is unified with the call's arguments exactly
+        as a call would (``rule``): bound arguments pre-bind variables that a
+        positive atom binds, and are compared at the end otherwise."""
+        rule, info = callee
+        caller_scope = self.scope
+        calls: list[tuple[str, Any]] = []
+        for s in atom.args:
+            if isinstance(s, A.Wildcard) or (isinstance(s, A.Var) and s.name == "_"):
+                calls.append(("wild", None))
+            elif isinstance(s, A.Const) or s.name in bound:
+                calls.append(("val", self.term(s)))
+            else:
+                calls.append(("var", s.name))
+        tag = self.fresh("i") + "/"
+        self.scope = tag
+        head = rule.head.args
+        cbound: set = set()
+        post: list[tuple[str, str]] = []
+        for (kind, x), t in zip(calls, head):
+            if kind != "val":
+                continue
+            if isinstance(t, A.Const):
+                self.emit(depth, f"if {x} == {self.term(t)}:")
+                depth += 1
+            elif t.name in cbound:
+                self.emit(depth, f"if {x} == {self.var(t.name)}:")
+                depth += 1
+            elif t.name in info.positive:
+                self.emit(depth, f"{self.var(t.name)} = {x}")
+                cbound.add(t.name)
+            else:
+                post.append((t.name, x))
+
+        def finish(d: int, _b: set) -> None:
+            for v, x in post:
+                self.emit(d, f"if {self.var(v)} == {x}:")
+                d += 1
+            vals = [(x, self.term(t)) for (kind, x), t in zip(calls, head) if kind == "var"]
+            self.scope = caller_scope
+            newly: set = set()
+            for name, val in vals:
+                if name in newly:
+                    self.emit(d, f"if {self.var(name)} == {val}:")
+                    d += 1
+                else:
+                    self.emit(d, f"{self.var(name)} = {val}")
+                    newly.add(name)
+            bound.update(newly)
+            cont(d)
+            self.scope = tag
+
+        self.steps(_schedule(info, set(cbound)), 0, set(cbound), depth, finish, counting=False)
+        self.scope = caller_scope
 
     def compare(self, op: str, left: Any, right: Any) -> str:
         lhs = self.expr(left)
@@ -675,6 +777,8 @@ class _FunctionGen:
         return depth
 
     def _budget(self, depth: int, n: str) -> None:
+        if n != "1":  # before a loop
+            self.costly = True
         self.emit(depth, f"ev.budget -= {n}")
         self.emit(depth, "if ev.budget < 0:")
         self.emit(depth + 1, "raise _FB('step budget')")
@@ -712,6 +816,7 @@ class _FunctionGen:
                 chk = dict(checks)
                 if 1 in chk:  # context(K, K)
                     vv = self.fresh("cv")
+                self.costly = True
                 self.emit(depth, f"for {kv}, {vv} in cx.items():")
                 depth += 1
                 if 1 in kpos:
@@ -725,6 +830,7 @@ class _FunctionGen:
             args = "".join(", " + src for _j, src in keys)
             if not binds and not checks and not counting:
                 fn = self.plans._plan(name, mask, "exists")
+                self.costly |= fn not in self.plans._cheap
                 self.emit(depth, f"if {fn}(ev{args}):")
                 depth += 1
             else:
@@ -808,6 +914,7 @@ class _FunctionGen:
         elif name in self.plans.dependent:
             mask = tuple(j in dict(keys) for j in range(len(atom.args)))
             fn = self.plans._plan(name, mask, "exists")
+            self.costly |= fn not in self.plans._cheap
             args = "".join(", " + src for _j, src in keys)
             self.emit(depth, f"if not {fn}(ev{args}):")
         else:

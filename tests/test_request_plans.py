@@ -220,22 +220,37 @@ def test_plans_cover_the_bundled_examples():
         assert called and called <= set(e._req_plans.matches), name
 
 
-def test_budget_exhaustion_hands_over_to_the_general_evaluator():
-    """A request whose plans visit more rows than the budget is decided by the
-    general evaluator, whose limits then apply."""
+def test_budget_exhaustion_hands_over_to_the_general_evaluator(monkeypatch):
+    """A request whose plans visit more rows than their budget is decided by
+    the general evaluator (whose limits then apply); an engine with a
+    ``max_request_tuples`` below the budget does not use the plans at all."""
     rows = ", ".join(f"[{i}]" for i in range(300))
     text = f"""
 version = "rune/1"
 [data]
 n = [{rows}]
 [rules]
-big(X) :- principal(P), n(X), n(Y), X < Y.
+far(P) :- principal(P), n(X), n(Y), X > Y + 1000.
+step(X, Y) :- principal(P), n(X), n(Y), X = Y + 1.
 [policies]
-permit(principal, action, resource) when {{ big(299) }};
+@id("far") permit(principal, action == A::"far", resource) when {{ far(principal) }};
+@id("near") permit(principal, action == A::"near", resource) when {{ step(7, 6) }};
 """
+    calls = []
+    orig = rune_fast.Engine._request_model
+
+    def counting(self, *args):
+        calls.append(args[0])
+        return orig(self, *args)
+
+    monkeypatch.setattr(rune_fast.Engine, "_request_model", counting)
     e = rune_fast.load_text(text, cache_size=0)
-    assert "big" in e._req_plans.matches
-    assert e.authorize('U::"a"', 'A::"b"', 'R::"c"').decision == "deny"  # 299 < nothing
+    assert {"far", "step"} <= set(e._req_plans.matches)
+    assert e.authorize('U::"a"', 'A::"near"', 'R::"c"').decision == "permit"
+    assert calls == []  # answered by the plans
+    assert e.authorize('U::"a"', 'A::"far"', 'R::"c"').decision == "deny"  # 90,000 pairs: over budget
+    assert len(calls) == 1
     small = rune_fast.load_text(text, cache_size=0, max_request_tuples=10)
-    d = small.authorize('U::"a"', 'A::"b"', 'R::"c"')
+    assert small._req_plans is None
+    d = small.authorize('U::"a"', 'A::"near"', 'R::"c"')  # step/2 has 299 rows
     assert d.decision == "deny" and "max_request_tuples" in d.errors[0][1]
