@@ -444,19 +444,41 @@ class _PlannedRelations(RequestState):
     request-dependent relations: answered by the engine's demand-driven plans
     (``request_plans.py``), this object being their per-request state; a
     question without a plan, or a request that exhausts the plans' step
-    budget, goes to the general evaluator (the request's full model)."""
+    budget, goes to the general evaluator (the request's full model).
 
-    __slots__ = ("engine", "base", "rels", "exists", "match_fns", "lazy")
+    Each engine derives its own subclass (``for_engine``) holding what is
+    the same for all its requests as class attributes, so that a request
+    stores only its own fields. The class does not refer to the engine (no
+    reference cycle: an old engine is freed as soon as its last reader is done).
+    """
 
-    def __init__(self, engine: "Engine", base: FactData, rels: frozenset, p: Entity, a: Entity, r: Entity, ctx: CRecord) -> None:
-        RequestState.__init__(self, p, a, r, ctx)
+    __slots__ = ("engine", "lazy")
+
+    # set per engine by ``for_engine``
+    base: FactData
+    plan_exists: dict
+    plan_matches: dict
+    dependent: frozenset
+    base_contains: Any
+    base_matches: Any
+
+    def __init__(self, engine: "Engine", p: Entity, a: Entity, r: Entity, ctx: CRecord) -> None:
+        self.p = p
+        self.a = a
+        self.r = r
+        self.ctx = ctx
+        self.cx = None
+        self.memo = {}
+        self.budget = STEP_BUDGET
         self.engine = engine
-        self.base = base
-        self.rels = rels
-        plans = engine._req_plans
-        self.exists = plans.exists
-        self.match_fns = plans.matches
-        self.lazy: Optional[_LazyModel] = None
+        self.lazy = None
+
+    @classmethod
+    def for_engine(cls, base: FactData, plans: RequestPlans, dependent: frozenset) -> type:
+        return type("_PlannedRelations", (cls,), {
+            "__slots__": (), "base": base, "plan_exists": plans.exists, "plan_matches": plans.matches,
+            "dependent": dependent, "base_contains": base.contains, "base_matches": base.matches,
+        })
 
     def is_in(self, entity: Entity, target: Entity) -> bool:
         return self.base.is_in(entity, target)
@@ -465,26 +487,26 @@ class _PlannedRelations(RequestState):
         return self.base.get_attr(entity, name)
 
     def contains(self, relation: str, row: tuple) -> bool:
-        if relation not in self.rels:
-            return self.base.contains(relation, row)
-        f = self.exists.get(relation)
+        f = self.plan_exists.get(relation)
         if f is not None and self.budget >= 0:
             try:
                 return f(self, *row)
             except Fallback:
                 self.budget = -1
-        return self._general(relation, row)
+        if relation in self.dependent:
+            return self._general(relation, row)
+        return self.base_contains(relation, row)
 
     def matches(self, relation: str, row: tuple) -> bool:
-        if relation not in self.rels:
-            return self.base.matches(relation, row)
-        f = self.match_fns.get(relation)
+        f = self.plan_matches.get(relation)
         if f is not None and self.budget >= 0:
             try:
                 return f(self, row)
             except Fallback:
                 self.budget = -1
-        return self._general(relation, row)
+        if relation in self.dependent:
+            return self._general(relation, row)
+        return self.base_matches(relation, row)
 
     def _general(self, relation: str, row: tuple) -> bool:
         lazy = self.lazy
@@ -545,6 +567,7 @@ class Engine:
         "_side_facts",
         "_full_model",
         "_req_plans",
+        "_planned",
         "__weakref__",
     )
 
@@ -632,6 +655,8 @@ class Engine:
         # A limit tighter than the plans' own budget is the general evaluator's to apply.
         self._req_plans = self._build_request_plans(bundle.rules, side, given) \
             if limits.max_request_tuples >= STEP_BUDGET else None
+        self._planned = None if self._req_plans is None else \
+            _PlannedRelations.for_engine(self._static, self._req_plans, self._core_dep)
 
         self._cache: Any = _DecisionCache(cache_size) if cache_size else _NoCache()
         self._decisions: dict = {}
@@ -872,8 +897,9 @@ class Engine:
             sel, dyn = plan
             if dyn is None:
                 return policies.run(sel, p, a, r, ctx, static)
-            if self._req_plans is not None:
-                return policies.run(sel, p, a, r, ctx, _PlannedRelations(self, static, dyn, p, a, r, ctx))
+            planned = self._planned
+            if planned is not None:
+                return policies.run(sel, p, a, r, ctx, planned(self, p, a, r, ctx))
             lazy = _LazyModel(self, p, a, r, ctx, None)
             return policies.run(sel, p, a, r, ctx, _RequestRelations(static, dyn, lazy))
         # Request entities and/or a hierarchy that rules derive per request.
@@ -1026,6 +1052,14 @@ class Engine:
             ctx,
             ents,
         )
+
+
+def _without_request_plans(engine: Engine) -> Engine:
+    """The same engine answering request-dependent relations with the general
+    evaluator only (for the differential tests and the benchmarks)."""
+    object.__setattr__(engine, "_req_plans", None)
+    object.__setattr__(engine, "_planned", None)
+    return engine
 
 
 # ---------------------------------------------------------------------------

@@ -87,7 +87,6 @@ STEP_BUDGET = 20_000
 SNAPSHOT_LIMIT = 200_000
 
 _REQUEST_ENTITY = {"principal": "p", "action": "a", "resource": "r"}
-_SCALARS = (str, int, float, bool, Entity)
 _CMP_OPS = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _CMP_CODES = {"=": 0, "!=": 1, "<": 2, "<=": 3, ">": 4, ">=": 5}
 _ARITH_CODES = {"+": 1, "-": 2, "*": 3, "/": 4, "%": 5}
@@ -238,7 +237,14 @@ class RequestState:
 
     def load_cx(self) -> dict:
         """``context(K, V)`` facts as a dict K -> V (key form): top-level scalars."""
-        cx = self.cx = {k: row_key(v) for k, v in self.ctx.items() if type(v) in _SCALARS}
+        cx = {}
+        for k, v in self.ctx.items():
+            t = type(v)
+            if t is str or t is int or t is Entity:
+                cx[k] = v
+            elif t is bool or t is float:
+                cx[k] = row_key(v)
+        self.cx = cx
         return cx
 
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import rune_fast
 from rune_fast.datalog import Program
-from rune_fast.engine import _closure
+from rune_fast.engine import _closure, _without_request_plans
 from rune_fast.policy.policies import key_row, row_key
 from rune_fast.request_plans import Fallback, RequestPlans, RequestState
 from rune_fast.values import Entity
@@ -149,8 +149,7 @@ def entity_pool(engine) -> list:
 
 
 def without_plans(engine):
-    object.__setattr__(engine, "_req_plans", None)  # the general evaluator only
-    return engine
+    return _without_request_plans(engine)  # the general evaluator only
 
 
 @pytest.mark.parametrize("name", EXAMPLES)

@@ -60,7 +60,9 @@ def percentile_us(sorted_ns: list[int], q: float) -> float:
 def measure(name: str, plans: bool = True, passes: int = PASSES) -> dict[str, float]:
     engine = rune_fast.load(os.path.join(EXAMPLES_DIR, f"{name}.rune"), cache_size=0)
     if not plans:
-        object.__setattr__(engine, "_req_plans", None)
+        from rune_fast.engine import _without_request_plans
+
+        _without_request_plans(engine)
     ns = per_call_ns(engine, example_requests(engine), passes)
     return {"p50": percentile_us(ns, 50), "p99": percentile_us(ns, 99)}
 

@@ -310,7 +310,11 @@ def to_value(x: Any, field: str = "context") -> Any:
         for k, v in x.items():
             if type(k) is not str:
                 raise RuneRequestError(f"record keys must be strings, got {k!r}", field=field)
-            dict.__setitem__(out, k, to_value(v, f"{field}.{k}"))
+            tv = type(v)
+            if tv is str or tv is bool or tv is Entity:  # common scalars: no call, no field name
+                dict.__setitem__(out, k, v)
+            else:
+                dict.__setitem__(out, k, to_value(v, f"{field}.{k}"))
         return out
     if isinstance(x, (list, tuple, set, frozenset)):
         return CSet(to_value(v, f"{field}[{i}]") for i, v in enumerate(x))
