@@ -37,6 +37,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
@@ -439,30 +440,31 @@ class _RequestRelations:
         return self.base.matches(relation, row)
 
 
+class _PlanShared:
+    """What all requests of one engine share on the planned path. It refers
+    to its engine weakly (only a fallback needs it): no reference cycle, so
+    a replaced engine is freed by reference counting alone."""
+
+    __slots__ = ("engine", "base", "exists", "matches", "dependent")
+
+    def __init__(self, engine: "Engine", base: FactData, plans: RequestPlans, dependent: frozenset) -> None:
+        self.engine = weakref.ref(engine)
+        self.base = base
+        self.exists = plans.exists
+        self.matches = plans.matches
+        self.dependent = dependent
+
+
 class _PlannedRelations(RequestState):
     """``PolicyData`` for a request without entities whose policies call
     request-dependent relations: answered by the engine's demand-driven plans
     (``request_plans.py``), this object being their per-request state; a
     question without a plan, or a request that exhausts the plans' step
-    budget, goes to the general evaluator (the request's full model).
+    budget, goes to the general evaluator (the request's full model)."""
 
-    Each engine derives its own subclass (``for_engine``) holding what is
-    the same for all its requests as class attributes, so that a request
-    stores only its own fields. The class does not refer to the engine (no
-    reference cycle: an old engine is freed as soon as its last reader is done).
-    """
+    __slots__ = ("sh", "lazy")
 
-    __slots__ = ("engine", "lazy")
-
-    # set per engine by ``for_engine``
-    base: FactData
-    plan_exists: dict
-    plan_matches: dict
-    dependent: frozenset
-    base_contains: Any
-    base_matches: Any
-
-    def __init__(self, engine: "Engine", p: Entity, a: Entity, r: Entity, ctx: CRecord) -> None:
+    def __init__(self, sh: _PlanShared, p: Entity, a: Entity, r: Entity, ctx: CRecord) -> None:
         self.p = p
         self.a = a
         self.r = r
@@ -470,48 +472,43 @@ class _PlannedRelations(RequestState):
         self.cx = None
         self.memo = {}
         self.budget = STEP_BUDGET
-        self.engine = engine
+        self.sh = sh
         self.lazy = None
 
-    @classmethod
-    def for_engine(cls, base: FactData, plans: RequestPlans, dependent: frozenset) -> type:
-        return type("_PlannedRelations", (cls,), {
-            "__slots__": (), "base": base, "plan_exists": plans.exists, "plan_matches": plans.matches,
-            "dependent": dependent, "base_contains": base.contains, "base_matches": base.matches,
-        })
-
     def is_in(self, entity: Entity, target: Entity) -> bool:
-        return self.base.is_in(entity, target)
+        return self.sh.base.is_in(entity, target)
 
     def get_attr(self, entity: Entity, name: str) -> Any:
-        return self.base.get_attr(entity, name)
+        return self.sh.base.get_attr(entity, name)
 
     def contains(self, relation: str, row: tuple) -> bool:
-        f = self.plan_exists.get(relation)
+        sh = self.sh
+        f = sh.exists.get(relation)
         if f is not None and self.budget >= 0:
             try:
                 return f(self, *row)
             except Fallback:
                 self.budget = -1
-        if relation in self.dependent:
+        if relation in sh.dependent:
             return self._general(relation, row)
-        return self.base_contains(relation, row)
+        return sh.base.contains(relation, row)
 
     def matches(self, relation: str, row: tuple) -> bool:
-        f = self.plan_matches.get(relation)
+        sh = self.sh
+        f = sh.matches.get(relation)
         if f is not None and self.budget >= 0:
             try:
                 return f(self, row)
             except Fallback:
                 self.budget = -1
-        if relation in self.dependent:
+        if relation in sh.dependent:
             return self._general(relation, row)
-        return self.base_matches(relation, row)
+        return sh.base.matches(relation, row)
 
     def _general(self, relation: str, row: tuple) -> bool:
         lazy = self.lazy
         if lazy is None:
-            lazy = self.lazy = _LazyModel(self.engine, self.p, self.a, self.r, self.ctx, None)
+            lazy = self.lazy = _LazyModel(self.sh.engine(), self.p, self.a, self.r, self.ctx, None)
         return lazy.contains(relation, unkey_row(row))
 
 
@@ -656,7 +653,7 @@ class Engine:
         self._req_plans = self._build_request_plans(bundle.rules, side, given) \
             if limits.max_request_tuples >= STEP_BUDGET else None
         self._planned = None if self._req_plans is None else \
-            _PlannedRelations.for_engine(self._static, self._req_plans, self._core_dep)
+            _PlanShared(self, self._static, self._req_plans, self._core_dep)
 
         self._cache: Any = _DecisionCache(cache_size) if cache_size else _NoCache()
         self._decisions: dict = {}
@@ -899,7 +896,7 @@ class Engine:
                 return policies.run(sel, p, a, r, ctx, static)
             planned = self._planned
             if planned is not None:
-                return policies.run(sel, p, a, r, ctx, planned(self, p, a, r, ctx))
+                return policies.run(sel, p, a, r, ctx, _PlannedRelations(planned, p, a, r, ctx))
             lazy = _LazyModel(self, p, a, r, ctx, None)
             return policies.run(sel, p, a, r, ctx, _RequestRelations(static, dyn, lazy))
         # Request entities and/or a hierarchy that rules derive per request.

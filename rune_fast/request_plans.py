@@ -346,6 +346,7 @@ class RequestPlans:
         self._failed: set = set()              # (relation, mask, mode) that cannot be planned
         self._counter = 0
         self._cheap: set = set()               # plans that do not memoize
+        self._deps: dict[str, set] = {}        # function -> the functions it calls
         self._sources: list[str] = []
         #: relation -> function(state, *row) for questions with every position bound
         self.exists: dict[str, Callable] = {}
@@ -362,30 +363,41 @@ class RequestPlans:
         if not wanted:
             return
         dispatchers = {rel: self._dispatcher(n, by_mask) for n, (rel, by_mask) in enumerate(sorted(wanted.items()))}
+        for name, _src, deps in dispatchers.values():
+            self._deps[name] = deps
         src = "\n".join(self._sources + [d[1] for d in dispatchers.values()])
         ns = self._names.ns
         exec(compile(src, "<rune request plans>", "exec"), ns)  # noqa: S102 - our own generated code
         self.source = src
+        # The functions leave their module namespace and reach the plans they
+        # call through keyword-only defaults: no function -> globals ->
+        # function cycle, so a replaced engine is freed by reference counting
+        # alone (the call graph is acyclic: recursive relations have no plans).
+        fns = {name: ns.pop(name) for name in self._deps}
+        for name, deps in self._deps.items():
+            if deps:
+                fns[name].__kwdefaults__ = {d: fns[d] for d in deps}
         for rel, by_mask in wanted.items():
             arity = self.arities[rel]
             full = tuple([True] * arity)
             if full in by_mask:
-                self.exists[rel] = ns[by_mask[full]]
-            self.matches[rel] = ns[dispatchers[rel][0]]
+                self.exists[rel] = fns[by_mask[full]]
+            self.matches[rel] = fns[dispatchers[rel][0]]
 
     @staticmethod
-    def _dispatcher(n: int, by_mask: dict) -> tuple[str, str]:
+    def _dispatcher(n: int, by_mask: dict) -> tuple[str, str, set]:
         """``M(ev, row)``: a question with ``None`` for wildcards, routed to
         the plan of its mask (``Fallback`` for a mask without one)."""
         name = f"M{n}"
-        lines = [f"def {name}(ev, row):"]
+        deps = set(by_mask.values())
+        lines = [f"def {name}(ev, row, *, {', '.join(f'{d}=None' for d in sorted(deps))}):"]
         for mask, fn in sorted(by_mask.items()):
             cond = " and ".join(f"row[{j}] is {'not ' if b else ''}None" for j, b in enumerate(mask)) or "True"
             args = "".join(f", row[{j}]" for j, b in enumerate(mask) if b)
             lines.append(f"    if {cond}:")
             lines.append(f"        return {fn}(ev{args})")
         lines.append("    raise _FB('no plan for this question')")
-        return name, "\n".join(lines) + "\n"
+        return name, "\n".join(lines) + "\n", deps
 
     # -- planning ------------------------------------------------------------------
 
@@ -417,13 +429,15 @@ class RequestPlans:
         self._counter += 1
         name = self._fns[key] = f"F{self._counter}_{mode}"
         try:
-            src = _FunctionGen(self, rel, mask, mode, name).source()
+            gen = _FunctionGen(self, rel, mask, mode, name)
+            src = gen.source()
             compile(src, "<rune request plan>", "exec")  # nesting limits etc.: fail here, at build time
         except (Unsupported, SyntaxError, RecursionError, MemoryError, ValueError) as exc:
             del self._fns[key]
             self._failed.add(key)
             raise Unsupported(str(exc)) from None
         self._sources.append(src)
+        self._deps[name] = gen.deps
         return name
 
     def rules_of(self, rel: str) -> list[tuple[A.Rule, BodyInfo]]:
@@ -459,6 +473,7 @@ class _FunctionGen:
         self.uses_cx = False
         self.costly = False   # a loop or a call of a costly plan: memoize per request
         self.scope = ""       # prefix of the variables of an inlined rule
+        self.deps: set = set()  # plans this one calls (passed as keyword-only defaults)
 
     # -- helpers
     def emit(self, depth: int, line: str) -> None:
@@ -504,7 +519,7 @@ class _FunctionGen:
     # -- the function
     def source(self) -> str:
         bound_args = [f"a{i}" for i, b in enumerate(self.mask) if b]
-        self.emit(0, f"def {self.name}(ev{''.join(', ' + a for a in bound_args)}):")
+        self.emit(0, "")  # the def line, once the callees are known
         if self.mode == "rows":
             self.emit(1, "out = set()")
         for rule, info in self.plans.rules_of(self.rel):
@@ -527,7 +542,9 @@ class _FunctionGen:
                      "    if hit is not None:", "        return hit"]
         if self.uses_cx:
             head += ["    cx = ev.cx", "    if cx is None:", "        cx = ev.load_cx()"]
-        lines = [self.lines[0]] + head
+        kw = "".join(f", {d}=None" for d in sorted(self.deps))
+        params = "".join(", " + a for a in bound_args) + (", *" + kw if kw else "")
+        lines = [f"def {self.name}(ev{params}):"] + head
         for line in self.lines[1:]:
             if _MEMO in line:
                 if not memoize:
@@ -836,11 +853,13 @@ class _FunctionGen:
             args = "".join(", " + src for _j, src in keys)
             if not binds and not checks and not counting:
                 fn = self.plans._plan(name, mask, "exists")
+                self.deps.add(fn)
                 self.costly |= fn not in self.plans._cheap
                 self.emit(depth, f"if {fn}(ev{args}):")
                 depth += 1
             else:
                 fn = self.plans._plan(name, mask, "rows")
+                self.deps.add(fn)
                 rows = self.fresh("rows")
                 row = self.fresh("row")
                 self.emit(depth, f"{rows} = {fn}(ev{args})")
@@ -920,6 +939,7 @@ class _FunctionGen:
         elif name in self.plans.dependent:
             mask = tuple(j in dict(keys) for j in range(len(atom.args)))
             fn = self.plans._plan(name, mask, "exists")
+            self.deps.add(fn)
             self.costly |= fn not in self.plans._cheap
             args = "".join(", " + src for _j, src in keys)
             self.emit(depth, f"if not {fn}(ev{args}):")

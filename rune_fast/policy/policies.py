@@ -1912,7 +1912,7 @@ class _CodeGen:
             warnings.simplefilter("ignore")
             code = compile(src, f"<policy {self.policy_id}>", "exec")
         exec(code, glb)
-        fn = glb["test"]
+        fn = glb.pop("test")  # not kept in its own globals: no cycle, freed by reference counting
         fn.__rune_source__ = src  # type: ignore[attr-defined]
         return fn
 
