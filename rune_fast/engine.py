@@ -34,12 +34,14 @@ Why it is shaped like this:
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import re
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 from .lang import ast as A
 from .errors import RuneError, RuneRequestError
@@ -1063,6 +1065,25 @@ def _without_request_plans(engine: Engine) -> Engine:
 # Loading
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while an engine is built.
+
+    A build allocates a few objects per fact and frees almost none of them,
+    so every collection the allocations trigger would scan the growing heap
+    for nothing (a third of the build time on a 5,000-document bundle), and
+    in a service each of those scans is a pause for every request thread.
+    The engine holds no reference cycles, so nothing it allocates needs the
+    collector to be freed. Re-enabled afterwards only if it was enabled."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def load(
     path_or_dir: Union[str, "os.PathLike[str]"],
     *,
@@ -1080,8 +1101,9 @@ def load(
     from .lang import parser
 
     lim = Limits.from_kwargs(**limits)
-    bundle = parser.load_bundle(path_or_dir, recursive=recursive, limits=lim)
-    return Engine(bundle, cache_size=cache_size, limits=lim, policy_backend=policy_backend)
+    with _gc_paused():
+        bundle = parser.load_bundle(path_or_dir, recursive=recursive, limits=lim)
+        return Engine(bundle, cache_size=cache_size, limits=lim, policy_backend=policy_backend)
 
 
 def load_text(
@@ -1098,5 +1120,6 @@ def load_text(
     from .lang import parser
 
     lim = Limits.from_kwargs(**limits)
-    bundle = parser.bundle_from_text(text, path, limits=lim, base_dir=base_dir)
-    return Engine(bundle, cache_size=cache_size, limits=lim, policy_backend=policy_backend)
+    with _gc_paused():
+        bundle = parser.bundle_from_text(text, path, limits=lim, base_dir=base_dir)
+        return Engine(bundle, cache_size=cache_size, limits=lim, policy_backend=policy_backend)
