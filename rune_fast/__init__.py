@@ -24,6 +24,8 @@ from .errors import (
 from . import datalog
 from .engine import Decision, Engine, load, load_text
 from .limits import Limits
+from .analysis.explain import Explanation
+from .analysis.search import SearchPage
 from .reload.store import PolicyStore
 from .values import Entity
 
@@ -33,8 +35,10 @@ __all__ = [
     "Decision",
     "Engine",
     "Entity",
+    "Explanation",
     "Limits",
     "PolicyStore",
+    "SearchPage",
     "datalog",
     "load",
     "load_text",

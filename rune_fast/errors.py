@@ -186,7 +186,12 @@ class RuneEvalError(RuneError):
 
 
 def raise_collected(errors: Iterable[RuneError]) -> None:
-    """Raise nothing, the single error, or a ``RuneErrors`` with all of them."""
+    """Raise nothing, the single error, or a ``RuneErrors`` with all of them.
+
+    Several errors are sorted by file, line and column (stable, so errors at
+    one position keep the order they were found in): a bundle's report reads
+    top to bottom, whichever stage found each problem.
+    """
     errors = list(errors)
     if not errors:
         return
@@ -195,7 +200,12 @@ def raise_collected(errors: Iterable[RuneError]) -> None:
     flat: list[RuneError] = []
     for e in errors:
         flat.extend(e.errors)
+    flat.sort(key=_position)
     raise RuneErrors(flat)
+
+
+def _position(e: RuneError) -> tuple[str, int, int]:
+    return (e.file, e.line, e.column)
 
 
 class EvalFailure(Exception):

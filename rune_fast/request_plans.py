@@ -73,8 +73,9 @@ from .lang.checks import (
     LiteralInfo,
     classify_body,
 )
-from .policy.policies import _FloatKey, row_key
 from .values import INT_MAX, INT_MIN, Entity
+from .values import FloatKey as _FloatKey
+from .values import value_key as row_key
 
 __all__ = ["RequestPlans", "RequestState", "Fallback", "STEP_BUDGET", "SNAPSHOT_LIMIT"]
 

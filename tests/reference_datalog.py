@@ -3,7 +3,7 @@
 Naive fixpoint, stratum by stratum, over Python values; no ids, no indexes,
 no join ordering, no semi-naive deltas. Slow on purpose: every rule body is
 evaluated by trying literals in an order where their variables are bound,
-against whole relations. Semantics (SPEC §5 and docs/language.md):
+against whole relations. Semantics (docs/language.md §4):
 
 * values unify only when equal and of the same kind (1, 1.0 and True differ);
 * comparisons: numbers (int/float, not bool) compare numerically; = and != on

@@ -804,7 +804,8 @@ def test_classify_is_linear_enough_for_long_bodies():
     body += [cmp(">", V(f"X{i}"), K(0)) for i in range(n)]
     start = time.perf_counter()
     info = classify_body(body)
-    assert time.perf_counter() - start < 1.0
+    # A hang guard against a blow-up, not a timing expectation (asv measures speed).
+    assert time.perf_counter() - start < 30.0
     assert info.problems == () and len(info.bound) == n + 1
 
 

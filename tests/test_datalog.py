@@ -1,4 +1,4 @@
-"""Direct tests of SPEC §5 semantics through the public Datalog API, on both cores."""
+"""Direct tests of the rule semantics (docs/language.md §4) through the public Datalog API, on both cores."""
 
 from __future__ import annotations
 

@@ -4,8 +4,6 @@ batches, queries, embedded tests and the eval/test/query subcommands."""
 
 from __future__ import annotations
 
-import argparse
-import io
 import json
 import os
 import threading
@@ -479,103 +477,6 @@ def test_policy_errors_are_reported_and_cached_with_them():
     assert d.allowed and d.errors == (("broken", '`User::"alice"` does not have the attribute `nope`'),)
     again = e.authorize(ALICE, READ, D1)
     assert again.cached and again.errors == d.errors
-
-
-# ---------------------------------------------------------------------------
-# CLI: rune eval / test / query
-
-
-def _ns(**kw) -> argparse.Namespace:
-    base = dict(recursive=False, principal=None, action=None, resource=None, context=None, entities=None, json=False,
-                verbose=False)
-    base.update(kw)
-    return argparse.Namespace(**base)
-
-
-@pytest.fixture()
-def bundle_file(tmp_path):
-    f = tmp_path / "b.rune"
-    f.write_text(BUNDLE)
-    return str(f)
-
-
-def test_cli_eval(bundle_file):
-    from rune_fast.cli.engine_commands import run_eval
-
-    out, err = io.StringIO(), io.StringIO()
-    code = run_eval(_ns(path=bundle_file, principal=ALICE, action=READ, resource=D1), out, err)
-    assert code == 0 and out.getvalue().splitlines() == ["permit", "reasons: read-granted, owner"]
-    out = io.StringIO()
-    code = run_eval(_ns(path=bundle_file, principal='User::"bob"', action=READ, resource='Doc::"d2"', json=True), out, err)
-    assert code == 3 and json.loads(out.getvalue())["decision"] == "forbid"
-    out = io.StringIO()
-    ents = json.dumps([{"uid": {"type": "User", "id": "root"}, "parents": [{"type": "Group", "id": "admins"}], "attrs": {"clearance": 9}}])
-    code = run_eval(_ns(path=bundle_file, principal='User::"root"', action=READ, resource=D1, context='{"mfa": true}', entities=ents), out, err)
-    assert code == 0, err.getvalue()
-
-
-@pytest.mark.parametrize("bad", [dict(principal="User::alice"), dict(context="{nope"), dict(context="[]"), dict(entities="{}")])
-def test_cli_eval_bad_request(bundle_file, bad):
-    from rune_fast.cli.engine_commands import run_eval
-
-    kw = dict(path=bundle_file, principal=ALICE, action=READ, resource=D1)
-    kw.update(bad)
-    err = io.StringIO()
-    assert run_eval(_ns(**kw), io.StringIO(), err) == 1
-    assert "bad request" in err.getvalue()
-
-
-def test_cli_eval_broken_bundle(tmp_path):
-    from rune_fast.cli.engine_commands import run_eval
-
-    f = tmp_path / "x.rune"
-    f.write_text('version = "rune/1"\n[policies]\npermit(principal, action resource);\n')
-    err = io.StringIO()
-    assert run_eval(_ns(path=str(f), principal=ALICE, action=READ, resource=D1), io.StringIO(), err) == 1
-    assert "x.rune:3" in err.getvalue()
-
-
-def test_cli_test(bundle_file, tmp_path):
-    from rune_fast.cli.engine_commands import run_test
-
-    out = io.StringIO()
-    assert run_test(_ns(path=bundle_file), out, io.StringIO()) == 1
-    text = out.getvalue()
-    assert "wrong_on_purpose" in text and "expected permit, got forbid" in text and "reasons: clearance" in text
-    assert "2 passed, 1 failed" in text
-    good = tmp_path / "good.rune"
-    good.write_text(BUNDLE.split("[tests.wrong_on_purpose]")[0])
-    out = io.StringIO()
-    assert run_test(_ns(path=str(good), verbose=True), out, io.StringIO()) == 0
-    assert "2 passed, 0 failed" in out.getvalue()
-
-
-def test_cli_query(bundle_file):
-    from rune_fast.cli.engine_commands import run_query
-
-    out = io.StringIO()
-    assert run_query(_ns(path=bundle_file, atom='can_read(U, Doc::"d1")'), out, io.StringIO()) == 0
-    assert out.getvalue().splitlines() == ['U = Group::"eng"', 'U = User::"alice"']
-    out = io.StringIO()
-    assert run_query(_ns(path=bundle_file, atom='in_group(User::"bob", Group::"staff")'), out, io.StringIO()) == 0
-    assert out.getvalue().strip() == "no"
-    out = io.StringIO()
-    assert run_query(_ns(path=bundle_file, atom="cleared(U, D)", principal=ALICE, resource=D1, json=True), out, io.StringIO()) == 0
-    assert json.loads(out.getvalue()) == [{"U": {"__entity": {"type": "User", "id": "alice"}}, "D": {"__entity": {"type": "Doc", "id": "d1"}}}]
-    err = io.StringIO()
-    assert run_query(_ns(path=bundle_file, atom="nope(X)"), io.StringIO(), err) == 1
-
-
-def test_cli_registration():
-    from rune_fast.cli import app as cli
-    from rune_fast.cli.engine_commands import ENGINE_SUBCOMMANDS, register
-
-    subs = list(cli.SUBCOMMANDS)
-    register(subs)
-    register(subs)
-    names = [s.name for s in subs]
-    assert names.count("eval") == 1 and {"eval", "test", "query"} <= set(names)
-    assert all(isinstance(s, cli.Subcommand) for s in ENGINE_SUBCOMMANDS)
 
 
 # ---------------------------------------------------------------------------

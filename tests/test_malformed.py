@@ -62,12 +62,12 @@ def embedded_test(name: str, body: str) -> str:
 
 
 CASES = [
-    # ---- file layout and version (SPEC 2)
+    # ---- file layout and version (docs/language.md §1)
     ("no_version", "‸[data]\nq = [1]\n", RuneVersionError),
     ("bad_version", 'version = ‸"rune/2"\n[data]\nq = [1]\n', RuneVersionError),
     ("unknown_section", HEADER + "[‸policy]\npermit(principal, action, resource);\n", RuneSyntaxError),
     ("rules_sub_name", HEADER + "[‸rules.extra]\np(1).\n", RuneSyntaxError),
-    # ---- data (SPEC 4)
+    # ---- data (docs/language.md §3)
     ("ragged_rows", HEADER + "[data]\n‸member = [[1, 2], [3]]\n", RuneDataError),
     ("array_of_tables", HEADER + "[data]\n‸users = [{name = \"a\"}]\n", RuneDataError),
     ("nested_tuple", HEADER + "[data]\n‸edge = [[1, [2, 3]]]\n", RuneDataError),
@@ -76,7 +76,7 @@ CASES = [
     # ---- sources
     ("missing_source", HEADER + "[sources]\n‸member = \"no/such/file.csv\"\n", RuneSourceError),
     ("source_not_a_path", HEADER + "[sources]\n‸member = 42\n", RuneSourceError),
-    # ---- rule syntax (SPEC 5)
+    # ---- rule syntax (docs/language.md §4)
     ("missing_dot", rules("p(X) :- q(X)\n‸r(X) :- q(X).\n"), RuneSyntaxError),
     ("double_equals", rules("p(X) :- q(X), X ‸== 1.\n"), RuneSyntaxError),
     ("unterminated_string", rules('p(X) :- r(X, ‸"abc).\n'), RuneSyntaxError),
@@ -90,7 +90,7 @@ CASES = [
     ("empty_aggregate", rules("p(N) :- q(_), N = count : { ‸}.\n"), RuneSyntaxError),
     ("stray_character", rules("p(X) :- q(X) ‸$ 1.\n"), RuneSyntaxError),
     ("deep_nesting", rules("p(X) :- q(Y), X = " + "(" * 64 + "‸(" + "Y" + ")" * 65 + ".\n"), RuneLimitError),
-    # ---- rule checks (SPEC 5)
+    # ---- rule checks (docs/language.md §8)
     ("unsafe_head", rules("p(X, ‸Y) :- q(X).\n"), RuneSafetyError),
     ("unsafe_negation", rules("p(X) :- q(X), not r(X, ‸V).\n"), RuneSafetyError),
     ("unsafe_comparison", rules("p(X) :- q(X), X < ‸L.\n"), RuneSafetyError),
@@ -108,7 +108,7 @@ CASES = [
     ("negation_cycle", rules("a(X) :- q(X), ‸not b(X).\nb(X) :- q(X), a(X).\n"), RuneStratificationError),
     ("aggregate_cycle", rules("t(N) :- q(_), ‸N = count : { u(_) }.\nu(N) :- t(N).\n"), RuneStratificationError),
     ("request_relation_head", rules("‸principal(X) :- q(X).\n"), RuneCheckError),
-    # ---- policy syntax (SPEC 6)
+    # ---- policy syntax (docs/language.md §5)
     ("policy_missing_semicolon", policies("permit(principal, action, resource)\n‸permit(principal, action, resource);\n"), RuneSyntaxError),
     ("policy_single_equals", policies('permit(principal ‸= User::"a", action, resource);\n'), RuneSyntaxError),
     ("policy_float", policies("permit(principal, action, resource) when { context.x > ‸1.5 };\n"), RuneSyntaxError),
@@ -121,7 +121,7 @@ CASES = [
     # ---- policy checks
     ("policy_undefined_relation", policies("permit(principal, action, resource) when { ‸okk(principal) };\n"), RuneUndefinedError),
     ("policy_call_arity", policies("permit(principal, action, resource) when { ‸ok(principal, resource) };\n"), RuneArityError),
-    # ---- embedded tests (SPEC 8)
+    # ---- embedded tests (docs/language.md §7)
     ("test_bad_expect", embedded_test("t1", "principal = 'User::\"a\"'\naction = 'Action::\"r\"'\nresource = 'Doc::\"d\"'\n‸expect = \"maybe\"\n"), RuneDataError),
     ("test_principal_not_entity", embedded_test("t2", "‸principal = \"alice\"\naction = 'Action::\"r\"'\nresource = 'Doc::\"d\"'\nexpect = \"permit\"\n"), RuneDataError),
     ("test_missing_expect", embedded_test("t3", "principal = 'User::\"a\"'\naction = 'Action::\"r\"'\nresource = 'Doc::\"d\"'\n"), RuneDataError),

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import rune_fast
 from rune_fast.datalog import Program
 from rune_fast.engine import _closure, _without_request_plans
-from rune_fast.policy.policies import key_row, row_key
+from rune_fast.values import value_key as row_key
 from rune_fast.request_plans import Fallback, RequestPlans, RequestState
 from rune_fast.values import Entity
 

@@ -252,7 +252,7 @@ _INT = re.compile(r"-?[0-9]+\Z")
 
 
 def reference_cell(s: str):
-    """SPEC section 4, one cell at a time."""
+    """docs/language.md §3 ([sources]), one cell at a time."""
     if _INT.match(s):
         return int(s)
     if s == "true":

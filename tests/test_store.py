@@ -361,7 +361,7 @@ def _rss_bytes() -> int:
 
 def _big_policy(tmp_path: Path, n: int, variant: int) -> str:
     """A policy with ``n`` facts. They come from a ``[sources]`` CSV (the
-    form SPEC §4 gives large fact sets) because 500 loads from TOML would
+    form meant for large fact sets) because 500 loads from TOML would
     take minutes; the facts, rules and policies are what any engine holds."""
     rows = "\n".join(f'User::"u{i}",Doc::"d{i}"' for i in range(n - 1))
     (tmp_path / f"owner{variant}.csv").write_text(rows + f'\nUser::"v{variant}",Doc::"v"\n', encoding="utf-8")
@@ -380,8 +380,15 @@ owns(U, D) :- owner(U, D).
 """
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc")
-def test_memory_returns_after_many_reloads(tmp_path):
+#: Reloads in the soak test; bounded by default (~110 s on 2 cores), raise it
+#: for a longer soak: ``RUNE_SOAK_RELOADS=5000 python3 -m pytest -m slow``.
+SOAK_RELOADS = int(os.environ.get("RUNE_SOAK_RELOADS", "500"))
+
+
+def _reload_many(tmp_path: Path, reloads: int) -> None:
+    """Alternate two 10k-fact versions ``reloads`` times; old engines must be
+    freed and the resident set size must come back to its level after the
+    first swap."""
     path = tmp_path / "big.rune"
     texts = [_big_policy(tmp_path, 10_000, 0), _big_policy(tmp_path, 10_000, 1)]
     write(path, texts[0])
@@ -394,19 +401,31 @@ def test_memory_returns_after_many_reloads(tmp_path):
         gc.collect()
         baseline = _rss_bytes()
         early = [first, weakref.ref(store.engine)]
-        deadline = time.monotonic() + 240  # a bound, not an expectation (~35 s)
-        for i in range(500):
+        for i in range(reloads):
             write(path, texts[i % 2])
             r = store.reload()
             assert r.ok and r.changed
             if i < 5:
                 early.append(weakref.ref(store.engine))
-            assert time.monotonic() < deadline, f"too slow: {i} reloads in 240 s"
-        assert store.authorize(("User", "u7"), ("Action", "read"), ("Doc", "d7")).decision == "forbid"
+        expected = ("forbid", "permit")[reloads % 2]
+        assert store.authorize(("User", "u7"), ("Action", "read"), ("Doc", "d7")).decision == expected
         gc.collect()
         after = _rss_bytes()
         assert all(ref() is None for ref in early), "an old engine is still referenced"
         assert after <= baseline * 1.2, f"RSS grew from {baseline / 2**20:.1f} MiB to {after / 2**20:.1f} MiB"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc")
+def test_memory_returns_after_a_few_reloads(tmp_path):
+    """The quick form of the soak test, in the default suite."""
+    _reload_many(tmp_path, 12)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc")
+def test_memory_returns_after_many_reloads(tmp_path):
+    """The soak test: ``SOAK_RELOADS`` swaps (``-m slow`` runs it)."""
+    _reload_many(tmp_path, SOAK_RELOADS)
 
 
 def test_prometheus_collector_reads_stats(tmp_path):

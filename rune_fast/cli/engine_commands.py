@@ -1,13 +1,11 @@
 """``rune eval``, ``rune test`` and ``rune query``: the subcommands that need an Engine.
 
-They live apart from ``cli.py`` (which owns ``rune check`` and the
-dispatcher) so that each can be written and tested on its own; ``cli.py``
-registers them by extending its ``SUBCOMMANDS`` with ``ENGINE_SUBCOMMANDS``.
-
-Exit codes (``rune eval``): 0 permit, 3 deny or forbid, 1 the bundle or the
-request is wrong, 2 bad command line (argparse). ``rune test``: 0 all tests
-pass (or there are none), 1 any failure or load error. ``rune query``: 0
-answered (even with no rows), 1 error.
+Exit codes are the command line's (``common.EXIT_CODES``): ``eval`` exits 0
+on permit, 3 on deny, 4 on forbid; ``test`` 0 when every test passes (or
+there are none), 1 on any failure; ``query`` 0 with answers, 1 with none;
+all three exit 5 when the bundle does not load and ``eval``/``query`` 6 on a
+malformed request. With ``--json`` each prints exactly one JSON value on
+stdout, errors included, so a script never parses stderr.
 """
 
 from __future__ import annotations
@@ -19,40 +17,25 @@ from typing import Any, Optional, TextIO
 
 from ..errors import RuneError, RuneRequestError
 from ..values import Entity, format_value
+from .common import (
+    EXIT_DENY,
+    EXIT_FORBID,
+    EXIT_NEGATIVE,
+    EXIT_OK,
+    Subcommand,
+    add_path,
+    print_json,
+    report_load_failure,
+    report_request_failure,
+)
 
-__all__ = ["ENGINE_SUBCOMMANDS", "register", "run_eval", "run_test", "run_query"]
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_NOT_PERMITTED = 3
+__all__ = ["COMMANDS", "run_eval", "run_test", "run_query"]
 
 
-def _print_errors(err: RuneError, stream: TextIO) -> int:
-    errors = err.errors
-    for e in errors:
-        print(e.render(), file=stream)
-    return len(errors)
-
-
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace) -> Any:
     from ..engine import load
 
     return load(args.path, recursive=getattr(args, "recursive", False), cache_size=0)
-
-
-def _print_failure(e: Exception, args: argparse.Namespace, stream: TextIO) -> int:
-    """Report why ``eval``/``query`` could not answer; returns ``EXIT_ERROR``.
-
-    One place so both commands word a bad request, a broken bundle and an
-    unreadable path the same way.
-    """
-    if isinstance(e, RuneRequestError):
-        print(f"bad request: {e.message}", file=stream)
-    elif isinstance(e, RuneError):
-        _print_errors(e, stream)
-    else:
-        print(f"{args.path}: {e}", file=stream)
-    return EXIT_ERROR
 
 
 def _json_arg(text: Optional[str], what: str, want: type) -> Any:
@@ -86,11 +69,6 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def _add_path(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", metavar="FILE_OR_DIR", help="a .rune file or a directory of .rune files (a bundle)")
-    p.add_argument("-r", "--recursive", action="store_true", help="also load .rune files in subdirectories")
-
-
 def _add_request(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--principal", required=required, metavar="ENTITY", help="""e.g. 'User::"alice"'""")
     p.add_argument("--action", required=required, metavar="ENTITY", help="""e.g. 'Action::"read"'""")
@@ -108,9 +86,9 @@ def _add_request(p: argparse.ArgumentParser, required: bool) -> None:
 
 
 def _configure_eval(p: argparse.ArgumentParser) -> None:
-    _add_path(p)
+    add_path(p)
     _add_request(p, required=True)
-    p.add_argument("--json", action="store_true", help="print the decision as one JSON object")
+    p.add_argument("--json", action="store_true", help="print the decision (or the errors) as one JSON object")
 
 
 def run_eval(args: argparse.Namespace, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int:
@@ -119,19 +97,22 @@ def run_eval(args: argparse.Namespace, out: Optional[TextIO] = None, err: Option
     err = err or sys.stderr
     try:
         engine = _load(args)
+    except (RuneError, OSError) as e:
+        return report_load_failure(e, args, out, err)
+    try:
         context, entities = _request_json(args)
         decision = engine.authorize(args.principal, args.action, args.resource, context, entities)
-    except (RuneError, OSError) as e:
-        return _print_failure(e, args, err)
+    except RuneError as e:
+        return report_request_failure(e, args, out, err)
     if args.json:
-        print(json.dumps(decision.to_dict(), ensure_ascii=False), file=out)
+        print_json({"ok": True, **decision.to_dict()}, out)
     else:
         print(decision.decision, file=out)
         if decision.reasons:
             print(f"reasons: {', '.join(decision.reasons)}", file=out)
         for pid, msg in decision.errors:
             print(f"error in {pid}: {msg}", file=out)
-    return EXIT_OK if decision.allowed else EXIT_NOT_PERMITTED
+    return {"permit": EXIT_OK, "forbid": EXIT_FORBID}.get(decision.decision, EXIT_DENY)
 
 
 # --------------------------------------------------------------------------
@@ -139,8 +120,23 @@ def run_eval(args: argparse.Namespace, out: Optional[TextIO] = None, err: Option
 
 
 def _configure_test(p: argparse.ArgumentParser) -> None:
-    _add_path(p)
+    add_path(p)
     p.add_argument("-v", "--verbose", action="store_true", help="also list the tests that pass")
+    p.add_argument("--json", action="store_true", help="print the results (or the load errors) as one JSON object")
+
+
+def _result_dict(r: Any) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "passed": r.passed,
+        "expected": r.expected,
+        "actual": r.actual,
+        "reasons": list(r.reasons),
+        "errors": [{"policy": p, "message": m} for p, m in r.errors],
+        "file": r.file,
+        "line": r.line,
+        "column": r.column,
+    }
 
 
 def run_test(args: argparse.Namespace, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int:
@@ -149,25 +145,30 @@ def run_test(args: argparse.Namespace, out: Optional[TextIO] = None, err: Option
     err = err or sys.stderr
     try:
         engine = _load(args)
-    except RuneError as e:
-        n = _print_errors(e, err)
-        print(f"{args.path}: {n} error{'s' if n != 1 else ''}", file=err)
-        return EXIT_ERROR
-    except OSError as e:
-        print(f"{args.path}: {e}", file=err)
-        return EXIT_ERROR
+    except (RuneError, OSError) as e:
+        return report_load_failure(e, args, out, err)
     results = engine.run_tests()
     failed = [r for r in results if not r.passed]
+    code = EXIT_NEGATIVE if failed else EXIT_OK
+    if getattr(args, "json", False):
+        print_json(
+            {
+                "ok": not failed,
+                "passed": len(results) - len(failed),
+                "failed": len(failed),
+                "results": [_result_dict(r) for r in results],
+            },
+            out,
+        )
+        return code
     for r in results:
-        if not r.passed:
-            print(r.render(), file=out)
-        elif args.verbose:
+        if not r.passed or args.verbose:
             print(r.render(), file=out)
     if not results:
         print(f"{args.path}: no [tests.*] to run", file=out)
         return EXIT_OK
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed", file=out)
-    return EXIT_ERROR if failed else EXIT_OK
+    return code
 
 
 # --------------------------------------------------------------------------
@@ -175,18 +176,23 @@ def run_test(args: argparse.Namespace, out: Optional[TextIO] = None, err: Option
 
 
 def _configure_query(p: argparse.ArgumentParser) -> None:
-    _add_path(p)
+    add_path(p)
     p.add_argument("atom", help="""a Datalog atom, e.g. 'can(User::"alice", A, D)'""")
     _add_request(p, required=False)
-    p.add_argument("--json", action="store_true", help="print the answers as a JSON array of objects")
+    p.add_argument(
+        "--json", action="store_true", help='print {"answers": [{VAR: value, ...}, ...]} (or the errors) as JSON'
+    )
 
 
 def run_query(args: argparse.Namespace, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int:
-    """Answer an atom over the precomputed model (or a request's model)."""
+    """Answer an atom over the precomputed model (or a request's model); exit 1 on no answer."""
     out = out or sys.stdout
     err = err or sys.stderr
     try:
         engine = _load(args)
+    except (RuneError, OSError) as e:
+        return report_load_failure(e, args, out, err)
+    try:
         context, entities = _request_json(args)
         rows = engine.query(
             args.atom,
@@ -196,11 +202,12 @@ def run_query(args: argparse.Namespace, out: Optional[TextIO] = None, err: Optio
             context=context,
             entities=entities,
         )
-    except (RuneError, OSError) as e:
-        return _print_failure(e, args, err)
+    except RuneError as e:
+        return report_request_failure(e, args, out, err)
+    code = EXIT_OK if rows else EXIT_NEGATIVE
     if args.json:
-        print(json.dumps([{k: _jsonable(v) for k, v in row.items()} for row in rows], ensure_ascii=False), file=out)
-        return EXIT_OK
+        print_json({"ok": True, "answers": [{k: _jsonable(v) for k, v in row.items()} for row in rows]}, out)
+        return code
     if not rows:
         print("no", file=out)
     elif rows == [{}]:
@@ -208,28 +215,12 @@ def run_query(args: argparse.Namespace, out: Optional[TextIO] = None, err: Optio
     else:
         for row in rows:
             print(", ".join(f"{k} = {format_value(v)}" for k, v in row.items()), file=out)
-    return EXIT_OK
+    return code
 
 
-# --------------------------------------------------------------------------
-# Registration
-
-
-def _subcommands() -> list:
-    from .app import Subcommand
-
-    return [
-        Subcommand("eval", "decide one request and print the decision, reasons and errors", _configure_eval, run_eval),
-        Subcommand("test", "run the embedded [tests.*] of a file or bundle", _configure_test, run_test),
-        Subcommand("query", "answer a Datalog atom over the compiled model", _configure_query, run_query),
-    ]
-
-
-#: ``cli.SUBCOMMANDS.extend(ENGINE_SUBCOMMANDS)`` registers eval, test and query.
-ENGINE_SUBCOMMANDS = _subcommands()
-
-
-def register(subcommands: list) -> None:
-    """Append eval/test/query to a ``SUBCOMMANDS`` list (idempotent)."""
-    names = {s.name for s in subcommands}
-    subcommands.extend(s for s in ENGINE_SUBCOMMANDS if s.name not in names)
+#: The subcommands of this module, in ``rune --help`` order.
+COMMANDS: tuple[Subcommand, ...] = (
+    Subcommand("eval", "decide one request and print the decision, reasons and errors", _configure_eval, run_eval),
+    Subcommand("test", "run the embedded [tests.*] of a file or bundle", _configure_test, run_test),
+    Subcommand("query", "answer a Datalog atom over the compiled model", _configure_query, run_query),
+)

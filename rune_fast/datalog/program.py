@@ -314,7 +314,7 @@ class Model:
         return match_atom(atom, rel.arity, self.rows(atom.name))
 
     def with_request(self, facts: Mapping[str, Iterable[tuple]]) -> "Model":
-        """This model plus one request's facts (SPEC §5 request relations).
+        """This model plus one request's facts (the request relations of docs/language.md §4).
 
         ``facts`` may hold rows for ``principal``, ``action``, ``resource``,
         ``context``, ``parent`` and ``attr``. Rules that depend on them are

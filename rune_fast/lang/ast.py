@@ -29,7 +29,7 @@ class Loc:
 NO_LOC = Loc("<none>", 0, 0)
 
 # --------------------------------------------------------------------------
-# Datalog rules (SPEC section 5)
+# Datalog rules (docs/language.md §4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +138,7 @@ class Rule:
 
 
 # --------------------------------------------------------------------------
-# Policies (SPEC section 6)
+# Policies (docs/language.md §5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,7 +303,7 @@ class Policy:
 
 
 # --------------------------------------------------------------------------
-# Files and bundles (SPEC sections 2, 4, 8)
+# Files and bundles (docs/language.md §1, §3, §7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,7 +370,7 @@ class RuneFile:
 
 @dataclass(frozen=True, slots=True)
 class Bundle:
-    """Several files merged (SPEC section 2): facts unioned, the rest concatenated.
+    """Several files merged (docs/language.md §1): facts unioned, the rest concatenated.
 
     ``files`` lists every file the bundle was built from, sources included, so
     that a watcher knows what to watch and a hash can name the version.

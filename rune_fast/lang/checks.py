@@ -1,4 +1,4 @@
-"""Load-time checks of a program (SPEC sections 5 and 6), and what they learn.
+"""Load-time checks of a program (docs/language.md §4, §5 and §8), and what they learn.
 
 A program that parses can still be meaningless: a variable nobody binds, a
 relation used with two arities, a typo in a relation name, a cycle through
@@ -63,7 +63,7 @@ __all__ = [
     "check_program",
 ]
 
-#: Relations that exist only while one request is evaluated (SPEC section 5).
+#: Relations that exist only while one request is evaluated (docs/language.md §4).
 REQUEST_RELATIONS: dict[str, int] = {"principal": 1, "action": 1, "resource": 1, "context": 2}
 
 #: Relations with a fixed meaning that are always defined: they may have facts

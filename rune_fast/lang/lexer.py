@@ -31,6 +31,8 @@ from typing import Callable, NoReturn, Optional, TypeVar
 
 from .ast import LIKE_WILDCARD, Loc
 from ..errors import RuneError, RuneLimitError, RuneSyntaxError
+from ..like import pattern_from_glob as like_pattern_from_glob
+from ..like import pattern_from_pieces as _pattern_from_pieces
 
 __all__ = [
     "IDENT",
@@ -355,26 +357,6 @@ def tokenize(text: str, file: str, first_line: int = 1, *, dialect: str = "rules
 # like patterns
 
 
-def _pattern_from_pieces(pieces: list) -> tuple[Optional[str], ...]:
-    """Normalize pieces (str or LIKE_WILDCARD) into the ``Like.pattern`` form.
-
-    Adjacent literals are merged, empty literals dropped and runs of wildcards
-    collapsed (``**`` matches exactly what ``*`` matches), so that equal
-    patterns compare equal and the matcher needs no special cases.
-    """
-    out: list[Optional[str]] = []
-    for p in pieces:
-        if p is LIKE_WILDCARD:
-            if not out or out[-1] is not LIKE_WILDCARD:
-                out.append(LIKE_WILDCARD)
-        elif p:
-            if out and out[-1] is not LIKE_WILDCARD:
-                out[-1] = out[-1] + p  # type: ignore[operator]
-            else:
-                out.append(p)
-    return tuple(out)
-
-
 def like_pattern(tok: Token) -> tuple[Optional[str], ...]:
     """The ``Like.pattern`` of a string token: ``*`` is a wildcard, ``\\*`` a star.
 
@@ -400,7 +382,8 @@ def like_glob(tok: Token) -> str:
 
     Rules keep the pattern as one ``str``; in it ``*`` is a wildcard, ``\\*``
     a literal star and ``\\\\`` a literal backslash. ``like_pattern_from_glob``
-    turns it into the same tuple form policies use.
+    turns it into the same tuple form policies use (both forms are matched by
+    ``rune_fast.like``, the one matcher of the language).
     """
     out: list[str] = []
     for part in tok.parts or [tok.value]:
@@ -409,29 +392,6 @@ def like_glob(tok: Token) -> str:
         else:
             out.append(part.replace("\\", "\\\\"))
     return "".join(out)
-
-
-def like_pattern_from_glob(glob: str) -> tuple[Optional[str], ...]:
-    """Parse an escaped glob (see ``like_glob``) into the ``Like.pattern`` form."""
-    pieces: list = []
-    buf: list[str] = []
-    i = 0
-    n = len(glob)
-    while i < n:
-        c = glob[i]
-        if c == "\\" and i + 1 < n:
-            buf.append(glob[i + 1])
-            i += 2
-            continue
-        if c == "*":
-            pieces.append("".join(buf))
-            buf = []
-            pieces.append(LIKE_WILDCARD)
-        else:
-            buf.append(c)
-        i += 1
-    pieces.append("".join(buf))
-    return _pattern_from_pieces(pieces)
 
 
 # --------------------------------------------------------------------------

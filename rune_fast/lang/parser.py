@@ -1,6 +1,6 @@
 """The file-level front end: a ``.rune`` file -> ``RuneFile``, files -> ``Bundle``.
 
-SPEC sections 2 (layout), 4 (data), 8 (embedded tests).  How a file is read:
+docs/language.md §1 (layout), §3 (data), §7 (embedded tests).  How a file is read:
 
 1. **Split** at section header lines: a TOML table header (``[name]``,
    ``[name.sub]``, ``[[name]]``) in column 0 whose first key is a bare name.
@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tomllib
+import sys
 from dataclasses import dataclass, replace
 from itertools import chain
 from typing import Any, Iterable, Optional, Union
@@ -45,6 +45,7 @@ from ..errors import (
     RuneError,
     RuneSourceError,
     RuneSyntaxError,
+    RuneUndefinedError,
     RuneVersionError,
     raise_collected,
 )
@@ -58,6 +59,11 @@ from .sources import (
     read_source_bytes,
 )
 from ..values import INT_MAX, INT_MIN, Entity, parse_entity_literal
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, published on PyPI as tomli
+    import tomli as tomllib
 
 try:  # pragma: no cover - depends on the environment
     import rtoml as _rtoml
@@ -1036,7 +1042,7 @@ def load_bundle(
     recursive: bool = False,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Bundle:
-    """Load a ``.rune`` file (a bundle of one) or a directory of them (SPEC section 2).
+    """Load a ``.rune`` file (a bundle of one) or a directory of them (docs/language.md §1).
 
     Every file is parsed and every source loaded before anything is raised,
     so one call reports all the problems of the bundle.
@@ -1067,8 +1073,45 @@ def load_bundle(
     with paused_gc():
         source_facts = _load_sources(files, limits, blobs, errors)
         bundle = _merge(files, source_facts, blobs.watched, blobs.digest(), errors)
+    if errors:
+        errors.extend(_checker_errors(bundle, source_facts, errors, all_files_parsed=len(files) == len(paths)))
     raise_collected(errors)
     return bundle
+
+
+def _checker_errors(
+    bundle: Bundle, source_facts: dict[str, list[FactSet]], found_before: list[RuneError], *, all_files_parsed: bool
+) -> list[RuneError]:
+    """The load-time checks of what did load, for a bundle that has errors.
+
+    So that one load reports everything: a parse error in one file does not
+    hide a safety error in another. A relation defined only in a file that
+    did not parse, or by a source that did not load, would be reported as
+    undefined although it is not; those reports are left out (all of them
+    when a ``.rune`` file failed, since its relations are unknown), and so
+    are problems the merge already reported (duplicate ids, fact arities).
+    """
+    from .checks import check_program  # the checks need the whole bundle; only here on failure
+
+    try:
+        check_program(bundle.facts, bundle.rules, bundle.policies)
+    except RuneError as e:
+        found = e.errors
+    else:
+        return []
+    loaded = {fs.relation for fss in source_facts.values() for fs in fss}
+    missing = {spec.relation for rf in bundle.files for spec in rf.sources} - loaded
+    seen = {(type(x), x.file, x.line, x.column) for x in found_before}
+    return [
+        x for x in found
+        if (type(x), x.file, x.line, x.column) not in seen
+        and not (isinstance(x, RuneUndefinedError) and (not all_files_parsed or _undefined_name(x) in missing))
+    ]
+
+
+def _undefined_name(e: RuneError) -> str:
+    m = re.match(r"relation (\S+) is used", e.message)
+    return m.group(1) if m else ""
 
 
 def bundle_from_text(
@@ -1091,5 +1134,7 @@ def bundle_from_text(
     with paused_gc():
         source_facts = _load_sources([rf], limits, blobs, errors)
         bundle = _merge([rf], source_facts, blobs.watched, blobs.digest(), errors)
+    if errors:
+        errors.extend(_checker_errors(bundle, source_facts, errors, all_files_parsed=True))
     raise_collected(errors)
     return bundle

@@ -1,4 +1,4 @@
-"""Parser of the ``[policies]`` section: Cedar-style text -> ``tuple[Policy, ...]`` (SPEC §6).
+"""Parser of the ``[policies]`` section: Cedar-style text -> ``tuple[Policy, ...]`` (docs/language.md §5).
 
 Recursive descent over ``lexer.tokenize(..., dialect="policies")`` tokens,
 one function per Cedar precedence level, lowest first:

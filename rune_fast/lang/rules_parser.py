@@ -1,4 +1,4 @@
-"""Parser of the ``[rules]`` section: Datalog text -> ``tuple[Rule, ...]`` (SPEC §5).
+"""Parser of the ``[rules]`` section: Datalog text -> ``tuple[Rule, ...]`` (docs/language.md §4).
 
 A hand-written recursive-descent parser over ``lexer.tokenize`` tokens.
 Hand-written rather than generated because the error messages are part of the
@@ -61,7 +61,7 @@ def _is_var_name(name: str) -> bool:
 
 
 def _is_relation_start(name: str) -> bool:
-    """SPEC: relation names are ``[a-z_][A-Za-z0-9_]*`` (``_`` alone excluded)."""
+    """Relation names are ``[a-z_][A-Za-z0-9_]*`` (``_`` alone excluded)."""
     c = name[0]
     return ("a" <= c <= "z") or (c == "_" and len(name) > 1)
 

@@ -1,4 +1,4 @@
-"""``[sources]`` fact files (CSV and JSON lines) -> ``FactSet`` (SPEC section 4).
+"""``[sources]`` fact files (CSV and JSON lines) -> ``FactSet`` (docs/language.md §3).
 
 Sources exist so that large fact sets (10^6 facts) load fast.  Python code
 that runs once per cell costs about a microsecond, which adds up to a second

@@ -1,6 +1,6 @@
 """PolicyStore: the one attribute readers load, and everything that replaces it.
 
-The design (SPEC section 9, docs/reload.md):
+The design (docs/reload.md):
 
 - ``store.engine`` is a plain attribute holding an immutable, complete,
   checked Engine. A request reads it **once** and uses that snapshot to the
@@ -97,7 +97,7 @@ class ReloadResult:
 
 @dataclass(frozen=True)
 class ReloadStats:
-    """A consistent snapshot of the store's counters (SPEC 9 metrics).
+    """A consistent snapshot of the store's counters (the metrics of docs/reload.md).
 
     ``last_error``/``last_errors`` describe the most recent *failed* attempt
     and are kept after later successes; ``last_ok`` says how the most recent
@@ -291,6 +291,23 @@ class PolicyStore:
         """Decide with the current engine (loaded once: one consistent version)."""
         engine = self.engine
         return engine.authorize(principal, action, resource, context, entities)
+
+    def search_resources(self, principal: Any, action: Any, resource_type: str, **kw: Any) -> Any:
+        """``Engine.search_resources`` on the current engine (a page token
+        from before a reload is refused: it names the old version)."""
+        return self.engine.search_resources(principal, action, resource_type, **kw)
+
+    def search_subjects(self, action: Any, resource: Any, principal_type: str, **kw: Any) -> Any:
+        """``Engine.search_subjects`` on the current engine."""
+        return self.engine.search_subjects(action, resource, principal_type, **kw)
+
+    def search_actions(self, principal: Any, resource: Any, **kw: Any) -> Any:
+        """``Engine.search_actions`` on the current engine."""
+        return self.engine.search_actions(principal, resource, **kw)
+
+    def explain(self, principal: Any, action: Any, resource: Any, context: Any = None, entities: Any = None) -> Any:
+        """``Engine.explain`` on the current engine."""
+        return self.engine.explain(principal, action, resource, context, entities)
 
     @property
     def version(self) -> str:

@@ -1,0 +1,179 @@
+"""Search (``Engine.search_resources/subjects/actions``): equal to brute-force
+``authorize`` over every candidate on random programs and requests, stable
+paging, tokens tied to the engine version and the query, bounds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import rune_fast
+from rune_fast import Entity, RuneRequestError, SearchPage
+
+from search_programs import (
+    ACTIONS,
+    DOCS,
+    USERS,
+    brute_actions,
+    brute_resources,
+    brute_subjects,
+    programs,
+    request_parts,
+)
+
+EXAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "doc_sharing.rune")
+
+
+def _all_pages(search, limit: int) -> list:
+    """Concatenate every page of a search (bounded)."""
+    out: list = []
+    token = None
+    for _ in range(100):
+        page = search(limit=limit, page_token=token)
+        assert isinstance(page, SearchPage)
+        assert len(page.results) <= limit
+        out.extend(page.results)
+        token = page.next_token
+        if token is None:
+            return out
+        assert page.results, "a token must never lead to an empty page"
+    raise AssertionError("paging did not terminate")
+
+
+PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@PROPS
+@given(programs(), request_parts(), st.sampled_from(USERS), st.sampled_from(ACTIONS),
+       st.sampled_from(["Doc", "Folder"]), st.sampled_from([None, 'Folder::"f0"', 'Folder::"f1"']),
+       st.integers(1, 3))
+def test_resources_equal_brute_force(text, req, principal, action, rtype, within, limit):
+    engine = rune_fast.load_text(text)
+    ctx, ents = req
+    expected = brute_resources(engine, principal, action, rtype, ctx, ents, within)
+    got = engine.search_resources(principal, action, rtype, context=ctx, entities=ents, within=within, limit=100)
+    assert list(got.results) == expected
+    assert got.next_token is None
+    paged = _all_pages(lambda **kw: engine.search_resources(principal, action, rtype, context=ctx, entities=ents,
+                                                            within=within, **kw), limit)
+    assert paged == expected
+
+
+@PROPS
+@given(programs(), request_parts(), st.sampled_from(ACTIONS), st.sampled_from(DOCS + ['Doc::"new"', 'Folder::"f1"']))
+def test_subjects_equal_brute_force(text, req, action, resource):
+    engine = rune_fast.load_text(text)
+    ctx, ents = req
+    expected = brute_subjects(engine, action, resource, "User", ctx, ents)
+    assert list(engine.search_subjects(action, resource, "User", context=ctx, entities=ents).results) == expected
+    assert _all_pages(lambda **kw: engine.search_subjects(action, resource, "User", context=ctx, entities=ents, **kw), 1) == expected
+
+
+@PROPS
+@given(programs(), request_parts(), st.sampled_from(USERS), st.sampled_from(DOCS + ['Folder::"f0"']))
+def test_actions_equal_brute_force(text, req, principal, resource):
+    engine = rune_fast.load_text(text)
+    ctx, ents = req
+    expected = brute_actions(engine, principal, resource, ctx, ents)
+    assert list(engine.search_actions(principal, resource, context=ctx, entities=ents).results) == expected
+
+
+# ---------------------------------------------------------------------------
+# Concrete behaviour on the bundled example
+
+
+@pytest.fixture(scope="module")
+def doc_engine():
+    return rune_fast.load(EXAMPLE)
+
+
+def test_example_resources_subjects_actions(doc_engine):
+    alice = 'User::"alice"'
+    read = 'Action::"read"'
+    docs = doc_engine.search_resources(alice, read, "Document").results
+    assert docs == tuple(Entity("Document", d) for d in ("design", "handbook", "mallory_notes", "roadmap"))
+    # contract is classified 3 (alice is cleared) but she has no role on legal
+    assert Entity("Document", "contract") not in docs
+    assert doc_engine.search_resources(alice, read, "Document", within='Folder::"eng_backend"').results == (
+        Entity("Document", "design"),)
+    # bob lacks clearance for the roadmap: the forbid removes it
+    bob_docs = doc_engine.search_resources('User::"bob"', read, "Document").results
+    assert Entity("Document", "roadmap") not in bob_docs and Entity("Document", "design") in bob_docs
+    # mallory is suspended: nothing at all
+    assert doc_engine.search_resources('User::"mallory"', read, "Document").results == ()
+    readers = doc_engine.search_subjects(read, 'Document::"design"', "User").results
+    assert readers == tuple(Entity("User", u) for u in ("alice", "bob", "dave", "erin"))
+    acts = doc_engine.search_actions(alice, 'Document::"roadmap"').results
+    assert acts == tuple(Entity("Action", a) for a in ("comment", "delete", "edit", "read", "share"))
+
+
+def test_request_entities_are_candidates(doc_engine):
+    # a document only the request knows, placed in a folder alice can read
+    ents = [{"uid": {"type": "Document", "id": "draft"}, "parents": [{"type": "Folder", "id": "public"}]}]
+    # the rules read located_in, not parent, so only the auditors' `in` policy sees it
+    got = doc_engine.search_resources('User::"erin"', 'Action::"read"', "Document", entities=ents).results
+    assert Entity("Document", "draft") in got
+    assert Entity("Document", "draft") not in doc_engine.search_resources(
+        'User::"erin"', 'Action::"read"', "Document").results
+
+
+def test_paging_is_stable_and_token_checked(doc_engine):
+    alice, read = 'User::"alice"', 'Action::"read"'
+    full = doc_engine.search_resources(alice, read, "Document").results
+    p1 = doc_engine.search_resources(alice, read, "Document", limit=3)
+    assert p1.results == full[:3] and p1.next_token
+    p2 = doc_engine.search_resources(alice, read, "Document", limit=3, page_token=p1.next_token)
+    assert p2.results == full[3:] and p2.next_token is None
+    # the same token on a different query is refused
+    with pytest.raises(RuneRequestError, match="different search"):
+        doc_engine.search_resources('User::"bob"', read, "Document", page_token=p1.next_token)
+    # a token from another engine version is refused, not misread
+    other = rune_fast.load_text(open(EXAMPLE).read() + "\n# changed\n")
+    assert other.version != doc_engine.version
+    with pytest.raises(RuneRequestError, match="another engine version"):
+        other.search_resources(alice, read, "Document", limit=3, page_token=p1.next_token)
+    for bad in ("", "x", "!!!!", "WzFd", 42, "A" * 5000):
+        with pytest.raises(RuneRequestError):
+            doc_engine.search_resources(alice, read, "Document", page_token=bad)
+
+
+@pytest.mark.parametrize("kw", [{"limit": 0}, {"limit": -1}, {"limit": 10**6}, {"limit": "3"}, {"limit": True}])
+def test_bad_limits(doc_engine, kw):
+    with pytest.raises(RuneRequestError):
+        doc_engine.search_resources('User::"alice"', 'Action::"read"', "Document", **kw)
+
+
+def test_bad_requests(doc_engine):
+    with pytest.raises(RuneRequestError):
+        doc_engine.search_resources("alice", 'Action::"read"', "Document")
+    with pytest.raises(RuneRequestError):
+        doc_engine.search_resources('User::"alice"', 'Action::"read"', "Not a type")
+    with pytest.raises(RuneRequestError):
+        doc_engine.search_subjects('Action::"read"', 'Document::"x"', "")
+    with pytest.raises(RuneRequestError):
+        doc_engine.search_actions('User::"alice"', 'Document::"x"', context=[1])
+    with pytest.raises(RuneRequestError):
+        doc_engine.search_resources('User::"alice"', 'Action::"read"', "Document", within="nope")
+
+
+def test_store_mirrors_engine(tmp_path):
+    path = tmp_path / "b.rune"
+    path.write_text(open(EXAMPLE).read())
+    with rune_fast.PolicyStore(str(path), watch=False) as store:
+        e = store.engine
+        args = ('User::"alice"', 'Action::"read"', "Document")
+        assert store.search_resources(*args) == e.search_resources(*args)
+        assert store.search_subjects('Action::"read"', 'Document::"design"', "User") == e.search_subjects(
+            'Action::"read"', 'Document::"design"', "User")
+        assert store.search_actions('User::"alice"', 'Document::"roadmap"', limit=2) == e.search_actions(
+            'User::"alice"', 'Document::"roadmap"', limit=2)
+
+
+def test_page_to_dict(doc_engine):
+    page = doc_engine.search_actions('User::"alice"', 'Document::"roadmap"', limit=2)
+    d = page.to_dict()
+    assert d["results"] == [{"type": "Action", "id": "comment"}, {"type": "Action", "id": "delete"}]
+    assert isinstance(d["next_token"], str)
