@@ -146,6 +146,11 @@ RULES = [
     'parent(R, Folder::"f") :- resource(R), context("n", 1).',
     'attr(P, "banned", true) :- principal(P), parent(P, Group::"bad").',
     'parent(A, Action::"ops") :- action(A), principal(P), attr(P, "role", "admin").',
+    # Request-dependent relations that are not parent/attr (the planned path):
+    'banned(P) :- principal(P), parent(P, Group::"bad").',
+    'archived(R) :- resource(R), attr(R, "archived", true).',
+    'ok(P, R) :- principal(P), resource(R), context("admin", true).',
+    'ok(P, R) :- principal(P), resource(R), parent(R, Folder::"f").',
 ]
 
 POLICIES = [
@@ -158,6 +163,10 @@ POLICIES = [
     'forbid(principal in Group::"bad", action, resource);',
     'forbid(principal, action in [Action::"ops", Action::"read"], resource is Doc) when { resource.archived };',
     'permit(principal is User, action, resource) unless { context.admin };',
+    'forbid(principal, action, resource) when { banned(principal) };',
+    'permit(principal, action == Action::"read", resource) when { archived(resource) };',
+    'permit(principal, action, resource) when { ok(principal, resource) };',
+    'forbid(principal, action == Action::"delete", resource) unless { ok(_, resource) };',
 ]
 
 DATA = [
@@ -189,7 +198,9 @@ REQUEST_ENTITIES = [
 @st.composite
 def bundles(draw):
     rules = draw(st.lists(st.sampled_from(RULES), min_size=1, max_size=4, unique=True))
-    policies = draw(st.lists(st.sampled_from(POLICIES), min_size=1, max_size=5, unique=True))
+    defined = {r.split("(", 1)[0] for r in rules}
+    usable = [p for p in POLICIES if all(n in defined for n in ("banned", "archived", "ok") if f"{n}(" in p)]
+    policies = draw(st.lists(st.sampled_from(usable), min_size=1, max_size=5, unique=True))
     data = draw(st.lists(st.sampled_from(DATA), min_size=1, max_size=2, unique=True))
     return (HEADER + "[data]\n" + "\n".join(data) + "\n[rules]\n" + "\n".join(rules)
             + "\n[policies]\n" + "\n".join(policies) + "\n")
@@ -240,7 +251,7 @@ def oracle(bundle, engine: Engine, req) -> tuple:
     return pset.evaluate(p, a, r, ctx, data)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(bundles(), st.lists(requests(), min_size=3, max_size=10), st.sampled_from([0, 64]),
        st.sampled_from(backends()), st.randoms())
 def test_warm_engine_decides_like_fresh_engines(text, reqs, cache_size, backend, rnd):
