@@ -217,8 +217,8 @@ def authorize_hook_async(guard: Guard, **rule_options: Any) -> Any:
 
 
 def _wsgi_user(req: Any, env: dict) -> Optional[str]:
-    u = req.context.get("user")
-    return u if u is not None else env.get("REMOTE_USER")  # type: ignore[no-any-return]
+    u: Optional[str] = req.context.get("user")
+    return u if u is not None else env.get("REMOTE_USER")
 
 
 def _user(req: Any) -> Optional[str]:
