@@ -62,7 +62,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 
 from .datalog.compiler import string_test
 from .lang import ast as A
-from .lang.checks import (
+from .lang.safety import (
     ROLE_AGGREGATE,
     ROLE_ASSIGN,
     ROLE_ATOM,

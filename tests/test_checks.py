@@ -12,14 +12,14 @@ import pytest
 
 from rune_fast.lang import ast as A
 from rune_fast.lang import checks
-from rune_fast.lang.checks import (
+from rune_fast.lang.checks import check_program
+from rune_fast.lang.safety import (
     ROLE_AGGREGATE,
     ROLE_ASSIGN,
     ROLE_ATOM,
     ROLE_FILTER,
     ROLE_METHOD,
     ROLE_NEGATION,
-    check_program,
     classify_body,
     classify_rule,
 )

@@ -27,9 +27,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence
 
 from ..lang import ast as A
-from ..lang.checks import (
-    REQUEST_RELATIONS,
-    RESERVED_RELATIONS,
+from ..lang.checks import REQUEST_RELATIONS, RESERVED_RELATIONS, ProgramInfo
+from ..lang.safety import (
     ROLE_AGGREGATE,
     ROLE_ASSIGN,
     ROLE_ATOM,
@@ -38,7 +37,6 @@ from ..lang.checks import (
     ROLE_NEGATION,
     BodyInfo,
     LiteralInfo,
-    ProgramInfo,
 )
 from ..errors import EvalFailure, RuneError, RuneLimitError
 from ..like import glob_matcher

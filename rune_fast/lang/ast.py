@@ -107,7 +107,7 @@ class Comparison:
     """``left op right`` with ``op`` in ``= != < <= > >=``.
 
     ``X = expr`` with ``X`` not bound elsewhere in the body is an assignment;
-    the checks decide which (``checks.classify_body``), not the parser.
+    the checks decide which (``safety.classify_body``), not the parser.
     """
 
     op: CompareOp
