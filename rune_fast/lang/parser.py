@@ -25,6 +25,11 @@ are located with it.
 
 ``[data]`` conversion works column by column with C-level operations (see
 ``sources.convert_column``) because a realistic data section has 10^5 rows.
+
+Around this module: ``sections.py`` cuts the file and parses its TOML with
+locations, ``embedded_tests.py`` holds the vocabulary of ``[tests.NAME]``,
+and ``bundle.py`` turns parsed files into one ``Bundle`` (file discovery,
+sources, merge); ``load_bundle`` and ``bundle_from_text`` here drive it.
 """
 
 from __future__ import annotations
@@ -32,23 +37,17 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import stat
 import sys
 import time
-from dataclasses import dataclass, replace
-from itertools import chain
-from typing import Any, Callable, Iterable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 from .ast import Bundle, EmbeddedTest, FactSet, Loc, Policy, RequestEntity, Rule, RuneFile, SourceSpec
 from ..errors import (
-    RuneArityError,
     RuneDataError,
-    RuneDuplicateIdError,
     RuneError,
     RuneManifestError,
     RuneSourceError,
     RuneSyntaxError,
-    RuneUndefinedError,
     RuneVersionError,
     raise_collected,
 )
@@ -57,25 +56,19 @@ from .sources import (
     EntityCache,
     convert_column,
     describe_bad_value,
-    parse_source_bytes,
     paused_gc,
-    read_source,
 )
-from .fileio import FileRefused, ReadResult, confine, read_regular, resolve_roots
+from .fileio import FileRefused, ReadResult, read_regular
 from .manifest import MANIFEST_MODES, MANIFEST_NAME, manifest_path, read_manifest, verify_manifest
-from ..values import INT_MAX, INT_MIN, Entity, parse_entity_literal
+from ..values import Entity, parse_entity_literal
+from .sections import _BLANK_OR_COMMENT, _Chunk, _KeyIndex, _Src, _group_doc, _split, _toml_loads
+from .bundle import _Blobs, _bundle_root, _checker_errors, _load_sources, _merge, _rune_files, _unsettled
+from .embedded_tests import _ENTITY_EXAMPLES, _EXPECT, _TEST_KEYS, _entity_ref, _json_problem, _show
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10: the same parser, published on PyPI as tomli
     import tomli as tomllib
-
-try:  # pragma: no cover - depends on the environment
-    import rtoml as _rtoml
-
-    _rtoml_loads = _rtoml.loads
-except ImportError:  # pragma: no cover
-    _rtoml_loads = None  # type: ignore[assignment]  # then tomllib parses everything
 
 __all__ = [
     "parse_text",
@@ -95,243 +88,13 @@ SECTIONS = ("[metadata]", "[data]", "[sources]", "[rules]", "[policies]", "[test
 _VERSION_VALUE = re.compile(r"rune/1(?:\.[0-9]+)?\Z")
 _TOML_KINDS = ("metadata", "data", "sources", "tests")
 _CODE_KINDS = ("rules", "policies")
-
-# --------------------------------------------------------------------------
-# Lexical helpers (line classification only; TOML itself is parsed by TOML parsers)
-
-_BARE = r"[A-Za-z0-9_-]+"
-_BASIC = r'"(?:[^"\\\n]|\\.)*"'
-_LITERAL = r"'[^'\n]*'"
-_KEY = rf"(?:{_BARE}|{_BASIC}|{_LITERAL})"
-_PATH = rf"{_KEY}(?:[ \t]*\.[ \t]*{_KEY})*"
-
-#: Candidate header lines: ``[`` or ``[[`` in column 0 followed by a bare name.
-#: Requiring a letter or ``_`` keeps inner-array lines of a multi-line TOML
-#: array (``["alice", "admin"],``, ``[1, 2]``) from ever being headers.
-_HEADER_START = re.compile(r"^\[\[?[ \t]*[A-Za-z_]", re.M)
-_HEADER_LINE = re.compile(
-    rf"(?:\[\[[ \t]*(?P<dbl>{_PATH})[ \t]*\]\]|\[[ \t]*(?P<sgl>{_PATH})[ \t]*\])[ \t]*(?:#[^\n]*)?\r?"
-)
-#: ``[true]`` and friends in column 0 are one-element inner arrays, not headers.
-_VALUE_WORDS = frozenset(("true", "false", "inf", "nan"))
-_KEY_PART = re.compile(rf"[ \t]*(?:({_BARE})|({_BASIC})|({_LITERAL}))[ \t]*")
-_KEY_LINE = re.compile(rf"^[ \t]*({_PATH})[ \t]*=", re.M)
-_BLANK_OR_COMMENT = re.compile(r"[ \t]*(?:#[^\n]*)?\r?")
 _VERSION_PREFIX = re.compile(r"[ \t]*version[ \t]*=[ \t]*")
-_TOMLLIB_POS = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)\s*\Z")
-_RTOML_POS = re.compile(r"\s*at line (\d+) column (\d+)\s*\Z")
 _REL_SEGMENT = re.compile(r"[a-z_][A-Za-z0-9_]*\Z")
 
 _DATA_SHAPES = (
     "accepted shapes: an array of arrays of scalars (all the same length), an array of "
     "scalars, a single scalar, or a table of these (flattened to dotted relation names)"
 )
-
-
-def _unquote_basic(quoted: str) -> str:
-    try:
-        value: str = tomllib.loads("k = " + quoted)["k"]
-        return value
-    except (tomllib.TOMLDecodeError, KeyError):
-        return quoted[1:-1]
-
-
-def _split_key_path(s: str) -> Optional[tuple[str, ...]]:
-    """``a."b c".'d'`` -> ``("a", "b c", "d")``; None if it is not a key path."""
-    keys: list[str] = []
-    pos = 0
-    n = len(s)
-    while True:
-        m = _KEY_PART.match(s, pos)
-        if m is None:
-            return None
-        if m.group(1) is not None:
-            keys.append(m.group(1))
-        elif m.group(2) is not None:
-            keys.append(_unquote_basic(m.group(2)))
-        else:
-            keys.append(m.group(3)[1:-1])
-        pos = m.end()
-        if pos >= n:
-            return tuple(keys)
-        if s[pos] != ".":
-            return None
-        pos += 1
-
-
-def _where(loc: Loc) -> str:
-    return f"{loc.file}:{loc.line}:{loc.col}" if loc.line else loc.file
-
-
-# --------------------------------------------------------------------------
-# Source text and located errors
-
-
-class _Src:
-    """One file's text plus cheap ways to name a position in it."""
-
-    __slots__ = ("file", "text", "_lines")
-
-    def __init__(self, file: str, text: str) -> None:
-        self.file = file
-        self.text = text
-        self._lines: Optional[list[str]] = None
-
-    def line_text(self, n: int) -> str:
-        if self._lines is None:
-            self._lines = self.text.split("\n")
-        if 1 <= n <= len(self._lines):
-            return self._lines[n - 1].rstrip("\r")
-        return ""
-
-    def text_at(self, line_start: int) -> str:
-        """The line starting at offset ``line_start`` (no split of the whole text)."""
-        end = self.text.find("\n", line_start)
-        return self.text[line_start : end if end >= 0 else len(self.text)].rstrip("\r")
-
-    def loc(self, line: int, col: int, line_start: int = -1) -> Loc:
-        text = self.text_at(line_start) if line_start >= 0 else self.line_text(line)
-        return Loc(self.file, line, col, text)
-
-    def err(self, cls: type[RuneError], msg: str, line: int, col: int, **kw: Any) -> RuneError:
-        return cls(msg, file=self.file, line=line, column=col, source_line=self.line_text(line), **kw)
-
-    def err_at(self, cls: type[RuneError], msg: str, loc: Loc, **kw: Any) -> RuneError:
-        return cls(msg, file=self.file, line=loc.line, column=loc.col, source_line=loc.text, **kw)
-
-
-def _err_from_loc(cls: type[RuneError], msg: str, loc: Loc) -> RuneError:
-    return cls(msg, file=loc.file, line=loc.line, column=loc.col, source_line=loc.text or None)
-
-
-# --------------------------------------------------------------------------
-# Sections
-
-
-@dataclass(slots=True)
-class _Chunk:
-    """One header line and the text up to the next header line."""
-
-    keys: tuple[str, ...]
-    double: bool
-    line: int  # 1-based line of the header
-    col: int  # 1-based column of the first key
-    start: int  # offset of the header line
-    body: int  # offset of the first line after the header
-    end: int  # offset of the next header (or end of text)
-
-
-def _split(text: str) -> list[_Chunk]:
-    chunks: list[_Chunk] = []
-    line = 1
-    last = 0
-    n = len(text)
-    for m in _HEADER_START.finditer(text):
-        s = m.start()
-        eol = text.find("\n", s)
-        if eol < 0:
-            eol = n
-        hm = _HEADER_LINE.fullmatch(text, s, eol)
-        if hm is None:
-            continue
-        dbl = hm.group("dbl")
-        path = dbl if dbl is not None else hm.group("sgl")
-        keys = _split_key_path(path)
-        if keys is None or keys[0] in _VALUE_WORDS:
-            continue
-        line += text.count("\n", last, s)
-        last = s
-        col = hm.start("dbl" if dbl is not None else "sgl") - s + 1
-        if chunks:
-            chunks[-1].end = s
-        chunks.append(_Chunk(keys, dbl is not None, line, col, s, min(eol + 1, n), n))
-    return chunks
-
-
-class _KeyIndex:
-    """Where each ``key =`` of a TOML section is (TOML parsers do not say).
-
-    Paths are relative to the section (``drop`` leading header keys removed:
-    1 for ``[data.x]``, 2 for ``[tests.NAME.x]``).  ``find`` falls back to the
-    longest known prefix (an inline table ``agent = {name = "x"}`` locates
-    ``agent.name`` at ``agent``) and finally to the section header.
-    """
-
-    def __init__(self, src: _Src, chunks: list[_Chunk], drop: int) -> None:
-        self.src = src
-        self.map: dict[tuple[str, ...], tuple[int, int, int]] = {}
-        text = src.text
-        first = chunks[0]
-        self.header = (first.line, first.col, first.start)
-        for c in chunks:
-            prefix = c.keys[drop:]
-            self.map.setdefault(prefix, (c.line, c.col, c.start))
-            line = c.line + 1
-            pos = c.body
-            for m in _KEY_LINE.finditer(text, c.body, c.end):
-                ls = m.start()
-                line += text.count("\n", pos, ls)
-                pos = ls
-                keys = _split_key_path(m.group(1))
-                if keys is not None:
-                    hit = (line, m.start(1) - ls + 1, ls)
-                    for k in range(1, len(keys) + 1):  # a.b.c = 1 also defines a and a.b
-                        self.map.setdefault(prefix + keys[:k], hit)
-
-    def find(self, path: tuple[str, ...]) -> Loc:
-        for k in range(len(path), 0, -1):
-            hit = self.map.get(path[:k])
-            if hit is not None:
-                return self.src.loc(*hit)
-        return self.src.loc(*self.header)
-
-
-def _toml_loads(doc: str) -> tuple[Optional[dict], Optional[tuple[str, int, int]]]:
-    """Parse with rtoml (fast); on failure ask tomllib for a precise position.
-
-    Returns ``(result, None)`` or ``(None, (message, line, col))``; ``line`` is
-    0 for "at end of document".  rtoml's message says what was expected, so
-    it is appended to tomllib's terse one.
-    """
-    rmsg = ""
-    rpos: Optional[tuple[int, int]] = None
-    if _rtoml_loads is not None:
-        try:
-            return _rtoml_loads(doc), None
-        except Exception as e:  # rtoml.TomlParsingError and anything exotic
-            rmsg = str(e)
-            m = _RTOML_POS.search(rmsg)
-            if m:
-                rpos = (int(m.group(1)), int(m.group(2)))
-                rmsg = rmsg[: m.start()]
-    try:
-        return tomllib.loads(doc), None
-    except tomllib.TOMLDecodeError as e:
-        msg = str(e)
-    except RecursionError:
-        msg = "values nested too deeply"
-    line = col = 0
-    m = _TOMLLIB_POS.search(msg)
-    if m:
-        msg = msg[: m.start()]
-        if m.group(1):
-            line, col = int(m.group(1)), int(m.group(2))
-    if not line and rpos:
-        line, col = rpos
-    if rmsg and rmsg.lower() != msg.lower():
-        msg = f"{msg} ({rmsg})"
-    return None, (msg, line, col)
-
-
-def _group_doc(text: str, chunks: list[_Chunk]) -> str:
-    """The chunks as one TOML document, padded with newlines to keep line numbers."""
-    parts = []
-    cur = 1
-    for c in chunks:
-        parts.append("\n" * (c.line - cur))
-        parts.append(text[c.start : c.end])
-        cur = c.line + text.count("\n", c.start, c.end)
-    return "".join(parts)
 
 
 # --------------------------------------------------------------------------
@@ -750,66 +513,6 @@ class _FileParser:
         return tuple(nodes)
 
 
-_TEST_KEYS = ("principal", "action", "resource", "context", "entities", "expect", "description")
-_EXPECT = ("permit", "deny", "forbid")
-_ENTITY_EXAMPLES = {
-    "principal": "'User::\"alice\"'",
-    "action": "'Action::\"read\"'",
-    "resource": "'Document::\"d1\"'",
-}
-
-
-def _show(v: Any) -> str:
-    if isinstance(v, str):
-        return repr(v)
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    return describe_bad_value(v)
-
-
-def _entity_ref(v: Any) -> Optional[Entity]:
-    """``'User::"alice"'`` or ``{type = "User", id = "alice"}`` (Cedar JSON) -> Entity."""
-    if isinstance(v, str):
-        return parse_entity_literal(v)
-    if isinstance(v, dict) and set(v) == {"type", "id"}:
-        ty, ident = v["type"], v["id"]
-        if isinstance(ty, str) and isinstance(ident, str) and parse_entity_literal(str(Entity(ty, ident))):
-            return Entity(ty, ident)
-    return None
-
-
-def _json_problem(v: Any, max_depth: int, depth: int = 0) -> str:
-    """Why ``v`` cannot travel as a JSON request value ("" if it can).
-
-    Context and attrs are handed to the engine exactly as a JSON request
-    would be, so TOML-only kinds (dates, times) are refused here.
-    """
-    if depth > max_depth:
-        return f"is nested more than {max_depth} deep"
-    t = type(v)
-    if t is str or t is bool:
-        return ""
-    if t is int:
-        return "" if INT_MIN <= v <= INT_MAX else f"holds {describe_bad_value(v)}"
-    if t is float:
-        return "" if v == v else f"holds {describe_bad_value(v)}"
-    if t is list:
-        for x in v:
-            why = _json_problem(x, max_depth, depth + 1)
-            if why:
-                return why
-        return ""
-    if t is dict:
-        for x in v.values():
-            why = _json_problem(x, max_depth, depth + 1)
-            if why:
-                return why
-        return ""
-    return f"holds {describe_bad_value(v)}"
-
-
 # --------------------------------------------------------------------------
 # Public API: files
 
@@ -897,218 +600,6 @@ def parse_file(path: Union[str, os.PathLike], *, limits: Limits = DEFAULT_LIMITS
     return _parse_bytes(_read_limited(p, limits), p, limits)
 
 
-# --------------------------------------------------------------------------
-# Public API: bundles
-
-
-def _listdir(d: str) -> list[str]:
-    try:
-        return os.listdir(d)
-    except OSError as e:
-        reason = "not found" if isinstance(e, FileNotFoundError) else f"unreadable ({e.strerror or e})"
-        raise RuneError(f"cannot list directory {d}: {reason}", file=d) from None
-
-
-def _rune_files(root: str, recursive: bool) -> list[str]:
-    """``*.rune`` files under ``root`` sorted by (relative) name; dotfiles
-    (editor lock and swap files such as ``.#a.rune``) are skipped.
-
-    Directories named ``*.rune`` are skipped (or walked, recursively); any
-    other ``*.rune`` entry is returned even if it is not a regular file, so
-    that reading it refuses it loudly (a FIFO in a bundle is an error, not
-    something to skip silently).  A subdirectory that cannot be listed is an
-    error too: skipping it would silently drop its policies.
-    """
-    found: list[tuple[str, str]] = []
-    pending = [root]
-    while pending:
-        d = pending.pop()
-        for f in _listdir(d):
-            if f.startswith("."):
-                continue
-            full = os.path.join(d, f)
-            try:
-                is_dir = os.path.isdir(full)
-            except (OSError, ValueError):  # pragma: no cover - isdir does not raise on Linux
-                is_dir = False
-            if is_dir:
-                if recursive:
-                    pending.append(full)
-            elif f.endswith(".rune"):
-                found.append((os.path.relpath(full, root).replace(os.sep, "/"), full))
-    found.sort()
-    return [full for _, full in found]
-
-
-class _Blobs:
-    """Names and bytes of everything a bundle was built from: the hash input
-    and the list of paths a watcher must watch."""
-
-    def __init__(self, root: str) -> None:
-        self.root = root
-        self.items: dict[str, tuple[str, bytes]] = {}  # key -> (name, data)
-        self.watched: list[str] = []
-        self.reads: dict[str, ReadResult] = {}  # path -> what was read (settle checks)
-
-    def name_of(self, path: str) -> str:
-        ap = os.path.abspath(path)
-        try:
-            return os.path.relpath(ap, self.root).replace(os.sep, "/")
-        except ValueError:  # pragma: no cover - different drive on Windows
-            return ap
-
-    def add(self, path: str, data: bytes, read: Optional[ReadResult] = None) -> None:
-        ap = os.path.abspath(path)
-        if ap in self.items:
-            return
-        self.items[ap] = (self.name_of(ap), data)
-        self.watched.append(ap)
-        if read is not None:
-            self.reads[ap] = read
-
-    def files(self) -> list[tuple[str, bytes]]:
-        """``(name, bytes)`` of every file read from disk (what a manifest lists)."""
-        return [v for k, v in self.items.items() if not k.startswith("\0")]
-
-    def digests(self) -> tuple[tuple[str, str], ...]:
-        return tuple((k, hashlib.sha256(d).hexdigest()) for k, (_, d) in self.items.items() if not k.startswith("\0"))
-
-    def add_unwatched(self, name: str, data: bytes) -> None:
-        self.items["\0" + name] = (name, data)
-
-    def digest(self) -> str:
-        h = hashlib.sha256()
-        for name, data in self.items.values():
-            nb = name.encode("utf-8", "surrogatepass")
-            h.update(b"%d:" % len(nb) + nb + b"%d:" % len(data))
-            h.update(data)
-        return h.hexdigest()
-
-
-def _load_sources(files: Iterable[RuneFile], limits: Limits, blobs: _Blobs,
-                  errors: list[RuneError], bundle_root: str,
-                  source_roots: Sequence[str] = ()) -> dict[str, list[FactSet]]:
-    """Load every ``[sources]`` entry; returns file path -> its source facts.
-
-    Sources are confined to ``bundle_root`` plus the allow-listed
-    ``source_roots`` (resolved real paths, see ``sources.read_source``); the
-    text of a file outside ``bundle_root`` is never quoted in an error.
-    """
-    out: dict[str, list[FactSet]] = {}
-    cache: dict[str, bytes] = {}
-    home = resolve_roots([bundle_root])
-    roots = home + tuple(r for r in resolve_roots(source_roots) if r not in home)
-    for rf in files:
-        lst = out.setdefault(rf.path, [])
-        for spec in rf.sources:
-            try:
-                data = cache.get(spec.path)
-                if data is None:
-                    read = read_source(spec, limits=limits, roots=roots)
-                    data = read.data
-                    cache[spec.path] = data
-                    blobs.add(spec.path, data, read)
-                inside = confine(spec.path, home) is not None
-                lst.append(parse_source_bytes(spec, data, limits=limits, quote=inside))
-            except RuneError as e:
-                errors.extend(e.errors)
-    return out
-
-
-def _merge(files: list[RuneFile], source_facts: dict[str, list[FactSet]], watched: list[str],
-           digest: str, errors: list[RuneError],
-           file_digests: tuple[tuple[str, str], ...] = ()) -> Bundle:
-    # facts: one FactSet per relation, in order of first appearance
-    parts: dict[str, list[FactSet]] = {}
-    for rf in files:
-        for fs in chain(rf.facts, source_facts.get(rf.path, ())):
-            parts.setdefault(fs.relation, []).append(fs)
-    facts: list[FactSet] = []
-    for rel, ps in parts.items():
-        nonempty = [p for p in ps if p.rows]
-        first = nonempty[0] if nonempty else ps[0]
-        for p in nonempty[1:]:
-            if p.arity != first.arity:
-                errors.append(_err_from_loc(
-                    RuneArityError,
-                    f"relation {rel!r} has {p.arity} values per fact here but {first.arity} at {_where(first.loc)}; "
-                    "a relation has one arity everywhere",
-                    p.loc,
-                ))
-        if len(ps) == 1:
-            facts.append(ps[0] if ps[0].arity == first.arity else replace(ps[0], arity=first.arity))
-        else:
-            rows = tuple(chain.from_iterable(p.rows for p in ps if p.arity == first.arity or not p.rows))
-            facts.append(FactSet(rel, first.arity, rows, ps[0].loc))
-
-    # policies: ids assigned by bundle position, then checked for duplicates
-    policies: list[Policy] = []
-    seen: dict[str, Policy] = {}
-    for i, pol in enumerate(chain.from_iterable(rf.policies for rf in files)):
-        auto = not pol.id
-        if auto:
-            pol = replace(pol, id=f"policy{i}")
-        other = seen.get(pol.id)
-        if other is not None:
-            hint = " (this id was assigned by position; give the policy an @id)" if auto else ""
-            errors.append(_err_from_loc(
-                RuneDuplicateIdError,
-                f"duplicate policy id {pol.id!r}: also used by the policy at {_where(other.loc)}{hint}",
-                pol.loc,
-            ))
-        else:
-            seen[pol.id] = pol
-        policies.append(pol)
-
-    tests: list[EmbeddedTest] = []
-    seen_tests: dict[str, EmbeddedTest] = {}
-    for t in chain.from_iterable(rf.tests for rf in files):
-        other_t = seen_tests.get(t.name)
-        if other_t is not None:
-            errors.append(_err_from_loc(
-                RuneDuplicateIdError,
-                f"duplicate test name {t.name!r}: also defined at {_where(other_t.loc)}",
-                t.loc,
-            ))
-            continue
-        seen_tests[t.name] = t
-        tests.append(t)
-
-    metadata: dict[str, Any] = {}
-    for rf in files:
-        metadata.update(rf.metadata)
-
-    return Bundle(
-        files=tuple(files),
-        facts=tuple(facts),
-        rules=tuple(chain.from_iterable(rf.rules for rf in files)),
-        policies=tuple(policies),
-        tests=tuple(tests),
-        metadata=metadata,
-        watched_paths=tuple(watched),
-        content_hash=digest,
-        file_digests=file_digests,
-    )
-
-
-def _bundle_root(p: str) -> tuple[str, bool]:
-    """``(root directory, is_dir)`` for a bundle path; a path that cannot be
-    examined is reported as what it is (missing, unreadable), not as missing."""
-    try:
-        st = os.stat(p)
-    except FileNotFoundError:
-        raise RuneError(f"cannot read {p}: no such file or directory", file=p) from None
-    except NotADirectoryError:
-        raise RuneError(f"cannot read {p}: no such file or directory (a parent is not a directory)",
-                        file=p) from None
-    except (OSError, ValueError) as e:
-        reason = getattr(e, "strerror", None) or str(e)
-        raise RuneError(f"cannot read {p}: unreadable ({reason})", file=p) from None
-    if stat.S_ISDIR(st.st_mode):
-        return p, True
-    return os.path.dirname(os.path.abspath(p)), False
-
-
 def _read_bundle_files(p: str, root: str, is_dir: bool, recursive: bool, limits: Limits,
                        source_roots: Sequence[str]) -> tuple[list[RuneFile], _Blobs, list[RuneError], dict, int]:
     """Read and parse every ``.rune`` file and read and parse every source;
@@ -1133,26 +624,6 @@ def _read_bundle_files(p: str, root: str, is_dir: bool, recursive: bool, limits:
     with paused_gc():
         source_facts = _load_sources(files, limits, blobs, errors, root, source_roots)
     return files, blobs, errors, source_facts, len(paths)
-
-
-def _unsettled(blobs: _Blobs, p: str, is_dir: bool, recursive: bool) -> Optional[str]:
-    """The first file whose size, mtime or inode changed since it was read,
-    or a change in the set of ``.rune`` files; None if everything is as read."""
-    for path, r in blobs.reads.items():
-        try:
-            st = os.stat(path)
-        except OSError:
-            return path
-        if (st.st_size, st.st_mtime_ns, st.st_ino) != (r.size, r.mtime_ns, r.ino):
-            return path
-    if is_dir:
-        try:
-            now = {os.path.abspath(x) for x in _rune_files(p, recursive)}
-        except RuneError:
-            return p
-        if not now <= set(blobs.reads):
-            return p
-    return None
 
 
 #: How many times a settle check re-reads a bundle that keeps changing.
@@ -1223,41 +694,6 @@ def load_bundle(
         errors.extend(_checker_errors(bundle, source_facts, errors, all_files_parsed=len(files) == n_paths))
     raise_collected(errors)
     return bundle
-
-
-def _checker_errors(
-    bundle: Bundle, source_facts: dict[str, list[FactSet]], found_before: list[RuneError], *, all_files_parsed: bool
-) -> list[RuneError]:
-    """The load-time checks of what did load, for a bundle that has errors.
-
-    So that one load reports everything: a parse error in one file does not
-    hide a safety error in another. A relation defined only in a file that
-    did not parse, or by a source that did not load, would be reported as
-    undefined although it is not; those reports are left out (all of them
-    when a ``.rune`` file failed, since its relations are unknown), and so
-    are problems the merge already reported (duplicate ids, fact arities).
-    """
-    from .checks import check_program  # the checks need the whole bundle; only here on failure
-
-    try:
-        check_program(bundle.facts, bundle.rules, bundle.policies)
-    except RuneError as e:
-        found = e.errors
-    else:
-        return []
-    loaded = {fs.relation for fss in source_facts.values() for fs in fss}
-    missing = {spec.relation for rf in bundle.files for spec in rf.sources} - loaded
-    seen = {(type(x), x.file, x.line, x.column) for x in found_before}
-    return [
-        x for x in found
-        if (type(x), x.file, x.line, x.column) not in seen
-        and not (isinstance(x, RuneUndefinedError) and (not all_files_parsed or _undefined_name(x) in missing))
-    ]
-
-
-def _undefined_name(e: RuneError) -> str:
-    m = re.match(r"relation (\S+) is used", e.message)
-    return m.group(1) if m else ""
 
 
 def bundle_manifest(
