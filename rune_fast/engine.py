@@ -30,17 +30,18 @@ Why it is shaped like this:
   anything is evaluated. Anything that goes wrong *while deciding* (a limit,
   a bug, an exception from a data layer) produces ``deny`` with the error in
   ``Decision.errors`` and is never cached.
+
+Around this module, in the same layer: ``request_data.py`` (the per-request
+views of the data policies read), ``building.py`` (request dependence, the
+paused collector, locating build errors), ``test_report.py`` (``TestResult``),
+``request.py`` (request parsing), ``request_plans.py`` and
+``decision_cache.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
-import re
-import weakref
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Union
 
 from .lang import ast as A
 from .errors import RuneError, RuneRequestError
@@ -56,9 +57,8 @@ from .policy.policies import (
     compile_policies,
     context_rows,
     trie_probe,
-    unkey_row,
 )
-from .request_plans import STEP_BUDGET, Fallback, RequestPlans, RequestState
+from .request_plans import STEP_BUDGET, RequestPlans
 from .analysis.locate import Provenance
 from .decision_cache import DecisionCache as _DecisionCache
 from .decision_cache import NoCache as _NoCache
@@ -72,6 +72,9 @@ from .request import (
     parse_entity,
 )
 from .values import Entity
+from .request_data import _LazyModel, _PlanShared, _PlannedRelations, _RequestRelations
+from .building import _closure, _gc_paused, _locate_unlocated
+from .test_report import TestResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from .analysis.explain import Explanation
@@ -106,194 +109,7 @@ _ENTITY_FACTS = frozenset(("parent", "attr"))
 
 
 # ---------------------------------------------------------------------------
-# Results
-
-
-@dataclass(frozen=True, slots=True)
-class TestResult:
-    """One embedded ``[tests.NAME]`` run: what was expected and what happened."""
-
-    name: str
-    passed: bool
-    expected: str
-    actual: str
-    reasons: tuple[str, ...] = ()
-    errors: tuple[tuple[str, str], ...] = ()
-    file: str = ""
-    line: int = 0
-    column: int = 0
-
-    __test__ = False  # not a pytest test class
-
-    def render(self) -> str:
-        where = f"{self.file}:{self.line}: " if self.line else (f"{self.file}: " if self.file else "")
-        status = "ok" if self.passed else "FAILED"
-        text = f"{where}[tests.{self.name}] {status}: expected {self.expected}, got {self.actual}"
-        if self.reasons:
-            text += f" (reasons: {', '.join(self.reasons)})"
-        for pid, msg in self.errors:
-            text += f"\n    error in {pid}: {msg}"
-        return text
-
-
-# ---------------------------------------------------------------------------
-# Per-request data
-
-
-class _LazyModel:
-    """The request's Datalog model, built on first use.
-
-    Policies usually test cheap things first (``classified(resource)``
-    before ``cleared(principal, resource)``), so many requests never need
-    their per-request derivations at all. Errors (a limit) propagate: they
-    are not policy errors, and the engine fails closed on them.
-    """
-
-    __slots__ = ("engine", "args", "_model")
-
-    def __init__(self, engine: "Engine", *args: Any) -> None:
-        self.engine = engine
-        self.args = args
-        self._model: Any = None
-
-    def model(self) -> Any:
-        m = self._model
-        if m is None:
-            m = self._model = self.engine._request_model(*self.args)
-        return m
-
-    def contains(self, relation: str, row: tuple) -> bool:
-        m = self._model
-        if m is None:
-            m = self.model()
-        return m.contains(relation, row)
-
-
-class _RequestRelations:
-    """``PolicyData`` for a request without entities: the static data, except
-    for the relations that depend on the request (answered by its model)."""
-
-    __slots__ = ("base", "rels", "lazy")
-
-    def __init__(self, base: FactData, rels: frozenset, lazy: _LazyModel) -> None:
-        self.base = base
-        self.rels = rels
-        self.lazy = lazy
-
-    def is_in(self, entity: Entity, target: Entity) -> bool:
-        return self.base.is_in(entity, target)
-
-    def ancestors(self, entity: Entity) -> frozenset:
-        return self.base.ancestors(entity)
-
-    def get_attr(self, entity: Entity, name: str) -> Any:
-        return self.base.get_attr(entity, name)
-
-    def contains(self, relation: str, row: tuple) -> bool:
-        if relation in self.rels:
-            return self.lazy.contains(relation, unkey_row(row))
-        return self.base.contains(relation, row)
-
-    def matches(self, relation: str, row: tuple) -> bool:
-        if relation in self.rels:
-            return self.lazy.contains(relation, unkey_row(row))
-        return self.base.matches(relation, row)
-
-
-class _PlanShared:
-    """What all requests of one engine share on the planned path. It refers
-    to its engine weakly (only a fallback needs it): no reference cycle, so
-    a replaced engine is freed by reference counting alone."""
-
-    __slots__ = ("engine", "base", "exists", "matches", "dependent")
-
-    def __init__(self, engine: "Engine", base: FactData, plans: RequestPlans, dependent: frozenset) -> None:
-        self.engine = weakref.ref(engine)
-        self.base = base
-        self.exists = plans.exists
-        self.matches = plans.matches
-        self.dependent = dependent
-
-
-class _PlannedRelations(RequestState):
-    """``PolicyData`` for a request without entities whose policies call
-    request-dependent relations: answered by the engine's demand-driven plans
-    (``request_plans.py``), this object being their per-request state; a
-    question without a plan, or a request that exhausts the plans' step
-    budget, goes to the general evaluator (the request's full model)."""
-
-    __slots__ = ("sh", "lazy")
-
-    def __init__(self, sh: _PlanShared, p: Entity, a: Entity, r: Entity, ctx: CRecord) -> None:
-        self.p = p
-        self.a = a
-        self.r = r
-        self.ctx = ctx
-        self.cx = None
-        self.memo = {}
-        self.budget = STEP_BUDGET
-        self.sh = sh
-        self.lazy = None
-
-    def is_in(self, entity: Entity, target: Entity) -> bool:
-        return self.sh.base.is_in(entity, target)
-
-    def ancestors(self, entity: Entity) -> frozenset:
-        return self.sh.base.ancestors(entity)
-
-    def get_attr(self, entity: Entity, name: str) -> Any:
-        return self.sh.base.get_attr(entity, name)
-
-    def contains(self, relation: str, row: tuple) -> bool:
-        sh = self.sh
-        f = sh.exists.get(relation)
-        if f is not None and self.budget >= 0:
-            try:
-                return f(self, *row)
-            except Fallback:
-                self.budget = -1
-        if relation in sh.dependent:
-            return self._general(relation, row)
-        return sh.base.contains(relation, row)
-
-    def matches(self, relation: str, row: tuple) -> bool:
-        sh = self.sh
-        f = sh.matches.get(relation)
-        if f is not None and self.budget >= 0:
-            try:
-                return f(self, row)
-            except Fallback:
-                self.budget = -1
-        if relation in sh.dependent:
-            return self._general(relation, row)
-        return sh.base.matches(relation, row)
-
-    def _general(self, relation: str, row: tuple) -> bool:
-        lazy = self.lazy
-        if lazy is None:
-            lazy = self.lazy = _LazyModel(self.sh.engine(), self.p, self.a, self.r, self.ctx, None)
-        return lazy.contains(relation, unkey_row(row))
-
-
-# ---------------------------------------------------------------------------
 # The engine
-
-
-def _closure(graph: Mapping[str, Iterable[str]], roots: Iterable[str]) -> frozenset[str]:
-    """Relations that (transitively) read any of ``roots``."""
-    rev: dict[str, set] = {}
-    for rel, deps in graph.items():
-        for d in deps:
-            rev.setdefault(d, set()).add(rel)
-    out: set = set()
-    todo = list(roots)
-    while todo:
-        x = todo.pop()
-        for r in rev.get(x, ()):
-            if r not in out:
-                out.add(r)
-                todo.append(r)
-    return frozenset(out)
 
 
 class Engine:
@@ -913,25 +729,6 @@ def _without_request_plans(engine: Engine) -> Engine:
 # Loading
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while an engine is built.
-
-    A build allocates a few objects per fact and frees almost none of them,
-    so every collection the allocations trigger would scan the growing heap
-    for nothing (a third of the build time on a 5,000-document bundle), and
-    in a service each of those scans is a pause for every request thread.
-    The engine holds no reference cycles, so nothing it allocates needs the
-    collector to be freed. Re-enabled afterwards only if it was enabled."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def load(
     path_or_dir: Union[str, "os.PathLike[str]"],
     *,
@@ -972,28 +769,6 @@ def load(
         except RuneError as e:
             _locate_unlocated(e, bundle, os.fspath(path_or_dir))
             raise
-
-
-_RELATION_IN_MESSAGE = re.compile(r"relation '([^']+)'")
-
-
-def _locate_unlocated(err: RuneError, bundle: Any, fallback: str) -> None:
-    """Give a file to build-time errors raised without one (``<string>``, line 0),
-    e.g. a ``RuneLimitError`` from the compiler: the first rule deriving the
-    relation the message names, else the bundle path."""
-    rules = {}
-    for r in bundle.rules:
-        rules.setdefault(r.head.name, r)
-    for e in err.errors + [err]:
-        if e.file != "<string>" or e.line:
-            continue
-        m = _RELATION_IN_MESSAGE.search(e.message)
-        rule = rules.get(m.group(1)) if m else None
-        loc = getattr(rule, "loc", None)
-        if loc is not None and loc.line and loc.file != "<string>":
-            e.file, e.line, e.column, e.source_line = loc.file, loc.line, loc.col, loc.text or None
-        else:
-            e.file = fallback
 
 
 def load_text(

@@ -45,7 +45,8 @@ import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
 from ..lang import ast as A
-from ..engine import _closure, _LazyModel, _RequestRelations
+from ..building import _closure
+from ..request_data import _LazyModel, _RequestRelations
 from ..errors import RuneEvalError
 from ..policy.codegen import generate_expression
 from ..policy.policies import OverlayData

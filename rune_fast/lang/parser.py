@@ -314,7 +314,7 @@ class _FileParser:
             # A nested function that calls itself is a reference cycle (it
             # holds this parser and all its data): break it so the parse is
             # freed by reference counting (engines are built with the cyclic
-            # collector paused; see engine._gc_paused).
+            # collector paused; see building._gc_paused).
             walk = None  # type: ignore[assignment]  # noqa: F841
         return out
 
