@@ -28,7 +28,7 @@ LAYERS: dict[str, int] = {
     "datalog": 2,
     "policy": 3,
     "analysis": 4,  # search and explain: read an engine's model and policies, never import the engine
-    "engine": 5, "request": 5,
+    "engine": 5, "request": 5, "request_plans": 5,
     "reload": 6,
     "cli": 7, "server": 7, "__main__": 7, "": 7,  # "" is the façade, rune_fast/__init__.py
     "middleware": 8,

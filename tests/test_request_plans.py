@@ -1,4 +1,4 @@
-"""Differential tests of the per-request plans (rune_fast/request_plans.py).
+"""Differential tests of the per-request plans (rune_fast/request_plans/).
 
 The plans answer questions about request-dependent relations top-down; the
 oracle is the general evaluator: the model of the static facts plus the
