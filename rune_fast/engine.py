@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import re
 import threading
 import weakref
 from dataclasses import dataclass
@@ -383,6 +384,7 @@ class Engine:
         "limits",
         "version",
         "watched_paths",
+        "file_digests",
         "metadata",
         "info",
         "policies",
@@ -429,6 +431,7 @@ class Engine:
         self.limits = limits
         self.version: str = bundle.content_hash
         self.watched_paths: tuple[str, ...] = tuple(bundle.watched_paths)
+        self.file_digests: tuple[tuple[str, str], ...] = tuple(bundle.file_digests)
         self.metadata = bundle.metadata
         self.info = info = check_program(bundle.facts, bundle.rules, bundle.policies)
 
@@ -639,7 +642,7 @@ class Engine:
         cache = self._cache
         if key is None and cache.capacity:
             try:
-                key = (principal, action, resource, _freeze(context), _freeze(entities))
+                key = (principal, action, resource, _freeze(context), None if entities is None else _freeze(entities))
                 hit = cache.get(key)
             except (TypeError, RecursionError):  # validation below says what is wrong
                 key = hit = None
@@ -1011,6 +1014,9 @@ def load(
     recursive: bool = False,
     strict_forbid: bool = False,
     policy_generator: Optional[PolicyGenerator] = None,
+    source_roots: Sequence[Union[str, "os.PathLike[str]"]] = (),
+    manifest: str = "auto",
+    settle: float = 0.0,
     **limits: Any,
 ) -> Engine:
     """Build an engine from a ``.rune`` file or a directory of them (a bundle).
@@ -1019,7 +1025,11 @@ def load(
     an unknown name is a ``TypeError``. ``strict_forbid=True``: a ``forbid``
     whose condition errors denies (Cedar skips it; docs/policies.md).
     ``policy_generator`` replaces the policy compiler (tests pass their
-    reference evaluator; production never needs it). Raises
+    reference evaluator; production never needs it). File options
+    (docs/security.md, docs/reload.md): ``source_roots`` allow-lists
+    directories outside the bundle for ``[sources]``; ``manifest``
+    (``"auto"``, ``"require"``, ``"off"``) checks ``rune.manifest``;
+    ``settle`` (seconds) refuses files that are still changing. Raises
     ``RuneError`` (``RuneErrors`` for several problems) for anything wrong
     with the files.
     """
@@ -1027,8 +1037,38 @@ def load(
 
     lim = Limits.from_kwargs(**limits)
     with _gc_paused():
-        bundle = parser.load_bundle(path_or_dir, recursive=recursive, limits=lim)
-        return Engine(bundle, cache_size=cache_size, limits=lim, strict_forbid=strict_forbid, policy_generator=policy_generator)
+        bundle = parser.load_bundle(
+            path_or_dir, recursive=recursive, limits=lim, source_roots=source_roots, manifest=manifest, settle=settle
+        )
+        try:
+            return Engine(
+                bundle, cache_size=cache_size, limits=lim, strict_forbid=strict_forbid, policy_generator=policy_generator
+            )
+        except RuneError as e:
+            _locate_unlocated(e, bundle, os.fspath(path_or_dir))
+            raise
+
+
+_RELATION_IN_MESSAGE = re.compile(r"relation '([^']+)'")
+
+
+def _locate_unlocated(err: RuneError, bundle: Any, fallback: str) -> None:
+    """Give a file to build-time errors raised without one (``<string>``, line 0),
+    e.g. a ``RuneLimitError`` from the compiler: the first rule deriving the
+    relation the message names, else the bundle path."""
+    rules = {}
+    for r in bundle.rules:
+        rules.setdefault(r.head.name, r)
+    for e in err.errors + [err]:
+        if e.file != "<string>" or e.line:
+            continue
+        m = _RELATION_IN_MESSAGE.search(e.message)
+        rule = rules.get(m.group(1)) if m else None
+        loc = getattr(rule, "loc", None)
+        if loc is not None and loc.line and loc.file != "<string>":
+            e.file, e.line, e.column, e.source_line = loc.file, loc.line, loc.col, loc.text or None
+        else:
+            e.file = fallback
 
 
 def load_text(
@@ -1039,14 +1079,16 @@ def load_text(
     base_dir: Optional[str] = None,
     strict_forbid: bool = False,
     policy_generator: Optional[PolicyGenerator] = None,
+    source_roots: Sequence[Union[str, "os.PathLike[str]"]] = (),
     **limits: Any,
 ) -> Engine:
     """Build an engine from the text of one ``.rune`` file (``[sources]``
-    paths are relative to ``base_dir``, default the current directory);
-    options as for ``load``."""
+    paths are relative to ``base_dir``, default the current directory, and
+    confined to it plus the allow-listed ``source_roots``); options as for
+    ``load``."""
     from .lang import parser
 
     lim = Limits.from_kwargs(**limits)
     with _gc_paused():
-        bundle = parser.bundle_from_text(text, path, limits=lim, base_dir=base_dir)
+        bundle = parser.bundle_from_text(text, path, limits=lim, base_dir=base_dir, source_roots=source_roots)
         return Engine(bundle, cache_size=cache_size, limits=lim, strict_forbid=strict_forbid, policy_generator=policy_generator)
