@@ -132,7 +132,7 @@ class RequestPlans:
             self._deps[name] = deps
         src = "\n".join(self._sources + [d[1] for d in dispatchers.values()])
         ns = self._names.ns
-        exec(compile(src, "<rune request plans>", "exec"), ns)  # noqa: S102 - our own generated code
+        exec(compile(src, "<rune request plans>", "exec"), ns)  # our own generated code
         self.source = src
         # The functions leave their module namespace and reach the plans they
         # call through keyword-only defaults: no function -> globals ->
@@ -216,7 +216,7 @@ class RequestPlans:
             out.append((A.Rule(A.Atom(rel, args), (atom,)), classify_body((atom,))))
         return out
 
-    def static_rows_for(self, name: str) -> list:
+    def static_rows_for(self, name: str) -> Optional[list]:
         if name.startswith("\0given:"):
             return self._given_rows(name[len("\0given:"):])
         return self._static_rows(name)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..lang import ast as A
 from ..lang.checks import (
@@ -21,7 +21,10 @@ from ..values import FloatKey as _FloatKey
 from ..values import value_key as row_key
 from .ops import Fallback, Unsupported, _agg, _ar, _cmp
 
-__all__ = ["FunctionGen", "Names", "Snapshot"]
+if TYPE_CHECKING:  # pragma: no cover
+    from . import RequestPlans
+
+__all__ = ["FunctionGen", "Names", "Snapshot", "Unsupported"]
 
 _REQUEST_ENTITY = {"principal": "p", "action": "a", "resource": "r"}
 _CMP_OPS = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
@@ -135,7 +138,7 @@ class FunctionGen:
     def static(self, name: str) -> Snapshot:
         if name.startswith("\0given:"):
             if name not in self.plans._snapshots:
-                rows = self.plans.static_rows_for(name)
+                rows = self.plans.static_rows_for(name) or []
                 keyed = list({tuple([row_key(v) for v in row]): None for row in rows})
                 self.plans._snapshots[name] = Snapshot(keyed, len(keyed[0]) if keyed else 0)
             snap = self.plans._snapshots[name]
@@ -327,7 +330,9 @@ class FunctionGen:
             if isinstance(t, A.Const):
                 self.emit(depth, f"if {x} == {self.term(t)}:")
                 depth += 1
-            elif t.name in cbound:
+                continue
+            assert isinstance(t, A.Var)  # the checks refuse `_` in a head
+            if t.name in cbound:
                 self.emit(depth, f"if {x} == {self.var(t.name)}:")
                 depth += 1
             elif t.name in info.positive:
@@ -367,7 +372,8 @@ class FunctionGen:
         return f"({lhs} {_CMP_OPS[op]} {rhs} if type({lhs}) is int and type({rhs}) is int else _cmp({code}, {lhs}, {rhs}))"
 
     def aggregate(self, li: LiteralInfo, bound: set, depth: int) -> int:
-        agg: A.Aggregate = li.literal
+        agg = li.literal
+        assert isinstance(agg, A.Aggregate)
         inner = li.body
         assert inner is not None
         if agg.func == "count":
@@ -379,6 +385,7 @@ class FunctionGen:
         else:
             acc = self.fresh("acc")
             self.emit(depth, f"{acc} = []")
+            assert isinstance(agg.target, A.Var)  # checked: sum/min/max/mean have a target
             target = self.var(agg.target.name)
 
             def collect(d: int, _b: set) -> None:
@@ -605,8 +612,8 @@ def _check_single_binders(info: BodyInfo) -> None:
         if li.role == ROLE_ASSIGN and li.target is not None:
             names.append(li.target)
         elif li.role == ROLE_AGGREGATE:
+            assert isinstance(li.literal, A.Aggregate) and li.body is not None
             names.append(li.literal.result.name)
-            assert li.body is not None
             _check_single_binders(li.body)
         for n in names:
             if n in seen or n in info.positive:
@@ -641,6 +648,7 @@ def _schedule(info: BodyInfo, bound: set) -> list[LiteralInfo]:
                 if li.role == ROLE_ASSIGN and li.target is not None:
                     bound.add(li.target)
                 elif li.role == ROLE_AGGREGATE:
+                    assert isinstance(li.literal, A.Aggregate)
                     bound.add(li.literal.result.name)
                 progressed = True
         atoms = [li for li in pending if li.role == ROLE_ATOM]
@@ -650,13 +658,17 @@ def _schedule(info: BodyInfo, bound: set) -> list[LiteralInfo]:
             break
 
         def score(li: LiteralInfo) -> tuple:
-            args = li.literal.args
+            atom = li.literal
+            assert isinstance(atom, A.Atom)
+            args = atom.args
             nb = sum(1 for t in args if isinstance(t, A.Const) or (isinstance(t, A.Var) and t.name in bound))
             full = nb == len(args)
-            return (full, _is_request_atom(li.literal), nb / len(args) if args else 1.0, -li.index)
+            return (full, _is_request_atom(atom), nb / len(args) if args else 1.0, -li.index)
 
         best = max(atoms, key=score)
         pending.remove(best)
         order.append(best)
-        bound.update(t.name for t in best.literal.args if isinstance(t, A.Var) and t.name != "_")
+        best_atom = best.literal
+        assert isinstance(best_atom, A.Atom)
+        bound.update(t.name for t in best_atom.args if isinstance(t, A.Var) and t.name != "_")
     return order

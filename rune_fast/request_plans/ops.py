@@ -52,20 +52,20 @@ def _cmp(code: int, a: Any, b: Any) -> bool:
     y = _num(b)
     if x is not None and y is not None:
         if code == 0:
-            return x == y
+            return bool(x == y)
         if code == 1:
-            return x != y
+            return bool(x != y)
         if code == 2:
-            return x < y
+            return bool(x < y)
         if code == 3:
-            return x <= y
+            return bool(x <= y)
         if code == 4:
-            return x > y
-        return x >= y
+            return bool(x > y)
+        return bool(x >= y)
     if code == 0:
-        return a == b
+        return bool(a == b)
     if code == 1:
-        return a != b
+        return bool(a != b)
     return False
 
 
