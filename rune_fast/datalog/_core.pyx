@@ -36,11 +36,12 @@ from cpython.long cimport PyLong_FromLongLong
 cdef extern from "Python.h":
     void PyObject_GC_UnTrack(void* op)
 from libc.string cimport memset, memcpy
+from libc.stdlib cimport malloc, realloc, free
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
-cdef extern from "<sched.h>":
-    int sched_yield() noexcept nogil
+cdef extern from "<time.h>":
+    int nanosleep(const timespec* req, timespec* rem) noexcept nogil
 
 cdef extern from *:
     bint mul_overflow "__builtin_mul_overflow"(int64_t a, int64_t b, int64_t* res) noexcept nogil
@@ -85,7 +86,9 @@ DEF A_MEAN = 4
 DEF INLINE_MIN = -(1 << 62)
 DEF INLINE_MAX = (1 << 62) - 1
 DEF STACK = 256
-DEF CHECK_EVERY = 8192
+DEF CHECK_EVERY = 1024          # steps between two looks at the clock
+DEF YIELD_AFTER = 0.001         # seconds of work between two GIL hand-overs
+DEF YIELD_SLEEP_NS = 20000      # how long the GIL is left free at a hand-over
 DEF SMALL_INTS = 65536
 
 DEF LIMIT_TUPLES = 0
@@ -131,23 +134,84 @@ cdef inline uint64_t hash_row(const int64_t* row, int arity) noexcept nogil:
 
 
 # --------------------------------------------------------------------------
+# Memory of relations, indexes and aggregate buffers
+#
+# libc's allocator (not PyMem_*, which needs the GIL): growing a large array
+# copies it, tens of milliseconds for a big relation, and that copy runs
+# without the GIL so that other threads keep running. Every array allocated
+# here is freed with ``big_free``.
+
+DEF BIG = 1 << 20
+
+
+cdef inline void* big_malloc(size_t n) noexcept:
+    cdef void* p
+    if n < BIG:
+        return malloc(n)
+    with nogil:
+        p = malloc(n)
+    return p
+
+
+cdef inline void* big_realloc(void* old, size_t n) noexcept:
+    cdef void* p
+    if n < BIG:
+        return realloc(old, n)
+    with nogil:
+        p = realloc(old, n)
+    return p
+
+
+cdef inline void big_free(void* p) noexcept:
+    free(p)
+
+
+# --------------------------------------------------------------------------
+# Sharing the GIL
+
+
+cdef inline double now_seconds() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+cdef double give_gil_turn() noexcept:
+    """Leave the GIL free long enough for a waiting thread to take it; returns the time after.
+
+    Releasing the GIL and taking it straight back (``with nogil:
+    sched_yield()``) hands nothing over on a multi-core machine: the waiting
+    thread is woken on another core, and we re-take the free GIL before it
+    gets there. A short sleep leaves the GIL free until it does. Called after
+    every ``YIELD_AFTER`` of work, so it costs ~2% of a long evaluation and
+    bounds what a request thread waits for the GIL to about a millisecond.
+    """
+    cdef timespec ts
+    ts.tv_sec = 0
+    ts.tv_nsec = YIELD_SLEEP_NS
+    with nogil:
+        nanosleep(&ts, NULL)
+    return now_seconds()
+
+
+# --------------------------------------------------------------------------
 # Indexes
 
 
 cdef int idx_init(Index* ix, list cols) except -1:
     cdef int i
     ix.ncols = len(cols)
-    ix.cols = <int*>PyMem_Malloc(sizeof(int) * (ix.ncols if ix.ncols else 1))
+    ix.cols = <int*>big_malloc(sizeof(int) * (ix.ncols if ix.ncols else 1))
     if ix.cols == NULL:
         raise MemoryError()
     for i in range(ix.ncols):
         ix.cols[i] = cols[i]
     ix.mask = 15
-    ix.slots = <int32_t*>PyMem_Malloc(sizeof(int32_t) * 16)
+    ix.slots = <int32_t*>big_malloc(sizeof(int32_t) * 16)
     ix.gcap = 8
-    ix.ghead = <int32_t*>PyMem_Malloc(sizeof(int32_t) * 8)
-    ix.gtail = <int32_t*>PyMem_Malloc(sizeof(int32_t) * 8)
-    ix.ghash = <uint64_t*>PyMem_Malloc(sizeof(uint64_t) * 8)
+    ix.ghead = <int32_t*>big_malloc(sizeof(int32_t) * 8)
+    ix.gtail = <int32_t*>big_malloc(sizeof(int32_t) * 8)
+    ix.ghash = <uint64_t*>big_malloc(sizeof(uint64_t) * 8)
     ix.ncap = 0
     ix.next = NULL
     ix.ngroups = 0
@@ -157,13 +221,23 @@ cdef int idx_init(Index* ix, list cols) except -1:
     return 0
 
 
-cdef void idx_free(Index* ix) noexcept:
-    PyMem_Free(ix.cols)
-    PyMem_Free(ix.slots)
-    PyMem_Free(ix.ghead)
-    PyMem_Free(ix.gtail)
-    PyMem_Free(ix.ghash)
-    PyMem_Free(ix.next)
+cdef void idx_free(Index* ix) noexcept nogil:
+    free(ix.cols)
+    free(ix.slots)
+    free(ix.ghead)
+    free(ix.gtail)
+    free(ix.ghash)
+    free(ix.next)
+
+
+cdef void rel_free(RelData* d) noexcept nogil:
+    cdef int k
+    for k in range(d.nidx):
+        idx_free(&d.idx[k])
+    free(d.idx)
+    free(d.rows)
+    free(d.fslots)
+    free(d)
 
 
 cdef inline bint key_equal(const int64_t* row, const int* cols, int ncols, const int64_t* vals) noexcept nogil:
@@ -184,17 +258,20 @@ cdef inline bint cols_equal(const int64_t* a, const int64_t* b, const int* cols,
 
 cdef int idx_grow_slots(Index* ix) except -1:
     cdef int64_t newcap = (ix.mask + 1) * 2
-    cdef int32_t* ns = <int32_t*>PyMem_Malloc(sizeof(int32_t) * newcap)
+    cdef int32_t* ns = <int32_t*>big_malloc(sizeof(int32_t) * newcap)
     cdef int64_t g, i, m = newcap - 1
     if ns == NULL:
         raise MemoryError()
-    memset(ns, 0, sizeof(int32_t) * newcap)
-    for g in range(ix.ngroups):
-        i = ix.ghash[g] & m
-        while ns[i]:
-            i = (i + 1) & m
-        ns[i] = <int32_t>(g + 1)
-    PyMem_Free(ix.slots)
+    # The index belongs to a relation being built by this thread (shared
+    # relations are never written): rehash without holding the GIL.
+    with nogil:
+        memset(ns, 0, sizeof(int32_t) * newcap)
+        for g in range(ix.ngroups):
+            i = ix.ghash[g] & m
+            while ns[i]:
+                i = (i + 1) & m
+            ns[i] = <int32_t>(g + 1)
+    big_free(ix.slots)
     ix.slots = ns
     ix.mask = m
     return 0
@@ -211,7 +288,7 @@ cdef int idx_add(Index* ix, const int64_t* rows, int arity, int64_t r) except -1
         newcap = ix.ncap * 2 if ix.ncap else 16
         while newcap <= r:
             newcap *= 2
-        ix.next = <int32_t*>PyMem_Realloc(ix.next, sizeof(int32_t) * newcap)
+        ix.next = <int32_t*>big_realloc(ix.next, sizeof(int32_t) * newcap)
         if ix.next == NULL:
             raise MemoryError()
         ix.ncap = newcap
@@ -228,9 +305,9 @@ cdef int idx_add(Index* ix, const int64_t* rows, int arity, int64_t r) except -1
         i = (i + 1) & ix.mask
     if ix.ngroups == ix.gcap:
         ix.gcap *= 2
-        ix.ghead = <int32_t*>PyMem_Realloc(ix.ghead, sizeof(int32_t) * ix.gcap)
-        ix.gtail = <int32_t*>PyMem_Realloc(ix.gtail, sizeof(int32_t) * ix.gcap)
-        ix.ghash = <uint64_t*>PyMem_Realloc(ix.ghash, sizeof(uint64_t) * ix.gcap)
+        ix.ghead = <int32_t*>big_realloc(ix.ghead, sizeof(int32_t) * ix.gcap)
+        ix.gtail = <int32_t*>big_realloc(ix.gtail, sizeof(int32_t) * ix.gcap)
+        ix.ghash = <uint64_t*>big_realloc(ix.ghash, sizeof(uint64_t) * ix.gcap)
         if ix.ghead == NULL or ix.gtail == NULL or ix.ghash == NULL:
             raise MemoryError()
     g = ix.ngroups
@@ -291,17 +368,18 @@ cdef inline int64_t rel_find_own(const RelData* r, const int64_t* vals) noexcept
 
 cdef int rel_grow_fslots(RelData* r) except -1:
     cdef int64_t newcap = (r.fmask + 1) * 2
-    cdef int32_t* ns = <int32_t*>PyMem_Malloc(sizeof(int32_t) * newcap)
+    cdef int32_t* ns = <int32_t*>big_malloc(sizeof(int32_t) * newcap)
     cdef int64_t row, i, m = newcap - 1
     if ns == NULL:
         raise MemoryError()
-    memset(ns, 0, sizeof(int32_t) * newcap)
-    for row in range(r.n):
-        i = hash_row(r.rows + row * r.arity, r.arity) & m
-        while ns[i]:
-            i = (i + 1) & m
-        ns[i] = <int32_t>(row + 1)
-    PyMem_Free(r.fslots)
+    with nogil:  # see idx_grow_slots
+        memset(ns, 0, sizeof(int32_t) * newcap)
+        for row in range(r.n):
+            i = hash_row(r.rows + row * r.arity, r.arity) & m
+            while ns[i]:
+                i = (i + 1) & m
+            ns[i] = <int32_t>(row + 1)
+    big_free(r.fslots)
     r.fslots = ns
     r.fmask = m
     return 0
@@ -320,7 +398,7 @@ cdef int rel_insert(RelData* r, const int64_t* vals) except -1:
         raise OverflowError("relation has more than 2**31 rows")
     if r.n == r.cap:
         newcap = r.cap * 2 if r.cap else 16
-        r.rows = <int64_t*>PyMem_Realloc(r.rows, sizeof(int64_t) * newcap * (r.arity if r.arity else 1))
+        r.rows = <int64_t*>big_realloc(r.rows, sizeof(int64_t) * newcap * (r.arity if r.arity else 1))
         if r.rows == NULL:
             raise MemoryError()
         r.cap = newcap
@@ -349,19 +427,19 @@ cdef class Relation:
     def __cinit__(self, str name, int arity, list index_cols, Relation base=None):
         cdef int k
         self.name = name
-        self.d = <RelData*>PyMem_Malloc(sizeof(RelData))
+        self.d = <RelData*>big_malloc(sizeof(RelData))
         if self.d == NULL:
             raise MemoryError()
         memset(self.d, 0, sizeof(RelData))
         self.d.arity = arity
         self.d.fmask = 15
-        self.d.fslots = <int32_t*>PyMem_Malloc(sizeof(int32_t) * 16)
+        self.d.fslots = <int32_t*>big_malloc(sizeof(int32_t) * 16)
         if self.d.fslots == NULL:
             raise MemoryError()
         memset(self.d.fslots, 0, sizeof(int32_t) * 16)
         self.d.nidx = len(index_cols)
         if self.d.nidx:
-            self.d.idx = <Index*>PyMem_Malloc(sizeof(Index) * self.d.nidx)
+            self.d.idx = <Index*>big_malloc(sizeof(Index) * self.d.nidx)
             if self.d.idx == NULL:
                 raise MemoryError()
             memset(self.d.idx, 0, sizeof(Index) * self.d.nidx)
@@ -374,15 +452,17 @@ cdef class Relation:
             self.d.base = base.d
 
     def __dealloc__(self):
-        cdef int k
-        if self.d != NULL:
-            for k in range(self.d.nidx):
-                idx_free(&self.d.idx[k])
-            PyMem_Free(self.d.idx)
-            PyMem_Free(self.d.rows)
-            PyMem_Free(self.d.fslots)
-            PyMem_Free(self.d)
-            self.d = NULL
+        cdef RelData* d = self.d
+        self.d = NULL
+        if d == NULL:
+            return
+        if d.cap * (d.arity + 1) * 8 < BIG:
+            rel_free(d)
+        else:
+            # returning a big relation's pages to the OS takes milliseconds:
+            # nothing else can reach it any more, so do it without the GIL
+            with nogil:
+                rel_free(d)
 
     @property
     def arity(self):
@@ -432,13 +512,13 @@ cdef class Relation:
     def add_many(self, rows):
         """Insert many rows of ids; returns how many were new."""
         cdef int64_t added = 0, seen = 0
+        cdef double last = now_seconds()
         for row in rows:
             if self.add(row):
                 added += 1
             seen += 1
-            if seen % CHECK_EVERY == 0:
-                with nogil:   # bulk loads run on reload threads: let requests in
-                    sched_yield()
+            if seen % CHECK_EVERY == 0 and now_seconds() - last > YIELD_AFTER:
+                last = give_gil_turn()   # bulk loads run on reload threads: let requests in
         return added
 
     def add_columns(self, list cols):
@@ -450,6 +530,7 @@ cdef class Relation:
         cdef Py_ssize_t r, n
         cdef int k, a = self.d.arity
         cdef int64_t added = 0
+        cdef double last = now_seconds()
         if len(cols) != a or a == 0 or a > 64:
             raise ValueError("add_columns needs one column per position (arity 1..64)")
         n = len(cols[0])
@@ -460,9 +541,8 @@ cdef class Relation:
             for k in range(a):
                 buf[k] = (<list>cols[k])[r]
             added += rel_insert(self.d, buf)
-            if r % CHECK_EVERY == CHECK_EVERY - 1:
-                with nogil:
-                    sched_yield()
+            if r % CHECK_EVERY == CHECK_EVERY - 1 and now_seconds() - last > YIELD_AFTER:
+                last = give_gil_turn()
         return added
 
     def add_flat(self, const int64_t[:] flat):
@@ -512,6 +592,7 @@ cdef class Relation:
         cdef int k, a = self.d.arity
         cdef object t, v
         cdef Py_ssize_t ntab = len(table)
+        cdef double last = now_seconds()
         # Small non-negative integers recur across rows (node ids, counts):
         # share one int object per value instead of allocating one per cell.
         cdef list small = [None] * SMALL_INTS if self.d.n > SMALL_INTS else None
@@ -538,9 +619,8 @@ cdef class Relation:
             # part of a cycle, so keep it out of the cyclic GC's work lists.
             PyObject_GC_UnTrack(<void*>t)
             out.append(t)
-            if r % CHECK_EVERY == CHECK_EVERY - 1:
-                with nogil:
-                    sched_yield()
+            if r % CHECK_EVERY == CHECK_EVERY - 1 and now_seconds() - last > YIELD_AFTER:
+                last = give_gil_turn()
         return out
 
     def match(self, int index, key):
@@ -648,12 +728,6 @@ cdef class Plan:
 # The executor
 
 
-cdef inline double now_seconds() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec + ts.tv_nsec * 1e-9
-
-
 cdef class Executor:
     """Runs plans over a list of relations (indexed like the compiler's slots).
 
@@ -680,6 +754,7 @@ cdef class Executor:
     cdef int64_t max_bytes
     cdef double deadline
     cdef int64_t steps
+    cdef double last_yield
     cdef Plan plan
     cdef int64_t* rowbuf
     cdef int64_t* keybuf
@@ -694,7 +769,7 @@ cdef class Executor:
         self.rels = <RelData**>PyMem_Malloc(sizeof(RelData*) * (self.nrels if self.nrels else 1))
         self.stack = <int64_t*>PyMem_Malloc(sizeof(int64_t) * STACK)
         self.collcap = 64
-        self.coll = <int64_t*>PyMem_Malloc(sizeof(int64_t) * self.collcap)
+        self.coll = <int64_t*>big_malloc(sizeof(int64_t) * self.collcap)
         if self.rels == NULL or self.stack == NULL or self.coll == NULL:
             raise MemoryError()
         for i in range(self.nrels):
@@ -707,6 +782,7 @@ cdef class Executor:
         self.collected = 0
         self.nbytes = 0
         self.steps = 0
+        self.last_yield = now_seconds()
         self.diagnostics = []
         self.method_memo = {}
         self.regs = NULL
@@ -717,7 +793,7 @@ cdef class Executor:
         PyMem_Free(self.rels)
         PyMem_Free(self.regs)
         PyMem_Free(self.stack)
-        PyMem_Free(self.coll)
+        big_free(self.coll)
         PyMem_Free(self.rowbuf)
         PyMem_Free(self.keybuf)
 
@@ -827,15 +903,17 @@ cdef class Executor:
         return self.plan.consts[-s - 1]
 
     cdef int tick(self) except -1:
+        cdef double t
         self.steps += 1
         if self.steps % CHECK_EVERY == 0:
-            if self.deadline > 0 and now_seconds() > self.deadline:
+            t = now_seconds()
+            if self.deadline > 0 and t > self.deadline:
                 self.hooks.deadline(self.plan.label)
-            # A long evaluation (a reload compiling on a background thread)
-            # must not starve request threads of the GIL: hand it over now
-            # and then, so they wait microseconds, not the whole evaluation.
-            with nogil:
-                sched_yield()
+            # A long evaluation (a reload compiling on a background thread,
+            # a heavy request) must not starve other threads of the GIL:
+            # hand it over after every millisecond of work.
+            if t - self.last_yield > YIELD_AFTER:
+                self.last_yield = give_gil_turn()
         return 0
 
     cdef int step(self, int pc) except -1:
@@ -882,10 +960,12 @@ cdef class Executor:
             self.regs[p[2 * j + 1]] = row[p[2 * j]]
 
     cdef int visit(self, Op* op, int pc, const int64_t* row) except -1:
+        # every visited row counts (a scan whose rows all fail their checks
+        # is work too): the deadline and the GIL hand-over depend on it
+        self.tick()
         # bind first: a check may compare with a variable this same row binds
         self.bind(op, row)
         if self.row_ok(op, row):
-            self.tick()
             self.step(pc + 1)
         return 0
 
@@ -1076,7 +1156,7 @@ cdef class Executor:
     cdef int collect(self, Op* op) except -1:
         if self.ncoll == self.collcap:
             self.collcap *= 2
-            self.coll = <int64_t*>PyMem_Realloc(self.coll, sizeof(int64_t) * self.collcap)
+            self.coll = <int64_t*>big_realloc(self.coll, sizeof(int64_t) * self.collcap)
             if self.coll == NULL:
                 raise MemoryError()
         self.coll[self.ncoll] = self.regs[op.aux] if op.aux >= 0 else 1
