@@ -48,52 +48,58 @@ cdef extern from *:
     bint add_overflow "__builtin_add_overflow"(int64_t a, int64_t b, int64_t* res) noexcept nogil
 
 # --------------------------------------------------------------------------
-# Constants shared with compiler.py / _pycore.py
+# The plan format is defined once, in plan.py (shared with compiler.py and
+# _pycore.py); its codes are read into C globals when this module is imported.
 
-DEF K_JOIN = 1
-DEF K_NOT = 2
-DEF K_CMP = 3
-DEF K_ASSIGN = 4
-DEF K_METHOD = 5
-DEF K_AGG = 6
-DEF K_EMIT = 7
-DEF K_COLLECT = 8
+from . import plan as _plan  # noqa: E402
+from .plan import Op as _Op, PlanSpec as _PlanSpec  # noqa: E402
+from . import symbols as _symbols  # noqa: E402
 
-DEF T_ALL = 0
-DEF T_STABLE = 1
-DEF T_RECENT = 2
+cdef int K_JOIN = _plan.Kind.JOIN
+cdef int K_NOT = _plan.Kind.NOT
+cdef int K_CMP = _plan.Kind.CMP
+cdef int K_ASSIGN = _plan.Kind.ASSIGN
+cdef int K_METHOD = _plan.Kind.METHOD
+cdef int K_AGG = _plan.Kind.AGG
+cdef int K_EMIT = _plan.Kind.EMIT
+cdef int K_COLLECT = _plan.Kind.COLLECT
 
-DEF C_EQ = 0
-DEF C_NE = 1
-DEF C_LT = 2
-DEF C_LE = 3
-DEF C_GT = 4
-DEF C_GE = 5
+cdef int T_ALL = _plan.Tier.ALL
+cdef int T_STABLE = _plan.Tier.STABLE
+cdef int T_RECENT = _plan.Tier.RECENT
 
-DEF E_PUSH = 0
-DEF E_ADD = 1
-DEF E_SUB = 2
-DEF E_MUL = 3
-DEF E_DIV = 4
-DEF E_MOD = 5
+cdef int C_EQ = _plan.Cmp.EQ
+cdef int C_NE = _plan.Cmp.NE
+cdef int C_LT = _plan.Cmp.LT
+cdef int C_LE = _plan.Cmp.LE
+cdef int C_GT = _plan.Cmp.GT
+cdef int C_GE = _plan.Cmp.GE
 
-DEF A_COUNT = 0
-DEF A_SUM = 1
-DEF A_MIN = 2
-DEF A_MAX = 3
-DEF A_MEAN = 4
+cdef int E_PUSH = _plan.Arith.PUSH
+cdef int E_ADD = _plan.Arith.ADD
+cdef int E_SUB = _plan.Arith.SUB
+cdef int E_MUL = _plan.Arith.MUL
+cdef int E_DIV = _plan.Arith.DIV
+cdef int E_MOD = _plan.Arith.MOD
 
-DEF INLINE_MIN = -(1 << 62)
-DEF INLINE_MAX = (1 << 62) - 1
-DEF STACK = 256
+cdef int A_COUNT = _plan.Agg.COUNT
+cdef int A_SUM = _plan.Agg.SUM
+
+cdef int LIMIT_TUPLES = _plan.LimitKind.TUPLES
+cdef int LIMIT_BYTES = _plan.LimitKind.BYTES
+cdef int LIMIT_AGGREGATE = _plan.LimitKind.AGGREGATE
+
+cdef int INDEX_SCAN = _plan.INDEX_SCAN
+cdef int INDEX_ROW = _plan.INDEX_ROW
+
+cdef int64_t INLINE_MIN = _symbols.INLINE_MIN
+cdef int64_t INLINE_MAX = _symbols.INLINE_MAX
+cdef int STACK = _plan.STACK
+
 DEF CHECK_EVERY = 1024          # steps between two looks at the clock
 DEF YIELD_AFTER = 0.001         # seconds of work between two GIL hand-overs
 DEF YIELD_SLEEP_NS = 20000      # how long the GIL is left free at a hand-over
 DEF SMALL_INTS = 65536
-
-DEF LIMIT_TUPLES = 0
-DEF LIMIT_BYTES = 1
-DEF LIMIT_AGGREGATE = 2
 
 COMPILED = True
 
@@ -479,14 +485,6 @@ cdef class Relation:
     def __len__(self):
         return self.d.n + (self.d.base.n if self.d.base != NULL else 0)
 
-    def memory_bytes(self):
-        """Approximate heap bytes held by this relation's own rows and indexes."""
-        cdef int k
-        cdef int64_t total = self.d.cap * self.d.arity * 8 + (self.d.fmask + 1) * 4
-        for k in range(self.d.nidx):
-            total += (self.d.idx[k].mask + 1) * 4 + self.d.idx[k].gcap * 16 + self.d.idx[k].ncap * 4
-        return total
-
     def add(self, row):
         """Insert one row of ids; True if it was new."""
         cdef int64_t buf[64]
@@ -543,17 +541,6 @@ cdef class Relation:
             added += rel_insert(self.d, buf)
             if r % CHECK_EVERY == CHECK_EVERY - 1 and now_seconds() - last > YIELD_AFTER:
                 last = give_gil_turn()
-        return added
-
-    def add_flat(self, const int64_t[:] flat):
-        """Insert rows given as one flat buffer of ids (fast bulk load)."""
-        cdef int64_t i, added = 0, a = self.d.arity
-        if a == 0:
-            raise ValueError("add_flat needs arity > 0")
-        if flat.shape[0] % a:
-            raise ValueError("buffer length is not a multiple of the arity")
-        for i in range(0, flat.shape[0], a):
-            added += rel_insert(self.d, &flat[i])
         return added
 
     def contains(self, row):
@@ -647,8 +634,6 @@ cdef class Relation:
         self.d.recent_hi = recent_hi
         self.d.all_hi = all_hi
 
-    def tiers(self):
-        return (self.d.stable_hi, self.d.recent_lo, self.d.recent_hi, self.d.all_hi)
 
 
 cdef void _collect(const RelData* r, int index, const int64_t* key, list out):
@@ -673,13 +658,16 @@ cdef class Plan:
     cdef readonly int npool
     cdef int64_t* consts
     cdef readonly int nregs
-    cdef readonly int head_rel
     cdef readonly object methods     # list of (method name, argument) for K_METHOD
     cdef readonly object label       # for diagnostics: the rule's text location
 
-    def __cinit__(self, list ops, list pool, list consts, int nregs, int head_rel, list methods, label=""):
-        cdef int i, j
+    def __cinit__(self, spec):
+        """Copy a ``PlanSpec`` (already checked by ``plan.validate``) into C arrays."""
+        cdef int i
         cdef Op* op
+        if type(spec) is not _PlanSpec:
+            raise TypeError("Plan needs a PlanSpec (see plan.validate)")
+        ops, pool, consts = spec.ops, spec.pool, spec.consts
         self.nops = len(ops)
         self.ops = <Op*>PyMem_Malloc(sizeof(Op) * (self.nops if self.nops else 1))
         self.pool = <int*>PyMem_Malloc(sizeof(int) * (len(pool) if pool else 1))
@@ -693,30 +681,31 @@ cdef class Plan:
         for i in range(len(consts)):
             self.consts[i] = consts[i]
         for i in range(self.nops):
-            spec = ops[i]
+            spec_op = ops[i]
+            if type(spec_op) is not _Op:
+                raise TypeError(f"op {i} is not an Op record")
             op = &self.ops[i]
-            op.kind = spec.get("kind", 0)
-            op.rel = spec.get("rel", 0)
-            op.tier = spec.get("tier", 0)
-            op.index = spec.get("index", -1)
-            op.nkey = spec.get("nkey", 0)
-            op.key_off = spec.get("key_off", 0)
-            op.nbind = spec.get("nbind", 0)
-            op.bind_off = spec.get("bind_off", 0)
-            op.ncheck = spec.get("ncheck", 0)
-            op.check_off = spec.get("check_off", 0)
-            op.cmp = spec.get("cmp", 0)
-            op.lhs_off = spec.get("lhs_off", 0)
-            op.lhs_len = spec.get("lhs_len", 0)
-            op.rhs_off = spec.get("rhs_off", 0)
-            op.rhs_len = spec.get("rhs_len", 0)
-            op.reg = spec.get("reg", 0)
-            op.aux = spec.get("aux", 0)
-            op.sub_start = spec.get("sub_start", 0)
-        self.nregs = nregs
-        self.head_rel = head_rel
-        self.methods = methods
-        self.label = label
+            op.kind = spec_op.kind
+            op.rel = spec_op.rel
+            op.tier = spec_op.tier
+            op.index = spec_op.index
+            op.nkey = spec_op.nkey
+            op.key_off = spec_op.key_off
+            op.nbind = spec_op.nbind
+            op.bind_off = spec_op.bind_off
+            op.ncheck = spec_op.ncheck
+            op.check_off = spec_op.check_off
+            op.cmp = spec_op.cmp
+            op.lhs_off = spec_op.lhs_off
+            op.lhs_len = spec_op.lhs_len
+            op.rhs_off = spec_op.rhs_off
+            op.rhs_len = spec_op.rhs_len
+            op.reg = spec_op.reg
+            op.aux = spec_op.aux
+            op.sub_start = spec_op.sub_start
+        self.nregs = spec.nregs
+        self.methods = spec.methods
+        self.label = spec.label
 
     def __dealloc__(self):
         PyMem_Free(self.ops)
@@ -987,7 +976,7 @@ cdef class Executor:
         else:
             lo = r.recent_lo
             hi = r.recent_hi
-        if op.index == -1:
+        if op.index == INDEX_SCAN:
             if use_base:
                 b = r.base
                 for i in range(b.n):
@@ -1001,7 +990,7 @@ cdef class Executor:
         kp = self.plan.pool + op.key_off
         for j in range(op.nkey):
             key[j] = self.src(kp[j])
-        if op.index == -2:
+        if op.index == INDEX_ROW:
             if use_base and rel_find_own(r.base, key) >= 0:
                 return self.visit(op, pc, key)
             row = rel_find_own(r, key)
@@ -1033,11 +1022,11 @@ cdef class Executor:
             raise ValueError("negated atom with more than 64 bound columns")
         for j in range(op.nkey):
             key[j] = self.src(kp[j])
-        if op.index == -2:
+        if op.index == INDEX_ROW:
             if r.base != NULL and rel_find_own(r.base, key) >= 0:
                 return True
             return rel_find_own(r, key) >= 0
-        if op.index == -1:  # nothing bound: any row at all
+        if op.index == INDEX_SCAN:  # nothing bound: any row at all
             return r.n > 0 or (r.base != NULL and r.base.n > 0)
         if r.base != NULL:
             b = r.base
