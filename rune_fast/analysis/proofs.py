@@ -30,13 +30,13 @@ Why it is shaped like this:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
 
 from ..lang import ast as A
 from ..lang.checks import ROLE_AGGREGATE, ROLE_ASSIGN, ROLE_ATOM, ROLE_FILTER, ROLE_METHOD, ROLE_NEGATION
 from ..like import glob_matcher
-from ..values import INT_MAX, INT_MIN, Entity, value_key
+from ..values import INT_MAX, INT_MIN, value_key
 from . import render
 
 __all__ = ["ProofNode", "Prover", "MAX_STEPS"]
@@ -226,9 +226,7 @@ class Prover:
         self.model = model
         self.side = side
         self.base = base
-        self.by_head: dict[str, list[tuple[A.Rule, Any]]] = {}
-        for r, info in zip(rules, rule_info):
-            self.by_head.setdefault(r.head.name, []).append((r, info))
+        self.by_head = rules_by_head(rules, rule_info)
         self.memo: dict = {}
         self.steps = 0
         self.max_steps = max_steps
@@ -287,21 +285,22 @@ class Prover:
                 self.steps += 1
                 if self.steps > self.max_steps:
                     break
-                children = []
+                children: list[Any] = []  # sub-proofs and the source of each base fact
+                complete = True
                 for item in items:
                     if item[0] == "fact":
                         ik = (item[1], tuple(value_key(v) for v in item[2]))
                         if ik in path:
-                            children = None
+                            complete = False
                             break
                         c = self.prove(item[1], item[2], path)
                         if c is None:
-                            children = None
+                            complete = False
                             break
                         children.append(c)
                     else:
                         children.append(item[1])
-                if children is None:
+                if not complete:
                     continue
                 names = _rule_vars(rule)
                 node = ProofNode("rule", rel, row, rule, tuple((n, binding[n]) for n in names if n in binding),
@@ -328,7 +327,7 @@ class Prover:
         return b
 
     def _pattern(self, atom: A.Atom, b: dict) -> tuple:
-        out = []
+        out: list[Any] = []  # None marks a free position
         for t in atom.args:
             if type(t) is A.Const:
                 out.append(t.value)
@@ -383,12 +382,12 @@ class Prover:
         atom = lits[best].literal
         rest = [j for j in todo if j != best]
         for row in self.match(atom.name, self._pattern(atom, b)):
-            nb = self._bind_row(atom, row, b)
-            if nb is None:
+            bound = self._bind_row(atom, row, b)
+            if bound is None:
                 continue
             items2 = dict(items)
             items2[best] = ("fact", atom.name, tuple(row))
-            yield from self._solve_rec(info, rest, nb, items2)
+            yield from self._solve_rec(info, rest, bound, items2)
 
     def _non_atom(self, li: Any, b: dict) -> Iterator[tuple[dict, tuple]]:
         lit = li.literal
@@ -467,6 +466,22 @@ class Prover:
 
 
 _NOTHING = object()
+_BY_HEAD: dict = {}
+
+
+def rules_by_head(rules: tuple, rule_info: tuple) -> dict[str, list[tuple[A.Rule, Any]]]:
+    """Rules grouped by head relation, in source order (memoized per rule tuple)."""
+    key = id(rules)
+    hit = _BY_HEAD.get(key)
+    if hit is not None and hit[0] is rules:
+        return hit[1]
+    out: dict[str, list[tuple[A.Rule, Any]]] = {}
+    for r, info in zip(rules, rule_info):
+        out.setdefault(r.head.name, []).append((r, info))
+    if len(_BY_HEAD) > 64:
+        _BY_HEAD.clear()
+    _BY_HEAD[key] = (rules, out)
+    return out
 
 
 def _rule_vars(rule: A.Rule) -> list[str]:
