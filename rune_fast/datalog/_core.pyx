@@ -98,7 +98,7 @@ cdef int STACK = _plan.STACK
 
 DEF CHECK_EVERY = 1024          # steps between two looks at the clock
 DEF YIELD_AFTER = 0.001         # seconds of work between two GIL hand-overs
-DEF YIELD_SLEEP_NS = 20000      # how long the GIL is left free at a hand-over
+DEF YIELD_SLEEP_NS = 50000      # how long the GIL is left free at a hand-over
 DEF SMALL_INTS = 65536
 
 COMPILED = True
@@ -182,6 +182,16 @@ cdef inline double now_seconds() noexcept nogil:
     return ts.tv_sec + ts.tv_nsec * 1e-9
 
 
+cdef extern from "Python.h":
+    ctypedef struct PyInterpreterState:
+        pass
+    ctypedef struct PyThreadState:
+        pass
+    PyInterpreterState* PyInterpreterState_Get()
+    PyThreadState* PyInterpreterState_ThreadHead(PyInterpreterState* interp)
+    PyThreadState* PyThreadState_Next(PyThreadState* tstate)
+
+
 cdef double give_gil_turn() noexcept:
     """Leave the GIL free long enough for a waiting thread to take it; returns the time after.
 
@@ -189,10 +199,15 @@ cdef double give_gil_turn() noexcept:
     sched_yield()``) hands nothing over on a multi-core machine: the waiting
     thread is woken on another core, and we re-take the free GIL before it
     gets there. A short sleep leaves the GIL free until it does. Called after
-    every ``YIELD_AFTER`` of work, so it costs ~2% of a long evaluation and
-    bounds what a request thread waits for the GIL to about a millisecond.
+    every ``YIELD_AFTER`` of work, it bounds what a request thread waits for
+    the GIL to a few milliseconds. When this interpreter has no other thread,
+    nobody can be waiting: no sleep (a benchmark or ``rune check`` pays
+    nothing).
     """
     cdef timespec ts
+    cdef PyThreadState* head = PyInterpreterState_ThreadHead(PyInterpreterState_Get())
+    if head == NULL or PyThreadState_Next(head) == NULL:
+        return now_seconds()
     ts.tv_sec = 0
     ts.tv_nsec = YIELD_SLEEP_NS
     with nogil:
