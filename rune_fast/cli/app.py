@@ -18,12 +18,14 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from . import check, engine_commands, manifest_command
+from . import check, engine_commands, manifest_command, search, serve
 from .common import EXIT_CODES, Subcommand
 
 __all__ = ["main", "SUBCOMMANDS", "build_parser"]
 
-SUBCOMMANDS: tuple[Subcommand, ...] = check.COMMANDS + engine_commands.COMMANDS + manifest_command.COMMANDS
+SUBCOMMANDS: tuple[Subcommand, ...] = (
+    check.COMMANDS + engine_commands.COMMANDS + search.COMMANDS + manifest_command.COMMANDS + serve.COMMANDS
+)
 
 
 def _exit_codes_epilog() -> str:
