@@ -24,8 +24,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmarks"))
 
-import rune_fast  # noqa: E402
-import search_scenario as S  # noqa: E402
+import search_scenario as S
+
+import rune_fast
 
 
 def all_pages(fn) -> list:
@@ -71,7 +72,7 @@ def main() -> int:
             times = []
             for _ in range(args.rounds):
                 t0 = time.perf_counter()
-                got = all_pages(lambda **kw: engine.search_resources(u, act, "Document", limit=10_000, **kw))
+                got = all_pages(lambda u=u, act=act, **kw: engine.search_resources(u, act, "Document", limit=10_000, **kw))
                 times.append(time.perf_counter() - t0)
             if got != brute:
                 bad += 1
@@ -96,7 +97,7 @@ def main() -> int:
         times = []
         for _ in range(args.rounds):
             t0 = time.perf_counter()
-            got = all_pages(lambda **kw: engine.search_subjects('Action::"read"', d, "User", limit=10_000, **kw))
+            got = all_pages(lambda d=d, **kw: engine.search_subjects('Action::"read"', d, "User", limit=10_000, **kw))
             times.append(time.perf_counter() - t0)
         if got != brute:
             bad += 1

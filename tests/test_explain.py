@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from proof_checker import Checker, ProofError
+from search_programs import ACTIONS, DOCS, FOLDERS, USERS, programs, request_parts
 
 import rune_fast
 from rune_fast import Entity, Explanation
 from rune_fast.analysis.explain import _Context
 from rune_fast.analysis.locate import array_element_lines
-
-from proof_checker import Checker, ProofError
-from search_programs import ACTIONS, DOCS, FOLDERS, USERS, programs, request_parts
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = str(ROOT / "examples" / "doc_sharing.rune")

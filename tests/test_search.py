@@ -9,10 +9,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import rune_fast
-from rune_fast import Entity, RuneRequestError, SearchPage
-
 from search_programs import (
     ACTIONS,
     DOCS,
@@ -23,6 +19,9 @@ from search_programs import (
     programs,
     request_parts,
 )
+
+import rune_fast
+from rune_fast import Entity, RuneRequestError, SearchPage
 
 EXAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "doc_sharing.rune")
 
@@ -131,7 +130,7 @@ def test_paging_is_stable_and_token_checked(doc_engine):
     with pytest.raises(RuneRequestError, match="different search"):
         doc_engine.search_resources('User::"bob"', read, "Document", page_token=p1.next_token)
     # a token from another engine version is refused, not misread
-    other = rune_fast.load_text(open(EXAMPLE).read() + "\n# changed\n")
+    other = rune_fast.load_text(Path(EXAMPLE).read_text() + "\n# changed\n")
     assert other.version != doc_engine.version
     with pytest.raises(RuneRequestError, match="another engine version"):
         other.search_resources(alice, read, "Document", limit=3, page_token=p1.next_token)
@@ -161,7 +160,7 @@ def test_bad_requests(doc_engine):
 
 def test_store_mirrors_engine(tmp_path):
     path = tmp_path / "b.rune"
-    path.write_text(open(EXAMPLE).read())
+    path.write_text(Path(EXAMPLE).read_text())
     with rune_fast.PolicyStore(str(path), watch=False) as store:
         e = store.engine
         args = ('User::"alice"', 'Action::"read"', "Document")

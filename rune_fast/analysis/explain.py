@@ -30,12 +30,20 @@ Why it is shaped like this:
 from __future__ import annotations
 
 import weakref
+from itertools import pairwise
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any
 
-from ..lang import ast as A
 from ..errors import RuneError, RuneEvalError
-from ..policy.policies import MISSING, EvalRequest, OverlayData, _Compiler, from_row_key, kind_name
+from ..lang import ast as A
+from ..policy.policies import (
+    MISSING,
+    EvalRequest,
+    OverlayData,
+    _Compiler,
+    from_row_key,
+    kind_name,
+)
 from ..values import Entity, value_key
 from . import render
 from .proofs import ProofNode, Prover
@@ -43,7 +51,7 @@ from .proofs import ProofNode, Prover
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Decision, Engine
 
-__all__ = ["Explanation", "PolicyReport", "ScopeCheck", "ClauseCheck", "FactUse", "explain"]
+__all__ = ["ClauseCheck", "Explanation", "FactUse", "PolicyReport", "ScopeCheck", "explain"]
 
 #: At most this many ancestors are listed when an ``in`` fails.
 MAX_LISTED = 20
@@ -59,7 +67,7 @@ class FactUse:
 
     fact: str
     present: bool
-    proof: Optional[ProofNode] = None
+    proof: ProofNode | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"fact": self.fact, "present": self.present}
@@ -112,7 +120,7 @@ class ClauseCheck:
     holds: bool
     value: Any = None
     error: str = ""
-    blame: Optional[dict] = None
+    blame: dict | None = None
     facts: tuple[FactUse, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -191,7 +199,7 @@ class Explanation:
     (the reports are then the permits that could have applied).
     """
 
-    decision: "Decision"
+    decision: Decision
     principal: Entity
     action: Entity
     resource: Entity
@@ -262,7 +270,7 @@ class _Recorder:
 class _Context:
     """Everything one explanation needs: the request, its data, the prover."""
 
-    def __init__(self, engine: "Engine", p: Entity, a: Entity, r: Entity, ctx: Any, ents: Any) -> None:
+    def __init__(self, engine: Engine, p: Entity, a: Entity, r: Entity, ctx: Any, ents: Any) -> None:
         self.engine = engine
         self.p, self.a, self.r, self.ctx, self.ents = p, a, r, ctx, ents
         model = engine._with_request([(p,)], [(a,)], [(r,)], ctx, ents)
@@ -282,7 +290,7 @@ class _Context:
         self.req_rows = req_rows
         self.prover = Prover(_Facts(model, engine), {}, engine.rules, engine.info.rule_info, self.base)
 
-    def base(self, rel: str, row: tuple) -> Optional[dict]:
+    def base(self, rel: str, row: tuple) -> dict | None:
         """The origin of a base fact, ``None`` for a derived one."""
         if rel in ("principal", "action", "resource"):
             return {"kind": "request", "field": rel}
@@ -315,7 +323,7 @@ class _Context:
         except RuneError as e:  # cannot compile on its own (should not happen)
             return False, e.message
 
-    def proof_of(self, rel: str, row: tuple) -> Optional[ProofNode]:
+    def proof_of(self, rel: str, row: tuple) -> ProofNode | None:
         """A proof of a fact; ``row`` may hold ``None`` (``_``): the first witness is proved."""
         if None in row:
             rows = self.prover.match(rel, row)
@@ -363,7 +371,7 @@ class _Context:
             return ScopeCheck(slot, text, False, f"{e} is not in {target}; its ancestors: {listed or 'none'}")
         chain = self.path(e, target)
         proofs = []
-        for child, par in zip(chain, chain[1:]):
+        for child, par in pairwise(chain):
             node = self.proof_of("parent", (child, par))
             proofs.append(node if node is not None else ProofNode("request", "parent", (child, par),
                                                                   origin={"kind": "request", "field": "entities"}))
@@ -449,7 +457,7 @@ class _Context:
         out["value"] = render.json_value(v)
         t = type(node)
         if t is A.RelCall:
-            args = []
+            args: list = []
             for a in node.args:
                 if type(a) is A.Wildcard:
                     args.append(None)
@@ -501,8 +509,8 @@ class _Context:
             if not s.matched:
                 return PolicyReport(pol.id, effect, ast.loc, "scope", determining, tuple(scopes))
         conds = []
-        for c in ast.conditions:
-            cc = self.clause(pol.id, c, True)
+        for cond in ast.conditions:
+            cc = self.clause(pol.id, cond, True)
             conds.append(cc)
             if cc.error:
                 return PolicyReport(pol.id, effect, ast.loc, "error", determining, tuple(scopes), tuple(conds), cc.error)
@@ -516,7 +524,7 @@ class _Facts:
     outside the core (indexed by first column once per engine): what the
     prover reads."""
 
-    def __init__(self, model: Any, engine: "Engine") -> None:
+    def __init__(self, model: Any, engine: Engine) -> None:
         self.model = model
         self.compiled = model.compiled
         self.side = side_index(engine)
@@ -557,10 +565,10 @@ class _Facts:
         return rows
 
 
-_SIDE: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+_SIDE: weakref.WeakKeyDictionary[Any, dict] = weakref.WeakKeyDictionary()
 
 
-def side_index(engine: "Engine") -> dict:
+def side_index(engine: Engine) -> dict:
     """relation -> first-column value key -> rows, for the facts kept out of the core."""
     idx = _SIDE.get(engine)
     if idx is None:
@@ -592,13 +600,13 @@ def _operands(node: Any) -> list[tuple[str, Any]]:
     if t is A.Binary:
         return [("left", node.left), ("right", node.right)]
     if t is A.Method:
-        return [("object", node.obj)] + [(f"argument", a) for a in node.args]
+        return [("object", node.obj)] + [("argument", a) for a in node.args]
     if t is A.Is and node.in_expr is not None:
         return [("object", node.obj), ("in", node.in_expr)]
     return [("object", node.obj)]
 
 
-def explain(engine: "Engine", principal: Any, action: Any, resource: Any, context: Any = None,
+def explain(engine: Engine, principal: Any, action: Any, resource: Any, context: Any = None,
             entities: Any = None) -> Explanation:
     """See ``Engine.explain``."""
     from ..engine import Decision
@@ -610,7 +618,7 @@ def explain(engine: "Engine", principal: Any, action: Any, resource: Any, contex
         return Explanation(decision, p, a, r, (), kind == "deny")
     try:
         cx = _Context(engine, p, a, r, ctx, ents)
-    except Exception as e:  # the request's model failed after all: report, deny
+    except Exception as e:  # noqa: BLE001 - the request's model failed after all: report, deny
         msg = e.message if isinstance(e, RuneError) else f"internal error: {type(e).__name__}: {e}"
         failed = Decision("deny", False, (), (("<engine>", msg),), False, engine.version)
         return Explanation(failed, p, a, r, (), True)

@@ -42,11 +42,12 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
-from ..lang import ast as A
 from ..engine import _closure, _LazyModel, _RequestRelations
 from ..errors import RuneEvalError
+from ..lang import ast as A
 from ..policy.policies import EvalRequest, OverlayData, _Compiler
 from ..values import Entity, value_key
 
@@ -66,11 +67,11 @@ class _Indexes:
     """Reverse indexes over an engine's static model; each part is built once
     (under a lock) and never changes afterwards, so readers take no lock."""
 
-    def __init__(self, engine: "Engine") -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.lock = threading.Lock()
-        self._children: Optional[dict] = None
-        self._attrs: Optional[dict] = None
+        self._children: dict | None = None
+        self._attrs: dict | None = None
         self._rels: dict = {}
         self._desc: dict = {}
         deps = dict(engine.info.depends_on)
@@ -150,11 +151,11 @@ class _Indexes:
         return idx
 
 
-_INDEXES: "weakref.WeakKeyDictionary[Any, _Indexes]" = weakref.WeakKeyDictionary()
+_INDEXES: weakref.WeakKeyDictionary[Any, _Indexes] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
-def indexes(engine: "Engine") -> _Indexes:
+def indexes(engine: Engine) -> _Indexes:
     ix = _INDEXES.get(engine)
     if ix is None:
         with _LOCK:
@@ -171,7 +172,7 @@ def indexes(engine: "Engine") -> _Indexes:
 class _Search:
     """The state of one search: the request, the open variable, the data."""
 
-    def __init__(self, engine: "Engine", var: str, p: Optional[Entity], a: Entity, r: Optional[Entity],
+    def __init__(self, engine: Engine, var: str, p: Entity | None, a: Entity, r: Entity | None,
                  ctx: Any, ents: Any, cands: Any, cand_set: frozenset) -> None:
         self.engine = engine
         self.var = var  # "resource" or "principal"
@@ -223,7 +224,7 @@ class _Search:
             self._data[c] = d
         return d
 
-    def test(self, pol: Any, c: Entity) -> Optional[bool]:
+    def test(self, pol: Any, c: Entity) -> bool | None:
         """Whether ``pol`` is satisfied with ``c`` in the open slot; ``None``
         when deciding fails (the engine would fail closed: deny)."""
         p, a, r = self.request(c)
@@ -231,7 +232,7 @@ class _Search:
             return bool(pol.test(p, a, r, self.ctx, self.data(c)))
         except RuneEvalError:
             return False
-        except Exception:
+        except Exception:  # noqa: BLE001 - the engine fails closed on it: deny
             return None
 
     def satisfying(self, pol: Any, pool: Iterable[Entity], skip: Any = ()) -> tuple[list, list]:
@@ -254,7 +255,7 @@ class _Search:
                             sat.append(c)
                     except RuneEvalError:
                         pass
-                    except Exception:
+                    except Exception:  # noqa: BLE001 - the engine fails closed on it: deny
                         broken.append(c)
             else:
                 a, r = self.a, self.r
@@ -266,7 +267,7 @@ class _Search:
                             sat.append(c)
                     except RuneEvalError:
                         pass
-                    except Exception:
+                    except Exception:  # noqa: BLE001 - the engine fails closed on it: deny
                         broken.append(c)
             return sat, broken
         for c in pool:
@@ -291,6 +292,7 @@ class _Search:
             sc, e = ast.principal, self.p
         else:
             sc, e = ast.resource, self.r
+        assert e is not None
         if sc.kind == "eq" and e != sc.entity:
             return True
         if sc.kind in ("in", "is") and sc.entity is not None and not data.is_in(e, sc.entity):
@@ -309,7 +311,7 @@ class _Search:
 
     # -- generators ---------------------------------------------------------------
 
-    def generator(self, pol: Any) -> Optional[Iterable[Entity]]:
+    def generator(self, pol: Any) -> Iterable[Entity] | None:
         """The smallest index-derived superset of the candidates satisfying
         ``pol``, or ``_ALL`` when none applies."""
         best: Any = None
@@ -330,10 +332,11 @@ class _Search:
     def _generators(self, pol: Any) -> Iterable[Callable[[], Any]]:
         ast: A.Policy = pol.policy
         sc = ast.resource if self.var == "resource" else ast.principal
+        target = sc.entity
         if sc.kind == "eq":
-            yield lambda: {sc.entity}
-        elif sc.kind in ("in", "is") and sc.entity is not None and self.hier_ok:
-            yield lambda: self.ix.descendants(sc.entity)
+            yield lambda: {target}
+        elif sc.kind in ("in", "is") and target is not None and self.hier_ok:
+            yield lambda: self.ix.descendants(target)
         for cond in ast.conditions:
             if cond.kind != "when":
                 continue
@@ -348,20 +351,21 @@ class _Search:
             fn = _Compiler(pol.id).expr(node)
             dummy = Entity("", "")
             p, a, r = (self.p, self.a, dummy) if self.var == "resource" else (dummy, self.a, self.r)
+            assert p is not None and r is not None
             data = self._static_data if self._static_data is not None else self.data(dummy)
             return True, fn(EvalRequest(p, a, r, self.ctx, data))
-        except Exception:
+        except Exception:  # noqa: BLE001 - cannot be evaluated: the policy never holds
             return False, None
 
     def _is_open(self, node: Any) -> bool:
         return type(node) is A.VarRef and node.name == self.var
 
-    def _open_attr(self, node: Any) -> Optional[str]:
+    def _open_attr(self, node: Any) -> str | None:
         if type(node) is A.GetAttr and self._is_open(node.obj) and self.attrs_ok:
             return node.name
         return None
 
-    def _conjunct_generator(self, pol: Any, node: Any) -> Optional[Callable[[], Any]]:
+    def _conjunct_generator(self, pol: Any, node: Any) -> Callable[[], Any] | None:
         t = type(node)
         if t is A.RelCall:
             return self._relcall_generator(pol, node)
@@ -385,7 +389,7 @@ class _Search:
             return lambda: self.ix.descendants(target)
         return None
 
-    def _relcall_generator(self, pol: Any, node: A.RelCall) -> Optional[Callable[[], Any]]:
+    def _relcall_generator(self, pol: Any, node: A.RelCall) -> Callable[[], Any] | None:
         name = node.name
         if name in ("principal", "action", "resource", "context") or name in self.unstable:
             return None
@@ -491,7 +495,7 @@ class _Search:
                 gen = self.generator(pol)
                 if gen is _ALL:
                     pool = list(allowed)
-                elif len(gen) > len(allowed) and isinstance(gen, (set, frozenset)):
+                elif isinstance(gen, (set, frozenset)) and len(gen) > len(allowed):
                     pool = [c for c in allowed if c in gen]
                 else:
                     pool = [c for c in gen if c in allowed]
@@ -562,7 +566,7 @@ def _mentions(node: Any, var: str) -> bool:
     return False
 
 
-def _select(engine: "Engine", a: Entity, ptype: str, rtype: str, principal: Optional[Entity], data: Any) -> list:
+def _select(engine: Engine, a: Entity, ptype: str, rtype: str, principal: Entity | None, data: Any) -> list:
     """The policies the engine's index would run for this (action, types), in bundle order."""
     anc = data.ancestors(a)
     out = []
@@ -579,20 +583,20 @@ def _select(engine: "Engine", a: Entity, ptype: str, rtype: str, principal: Opti
     return out
 
 
-def _action_data(engine: "Engine", ents: Any) -> Any:
+def _action_data(engine: Engine, ents: Any) -> Any:
     """What the policy index reads the action hierarchy from (as ``_evaluate``)."""
     if ents is not None and ents.parents:
         return OverlayData(engine._static, ents.parents, ents.attrs)
     return engine._static
 
 
-def _per_candidate_only(engine: "Engine", ents: Any) -> bool:
+def _per_candidate_only(engine: Engine, ents: Any) -> bool:
     """Rules derive the hierarchy from the request: nothing static to enumerate."""
     has_ents = ents is not None and bool(ents.parents or ents.attrs)
     return engine._dynamic_hierarchy or (has_ents and engine._entity_hierarchy)
 
 
-def resources(engine: "Engine", p: Entity, a: Entity, rtype: str, ctx: Any, ents: Any, cands: Any,
+def resources(engine: Engine, p: Entity, a: Entity, rtype: str, ctx: Any, ents: Any, cands: Any,
               cand_set: frozenset) -> set:
     """Candidates (of ``rtype``) that ``p`` may ``a``."""
     if _per_candidate_only(engine, ents):
@@ -601,7 +605,7 @@ def resources(engine: "Engine", p: Entity, a: Entity, rtype: str, ctx: Any, ents
     return _Search(engine, "resource", p, a, None, ctx, ents, cands, cand_set).run(pols)
 
 
-def subjects(engine: "Engine", a: Entity, r: Entity, ptype: str, ctx: Any, ents: Any, cands: Any,
+def subjects(engine: Engine, a: Entity, r: Entity, ptype: str, ctx: Any, ents: Any, cands: Any,
              cand_set: frozenset) -> set:
     """Candidates (of ``ptype``) that may ``a`` on ``r``."""
     if _per_candidate_only(engine, ents):

@@ -30,16 +30,24 @@ Why it is shaped like this:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Optional
 
 from ..lang import ast as A
-from ..lang.checks import ROLE_AGGREGATE, ROLE_ASSIGN, ROLE_ATOM, ROLE_FILTER, ROLE_METHOD, ROLE_NEGATION
+from ..lang.checks import (
+    ROLE_AGGREGATE,
+    ROLE_ASSIGN,
+    ROLE_ATOM,
+    ROLE_FILTER,
+    ROLE_METHOD,
+    ROLE_NEGATION,
+)
 from ..like import glob_matcher
-from ..values import INT_MAX, INT_MIN, Entity, value_key
+from ..values import INT_MAX, INT_MIN, value_key
 from . import render
 
-__all__ = ["ProofNode", "Prover", "MAX_STEPS"]
+__all__ = ["MAX_STEPS", "ProofNode", "Prover"]
 
 #: Rule instances the prover may try for one explanation before it gives up
 #: on a fact (shown as ``omitted``); generous: real proofs need a few dozen.
@@ -62,10 +70,10 @@ class ProofNode:
     kind: str
     relation: str = ""
     row: tuple = ()
-    rule: Optional[A.Rule] = None
+    rule: A.Rule | None = None
     bindings: tuple[tuple[str, Any], ...] = ()
-    children: tuple["ProofNode", ...] = ()
-    origin: Optional[dict] = None
+    children: tuple[ProofNode, ...] = ()
+    origin: dict | None = None
     text: str = ""
 
     @property
@@ -110,7 +118,7 @@ class ProofNode:
         return [f"{indent}{self.fact}  <- in the model (proof omitted: {self.text})"]
 
 
-def origin_text(origin: Optional[dict]) -> str:
+def origin_text(origin: dict | None) -> str:
     """``[data] file:line``, ``[sources] file row N``, ``request: ...``."""
     if not origin:
         return "base fact"
@@ -220,7 +228,7 @@ class Prover:
         side: dict,
         rules: tuple,
         rule_info: tuple,
-        base: Callable[[str, tuple], Optional[dict]],
+        base: Callable[[str, tuple], dict | None],
         max_steps: int = MAX_STEPS,
     ) -> None:
         self.model = model
@@ -263,7 +271,7 @@ class Prover:
 
     # -- proofs --------------------------------------------------------------
 
-    def prove(self, rel: str, row: tuple, path: frozenset = frozenset()) -> Optional[ProofNode]:
+    def prove(self, rel: str, row: tuple, path: frozenset = frozenset()) -> ProofNode | None:
         """A proof of a fact in the model avoiding facts on ``path``; None if none exists."""
         key = (rel, tuple(value_key(v) for v in row))
         hit = self.memo.get(key)
@@ -285,8 +293,9 @@ class Prover:
                 self.steps += 1
                 if self.steps > self.max_steps:
                     break
-                children = []
+                children: Optional[list] = []
                 for item in items:
+                    assert children is not None
                     if item[0] == "fact":
                         ik = (item[1], tuple(value_key(v) for v in item[2]))
                         if ik in path:
@@ -309,7 +318,7 @@ class Prover:
         return None
 
     @staticmethod
-    def _unify_head(head: A.Atom, row: tuple) -> Optional[dict]:
+    def _unify_head(head: A.Atom, row: tuple) -> dict | None:
         if len(head.args) != len(row):
             return None
         b: dict = {}
@@ -326,7 +335,7 @@ class Prover:
         return b
 
     def _pattern(self, atom: A.Atom, b: dict) -> tuple:
-        out = []
+        out: list = []
         for t in atom.args:
             if type(t) is A.Const:
                 out.append(t.value)
@@ -336,7 +345,7 @@ class Prover:
                 out.append(None)
         return tuple(out)
 
-    def _bind_row(self, atom: A.Atom, row: tuple, b: dict) -> Optional[dict]:
+    def _bind_row(self, atom: A.Atom, row: tuple, b: dict) -> dict | None:
         nb = dict(b)
         for t, v in zip(atom.args, row):
             if type(t) is A.Var:
@@ -381,9 +390,10 @@ class Prover:
         atom = lits[best].literal
         rest = [j for j in todo if j != best]
         for row in self.match(atom.name, self._pattern(atom, b)):
-            nb = self._bind_row(atom, row, b)
-            if nb is None:
+            nb2 = self._bind_row(atom, row, b)
+            if nb2 is None:
                 continue
+            nb = nb2
             items2 = dict(items)
             items2[best] = ("fact", atom.name, tuple(row))
             yield from self._solve_rec(info, rest, nb, items2)

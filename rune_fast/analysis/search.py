@@ -34,17 +34,18 @@ import json
 import threading
 import weakref
 from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Any
 
-from ..lang import ast as A
 from ..errors import RuneRequestError
+from ..lang import ast as A
 from ..values import Entity
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
-__all__ = ["SearchPage", "MAX_LIMIT", "search_resources", "search_subjects", "search_actions", "known_entities"]
+__all__ = ["MAX_LIMIT", "SearchPage", "known_entities", "search_actions", "search_resources", "search_subjects"]
 
 #: Upper bound of ``limit`` (a page is built in memory).
 MAX_LIMIT = 10_000
@@ -64,7 +65,7 @@ class SearchPage:
     """
 
     results: tuple[Entity, ...]
-    next_token: Optional[str] = None
+    next_token: str | None = None
 
     def __iter__(self) -> Iterator[Entity]:
         return iter(self.results)
@@ -87,7 +88,7 @@ class SearchPage:
 class KnownEntities:
     """Every entity an engine knows, by type, in sorted order."""
 
-    __slots__ = ("by_type", "all", "_sets")
+    __slots__ = ("_sets", "all", "by_type")
 
     def __init__(self, entities: Iterable[Entity]) -> None:
         by_type: dict[str, list[Entity]] = {}
@@ -104,7 +105,7 @@ class KnownEntities:
         return s
 
 
-_KNOWN: "weakref.WeakKeyDictionary[Any, KnownEntities]" = weakref.WeakKeyDictionary()
+_KNOWN: weakref.WeakKeyDictionary[Any, KnownEntities] = weakref.WeakKeyDictionary()
 _KNOWN_LOCK = threading.Lock()
 
 
@@ -133,7 +134,7 @@ def _entities_in(x: Any, out: set) -> None:
                 pass
 
 
-def known_entities(engine: "Engine") -> KnownEntities:
+def known_entities(engine: Engine) -> KnownEntities:
     """The engine's candidate entities (see the module docstring); cached per engine."""
     k = _KNOWN.get(engine)
     if k is not None:
@@ -142,9 +143,10 @@ def known_entities(engine: "Engine") -> KnownEntities:
         k = _KNOWN.get(engine)
         if k is None:
             found: set = set()
-            # the core's relations, then the parent/attr rows kept out of it
-            tables = list(engine._model.relations().values()) + list(engine._side_facts.values())
-            for rows in tables:
+            # every entity the core interned (its facts' and rules' values),
+            # then the parent/attr rows kept out of the core
+            found.update(v for v in engine._model.symbols.table() if type(v) is Entity)
+            for rows in engine._side_facts.values():
                 for row in rows:
                     for v in row:
                         if type(v) is Entity:
@@ -176,7 +178,7 @@ def is_action_type(ty: str) -> bool:
     return ty == "Action" or ty.endswith("::Action")
 
 
-def candidates(engine: "Engine", wanted: Callable[[str], bool], extra: set) -> list[Entity]:
+def candidates(engine: Engine, wanted: Callable[[str], bool], extra: set) -> list[Entity]:
     """Sorted candidates whose type satisfies ``wanted``."""
     known = known_entities(engine)
     out: list[Entity] = []
@@ -190,7 +192,7 @@ def candidates(engine: "Engine", wanted: Callable[[str], bool], extra: set) -> l
     return out
 
 
-def candidates_of_type(engine: "Engine", ty: str, extra: set) -> tuple[Any, frozenset]:
+def candidates_of_type(engine: Engine, ty: str, extra: set) -> tuple[Any, frozenset]:
     """(sorted candidates of one type, the same as a set); shared when the
     request adds no entity of that type."""
     known = known_entities(engine)
@@ -231,7 +233,7 @@ def read_token(token: Any, version: str, digest: str) -> Entity:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         data = json.loads(raw.decode())
         tv, ver, dig, ty, ident = data
-    except Exception:
+    except Exception:  # noqa: BLE001 - any undecodable token is malformed
         raise RuneRequestError("page_token is malformed", field="page_token") from None
     if tv != _TOKEN_VERSION or not isinstance(ty, str) or not isinstance(ident, str):
         raise RuneRequestError("page_token is malformed", field="page_token")
@@ -264,7 +266,7 @@ def _check_type(ty: Any, field: str) -> str:
 
 
 def page(
-    engine: "Engine",
+    engine: Engine,
     digest: str,
     cands: list[Entity],
     allowed: Callable[[Entity], bool],
@@ -289,7 +291,7 @@ def page(
     return SearchPage(tuple(out), token)
 
 
-def page_of_sorted(engine: "Engine", digest: str, results: list[Entity], limit: int, page_token: Any) -> SearchPage:
+def page_of_sorted(engine: Engine, digest: str, results: list[Entity], limit: int, page_token: Any) -> SearchPage:
     """A page of an already computed, sorted result list."""
     start = 0
     if page_token is not None:
@@ -304,14 +306,14 @@ def page_of_sorted(engine: "Engine", digest: str, results: list[Entity], limit: 
 # The three searches
 
 
-def _decider(engine: "Engine", ctx: Any, ents: Any) -> Callable[[Entity, Entity, Entity], bool]:
+def _decider(engine: Engine, ctx: Any, ents: Any) -> Callable[[Entity, Entity, Entity], bool]:
     def allowed(p: Entity, a: Entity, r: Entity) -> bool:
         return engine._decide(p, a, r, ctx, ents)[0] == "permit"
 
     return allowed
 
 
-def _parse(engine: "Engine", principal: Any, action: Any, resource: Any, context: Any, entities: Any) -> tuple:
+def _parse(engine: Engine, principal: Any, action: Any, resource: Any, context: Any, entities: Any) -> tuple:
     """Parse a search request with the engine's own request parser."""
     dummy = Entity("Search", "")
     p, a, r, ctx, ents = engine._parse_request(
@@ -325,7 +327,7 @@ def _parse(engine: "Engine", principal: Any, action: Any, resource: Any, context
             r if resource is not None else None, ctx, ents)
 
 
-def within_checker(engine: "Engine", p: Entity, a: Entity, ctx: Any, ents: Any, within: Entity) -> Callable[[Entity], bool]:
+def within_checker(engine: Engine, p: Entity, a: Entity, ctx: Any, ents: Any, within: Entity) -> Callable[[Entity], bool]:
     """``resource in within`` under the hierarchy a request with that
     resource would see (static, plus request entities' parents, or derived
     per request when rules compute ``parent`` from the request)."""
@@ -355,7 +357,7 @@ def _freeze_digest(x: Any) -> str:
 
 
 def search_resources(
-    engine: "Engine",
+    engine: Engine,
     principal: Any,
     action: Any,
     resource_type: Any,
@@ -364,7 +366,7 @@ def search_resources(
     entities: Any = None,
     within: Any = None,
     limit: int = 100,
-    page_token: Optional[str] = None,
+    page_token: str | None = None,
 ) -> SearchPage:
     """Resources of ``resource_type`` that ``principal`` may ``action`` (see ``Engine.search_resources``)."""
     limit = _check_limit(limit)
@@ -383,7 +385,7 @@ def search_resources(
 
 
 def search_subjects(
-    engine: "Engine",
+    engine: Engine,
     action: Any,
     resource: Any,
     principal_type: Any,
@@ -391,7 +393,7 @@ def search_subjects(
     context: Any = None,
     entities: Any = None,
     limit: int = 100,
-    page_token: Optional[str] = None,
+    page_token: str | None = None,
 ) -> SearchPage:
     """Principals of ``principal_type`` that may ``action`` on ``resource``."""
     limit = _check_limit(limit)
@@ -406,14 +408,14 @@ def search_subjects(
 
 
 def search_actions(
-    engine: "Engine",
+    engine: Engine,
     principal: Any,
     resource: Any,
     *,
     context: Any = None,
     entities: Any = None,
     limit: int = 100,
-    page_token: Optional[str] = None,
+    page_token: str | None = None,
 ) -> SearchPage:
     """Actions ``principal`` may do on ``resource``."""
     limit = _check_limit(limit)
