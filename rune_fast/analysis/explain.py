@@ -29,9 +29,8 @@ Why it is shaped like this:
 
 from __future__ import annotations
 
-import weakref
-from itertools import pairwise
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RuneError, RuneEvalError
@@ -44,7 +43,7 @@ from ..policy.policies import (
     from_row_key,
     kind_name,
 )
-from ..values import Entity, value_key
+from ..values import Entity
 from . import render
 from .proofs import ProofNode, Prover
 
@@ -288,7 +287,9 @@ class _Context:
             req_rows.update(("parent", tuple(r)) for r in ents.parent_rows)
             req_rows.update(("attr", tuple(r)) for r in ents.attr_rows)
         self.req_rows = req_rows
-        self.prover = Prover(_Facts(model, engine), {}, engine.rules, engine.info.rule_info, self.base)
+        # parent/attr rows the engine keeps out of the core are read by no
+        # rule, so a proof only ever meets them as leaves (``base``)
+        self.prover = Prover(model, {}, engine.rules, engine.info.rule_info, self.base)
 
     def base(self, rel: str, row: tuple) -> dict | None:
         """The origin of a base fact, ``None`` for a derived one."""
@@ -517,69 +518,6 @@ class _Context:
             if not cc.holds:
                 return PolicyReport(pol.id, effect, ast.loc, "condition", determining, tuple(scopes), tuple(conds))
         return PolicyReport(pol.id, effect, ast.loc, "satisfied", determining, tuple(scopes), tuple(conds))
-
-
-class _Facts:
-    """The request's model plus the ``parent``/``attr`` rows the engine keeps
-    outside the core (indexed by first column once per engine): what the
-    prover reads."""
-
-    def __init__(self, model: Any, engine: Engine) -> None:
-        self.model = model
-        self.compiled = model.compiled
-        self.side = side_index(engine)
-
-    def _side_rows(self, rel: str, prefix: tuple) -> list:
-        idx = self.side.get(rel)
-        if idx is None:
-            return []
-        if not prefix:
-            return [r for rows in idx.values() for r in rows]
-        rows = idx.get(value_key(prefix[0]), ())
-        n = len(prefix)
-        return [r[n:] for r in rows if all(value_key(a) == value_key(b) for a, b in zip(prefix[1:], r[1:n]))]
-
-    def contains(self, rel: str, row: tuple) -> bool:
-        if self.model.contains(rel, row):
-            return True
-        if rel not in self.side:
-            return False
-        k = 0
-        while k < len(row) and row[k] is not None:
-            k += 1
-        return any(all(v is None or value_key(v) == value_key(x) for v, x in zip(row[k:], rest))
-                   for rest in self._side_rows(rel, row[:k]))
-
-    def match(self, rel: str, prefix: tuple) -> list:
-        rows = self.model.match(rel, prefix)
-        if rel in self.side:
-            extra = [r for r in self._side_rows(rel, prefix) if r not in rows]
-            rows = rows + extra
-        return rows
-
-    def rows(self, rel: str) -> list:
-        rows = self.model.rows(rel)
-        if rel in self.side:
-            have = set(rows)
-            rows = rows + [r for r in self._side_rows(rel, ()) if r not in have]
-        return rows
-
-
-_SIDE: weakref.WeakKeyDictionary[Any, dict] = weakref.WeakKeyDictionary()
-
-
-def side_index(engine: Engine) -> dict:
-    """relation -> first-column value key -> rows, for the facts kept out of the core."""
-    idx = _SIDE.get(engine)
-    if idx is None:
-        idx = {}
-        for rel, rows in engine._side_facts.items():
-            d: dict = {}
-            for r in rows:
-                d.setdefault(value_key(r[0]), []).append(tuple(r))
-            idx[rel] = d
-        _SIDE[engine] = idx
-    return idx
 
 
 def _flatten(node: Any, op: str) -> list:

@@ -126,12 +126,28 @@ class _Indexes:
                 idx = self._attrs
         return idx
 
-    def with_attr(self, name: str, v: Any) -> list:
+    def with_attr(self, name: str, v: Any) -> list | None:
+        """Entities whose scalar attribute ``name`` is Cedar-equal to ``v``
+        (an integer and a float of the same value are equal); None when ``v``
+        is a set or a record (the index holds scalars only)."""
         try:
             k = value_key(v)
         except TypeError:
-            return []
-        return self.attr_index().get(name, {}).get(k, [])
+            return None
+        by_value = self.attr_index().get(name, {})
+        found = by_value.get(k, [])
+        t = type(v)
+        other = None
+        if t is int:
+            f = float(v)
+            other = f if f == v else None
+        elif t is float and v.is_integer():
+            other = int(v)
+        if other is not None:
+            more = by_value.get(value_key(other))
+            if more:
+                found = found + more
+        return found
 
     def column(self, rel: str, fixed: tuple, open_col: int) -> dict:
         """For ``rel``: key of the values in columns ``fixed`` -> values in ``open_col``."""
@@ -311,23 +327,47 @@ class _Search:
 
     # -- generators ---------------------------------------------------------------
 
-    def generator(self, pol: Any) -> Iterable[Entity] | None:
-        """The smallest index-derived superset of the candidates satisfying
-        ``pol``, or ``_ALL`` when none applies."""
+    def generator(self, pol: Any) -> tuple[Any, bool]:
+        """``(generated, exact)``: the smallest index-derived superset of the
+        candidates satisfying ``pol`` (``_ALL`` when none applies), and
+        whether every generated candidate satisfies it (see ``_exact``)."""
         best: Any = None
+        best_gen: Any = None
         for gen in self._generators(pol):
-            s = gen()
-            if s is None:
+            got = gen()
+            if got is None:
                 continue
-            if best is None or len(s) < len(best):
-                best = s
+            if best is None or len(got) < len(best):
+                best, best_gen = got, gen
                 if not best:
                     break
         if best is None:
-            return _ALL
+            return _ALL, False
+        exact = getattr(best_gen, "node", None) is not None and best_gen.node is self._exact(pol)
         if self.req_uids:
             best = set(best) | self.req_uids
-        return best
+        return best, exact
+
+    def _exact(self, pol: Any) -> Any:
+        """The one condition of a policy that is nothing but that condition.
+
+        For ``permit(principal, action, resource) when { rel(principal,
+        action, resource.folder) }`` (no other condition, no constraint on the
+        open slot beyond its type, and data that no request entity changes),
+        a candidate the condition's generator finds satisfies the policy by
+        construction: the index holds exactly the rows and attribute values
+        the compiled test would read. Returns that condition's expression,
+        or None.
+        """
+        ast: A.Policy = pol.policy
+        if self._static_data is None or len(ast.conditions) != 1 or ast.conditions[0].kind != "when":
+            return None
+        sc = ast.resource if self.var == "resource" else ast.principal
+        if sc.kind not in ("any", "is") or sc.entity is not None:
+            return None
+        if self.var == "principal" and pol.principal_eq is not None:
+            return None
+        return ast.conditions[0].expr
 
     def _generators(self, pol: Any) -> Iterable[Callable[[], Any]]:
         ast: A.Policy = pol.policy
@@ -375,18 +415,18 @@ class _Search:
                 if name is not None and not _mentions(other, self.var) and _simple(other):
                     def gen(name: str = name, other: Any = other) -> Any:
                         ok, v = self._fixed(pol, other)
-                        return self.ix.with_attr(name, v) if ok else ()
-                    return gen
+                        return self.ix.with_attr(name, v) if ok else ()  # None: no generator
+                    return _exactly(gen, node)
                 if self._is_open(side) and not _mentions(other, self.var) and _simple(other):
                     def gen_eq(other: Any = other) -> Any:
                         ok, v = self._fixed(pol, other)
                         return {v} if ok and type(v) is Entity else set()
-                    return gen_eq
+                    return _exactly(gen_eq, node)
             return None
         if t is A.Binary and node.op == "in" and self._is_open(node.left) and type(node.right) is A.Lit \
                 and type(node.right.value) is Entity and self.hier_ok:
             target = node.right.value
-            return lambda: self.ix.descendants(target)
+            return _exactly(lambda: self.ix.descendants(target), node)
         return None
 
     def _relcall_generator(self, pol: Any, node: A.RelCall) -> Callable[[], Any] | None:
@@ -397,6 +437,7 @@ class _Search:
             return None
         open_col, open_attr = -1, None
         fixed: list[tuple[int, Any]] = []
+        complete = True  # every argument is open, fixed or `_`
         for i, arg in enumerate(node.args):
             if type(arg) is A.Wildcard:
                 continue
@@ -405,7 +446,7 @@ class _Search:
             elif open_col < 0 and self._open_attr(arg) is not None:
                 open_col, open_attr = i, self._open_attr(arg)
             elif _mentions(arg, self.var) or not _simple(arg):
-                continue  # checked by the policy's own test
+                complete = False  # checked by the policy's own test
             else:
                 fixed.append((i, arg))
         if open_col < 0:
@@ -427,10 +468,10 @@ class _Search:
                 return {h for h in hits if type(h) is Entity}
             out: set = set()
             for h in hits:
-                out.update(self.ix.with_attr(open_attr, h))
+                out.update(self.ix.with_attr(open_attr, h) or ())
             return out
 
-        return gen
+        return _exactly(gen, node) if complete else gen
 
     def independent(self, pol: Any) -> bool:
         """Whether ``pol`` cannot depend on the open variable (evaluate once)."""
@@ -440,11 +481,8 @@ class _Search:
             return False
         if any(_mentions(c.expr, self.var) for c in ast.conditions):
             return False
-        reads = self.ix.reads_var[self.var]
-        if pol.relations & reads:
-            return False
-        # request entities may give the open candidate its own attributes/parents
-        return True
+        # and no relation it calls reads the open variable through the rules
+        return not (pol.relations & self.ix.reads_var[self.var])
 
     # -- the search ------------------------------------------------------------------
 
@@ -472,8 +510,13 @@ class _Search:
                     return set()
                 continue
             else:
-                gen = self.generator(pol)
-                pool = self.cands if gen is _ALL else [c for c in gen if c in cand_set]
+                gen, exact = self.generator(pol)
+                if exact:
+                    # satisfied by construction, except request entities (tested)
+                    allowed.update(c for c in gen if c in cand_set and c not in self.req_uids)
+                    pool = [c for c in self.req_uids if c in gen and c in cand_set]
+                else:
+                    pool = self.cands if gen is _ALL else [c for c in gen if c in cand_set]
             sat, bad = self.satisfying(pol, pool, allowed)
             allowed.update(sat)
             broken.update(bad)
@@ -492,7 +535,7 @@ class _Search:
                     return set()
                 continue
             else:
-                gen = self.generator(pol)
+                gen, _exact = self.generator(pol)
                 if gen is _ALL:
                     pool = list(allowed)
                 elif isinstance(gen, (set, frozenset)) and len(gen) > len(allowed):
@@ -503,6 +546,12 @@ class _Search:
             allowed.difference_update(sat)
             allowed.difference_update(bad)
         return allowed
+
+
+def _exactly(gen: Callable[[], Any], node: Any) -> Callable[[], Any]:
+    """Mark a generator as exact for ``node`` (used when ``node`` is a policy's only condition)."""
+    gen.node = node  # type: ignore[attr-defined]
+    return gen
 
 
 def _conjuncts(node: Any) -> list:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from ..lang import ast as A
 from ..lang.checks import (
@@ -293,7 +293,7 @@ class Prover:
                 self.steps += 1
                 if self.steps > self.max_steps:
                     break
-                children: Optional[list] = []
+                children: list | None = []
                 for item in items:
                     assert children is not None
                     if item[0] == "fact":
@@ -329,9 +329,8 @@ class Prover:
                         return None
                 else:
                     b[t.name] = v
-            elif type(t) is A.Const:
-                if not _same(t.value, v):
-                    return None
+            elif type(t) is A.Const and not _same(t.value, v):
+                return None
         return b
 
     def _pattern(self, atom: A.Atom, b: dict) -> tuple:

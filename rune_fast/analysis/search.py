@@ -291,12 +291,49 @@ def page(
     return SearchPage(tuple(out), token)
 
 
+#: Full result lists of recent searches per engine, for their next pages.
+RECENT_RESULTS = 16
+_RECENT: weakref.WeakKeyDictionary[Any, dict] = weakref.WeakKeyDictionary()
+_RECENT_LOCK = threading.Lock()
+
+
+def remembered(engine: Engine, digest: str, page_token: Any, compute: Callable[[], list[Entity]]) -> list[Entity]:
+    """The sorted results of a search, computed once for all its pages.
+
+    A token is checked before anything is computed. The results of the last
+    ``RECENT_RESULTS`` searches of an engine that had more than one page are
+    kept, so the next pages cost a lookup; an engine is immutable and the
+    digest names the whole query, so a kept list is exactly what computing
+    again would give.
+    """
+    if page_token is not None:
+        read_token(page_token, engine.version, digest)
+        recent = _RECENT.get(engine)
+        hit = recent.get(digest) if recent is not None else None
+        if hit is not None:
+            return hit
+    return compute()
+
+
+def _remember(engine: Engine, digest: str, results: list[Entity]) -> None:
+    with _RECENT_LOCK:
+        recent = _RECENT.get(engine)
+        if recent is None:
+            recent = _RECENT[engine] = {}
+        recent.pop(digest, None)
+        recent[digest] = results
+        while len(recent) > RECENT_RESULTS:
+            recent.pop(next(iter(recent)))
+
+
 def page_of_sorted(engine: Engine, digest: str, results: list[Entity], limit: int, page_token: Any) -> SearchPage:
     """A page of an already computed, sorted result list."""
     start = 0
     if page_token is not None:
         after = read_token(page_token, engine.version, digest)
         start = bisect_right(results, after)
+    elif len(results) > limit:
+        _remember(engine, digest, results)
     chunk = results[start : start + limit]
     more = start + limit < len(results)
     return SearchPage(tuple(chunk), make_token(engine.version, digest, chunk[-1]) if more else None)
@@ -376,12 +413,15 @@ def search_resources(
     digest = _query_digest("resources", (p, a, rtype, w, _freeze_digest(context), _freeze_digest(entities)))
     from . import plan
 
-    cands, cand_set = candidates_of_type(engine, rtype, request_entities(ctx, ents))
-    found = plan.resources(engine, p, a, rtype, ctx, ents, cands, cand_set)
-    if w is not None:
-        inside = within_checker(engine, p, a, ctx, ents, w)
-        found = {e for e in found if inside(e)}
-    return page_of_sorted(engine, digest, sorted(found), limit, page_token)
+    def compute() -> list[Entity]:
+        cands, cand_set = candidates_of_type(engine, rtype, request_entities(ctx, ents))
+        found = plan.resources(engine, p, a, rtype, ctx, ents, cands, cand_set)
+        if w is not None:
+            inside = within_checker(engine, p, a, ctx, ents, w)
+            found = {e for e in found if inside(e)}
+        return sorted(found)
+
+    return page_of_sorted(engine, digest, remembered(engine, digest, page_token, compute), limit, page_token)
 
 
 def search_subjects(
@@ -402,9 +442,11 @@ def search_subjects(
     digest = _query_digest("subjects", (a, r, ptype, _freeze_digest(context), _freeze_digest(entities)))
     from . import plan
 
-    cands, cand_set = candidates_of_type(engine, ptype, request_entities(ctx, ents))
-    found = plan.subjects(engine, a, r, ptype, ctx, ents, cands, cand_set)
-    return page_of_sorted(engine, digest, sorted(found), limit, page_token)
+    def compute() -> list[Entity]:
+        cands, cand_set = candidates_of_type(engine, ptype, request_entities(ctx, ents))
+        return sorted(plan.subjects(engine, a, r, ptype, ctx, ents, cands, cand_set))
+
+    return page_of_sorted(engine, digest, remembered(engine, digest, page_token, compute), limit, page_token)
 
 
 def search_actions(
