@@ -71,7 +71,7 @@ class _Indexes:
         self.engine = engine
         self.lock = threading.Lock()
         self._children: dict | None = None
-        self._attrs: dict | None = None
+        self._attrs: dict = {}
         self._rels: dict = {}
         self._desc: dict = {}
         deps = dict(engine.info.depends_on)
@@ -108,22 +108,25 @@ class _Indexes:
             self._desc[e] = out
         return out
 
-    def attr_index(self) -> dict:
-        """attribute name -> value key -> entities having that (scalar) value."""
-        idx = self._attrs
+    def attr_index(self, name: str) -> dict:
+        """value key -> entities whose attribute ``name`` has that (scalar) value;
+        built per attribute name on first use."""
+        idx = self._attrs.get(name)
         if idx is None:
             with self.lock:
-                if self._attrs is None:
-                    out: dict = {}
+                idx = self._attrs.get(name)
+                if idx is None:
+                    idx = {}
                     for e, rec in self.engine._static._attrs.items():
-                        for name, v in rec.items():
-                            try:
-                                k = value_key(v)
-                            except TypeError:
-                                continue  # sets and records are never == a scalar
-                            out.setdefault(name, {}).setdefault(k, []).append(e)
-                    self._attrs = out
-                idx = self._attrs
+                        v = rec.get(name)
+                        if v is None:
+                            continue
+                        try:
+                            k = value_key(v)
+                        except TypeError:
+                            continue  # a set or a record: with_attr never looks those up
+                        idx.setdefault(k, []).append(e)
+                    self._attrs[name] = idx
         return idx
 
     def with_attr(self, name: str, v: Any) -> list | None:
@@ -134,7 +137,7 @@ class _Indexes:
             k = value_key(v)
         except TypeError:
             return None
-        by_value = self.attr_index().get(name, {})
+        by_value = self.attr_index(name)
         found = by_value.get(k, [])
         t = type(v)
         other = None
@@ -148,6 +151,29 @@ class _Indexes:
             if more:
                 found = found + more
         return found
+
+    def lookup(self, rel: str, fixed: tuple, vals: tuple, open_col: int) -> list:
+        """Values in ``open_col`` of the rows of ``rel`` whose columns ``fixed``
+        hold the values ``vals``. With column 0 among the fixed ones this is a
+        probe of the core's index on the first column (every relation a
+        policy calls has one) and a filter; otherwise a per-engine index on
+        exactly those columns, built once."""
+        if fixed and fixed[0] == 0:
+            model = self.engine._model
+            if rel not in model.compiled.slot_of:
+                return []
+            rest = model.match(rel, (vals[0],))  # columns 1.. of the matching rows
+            keys = [value_key(v) for v in vals]
+            checks = [(c - 1, k) for c, k in zip(fixed[1:], keys[1:])]
+            out = []
+            for r in rest:
+                for c, k in checks:
+                    if value_key(r[c]) != k:
+                        break
+                else:
+                    out.append(r[open_col - 1])
+            return out
+        return self.column(rel, fixed, open_col).get(tuple(value_key(v) for v in vals), [])
 
     def column(self, rel: str, fixed: tuple, open_col: int) -> dict:
         """For ``rel``: key of the values in columns ``fixed`` -> values in ``open_col``."""
@@ -459,11 +485,11 @@ class _Search:
                 if not ok:
                     return set()
                 try:
-                    vals.append(value_key(v))
+                    value_key(v)
                 except TypeError:
                     return set()  # a set or record is never in a relation
-            idx = self.ix.column(name, tuple(i for i, _ in fixed), open_col)
-            hits = idx.get(tuple(vals), ())
+                vals.append(v)
+            hits = self.ix.lookup(name, tuple(i for i, _ in fixed), tuple(vals), open_col)
             if open_attr is None:
                 return {h for h in hits if type(h) is Entity}
             out: set = set()
