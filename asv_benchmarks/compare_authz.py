@@ -1,4 +1,4 @@
-"""rune_fast vs cedarpy vs pycasbin vs a dict lookup, on the issue 4 scenario, in one run.
+"""rune_fast vs cedarpy vs pycasbin vs a dict lookup, on the document-sharing scenario, in one run.
 
     python asv_benchmarks/compare_authz.py                 # 7 rounds, prints a markdown report
     python asv_benchmarks/compare_authz.py --rounds 3 --casbin-rounds 1
@@ -60,9 +60,9 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)  # this checkout's rune_fast, whatever is installed
 sys.path.insert(0, os.path.join(HERE, "benchmarks"))
 
-import auth_scenario as S
+import auth_scenario as S  # noqa: E402 - after the sys.path set-up above
 
-import rune_fast
+import rune_fast  # noqa: E402
 
 pc = time.perf_counter_ns
 
@@ -340,7 +340,7 @@ def main(argv=None) -> int:
         return None if a is None or b is None or b == 0 else a / b
 
     out = []
-    out.append(f"Scenario: issue 4 document sharing, seed {w.seed}: {len(w.users)} users, {len(w.groups)} groups, "
+    out.append(f"Scenario: document sharing, seed {w.seed}: {len(w.users)} users, {len(w.groups)} groups, "
                f"{len(w.folders)} folders, {len(w.docs)} documents, {len(w.grants)} grants, {n} requests "
                f"({sum(expected.values())} allowed). Oracle check: "
                + (", ".join(f"{k} {v}" for k, v in counts.items()) + " mismatches" if counts else "skipped") + ".")
@@ -401,7 +401,10 @@ def main(argv=None) -> int:
     rc_p50 = ratio(m("rune_c_p50"), m("floor_fn_p50"))
     rc_inline = ratio(m("rune_c_mean"), m("floor_inline_mean"))
     rb = m("ratio_build")
-    ok = lambda b: "**met**" if b else "**missed**"
+
+    def ok(b: bool) -> str:
+        return "**met**" if b else "**missed**"
+
     out.append("Targets (median over rounds of the ratio measured within each round; cedarpy reference: "
                "the faster of its two request forms in that round):")
     out.append("")

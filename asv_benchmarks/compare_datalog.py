@@ -361,7 +361,7 @@ def main(argv=None) -> int:
     tmp = tempfile.mkdtemp(prefix="rune_compare_")
     try:
         for name in workloads:
-            w = W.get(name)
+            W.get(name)  # fails early on an unknown workload name
             results[name] = {}
             ref_sets = None
             for engine in engines:

@@ -9,7 +9,7 @@ one; several errors travel together as a ``RuneErrors`` (itself a
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 __all__ = [
     "RuneError",
@@ -18,6 +18,7 @@ __all__ = [
     "RuneVersionError",
     "RuneDataError",
     "RuneSourceError",
+    "RuneManifestError",
     "RuneCheckError",
     "RuneSafetyError",
     "RuneStratificationError",
@@ -79,14 +80,17 @@ class RuneError(Exception):
     def __str__(self) -> str:
         return self.render()
 
-    def __reduce__(self):  # keep errors picklable (multiprocessing, caches)
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:  # keep errors picklable (multiprocessing, caches)
         return (
             _rebuild,
             (type(self), self.message, self.file, self.line, self.column, self.source_line, self.__dict__),
         )
 
 
-def _rebuild(cls, message, file, line, column, source_line, state):
+def _rebuild(
+    cls: type[RuneError], message: str, file: str, line: int, column: int, source_line: Optional[str],
+    state: dict[str, Any],
+) -> RuneError:
     err = cls.__new__(cls)
     RuneError.__init__(err, message, file, line, column, source_line)
     err.__dict__.update(state)
@@ -132,6 +136,11 @@ class RuneSourceError(RuneError):
     """A ``[sources]`` entry or the file it points to is invalid."""
 
 
+class RuneManifestError(RuneSourceError):
+    """A bundle that does not match its ``rune.manifest`` (or a manifest that
+    cannot be read): nothing is loaded."""
+
+
 class RuneCheckError(RuneError):
     """A program that parses but is not a valid program (load-time checks)."""
 
@@ -163,7 +172,7 @@ class RuneDuplicateIdError(RuneCheckError):
 class RuneLimitError(RuneError):
     """A configured limit was exceeded; ``limit`` names it."""
 
-    def __init__(self, message: str, limit: str, **kwargs) -> None:
+    def __init__(self, message: str, limit: str, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.limit = limit
 
@@ -171,7 +180,7 @@ class RuneLimitError(RuneError):
 class RuneRequestError(RuneError, ValueError):
     """A malformed authorization request; ``field`` names the offending field."""
 
-    def __init__(self, message: str, field: str = "", **kwargs) -> None:
+    def __init__(self, message: str, field: str = "", **kwargs: Any) -> None:
         kwargs.setdefault("file", "<request>")
         super().__init__(message, **kwargs)
         self.field = field

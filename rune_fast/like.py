@@ -52,7 +52,7 @@ def pattern_from_pieces(pieces: Iterable[Optional[str]]) -> tuple[Optional[str],
                 out.append(WILDCARD)
         elif p:
             if out and out[-1] is not WILDCARD:
-                out[-1] = out[-1] + p  # type: ignore[operator]
+                out[-1] = out[-1] + p
             else:
                 out.append(p)
     return tuple(out)

@@ -22,7 +22,6 @@ import re
 from itertools import count as _counter
 
 from rune_fast.lang import ast as A
-from rune_fast.values import Entity
 
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 
@@ -214,7 +213,6 @@ class Reference:
             if method(lit.method, lit.arg, b[lit.var.name]):
                 yield b
         elif isinstance(lit, A.Comparison):
-            lv, rv = expr_vars(lit.left), expr_vars(lit.right)
             try:
                 if lit.op == "=" and isinstance(lit.left, A.Var) and lit.left.name not in b:
                     yield {**b, lit.left.name: eval_expr(lit.right, b)}

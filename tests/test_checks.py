@@ -812,4 +812,4 @@ def test_classify_is_linear_enough_for_long_bodies():
 def test_public_constants_match_the_architecture_contract():
     assert checks.REQUEST_RELATIONS == {"principal": 1, "action": 1, "resource": 1, "context": 2}
     assert checks.RESERVED_RELATIONS == {"parent": 2, "attr": 3}
-    assert checks.REQUEST_BASE == {"principal", "action", "resource", "context", "parent", "attr"}
+    assert {"principal", "action", "resource", "context", "parent", "attr"} == checks.REQUEST_BASE

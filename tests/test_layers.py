@@ -11,6 +11,7 @@ which is the point: the layout says where it belongs.
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 from pathlib import Path
 from typing import Optional
@@ -23,18 +24,28 @@ ROOT = Path(__file__).resolve().parent.parent
 #: subpackage), lowest first. ``rune_fast`` itself is the public façade: it
 #: re-exports from every layer, so only the fronts may import it.
 LAYERS: dict[str, int] = {
-    "errors": 0, "limits": 0, "values": 0, "graphs": 0, "keys": 0, "value_keys": 0,
+    "errors": 0, "limits": 0, "values": 0, "graphs": 0, "keys": 0, "value_keys": 0, "like": 0,
     "lang": 1,
     "datalog": 2,
     "policy": 3,
-    "engine": 4,
-    "search": 5, "explain": 5,
+    "engine": 4, "request": 4,
+    "analysis": 5,  # search and explain: built on an engine's model, policies and request parsing
     "reload": 6,
     "cli": 7, "server": 7, "__main__": 7, "": 7,  # "" is the façade, rune_fast/__init__.py
     "middleware": 8,
 }
+#: Known upward imports, each with the reason it is tolerated. The test fails
+#: when one of them disappears, so this list cannot outlive the exception.
+KNOWN_UPWARD: dict[tuple[str, str], str] = {
+    ("rune_fast.engine", "rune_fast.analysis.locate"):
+        "Engine.provenance returns analysis.locate.Provenance records",
+    ("rune_fast.engine", "rune_fast.analysis.search"):
+        "Engine.search_* delegate to the analysis layer (lazy imports in the methods)",
+    ("rune_fast.engine", "rune_fast.analysis.explain"):
+        "Engine.explain delegates to the analysis layer (lazy import in the method)",
+}
 LAYER_NAMES = [
-    "errors/limits/values/graphs", "lang", "datalog", "policy", "engine", "search/explain", "reload",
+    "errors/limits/values/graphs/like", "lang", "datalog", "policy", "engine/request", "analysis (search/explain)", "reload",
     "cli/server", "middleware",
 ]
 
@@ -96,6 +107,14 @@ def pyx_imports(text: str) -> list[ast.AST]:
     return nodes
 
 
+def _is_type_checking_block(node: ast.AST) -> bool:
+    """``if TYPE_CHECKING:``: imports for annotations only, never executed."""
+    return isinstance(node, ast.If) and (
+        (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING")
+        or (isinstance(node.test, ast.Attribute) and node.test.attr == "TYPE_CHECKING")
+    )
+
+
 def import_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for name, path in MODULES.items():
@@ -106,8 +125,9 @@ def import_graph() -> dict[str, set[str]]:
                 deps.update(resolve(name, node))
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        type_only = {id(n) for block in ast.walk(tree) if _is_type_checking_block(block) for n in ast.walk(block)}
         for node in ast.walk(tree):
-            if isinstance(node, (ast.Import, ast.ImportFrom)):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in type_only:
                 deps.update(resolve(name, node))
     return graph
 
@@ -157,8 +177,8 @@ def test_every_module_has_a_layer():
     assert not missing, f"give these modules a layer in tests/test_layers.py LAYERS: {missing}"
 
 
-def test_no_upward_imports():
-    upward = []
+def upward_imports() -> list[tuple[str, str]]:
+    found = []
     for module, deps in sorted(GRAPH.items()):
         mine = layer_of(module)
         if mine is None:
@@ -166,12 +186,27 @@ def test_no_upward_imports():
         for dep in sorted(deps):
             theirs = layer_of(dep)
             if theirs is not None and theirs > mine:
-                upward.append(f"{module} ({LAYER_NAMES[mine]}) imports {dep} ({LAYER_NAMES[theirs]})")
+                found.append((module, dep))
+    return found
+
+
+def test_no_upward_imports():
+    upward = [
+        f"{m} ({LAYER_NAMES[layer_of(m)]}) imports {d} ({LAYER_NAMES[layer_of(d)]})"  # type: ignore[index]
+        for m, d in upward_imports()
+        if (m, d) not in KNOWN_UPWARD
+    ]
     assert not upward, "imports against the layer order:\n" + "\n".join(upward)
 
 
+def test_known_upward_imports_still_exist():
+    gone = set(KNOWN_UPWARD) - set(upward_imports())
+    assert not gone, f"remove these from KNOWN_UPWARD, they are fixed: {sorted(gone)}"
+
+
 def test_no_import_cycles():
-    cycle = find_cycle(GRAPH)
+    graph = {m: {d for d in deps if (m, d) not in KNOWN_UPWARD} for m, deps in GRAPH.items()}
+    cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
@@ -189,4 +224,4 @@ def test_cycle_finder(graph, has_cycle):
     cycle = find_cycle(graph)
     assert (cycle is not None) == has_cycle
     if cycle:
-        assert cycle[0] == cycle[-1] and all(b in graph[a] for a, b in zip(cycle, cycle[1:]))
+        assert cycle[0] == cycle[-1] and all(b in graph[a] for a, b in itertools.pairwise(cycle))

@@ -34,7 +34,7 @@ from rune_fast.errors import (
 )
 
 from rune_fast.lang import parser
-from rune_fast.lang.checks import check_program  # noqa: E402
+from rune_fast.lang.checks import check_program
 
 MARK = "‸"
 HEADER = 'version = "rune/1"\n'

@@ -1,4 +1,4 @@
-"""The document-sharing authorization scenario of issue 4, seeded.
+"""The document-sharing authorization scenario, seeded.
 
 One world, four renderings of it, and an independent oracle:
 
@@ -512,7 +512,7 @@ def verify(w: World | None = None, reqs=None, *, casbin: bool = True, out=print)
     ps = cedarpy.PolicySet.from_str(cedar_policies(w))
     ents = cedarpy.Entities.from_json_str(cedar_entities_json(w))
     bad = 0
-    for u, a, d, exp in reqs:
+    for u, a, d, _exp in reqs:
         res = cedarpy.is_authorized(cedar_request(u, a, d), ps, ents)
         got = cedar_kind(res)
         if got != oracle(w, u, a, d) or res.diagnostics.errors:

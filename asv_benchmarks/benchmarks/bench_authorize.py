@@ -1,4 +1,4 @@
-"""asv benchmarks of the engine on the document-sharing scenario of issue 4.
+"""asv benchmarks of the engine on the document-sharing scenario (auth_scenario.py).
 
 The scenario (200 users, 20 nested groups, 50 folders, 5,000 documents, 40
 grants, 2,000 seeded requests, half allowed) comes from ``auth_scenario.py``;

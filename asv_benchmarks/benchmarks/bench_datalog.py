@@ -1,4 +1,4 @@
-"""asv benchmarks of the Datalog core (issue 3).
+"""asv benchmarks of the Datalog core (workloads.py; results in docs/performance.md).
 
 Run from ``asv_benchmarks/``: ``asv run --python=same`` (environment "existing"),
 or one class quickly: ``asv run --python=same -b TimeDatalog --quick``.
@@ -95,7 +95,7 @@ class TimeCompile:
 class SourceLoad:
     """10^6 ``member(user, group)`` facts from a CSV source file into a program.
 
-    Targets (issue 3): <= 2 s and <= 64 resident bytes per fact.
+    Goals: <= 2 s and <= 64 resident bytes per fact.
     """
 
     params = [list(workloads.SOURCE_KINDS)]

@@ -29,7 +29,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 if __name__ == "__main__" and __package__ in (None, ""):  # running from a checkout
     sys.path.insert(0, REPO)
 
-from rune_fast import PolicyStore
+from rune_fast import PolicyStore  # noqa: E402 - after the sys.path set-up above
 
 EXAMPLES = os.path.join(REPO, "examples")
 
@@ -108,7 +108,7 @@ def _requests(n_facts: int, count: int = 2000) -> list[tuple]:
 def _percentile(sorted_ns: list[int], q: float) -> float:
     if not sorted_ns:
         return float("nan")
-    k = min(len(sorted_ns) - 1, max(0, int(round(q * (len(sorted_ns) - 1)))))
+    k = min(len(sorted_ns) - 1, max(0, round(q * (len(sorted_ns) - 1))))
     return sorted_ns[k] / 1000.0  # microseconds
 
 

@@ -31,24 +31,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import RuneError, RuneEvalError
 from ..lang import ast as A
-from ..policy.policies import (
-    MISSING,
-    EvalRequest,
-    OverlayData,
-    _Compiler,
-    from_row_key,
-    kind_name,
-)
+from ..policy.codegen import generate_expression
+from ..policy.decision import Decision
+from ..policy.policies import MISSING, OverlayData, kind_name
 from ..values import Entity
+from ..values import from_key as from_row_key
 from . import render
 from .proofs import ProofNode, Prover
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..engine import Decision, Engine
 
 __all__ = ["ClauseCheck", "Explanation", "FactUse", "PolicyReport", "ScopeCheck", "explain"]
 
@@ -269,7 +262,7 @@ class _Recorder:
 class _Context:
     """Everything one explanation needs: the request, its data, the prover."""
 
-    def __init__(self, engine: Engine, p: Entity, a: Entity, r: Entity, ctx: Any, ents: Any) -> None:
+    def __init__(self, engine: Any, p: Entity, a: Entity, r: Entity, ctx: Any, ents: Any) -> None:
         self.engine = engine
         self.p, self.a, self.r, self.ctx, self.ents = p, a, r, ctx, ents
         model = engine._with_request([(p,)], [(a,)], [(r,)], ctx, ents)
@@ -314,11 +307,11 @@ class _Context:
             if hit is not None and hit[0] is node:
                 fn = hit[1]
             else:
-                fn = _Compiler(pid).expr(node)
+                fn = generate_expression(node, pid)
                 if len(_FNS) > 4096:
                     _FNS.clear()
                 _FNS[(pid, id(node))] = (node, fn)
-            return True, fn(EvalRequest(self.p, self.a, self.r, self.ctx, data))
+            return True, fn(self.p, self.a, self.r, self.ctx, data)
         except RuneEvalError as e:
             return False, e.message
         except RuneError as e:  # cannot compile on its own (should not happen)
@@ -544,11 +537,9 @@ def _operands(node: Any) -> list[tuple[str, Any]]:
     return [("object", node.obj)]
 
 
-def explain(engine: Engine, principal: Any, action: Any, resource: Any, context: Any = None,
+def explain(engine: Any, principal: Any, action: Any, resource: Any, context: Any = None,
             entities: Any = None) -> Explanation:
     """See ``Engine.explain``."""
-    from ..engine import Decision
-
     p, a, r, ctx, ents = engine._parse_request(principal, action, resource, context, entities)
     kind, reasons, errors = engine._decide(p, a, r, ctx, ents)
     decision = Decision(kind, kind == "permit", reasons, errors, False, engine.version)

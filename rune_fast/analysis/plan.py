@@ -43,16 +43,15 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..engine import _closure, _LazyModel, _RequestRelations
 from ..errors import RuneEvalError
 from ..lang import ast as A
-from ..policy.policies import EvalRequest, OverlayData, _Compiler
+from ..policy.codegen import generate_expression
+from ..policy.policies import OverlayData
 from ..values import Entity, value_key
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..engine import Engine
 
 __all__ = ["resources", "subjects"]
 
@@ -67,7 +66,7 @@ class _Indexes:
     """Reverse indexes over an engine's static model; each part is built once
     (under a lock) and never changes afterwards, so readers take no lock."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Any) -> None:
         self.engine = engine
         self.lock = threading.Lock()
         self._children: dict | None = None
@@ -197,7 +196,7 @@ _INDEXES: weakref.WeakKeyDictionary[Any, _Indexes] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
-def indexes(engine: Engine) -> _Indexes:
+def indexes(engine: Any) -> _Indexes:
     ix = _INDEXES.get(engine)
     if ix is None:
         with _LOCK:
@@ -214,7 +213,7 @@ def indexes(engine: Engine) -> _Indexes:
 class _Search:
     """The state of one search: the request, the open variable, the data."""
 
-    def __init__(self, engine: Engine, var: str, p: Entity | None, a: Entity, r: Entity | None,
+    def __init__(self, engine: Any, var: str, p: Entity | None, a: Entity, r: Entity | None,
                  ctx: Any, ents: Any, cands: Any, cand_set: frozenset) -> None:
         self.engine = engine
         self.var = var  # "resource" or "principal"
@@ -414,12 +413,12 @@ class _Search:
     def _fixed(self, pol: Any, node: Any) -> tuple[bool, Any]:
         """Evaluate an argument that does not mention the open variable."""
         try:
-            fn = _Compiler(pol.id).expr(node)
+            fn = generate_expression(node, pol.id)
             dummy = Entity("", "")
             p, a, r = (self.p, self.a, dummy) if self.var == "resource" else (dummy, self.a, self.r)
             assert p is not None and r is not None
             data = self._static_data if self._static_data is not None else self.data(dummy)
-            return True, fn(EvalRequest(p, a, r, self.ctx, data))
+            return True, fn(p, a, r, self.ctx, data)
         except Exception:  # noqa: BLE001 - cannot be evaluated: the policy never holds
             return False, None
 
@@ -641,7 +640,7 @@ def _mentions(node: Any, var: str) -> bool:
     return False
 
 
-def _select(engine: Engine, a: Entity, ptype: str, rtype: str, principal: Entity | None, data: Any) -> list:
+def _select(engine: Any, a: Entity, ptype: str, rtype: str, principal: Entity | None, data: Any) -> list:
     """The policies the engine's index would run for this (action, types), in bundle order."""
     anc = data.ancestors(a)
     out = []
@@ -658,20 +657,20 @@ def _select(engine: Engine, a: Entity, ptype: str, rtype: str, principal: Entity
     return out
 
 
-def _action_data(engine: Engine, ents: Any) -> Any:
+def _action_data(engine: Any, ents: Any) -> Any:
     """What the policy index reads the action hierarchy from (as ``_evaluate``)."""
     if ents is not None and ents.parents:
         return OverlayData(engine._static, ents.parents, ents.attrs)
     return engine._static
 
 
-def _per_candidate_only(engine: Engine, ents: Any) -> bool:
+def _per_candidate_only(engine: Any, ents: Any) -> bool:
     """Rules derive the hierarchy from the request: nothing static to enumerate."""
     has_ents = ents is not None and bool(ents.parents or ents.attrs)
     return engine._dynamic_hierarchy or (has_ents and engine._entity_hierarchy)
 
 
-def resources(engine: Engine, p: Entity, a: Entity, rtype: str, ctx: Any, ents: Any, cands: Any,
+def resources(engine: Any, p: Entity, a: Entity, rtype: str, ctx: Any, ents: Any, cands: Any,
               cand_set: frozenset) -> set:
     """Candidates (of ``rtype``) that ``p`` may ``a``."""
     if _per_candidate_only(engine, ents):
@@ -680,7 +679,7 @@ def resources(engine: Engine, p: Entity, a: Entity, rtype: str, ctx: Any, ents: 
     return _Search(engine, "resource", p, a, None, ctx, ents, cands, cand_set).run(pols)
 
 
-def subjects(engine: Engine, a: Entity, r: Entity, ptype: str, ctx: Any, ents: Any, cands: Any,
+def subjects(engine: Any, a: Entity, r: Entity, ptype: str, ctx: Any, ents: Any, cands: Any,
              cand_set: frozenset) -> set:
     """Candidates (of ``ptype``) that may ``a`` on ``r``."""
     if _per_candidate_only(engine, ents):

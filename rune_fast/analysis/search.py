@@ -36,14 +36,11 @@ import weakref
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import RuneRequestError
 from ..lang import ast as A
-from ..values import Entity
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..engine import Engine
+from ..values import Entity, is_type_name
 
 __all__ = ["MAX_LIMIT", "SearchPage", "known_entities", "search_actions", "search_resources", "search_subjects"]
 
@@ -134,7 +131,7 @@ def _entities_in(x: Any, out: set) -> None:
                 pass
 
 
-def known_entities(engine: Engine) -> KnownEntities:
+def known_entities(engine: Any) -> KnownEntities:
     """The engine's candidate entities (see the module docstring); cached per engine."""
     k = _KNOWN.get(engine)
     if k is not None:
@@ -178,7 +175,7 @@ def is_action_type(ty: str) -> bool:
     return ty == "Action" or ty.endswith("::Action")
 
 
-def candidates(engine: Engine, wanted: Callable[[str], bool], extra: set) -> list[Entity]:
+def candidates(engine: Any, wanted: Callable[[str], bool], extra: set) -> list[Entity]:
     """Sorted candidates whose type satisfies ``wanted``."""
     known = known_entities(engine)
     out: list[Entity] = []
@@ -192,7 +189,7 @@ def candidates(engine: Engine, wanted: Callable[[str], bool], extra: set) -> lis
     return out
 
 
-def candidates_of_type(engine: Engine, ty: str, extra: set) -> tuple[Any, frozenset]:
+def candidates_of_type(engine: Any, ty: str, extra: set) -> tuple[Any, frozenset]:
     """(sorted candidates of one type, the same as a set); shared when the
     request adds no entity of that type."""
     known = known_entities(engine)
@@ -254,9 +251,7 @@ def _check_limit(limit: Any) -> int:
 
 
 def _check_type(ty: Any, field: str) -> str:
-    from ..engine import _TYPE_RE
-
-    if not isinstance(ty, str) or not _TYPE_RE.match(ty):
+    if not is_type_name(ty):
         raise RuneRequestError(f"{field} must be an entity type name such as Document; got {ty!r}", field=field)
     return ty
 
@@ -266,7 +261,7 @@ def _check_type(ty: Any, field: str) -> str:
 
 
 def page(
-    engine: Engine,
+    engine: Any,
     digest: str,
     cands: list[Entity],
     allowed: Callable[[Entity], bool],
@@ -297,7 +292,7 @@ _RECENT: weakref.WeakKeyDictionary[Any, dict] = weakref.WeakKeyDictionary()
 _RECENT_LOCK = threading.Lock()
 
 
-def remembered(engine: Engine, digest: str, page_token: Any, compute: Callable[[], list[Entity]]) -> list[Entity]:
+def remembered(engine: Any, digest: str, page_token: Any, compute: Callable[[], list[Entity]]) -> list[Entity]:
     """The sorted results of a search, computed once for all its pages.
 
     A token is checked before anything is computed. The results of the last
@@ -315,7 +310,7 @@ def remembered(engine: Engine, digest: str, page_token: Any, compute: Callable[[
     return compute()
 
 
-def _remember(engine: Engine, digest: str, results: list[Entity]) -> None:
+def _remember(engine: Any, digest: str, results: list[Entity]) -> None:
     with _RECENT_LOCK:
         recent = _RECENT.get(engine)
         if recent is None:
@@ -326,7 +321,7 @@ def _remember(engine: Engine, digest: str, results: list[Entity]) -> None:
             recent.pop(next(iter(recent)))
 
 
-def page_of_sorted(engine: Engine, digest: str, results: list[Entity], limit: int, page_token: Any) -> SearchPage:
+def page_of_sorted(engine: Any, digest: str, results: list[Entity], limit: int, page_token: Any) -> SearchPage:
     """A page of an already computed, sorted result list."""
     start = 0
     if page_token is not None:
@@ -343,14 +338,14 @@ def page_of_sorted(engine: Engine, digest: str, results: list[Entity], limit: in
 # The three searches
 
 
-def _decider(engine: Engine, ctx: Any, ents: Any) -> Callable[[Entity, Entity, Entity], bool]:
+def _decider(engine: Any, ctx: Any, ents: Any) -> Callable[[Entity, Entity, Entity], bool]:
     def allowed(p: Entity, a: Entity, r: Entity) -> bool:
         return engine._decide(p, a, r, ctx, ents)[0] == "permit"
 
     return allowed
 
 
-def _parse(engine: Engine, principal: Any, action: Any, resource: Any, context: Any, entities: Any) -> tuple:
+def _parse(engine: Any, principal: Any, action: Any, resource: Any, context: Any, entities: Any) -> tuple:
     """Parse a search request with the engine's own request parser."""
     dummy = Entity("Search", "")
     p, a, r, ctx, ents = engine._parse_request(
@@ -364,7 +359,7 @@ def _parse(engine: Engine, principal: Any, action: Any, resource: Any, context: 
             r if resource is not None else None, ctx, ents)
 
 
-def within_checker(engine: Engine, p: Entity, a: Entity, ctx: Any, ents: Any, within: Entity) -> Callable[[Entity], bool]:
+def within_checker(engine: Any, p: Entity, a: Entity, ctx: Any, ents: Any, within: Entity) -> Callable[[Entity], bool]:
     """``resource in within`` under the hierarchy a request with that
     resource would see (static, plus request entities' parents, or derived
     per request when rules compute ``parent`` from the request)."""
@@ -394,7 +389,7 @@ def _freeze_digest(x: Any) -> str:
 
 
 def search_resources(
-    engine: Engine,
+    engine: Any,
     principal: Any,
     action: Any,
     resource_type: Any,
@@ -425,7 +420,7 @@ def search_resources(
 
 
 def search_subjects(
-    engine: Engine,
+    engine: Any,
     action: Any,
     resource: Any,
     principal_type: Any,
@@ -450,7 +445,7 @@ def search_subjects(
 
 
 def search_actions(
-    engine: Engine,
+    engine: Any,
     principal: Any,
     resource: Any,
     *,

@@ -44,7 +44,11 @@ def _json_arg(text: Optional[str], what: str, want: type) -> Any:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
-        raise RuneRequestError(f"--{what} is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})", field=what)
+        raise RuneRequestError(
+            f"--{what} is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})", field=what
+        ) from None
+    except RecursionError:
+        raise RuneRequestError(f"--{what} is nested too deeply to be a request", field=what) from None
     if not isinstance(value, want):
         kind = "a JSON object" if want is dict else "a JSON array"
         raise RuneRequestError(f"--{what} must be {kind}, got {type(value).__name__}", field=what)

@@ -266,9 +266,9 @@ def classify_body(
     # In how many literals each variable occurs: "does V occur outside
     # literal i" is then O(1) instead of a scan of the whole body.
     occurs: dict[str, int] = defaultdict(int)
-    for names in lit_vars:
-        for v in names:
-            occurs[v] += 1
+    for var_names in lit_vars:
+        for name in var_names:
+            occurs[name] += 1
 
     def outside_of(i: int, v: str) -> bool:
         return v in outside_set or occurs.get(v, 0) - (v in lit_vars[i]) > 0
@@ -399,7 +399,7 @@ def classify_body(
             keys = agg_keys(i, lit)
             for k in keys:
                 if k not in bound_now:
-                    occ = next((v for l in lit.body for v in _literal_vars(l) if v.name == k), None)
+                    occ = next((v for sub in lit.body for v in _literal_vars(sub) if v.name == k), None)
                     problems_at[i].append(SafetyProblem(
                         k, _loc_of(occ, lit),
                         f"variable {k} is shared between an aggregate body and the rest of the rule, so it is a "
@@ -440,14 +440,14 @@ def classify_body(
             problems_at[i].append(SafetyProblem("_", _loc_of(lit.var, lit), "_ cannot be used in a method call"))
         occurrences = _atom_vars(lit.atom) if isinstance(lit, A.Negation) else _literal_vars(lit)
         reported: set[str] = set()
-        for v in occurrences:
-            if v.name in bound_now or v.name in reported:
+        for var in occurrences:
+            if var.name in bound_now or var.name in reported:
                 continue
-            reported.add(v.name)
+            reported.add(var.name)
             hint = "; write _ for a position that should match anything" if info.role == ROLE_NEGATION else ""
             problems_at[i].append(SafetyProblem(
-                v.name, _loc_of(v, lit),
-                f"unsafe variable {v.name}: it appears in {where} but no positive atom or assignment "
+                var.name, _loc_of(var, lit),
+                f"unsafe variable {var.name}: it appears in {where} but no positive atom or assignment "
                 f"of the body binds it{hint}",
             ))
 
@@ -690,10 +690,10 @@ def _cycle_chain(edge: _Edge, comp: set[str], edges_from: Mapping[str, list[_Edg
     node = goal
     if start != goal:
         while node != start:
-            e = prev[node]
-            assert e is not None
-            path.append(e)
-            node = e.head
+            step = prev[node]
+            assert step is not None
+            path.append(step)
+            node = step.head
         path.reverse()
     parts = [edge.head, _edge_label(edge)]
     parts.extend(_edge_label(e) for e in path)

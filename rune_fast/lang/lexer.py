@@ -304,7 +304,7 @@ def tokenize(text: str, file: str, first_line: int = 1, *, dialect: str = "rules
     first = True
     append = tokens.append
     for m in pattern.finditer(text):
-        kind = m.lastgroup
+        kind: str = m.lastgroup  # type: ignore[assignment]  # every alternative is a named group
         if kind == "comment" or kind == "end":
             continue
         if kind == "nl":
@@ -321,7 +321,7 @@ def tokenize(text: str, file: str, first_line: int = 1, *, dialect: str = "rules
             append(Token(IDENT, tok_text, tok_text, line, col, start, m.end(), first))
         elif kind == "int":
             digits = tok_text.lstrip("0")
-            value = int(tok_text) if len(digits) <= 20 else _HUGE_INT
+            value: object = int(tok_text) if len(digits) <= 20 else _HUGE_INT
             append(Token(INT, tok_text, value, line, col, start, m.end(), first))
         elif kind == "float":
             try:

@@ -8,7 +8,7 @@ Only the duration histogram needs per-attempt observations, and it gets them
 through ``store.subscribe``. The exposition format is prometheus_client's.
 
     from prometheus_client import start_http_server
-    from rune_fast.reload_metrics import register_prometheus
+    from rune_fast.reload.metrics import register_prometheus
     register_prometheus(store)             # default registry
     start_http_server(9100)
 """
@@ -63,13 +63,13 @@ class StoreCollector:
         keys = list(self._labels)
         vals = list(self._labels.values())
 
-        def counter(name: str, doc: str, value: float | None):
+        def counter(name: str, doc: str, value: float | None) -> CounterMetricFamily:
             m = CounterMetricFamily(self._name(name), doc, labels=keys)
             if s is not None:
                 m.add_metric(vals, float(value or 0))
             return m
 
-        def gauge(name: str, doc: str, value: float | None):
+        def gauge(name: str, doc: str, value: float | None) -> GaugeMetricFamily:
             m = GaugeMetricFamily(self._name(name), doc, labels=keys)
             if s is not None and value is not None:
                 m.add_metric(vals, float(value))

@@ -13,7 +13,8 @@ Why it is shaped like this:
   ``abspath``) or after ``realpath``; when it names ``..data`` (the ConfigMap
   flip: the watched names themselves get no event, only the link does); or,
   for a bundle directory, when it names a ``*.rune`` file in it (a file was
-  added or removed from the bundle).
+  added or removed from the bundle); or when it is the bundle's
+  ``rune.manifest`` (written last, it is what should trigger the reload).
 - **Debounce on a thread of our own.** A save arrives as several events (and
   a slow writer as many); the action runs once, ``delay`` seconds after the
   *last* relevant event. The action (compiling a new engine) runs on the
@@ -34,6 +35,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
+from typing import Any, Union
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -49,6 +51,9 @@ RELEVANT_EVENT_TYPES = frozenset({"created", "deleted", "modified", "moved", "cl
 
 #: The name Kubernetes atomically re-points when a ConfigMap changes.
 CONFIGMAP_LINK = "..data"
+#: The bundle manifest's name (``rune_fast.lang.manifest.MANIFEST_NAME``;
+#: repeated here so that this module stays free of the language stack).
+MANIFEST_NAME = "rune.manifest"
 
 
 def _event_filter() -> list | None:
@@ -173,7 +178,7 @@ def _names(paths: Iterable[str]) -> tuple[frozenset, frozenset]:
     return frozenset(literal), frozenset(real)
 
 
-def _str(path) -> str:
+def _str(path: Union[str, bytes]) -> str:
     return os.fsdecode(path) if isinstance(path, bytes) else path
 
 
@@ -198,10 +203,15 @@ class PolicyWatcher:
         self.root = os.path.abspath(root)
         self._root_is_dir = os.path.isdir(self.root)
         self._root_real = os.path.realpath(self.root)
+        # Where the bundle's manifest lives (the bundle directory, or the
+        # directory of a single-file bundle): creating or replacing it is a
+        # change even before any load has listed it.
+        bundle_dir = self.root if self._root_is_dir else os.path.dirname(self.root)
+        self._manifest_dirs = frozenset((bundle_dir, os.path.realpath(bundle_dir)))
         self._lock = threading.Lock()
         self._literal: frozenset = frozenset()
         self._real: frozenset = frozenset()
-        self._watches: dict[str, object] = {}
+        self._watches: dict[str, Any] = {}  # watchdog's ObservedWatch handles
         self._dead: set[str] = set()
         self._closed = False
         self.events_seen = 0
@@ -310,7 +320,7 @@ class PolicyWatcher:
         if not os.path.isdir(d):
             log.debug("rune_fast: not watching missing directory %s", d)
             return
-        kwargs = {"recursive": False}
+        kwargs: dict[str, Any] = {"recursive": False}
         flt = _event_filter()
         if flt is not None:
             kwargs["event_filter"] = flt
@@ -344,6 +354,8 @@ class PolicyWatcher:
             return True
         parent = os.path.dirname(path)
         if self._root_is_dir and base.endswith(".rune") and parent in (self.root, self._root_real):
+            return True
+        if base == MANIFEST_NAME and parent in self._manifest_dirs:
             return True
         try:
             return os.path.realpath(path) in self._real
