@@ -547,7 +547,7 @@ def explain(engine: Any, principal: Any, action: Any, resource: Any, context: An
         return Explanation(decision, p, a, r, (), kind == "deny")
     try:
         cx = _Context(engine, p, a, r, ctx, ents)
-    except Exception as e:  # noqa: BLE001 - the request's model failed after all: report, deny
+    except Exception as e:
         msg = e.message if isinstance(e, RuneError) else f"internal error: {type(e).__name__}: {e}"
         failed = Decision("deny", False, (), (("<engine>", msg),), False, engine.version)
         return Explanation(failed, p, a, r, (), True)

@@ -79,7 +79,7 @@ class Provenance:
                     self._index_data(rel, place, index)
                 else:
                     self._index_source(rel, place, index)
-            except Exception:  # noqa: BLE001, S112 - unreadable or changed: fall back to the key's line
+            except Exception:
                 continue
         return index
 

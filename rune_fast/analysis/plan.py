@@ -273,7 +273,7 @@ class _Search:
             return bool(pol.test(p, a, r, self.ctx, self.data(c)))
         except RuneEvalError:
             return False
-        except Exception:  # noqa: BLE001 - the engine fails closed on it: deny
+        except Exception:
             return None
 
     def satisfying(self, pol: Any, pool: Iterable[Entity], skip: Any = ()) -> tuple[list, list]:
@@ -296,7 +296,7 @@ class _Search:
                             sat.append(c)
                     except RuneEvalError:
                         pass
-                    except Exception:  # noqa: BLE001 - the engine fails closed on it: deny
+                    except Exception:
                         broken.append(c)
             else:
                 a, r = self.a, self.r
@@ -308,7 +308,7 @@ class _Search:
                             sat.append(c)
                     except RuneEvalError:
                         pass
-                    except Exception:  # noqa: BLE001 - the engine fails closed on it: deny
+                    except Exception:
                         broken.append(c)
             return sat, broken
         for c in pool:
@@ -419,7 +419,7 @@ class _Search:
             assert p is not None and r is not None
             data = self._static_data if self._static_data is not None else self.data(dummy)
             return True, fn(p, a, r, self.ctx, data)
-        except Exception:  # noqa: BLE001 - cannot be evaluated: the policy never holds
+        except Exception:
             return False, None
 
     def _is_open(self, node: Any) -> bool:

@@ -230,7 +230,7 @@ def read_token(token: Any, version: str, digest: str) -> Entity:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         data = json.loads(raw.decode())
         tv, ver, dig, ty, ident = data
-    except Exception:  # noqa: BLE001 - any undecodable token is malformed
+    except Exception:
         raise RuneRequestError("page_token is malformed", field="page_token") from None
     if tv != _TOKEN_VERSION or not isinstance(ty, str) or not isinstance(ident, str):
         raise RuneRequestError("page_token is malformed", field="page_token")
