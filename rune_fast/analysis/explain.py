@@ -35,12 +35,12 @@ from typing import Any
 
 from ..errors import RuneError, RuneEvalError
 from ..lang import ast as A
-from ..policy.codegen import generate_expression
 from ..policy.decision import Decision
 from ..policy.policies import MISSING, OverlayData, kind_name
 from ..values import Entity
 from ..values import from_key as from_row_key
 from . import render
+from .expressions import compiled
 from .proofs import ProofNode, Prover
 
 __all__ = ["ClauseCheck", "Explanation", "FactUse", "PolicyReport", "ScopeCheck", "explain"]
@@ -48,9 +48,6 @@ __all__ = ["ClauseCheck", "Explanation", "FactUse", "PolicyReport", "ScopeCheck"
 #: At most this many ancestors are listed when an ``in`` fails.
 MAX_LISTED = 20
 
-#: Closures of policy sub-expressions by (policy id, id(node)), each kept
-#: with its node (so the id cannot be reused while the entry lives).
-_FNS: dict = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,14 +300,7 @@ class _Context:
     def evaluate(self, pid: str, node: Any, data: Any) -> tuple[bool, Any]:
         """``(True, value)`` or ``(False, error message)`` for one expression."""
         try:
-            hit = _FNS.get((pid, id(node)))
-            if hit is not None and hit[0] is node:
-                fn = hit[1]
-            else:
-                fn = generate_expression(node, pid)
-                if len(_FNS) > 4096:
-                    _FNS.clear()
-                _FNS[(pid, id(node))] = (node, fn)
+            fn = compiled(node, pid)
             return True, fn(self.p, self.a, self.r, self.ctx, data)
         except RuneEvalError as e:
             return False, e.message

@@ -48,9 +48,9 @@ from typing import Any
 from ..engine import _closure, _LazyModel, _RequestRelations
 from ..errors import RuneEvalError
 from ..lang import ast as A
-from ..policy.codegen import generate_expression
 from ..policy.policies import OverlayData
 from ..values import Entity, value_key
+from .expressions import compiled
 
 
 __all__ = ["resources", "subjects"]
@@ -413,7 +413,7 @@ class _Search:
     def _fixed(self, pol: Any, node: Any) -> tuple[bool, Any]:
         """Evaluate an argument that does not mention the open variable."""
         try:
-            fn = generate_expression(node, pol.id)
+            fn = compiled(node, pol.id)
             dummy = Entity("", "")
             p, a, r = (self.p, self.a, dummy) if self.var == "resource" else (dummy, self.a, self.r)
             assert p is not None and r is not None
