@@ -262,8 +262,11 @@ class _Context:
     def __init__(self, engine: Any, p: Entity, a: Entity, r: Entity, ctx: Any, ents: Any) -> None:
         self.engine = engine
         self.p, self.a, self.r, self.ctx, self.ents = p, a, r, ctx, ents
-        model = engine._with_request([(p,)], [(a,)], [(r,)], ctx, ents)
         has_ents = ents is not None and bool(ents.parents or ents.attrs)
+        if engine._core_dep or has_ents:
+            model = engine._with_request([(p,)], [(a,)], [(r,)], ctx, ents)
+        else:  # no rule reads the request: its model is the engine's own
+            model = engine._model
         data = OverlayData(engine._static, ents.parents if ents else None, ents.attrs if ents else None)
         if engine._dynamic_hierarchy or (has_ents and engine._entity_hierarchy):
             data.hierarchy = model
