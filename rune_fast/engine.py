@@ -34,11 +34,14 @@ Why it is shaped like this:
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import re
 import threading
+import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 from .lang import ast as A
 from .errors import RuneError, RuneRequestError
@@ -56,6 +59,7 @@ from .policy.policies import (
     trie_probe,
     unkey_row,
 )
+from .request_plans import STEP_BUDGET, Fallback, RequestPlans, RequestState
 from .analysis.locate import Provenance
 from .request import (
     EMPTY_CONTEXT as _EMPTY_CONTEXT,
@@ -271,6 +275,81 @@ class _RequestRelations:
         return self.base.matches(relation, row)
 
 
+class _PlanShared:
+    """What all requests of one engine share on the planned path. It refers
+    to its engine weakly (only a fallback needs it): no reference cycle, so
+    a replaced engine is freed by reference counting alone."""
+
+    __slots__ = ("engine", "base", "exists", "matches", "dependent")
+
+    def __init__(self, engine: "Engine", base: FactData, plans: RequestPlans, dependent: frozenset) -> None:
+        self.engine = weakref.ref(engine)
+        self.base = base
+        self.exists = plans.exists
+        self.matches = plans.matches
+        self.dependent = dependent
+
+
+class _PlannedRelations(RequestState):
+    """``PolicyData`` for a request without entities whose policies call
+    request-dependent relations: answered by the engine's demand-driven plans
+    (``request_plans.py``), this object being their per-request state; a
+    question without a plan, or a request that exhausts the plans' step
+    budget, goes to the general evaluator (the request's full model)."""
+
+    __slots__ = ("sh", "lazy")
+
+    def __init__(self, sh: _PlanShared, p: Entity, a: Entity, r: Entity, ctx: CRecord) -> None:
+        self.p = p
+        self.a = a
+        self.r = r
+        self.ctx = ctx
+        self.cx = None
+        self.memo = {}
+        self.budget = STEP_BUDGET
+        self.sh = sh
+        self.lazy = None
+
+    def is_in(self, entity: Entity, target: Entity) -> bool:
+        return self.sh.base.is_in(entity, target)
+
+    def ancestors(self, entity: Entity) -> frozenset:
+        return self.sh.base.ancestors(entity)
+
+    def get_attr(self, entity: Entity, name: str) -> Any:
+        return self.sh.base.get_attr(entity, name)
+
+    def contains(self, relation: str, row: tuple) -> bool:
+        sh = self.sh
+        f = sh.exists.get(relation)
+        if f is not None and self.budget >= 0:
+            try:
+                return f(self, *row)
+            except Fallback:
+                self.budget = -1
+        if relation in sh.dependent:
+            return self._general(relation, row)
+        return sh.base.contains(relation, row)
+
+    def matches(self, relation: str, row: tuple) -> bool:
+        sh = self.sh
+        f = sh.matches.get(relation)
+        if f is not None and self.budget >= 0:
+            try:
+                return f(self, row)
+            except Fallback:
+                self.budget = -1
+        if relation in sh.dependent:
+            return self._general(relation, row)
+        return sh.base.matches(relation, row)
+
+    def _general(self, relation: str, row: tuple) -> bool:
+        lazy = self.lazy
+        if lazy is None:
+            lazy = self.lazy = _LazyModel(self.sh.engine(), self.p, self.a, self.r, self.ctx, None)
+        return lazy.contains(relation, unkey_row(row))
+
+
 # ---------------------------------------------------------------------------
 # The engine
 
@@ -323,6 +402,8 @@ class Engine:
         "_sealed",
         "_side_facts",
         "_full_model",
+        "_req_plans",
+        "_planned",
         "_provenance",
         "__weakref__",
     )
@@ -364,6 +445,7 @@ class Engine:
         for fs in bundle.facts:
             facts.setdefault(fs.relation, []).extend(fs.rows)
         facts = {k: v for k, v in facts.items() if k in compiled.slot_of}
+        given = dict(facts)  # rows as given (values), for the per-request plans
         # where facts came from, for explanations (small; rows located on demand)
         self._provenance = Provenance(bundle, facts, info.idb)
         # parent/attr facts that no rule and no relation call reads are only
@@ -417,11 +499,46 @@ class Engine:
             if rel in snapshots:
                 self._static.build_projection(rel, mask)
 
+        # A limit tighter than the plans' own budget is the general evaluator's to apply.
+        self._req_plans = self._build_request_plans(bundle.rules, side, given) \
+            if limits.max_request_tuples >= STEP_BUDGET else None
+        self._planned = None if self._req_plans is None else \
+            _PlanShared(self, self._static, self._req_plans, self._core_dep)
+
         self._cache: Any = _DecisionCache(cache_size) if cache_size else _NoCache()
         self._decisions: dict = {}
         self._ent_memo: dict = {}
         self._plans: dict = {}
         self._sealed = True
+
+    def _build_request_plans(self, rules: Sequence[A.Rule], side: dict, given: dict) -> Optional[RequestPlans]:
+        """Demand-driven plans for the request-dependent relations policies
+        call (``request_plans.py``); None when there are none."""
+        core_dep = self._core_dep
+        questions = [(rel, (True,) * self._compiled.rel(rel).arity)
+                     for rel in self.policies.relations if rel in core_dep and rel in self._compiled.slot_of]
+        questions += [(rel, mask) for rel, mask in self.policies.patterns if rel in core_dep]
+        if not questions:
+            return None
+        compiled, model = self._compiled, self._model
+        recursive = frozenset(
+            compiled.rels[slot].name
+            for st in compiled.strata if st.recursive
+            for slot in st.relations if compiled.rels[slot].name in core_dep
+        )
+
+        def static_rows(name: str) -> Optional[list]:
+            if name in side:
+                return list(side[name])
+            if name not in compiled.slot_of:
+                return []
+            if model.size(name) > SNAPSHOT_LIMIT:
+                return None
+            return model.rows(name)
+
+        plans = RequestPlans(rules, self.info.rule_info, core_dep, recursive, self.info.arities,
+                             static_rows, lambda name: list(given.get(name, ())), questions)
+        return plans if plans.matches else None
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Immutable once built: sharing between threads relies on it.
@@ -627,6 +744,9 @@ class Engine:
             sel, dyn = plan
             if dyn is None:
                 return policies.run(sel, p, a, r, ctx, static)
+            planned = self._planned
+            if planned is not None:
+                return policies.run(sel, p, a, r, ctx, _PlannedRelations(planned, p, a, r, ctx))
             lazy = _LazyModel(self, p, a, r, ctx, None)
             return policies.run(sel, p, a, r, ctx, _RequestRelations(static, dyn, lazy))
         # Request entities and/or a hierarchy that rules derive per request.
@@ -856,8 +976,35 @@ class Engine:
         )
 
 
+def _without_request_plans(engine: Engine) -> Engine:
+    """The same engine answering request-dependent relations with the general
+    evaluator only (for the differential tests and the benchmarks)."""
+    object.__setattr__(engine, "_req_plans", None)
+    object.__setattr__(engine, "_planned", None)
+    return engine
+
+
 # ---------------------------------------------------------------------------
 # Loading
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while an engine is built.
+
+    A build allocates a few objects per fact and frees almost none of them,
+    so every collection the allocations trigger would scan the growing heap
+    for nothing (a third of the build time on a 5,000-document bundle), and
+    in a service each of those scans is a pause for every request thread.
+    The engine holds no reference cycles, so nothing it allocates needs the
+    collector to be freed. Re-enabled afterwards only if it was enabled."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def load(
@@ -889,16 +1036,17 @@ def load(
     from .lang import parser
 
     lim = Limits.from_kwargs(**limits)
-    bundle = parser.load_bundle(
-        path_or_dir, recursive=recursive, limits=lim, source_roots=source_roots, manifest=manifest, settle=settle
-    )
-    try:
-        return Engine(
-            bundle, cache_size=cache_size, limits=lim, strict_forbid=strict_forbid, policy_generator=policy_generator
+    with _gc_paused():
+        bundle = parser.load_bundle(
+            path_or_dir, recursive=recursive, limits=lim, source_roots=source_roots, manifest=manifest, settle=settle
         )
-    except RuneError as e:
-        _locate_unlocated(e, bundle, os.fspath(path_or_dir))
-        raise
+        try:
+            return Engine(
+                bundle, cache_size=cache_size, limits=lim, strict_forbid=strict_forbid, policy_generator=policy_generator
+            )
+        except RuneError as e:
+            _locate_unlocated(e, bundle, os.fspath(path_or_dir))
+            raise
 
 
 _RELATION_IN_MESSAGE = re.compile(r"relation '([^']+)'")
@@ -941,5 +1089,6 @@ def load_text(
     from .lang import parser
 
     lim = Limits.from_kwargs(**limits)
-    bundle = parser.bundle_from_text(text, path, limits=lim, base_dir=base_dir, source_roots=source_roots)
-    return Engine(bundle, cache_size=cache_size, limits=lim, strict_forbid=strict_forbid, policy_generator=policy_generator)
+    with _gc_paused():
+        bundle = parser.bundle_from_text(text, path, limits=lim, base_dir=base_dir, source_roots=source_roots)
+        return Engine(bundle, cache_size=cache_size, limits=lim, strict_forbid=strict_forbid, policy_generator=policy_generator)

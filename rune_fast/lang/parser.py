@@ -545,7 +545,14 @@ class _FileParser:
                     if fs is not None:
                         out.append(fs)
 
-        walk((), data, 0)
+        try:
+            walk((), data, 0)
+        finally:
+            # A nested function that calls itself is a reference cycle (it
+            # holds this parser and all its data): break it so the parse is
+            # freed by reference counting (engines are built with the cyclic
+            # collector paused; see engine._gc_paused).
+            walk = None  # type: ignore[assignment]  # noqa: F841
         return out
 
     def fact_set(self, path: tuple[str, ...], v: Any, index: _KeyIndex) -> Optional[FactSet]:

@@ -25,6 +25,7 @@ The design (docs/reload.md):
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import os
@@ -244,6 +245,16 @@ class PolicyStore:
     - ``loader`` builds an engine from the path (default
       ``rune_fast.engine.load``); ``**limits`` (and any other keyword, e.g.
       ``cache_size``) are passed to it on every reload.
+    - ``gc_freeze=True`` keeps the cyclic garbage collector off the engines:
+      each reload first collects the young generations, then builds with the
+      collector paused, and after the swap calls ``gc.freeze()``, so no
+      collection ever scans an engine (a pause for every request thread).
+      Engines hold no reference cycles, so replaced ones are still freed by
+      reference counting. ``gc.freeze()`` is process-wide: objects of the
+      application alive at a reload are frozen too (they are still freed
+      by reference counting; only a reference cycle among them that becomes
+      garbage later would never be collected). Pass ``False`` if the
+      application relies on the collector for such cycles.
     """
 
     engine: Any
@@ -257,6 +268,7 @@ class PolicyStore:
         history: int = 5,
         require_tests: bool = False,
         loader: Loader | None = None,
+        gc_freeze: bool = True,
         **limits: Any,
     ) -> None:
         if history < 1:
@@ -265,6 +277,7 @@ class PolicyStore:
         self.require_tests = require_tests
         self.debounce = float(debounce)
         self._loader: Loader = loader or _default_loader
+        self.gc_freeze = gc_freeze
         self._options = dict(limits)
         self._lock = threading.Lock()  # swap, history, stats (never held during I/O)
         self._build_lock = threading.Lock()  # one build at a time (held during I/O)
@@ -501,6 +514,11 @@ class PolicyStore:
         engine = None
         if self._watcher is not None and not self._closed:
             self._watcher.refresh()  # watch a renamed-in directory before reading it
+        if self.gc_freeze:
+            # Collect the young generations now, while they hold only what
+            # requests allocated since the last reload (engines are frozen):
+            # cheap, and it keeps cyclic garbage from being frozen at the swap.
+            gc.collect(1)
         try:
             engine = self._build()  # all file I/O and the compile: outside self._lock
         except Exception as exc:  # any failure keeps the old engine
@@ -532,6 +550,13 @@ class PolicyStore:
                     self._history.append(slot)  # may drop the oldest engine
                     self.engine = engine  # the one assignment readers see
                     changed = True
+                    if self.gc_freeze:
+                        # The new engine is immutable and free of reference
+                        # cycles: move it (and everything else alive) out of
+                        # the collector's generations, so that no collection
+                        # ever scans it. A replaced engine is still freed, by
+                        # reference counting, when its last reader is done.
+                        gc.freeze()
                 else:
                     # Same content: keep the running engine and its warm cache.
                     current.files = files
