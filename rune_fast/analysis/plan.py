@@ -45,7 +45,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..engine import _closure, _LazyModel, _RequestRelations
+from ..engine import _closure, _LazyModel, _PlannedRelations, _RequestRelations
 from ..errors import RuneEvalError
 from ..lang import ast as A
 from ..policy.policies import OverlayData
@@ -252,7 +252,10 @@ class _Search:
             dyn = self.rels_needed & engine._core_dep
             if not dyn:
                 return self._static_data
-            d = _RequestRelations(engine._static, dyn, _LazyModel(engine, p, a, r, self.ctx, None))
+            if engine._planned is not None:  # as Engine._evaluate: demand-driven plans first
+                d = _PlannedRelations(engine._planned, p, a, r, self.ctx)
+            else:
+                d = _RequestRelations(engine._static, dyn, _LazyModel(engine, p, a, r, self.ctx, None))
         else:
             ents = self.ents
             d = OverlayData(engine._static, ents.parents if ents else None, ents.attrs if ents else None)
