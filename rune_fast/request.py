@@ -72,7 +72,7 @@ def parse_entity(x: Any, field: str, limits: Limits = DEFAULT_LIMITS) -> Entity:
     if t is Entity or (isinstance(x, tuple) and len(x) == 2):
         return _checked(x[0], x[1], field, limits)
     if isinstance(x, str):
-        text = plain_str(x)
+        text = str.__str__(x)  # exact str, whatever subclass the caller passed
         # An id of max_id_length characters, each written as a 6-character
         # \uXXXX escape, plus a type name: anything longer is refused unread.
         if len(text) > 6 * limits.max_id_length + 1024:
@@ -80,7 +80,7 @@ def parse_entity(x: Any, field: str, limits: Limits = DEFAULT_LIMITS) -> Entity:
                 f"{field}: entity literal of {len(text)} characters exceeds max_id_length={limits.max_id_length}",
                 field=field,
             )
-        e = parse_entity_literal(text)  # type: ignore[arg-type]
+        e = parse_entity_literal(text)
         if e is not None:
             return _checked(e.type, e.id, field, limits)
         raise RuneRequestError(

@@ -29,7 +29,7 @@ import them from ``rune_fast.policy.policies``.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from ..errors import RuneEvalError, RuneSyntaxError
 from ..lang import ast as A
@@ -95,11 +95,8 @@ class CompiledPolicy:
         self.index = index
         self.id = policy.id or f"policy{index}"
         self.policy = policy
-        if policy.effect not in ("permit", "forbid"):
-            raise RuneSyntaxError(f"unknown effect {policy.effect!r}", **_loc(policy))
-        for c in policy.conditions:
-            if c.kind not in ("when", "unless"):
-                raise RuneSyntaxError(f"unknown condition {c.kind!r}", **_loc(c))
+        # ``effect`` and condition kinds are typed (``ast.Effect``,
+        # ``ast.ConditionKind``): the parser guarantees them.
         self.forbid = policy.effect == "forbid"
         p, r = policy.principal, policy.resource
         self.principal_eq: Optional[Entity] = p.entity if p.kind == "eq" else None
@@ -271,7 +268,9 @@ class PolicySet:
             # principal == policies, pre-merged with the general ones in
             # bundle order when the selection was built
             general = by_p.get(principal, general)
-        forbids = permits = errors = None
+        forbids: Any = None
+        permits: Any = None
+        errors: Any = None
         forbid_failed = False
         for idx, pid, forbid, test in general:
             try:
