@@ -34,7 +34,7 @@ Why it is shaped like this:
 Around this module, in the same layer: ``request_data.py`` (the per-request
 views of the data policies read), ``building.py`` (request dependence, the
 paused collector, locating build errors), ``test_report.py`` (``TestResult``),
-``request.py`` (request parsing), ``request_plans.py`` and
+``request.py`` (request parsing), ``request_plans/`` and
 ``decision_cache.py``.
 """
 
@@ -254,7 +254,7 @@ class Engine:
 
     def _build_request_plans(self, rules: Sequence[A.Rule], side: dict, given: dict) -> Optional[RequestPlans]:
         """Demand-driven plans for the request-dependent relations policies
-        call (``request_plans.py``); None when there are none."""
+        call (``rune_fast/request_plans/``); None when there are none."""
         core_dep = self._core_dep
         questions = [(rel, (True,) * self._compiled.rel(rel).arity)
                      for rel in self.policies.relations if rel in core_dep and rel in self._compiled.slot_of]

@@ -107,7 +107,7 @@ class _PlanShared:
 class _PlannedRelations(RequestState):
     """``PolicyData`` for a request without entities whose policies call
     request-dependent relations: answered by the engine's demand-driven plans
-    (``request_plans.py``), this object being their per-request state; a
+    (``rune_fast/request_plans/``), this object being their per-request state; a
     question without a plan, or a request that exhausts the plans' step
     budget, goes to the general evaluator (the request's full model)."""
 

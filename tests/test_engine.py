@@ -12,7 +12,8 @@ import pytest
 
 import rune_fast
 from rune_fast import Entity, RuneError, RuneRequestError
-from rune_fast.engine import ENGINE_ERROR_ID, Decision, Engine, TestResult, load, load_text
+from rune_fast.engine import ENGINE_ERROR_ID, Decision, Engine, load, load_text
+from rune_fast.test_report import TestResult
 
 BUNDLE = r'''
 version = "rune/1"
