@@ -1,0 +1,517 @@
+# The compiled core, part 1 of 2: hashing, memory, hash indexes and relations.
+#
+# Textually included by _core.pyx (`include`): one extension module, so the
+# executor reaches RelData and Index as C structs with no call overhead. Kept
+# apart because this is the storage layer (append-only rows, the dedup set,
+# index chains in row order, base overlays) and the executor only reads it
+# through idx_find/rel_find_own/rel_insert. Design notes: _core.pyx.
+
+
+# --------------------------------------------------------------------------
+# Hashing
+
+
+cdef inline uint64_t mix(uint64_t h, uint64_t v) noexcept nogil:
+    v = v * <uint64_t>0x9E3779B97F4A7C15ULL
+    v ^= v >> 32
+    h = (h ^ v) * <uint64_t>0xBF58476D1CE4E5B9ULL
+    h ^= h >> 29
+    return h
+
+
+cdef inline uint64_t hash_cols(const int64_t* row, const int* cols, int ncols) noexcept nogil:
+    cdef uint64_t h = 0x2545F4914F6CDD1DULL
+    cdef int i
+    for i in range(ncols):
+        h = mix(h, <uint64_t>row[cols[i]])
+    return h
+
+
+cdef inline uint64_t hash_vals(const int64_t* vals, int n) noexcept nogil:
+    cdef uint64_t h = 0x2545F4914F6CDD1DULL
+    cdef int i
+    for i in range(n):
+        h = mix(h, <uint64_t>vals[i])
+    return h
+
+
+cdef inline uint64_t hash_row(const int64_t* row, int arity) noexcept nogil:
+    return hash_vals(row, arity)
+
+
+# --------------------------------------------------------------------------
+# Memory of relations, indexes and aggregate buffers
+#
+# libc's allocator (not PyMem_*, which needs the GIL): growing a large array
+# copies it, tens of milliseconds for a big relation, and that copy runs
+# without the GIL so that other threads keep running. Every array allocated
+# here is freed with ``big_free``.
+
+DEF BIG = 1 << 20
+
+
+cdef inline void* big_malloc(size_t n) noexcept:
+    cdef void* p
+    if n < BIG:
+        return malloc(n)
+    with nogil:
+        p = malloc(n)
+    return p
+
+
+cdef inline void* big_realloc(void* old, size_t n) noexcept:
+    cdef void* p
+    if n < BIG:
+        return realloc(old, n)
+    with nogil:
+        p = realloc(old, n)
+    return p
+
+
+cdef inline void big_free(void* p) noexcept:
+    free(p)
+
+
+# --------------------------------------------------------------------------
+# Indexes
+
+
+cdef int idx_init(Index* ix, list cols) except -1:
+    cdef int i
+    ix.ncols = len(cols)
+    ix.cols = <int*>big_malloc(sizeof(int) * (ix.ncols if ix.ncols else 1))
+    if ix.cols == NULL:
+        raise MemoryError()
+    for i in range(ix.ncols):
+        ix.cols[i] = cols[i]
+    ix.mask = 15
+    ix.slots = <int32_t*>big_malloc(sizeof(int32_t) * 16)
+    ix.gcap = 8
+    ix.ghead = <int32_t*>big_malloc(sizeof(int32_t) * 8)
+    ix.gtail = <int32_t*>big_malloc(sizeof(int32_t) * 8)
+    ix.ghash = <uint64_t*>big_malloc(sizeof(uint64_t) * 8)
+    ix.ncap = 0
+    ix.next = NULL
+    ix.ngroups = 0
+    if ix.slots == NULL or ix.ghead == NULL or ix.gtail == NULL or ix.ghash == NULL:
+        raise MemoryError()
+    memset(ix.slots, 0, sizeof(int32_t) * 16)
+    return 0
+
+
+cdef void idx_free(Index* ix) noexcept nogil:
+    free(ix.cols)
+    free(ix.slots)
+    free(ix.ghead)
+    free(ix.gtail)
+    free(ix.ghash)
+    free(ix.next)
+
+
+cdef void rel_free(RelData* d) noexcept nogil:
+    cdef int k
+    for k in range(d.nidx):
+        idx_free(&d.idx[k])
+    free(d.idx)
+    free(d.rows)
+    free(d.fslots)
+    free(d)
+
+
+cdef inline bint key_equal(const int64_t* row, const int* cols, int ncols, const int64_t* vals) noexcept nogil:
+    cdef int i
+    for i in range(ncols):
+        if row[cols[i]] != vals[i]:
+            return False
+    return True
+
+
+cdef inline bint cols_equal(const int64_t* a, const int64_t* b, const int* cols, int ncols) noexcept nogil:
+    cdef int i
+    for i in range(ncols):
+        if a[cols[i]] != b[cols[i]]:
+            return False
+    return True
+
+
+cdef int idx_grow_slots(Index* ix) except -1:
+    cdef int64_t newcap = (ix.mask + 1) * 2
+    cdef int32_t* ns = <int32_t*>big_malloc(sizeof(int32_t) * newcap)
+    cdef int64_t g, i, m = newcap - 1
+    if ns == NULL:
+        raise MemoryError()
+    # The index belongs to a relation being built by this thread (shared
+    # relations are never written): rehash without holding the GIL.
+    with nogil:
+        memset(ns, 0, sizeof(int32_t) * newcap)
+        for g in range(ix.ngroups):
+            i = ix.ghash[g] & m
+            while ns[i]:
+                i = (i + 1) & m
+            ns[i] = <int32_t>(g + 1)
+    big_free(ix.slots)
+    ix.slots = ns
+    ix.mask = m
+    return 0
+
+
+cdef int idx_add(Index* ix, const int64_t* rows, int arity, int64_t r) except -1:
+    """Append row ``r`` (already stored in ``rows``) to its key's chain."""
+    cdef const int64_t* row = rows + r * arity
+    cdef uint64_t h = hash_cols(row, ix.cols, ix.ncols)
+    cdef int64_t i = h & ix.mask
+    cdef int64_t g, newcap
+    cdef int32_t s
+    if r >= ix.ncap:
+        newcap = ix.ncap * 2 if ix.ncap else 16
+        while newcap <= r:
+            newcap *= 2
+        ix.next = <int32_t*>big_realloc(ix.next, sizeof(int32_t) * newcap)
+        if ix.next == NULL:
+            raise MemoryError()
+        ix.ncap = newcap
+    ix.next[r] = -1
+    while True:
+        s = ix.slots[i]
+        if s == 0:
+            break
+        g = s - 1
+        if ix.ghash[g] == h and cols_equal(rows + <int64_t>ix.ghead[g] * arity, row, ix.cols, ix.ncols):
+            ix.next[ix.gtail[g]] = <int32_t>r
+            ix.gtail[g] = <int32_t>r
+            return 0
+        i = (i + 1) & ix.mask
+    if ix.ngroups == ix.gcap:
+        ix.gcap *= 2
+        ix.ghead = <int32_t*>big_realloc(ix.ghead, sizeof(int32_t) * ix.gcap)
+        ix.gtail = <int32_t*>big_realloc(ix.gtail, sizeof(int32_t) * ix.gcap)
+        ix.ghash = <uint64_t*>big_realloc(ix.ghash, sizeof(uint64_t) * ix.gcap)
+        if ix.ghead == NULL or ix.gtail == NULL or ix.ghash == NULL:
+            raise MemoryError()
+    g = ix.ngroups
+    ix.ghead[g] = <int32_t>r
+    ix.gtail[g] = <int32_t>r
+    ix.ghash[g] = h
+    ix.slots[i] = <int32_t>(g + 1)
+    ix.ngroups += 1
+    if ix.ngroups * 2 > ix.mask + 1:
+        idx_grow_slots(ix)
+    return 0
+
+
+cdef inline int64_t idx_find(const Index* ix, const int64_t* rows, int arity, const int64_t* vals) noexcept nogil:
+    """First row whose key columns equal ``vals``, or -1."""
+    cdef uint64_t h = hash_vals(vals, ix.ncols)
+    cdef int64_t i = h & ix.mask
+    cdef int32_t s
+    cdef int64_t g
+    while True:
+        s = ix.slots[i]
+        if s == 0:
+            return -1
+        g = s - 1
+        if ix.ghash[g] == h and key_equal(rows + <int64_t>ix.ghead[g] * arity, ix.cols, ix.ncols, vals):
+            return ix.ghead[g]
+        i = (i + 1) & ix.mask
+
+
+# --------------------------------------------------------------------------
+# Relations
+
+
+cdef inline int64_t rel_find_own(const RelData* r, const int64_t* vals) noexcept nogil:
+    """Row id of an identical own row, or -1."""
+    cdef uint64_t h = hash_row(vals, r.arity)
+    cdef int64_t i = h & r.fmask
+    cdef int32_t s
+    cdef int64_t row
+    cdef int k
+    cdef const int64_t* p
+    cdef bint same
+    while True:
+        s = r.fslots[i]
+        if s == 0:
+            return -1
+        row = s - 1
+        p = r.rows + row * r.arity
+        same = True
+        for k in range(r.arity):
+            if p[k] != vals[k]:
+                same = False
+                break
+        if same:
+            return row
+        i = (i + 1) & r.fmask
+
+
+cdef int rel_grow_fslots(RelData* r) except -1:
+    cdef int64_t newcap = (r.fmask + 1) * 2
+    cdef int32_t* ns = <int32_t*>big_malloc(sizeof(int32_t) * newcap)
+    cdef int64_t row, i, m = newcap - 1
+    if ns == NULL:
+        raise MemoryError()
+    with nogil:  # see idx_grow_slots
+        memset(ns, 0, sizeof(int32_t) * newcap)
+        for row in range(r.n):
+            i = hash_row(r.rows + row * r.arity, r.arity) & m
+            while ns[i]:
+                i = (i + 1) & m
+            ns[i] = <int32_t>(row + 1)
+    big_free(r.fslots)
+    r.fslots = ns
+    r.fmask = m
+    return 0
+
+
+cdef int rel_insert(RelData* r, const int64_t* vals) except -1:
+    """Add a row unless present (here or in the base); 1 if it was new."""
+    cdef uint64_t h
+    cdef int64_t i, newcap
+    cdef int k
+    if r.base != NULL and rel_find_own(r.base, vals) >= 0:
+        return 0
+    if rel_find_own(r, vals) >= 0:
+        return 0
+    if r.n >= 2147483646:
+        raise OverflowError("relation has more than 2**31 rows")
+    if r.n == r.cap:
+        newcap = r.cap * 2 if r.cap else 16
+        r.rows = <int64_t*>big_realloc(r.rows, sizeof(int64_t) * newcap * (r.arity if r.arity else 1))
+        if r.rows == NULL:
+            raise MemoryError()
+        r.cap = newcap
+    if r.arity:
+        memcpy(r.rows + r.n * r.arity, vals, sizeof(int64_t) * r.arity)
+    h = hash_row(vals, r.arity)
+    i = h & r.fmask
+    while r.fslots[i]:
+        i = (i + 1) & r.fmask
+    r.fslots[i] = <int32_t>(r.n + 1)
+    for k in range(r.nidx):
+        idx_add(&r.idx[k], r.rows, r.arity, r.n)
+    r.n += 1
+    if r.n * 2 > r.fmask + 1:
+        rel_grow_fslots(r)
+    return 1
+
+
+cdef class Relation:
+    """Python handle of one relation (owns its C data)."""
+
+    cdef RelData* d
+    cdef readonly str name
+    cdef Relation _base   # keeps the base alive while this overlay exists
+
+    def __cinit__(self, str name, int arity, list index_cols, Relation base=None):
+        cdef int k
+        self.name = name
+        self.d = <RelData*>big_malloc(sizeof(RelData))
+        if self.d == NULL:
+            raise MemoryError()
+        memset(self.d, 0, sizeof(RelData))
+        self.d.arity = arity
+        self.d.fmask = 15
+        self.d.fslots = <int32_t*>big_malloc(sizeof(int32_t) * 16)
+        if self.d.fslots == NULL:
+            raise MemoryError()
+        memset(self.d.fslots, 0, sizeof(int32_t) * 16)
+        self.d.nidx = len(index_cols)
+        if self.d.nidx:
+            self.d.idx = <Index*>big_malloc(sizeof(Index) * self.d.nidx)
+            if self.d.idx == NULL:
+                raise MemoryError()
+            memset(self.d.idx, 0, sizeof(Index) * self.d.nidx)
+            for k in range(self.d.nidx):
+                idx_init(&self.d.idx[k], list(index_cols[k]))
+        if base is not None:
+            if base.d.arity != arity or base.d.nidx != self.d.nidx:
+                raise ValueError("overlay must have the base's shape")
+            self._base = base
+            self.d.base = base.d
+
+    def __dealloc__(self):
+        cdef RelData* d = self.d
+        self.d = NULL
+        if d == NULL:
+            return
+        if d.cap * (d.arity + 1) * 8 < BIG:
+            rel_free(d)
+        else:
+            # returning a big relation's pages to the OS takes milliseconds:
+            # nothing else can reach it any more, so do it without the GIL
+            with nogil:
+                rel_free(d)
+
+    @property
+    def arity(self):
+        return self.d.arity
+
+    @property
+    def own_count(self):
+        return self.d.n
+
+    @property
+    def base(self):
+        return self._base
+
+    def __len__(self):
+        return self.d.n + (self.d.base.n if self.d.base != NULL else 0)
+
+    def add(self, row):
+        """Insert one row of ids; True if it was new."""
+        cdef int64_t buf[64]
+        cdef int k, a = self.d.arity
+        if len(row) != a:
+            raise ValueError(f"row of arity {len(row)} for relation of arity {a}")
+        if a > 64:
+            return self._add_big(row)
+        for k in range(a):
+            buf[k] = row[k]
+        return rel_insert(self.d, buf) == 1
+
+    def _add_big(self, row):
+        cdef int64_t* buf = <int64_t*>PyMem_Malloc(sizeof(int64_t) * self.d.arity)
+        cdef int k
+        try:
+            for k in range(self.d.arity):
+                buf[k] = row[k]
+            return rel_insert(self.d, buf) == 1
+        finally:
+            PyMem_Free(buf)
+
+    def add_many(self, rows):
+        """Insert many rows of ids; returns how many were new."""
+        cdef int64_t added = 0, seen = 0
+        cdef double last = now_seconds()
+        for row in rows:
+            if self.add(row):
+                added += 1
+            seen += 1
+            if seen % CHECK_EVERY == 0 and now_seconds() - last > YIELD_AFTER:
+                last = give_gil_turn()   # bulk loads run on reload threads: let requests in
+        return added
+
+    def add_columns(self, list cols):
+        """Insert rows given column-wise (one list of ids per column).
+
+        The bulk path for facts: no Python tuple is built per row.
+        """
+        cdef int64_t buf[64]
+        cdef Py_ssize_t r, n
+        cdef int k, a = self.d.arity
+        cdef int64_t added = 0
+        cdef double last = now_seconds()
+        if len(cols) != a or a == 0 or a > 64:
+            raise ValueError("add_columns needs one column per position (arity 1..64)")
+        n = len(cols[0])
+        for k in range(a):
+            if type(cols[k]) is not list or len(cols[k]) != n:
+                raise ValueError("columns must be lists of equal length")
+        for r in range(n):
+            for k in range(a):
+                buf[k] = (<list>cols[k])[r]
+            added += rel_insert(self.d, buf)
+            if r % CHECK_EVERY == CHECK_EVERY - 1 and now_seconds() - last > YIELD_AFTER:
+                last = give_gil_turn()
+        return added
+
+    def contains(self, row):
+        """Whether this row of ids is present (here or in the base)."""
+        cdef int64_t buf[64]
+        cdef int k, a = self.d.arity
+        if len(row) != a or a > 64:
+            return row in set(self.rows())
+        for k in range(a):
+            buf[k] = row[k]
+        if self.d.base != NULL and rel_find_own(self.d.base, buf) >= 0:
+            return True
+        return rel_find_own(self.d, buf) >= 0
+
+    def rows(self):
+        """Every row (base rows first) as tuples of ids."""
+        out = []
+        if self.d.base != NULL:
+            out.extend(self._base.rows())
+        cdef int64_t r
+        cdef int k, a = self.d.arity
+        for r in range(self.d.n):
+            out.append(tuple([self.d.rows[r * a + k] for k in range(a)]))
+        return out
+
+    def value_rows(self, list table):
+        """Every row as a tuple of Python values (``table[k]`` is the value of id ``2*k``).
+
+        The end-to-end path: building the tuples here, in one pass, is several
+        times faster than going through tuples of ids.
+        """
+        out = []
+        if self.d.base != NULL:
+            out.extend(self._base.value_rows(table))
+        cdef int64_t r, ident, iv
+        cdef int k, a = self.d.arity
+        cdef object t, v
+        cdef Py_ssize_t ntab = len(table)
+        cdef double last = now_seconds()
+        # Small non-negative integers recur across rows (node ids, counts):
+        # share one int object per value instead of allocating one per cell.
+        cdef list small = [None] * SMALL_INTS if self.d.n > SMALL_INTS else None
+        for r in range(self.d.n):
+            t = PyTuple_New(a)
+            for k in range(a):
+                ident = self.d.rows[r * a + k]
+                if ident & 1:
+                    iv = ident >> 1
+                    if small is not None and 0 <= iv < SMALL_INTS:
+                        v = small[iv]
+                        if v is None:
+                            v = PyLong_FromLongLong(iv)
+                            small[iv] = v
+                    else:
+                        v = PyLong_FromLongLong(iv)
+                else:
+                    if (ident >> 1) >= ntab:
+                        raise IndexError("id outside the symbol table")
+                    v = table[ident >> 1]
+                Py_INCREF(v)
+                PyTuple_SET_ITEM(t, k, v)
+            # Items are immutable scalars and entities: the tuple can never be
+            # part of a cycle, so keep it out of the cyclic GC's work lists.
+            PyObject_GC_UnTrack(<void*>t)
+            out.append(t)
+            if r % CHECK_EVERY == CHECK_EVERY - 1 and now_seconds() - last > YIELD_AFTER:
+                last = give_gil_turn()
+        return out
+
+    def match(self, int index, key):
+        """Rows whose columns of index ``index`` equal ``key`` (tuples of ids)."""
+        cdef int64_t buf[64]
+        cdef int k
+        cdef Index* ix
+        out = []
+        if index < 0 or index >= self.d.nidx:
+            raise IndexError(index)
+        ix = &self.d.idx[index]
+        if len(key) != ix.ncols or ix.ncols > 64:
+            raise ValueError("key does not fit the index")
+        for k in range(ix.ncols):
+            buf[k] = key[k]
+        if self.d.base != NULL:
+            _collect(self.d.base, index, buf, out)
+        _collect(self.d, index, buf, out)
+        return out
+
+    def set_tiers(self, int64_t stable_hi, int64_t recent_lo, int64_t recent_hi, int64_t all_hi):
+        self.d.stable_hi = stable_hi
+        self.d.recent_lo = recent_lo
+        self.d.recent_hi = recent_hi
+        self.d.all_hi = all_hi
+
+
+
+cdef void _collect(const RelData* r, int index, const int64_t* key, list out):
+    cdef const Index* ix = &r.idx[index]
+    cdef int64_t row = idx_find(ix, r.rows, r.arity, key)
+    cdef int k
+    while row >= 0:
+        out.append(tuple([r.rows[row * r.arity + k] for k in range(r.arity)]))
+        row = ix.next[row]
