@@ -22,17 +22,9 @@ from itertools import chain
 from typing import Any, Iterable, Optional, Sequence
 
 from .ast import Bundle, EmbeddedTest, FactSet, Loc, Policy, RuneFile
-from ..errors import (
-    RuneArityError,
-    RuneDuplicateIdError,
-    RuneError,
-    RuneUndefinedError,
-)
+from ..errors import RuneArityError, RuneDuplicateIdError, RuneError, RuneUndefinedError
 from ..limits import Limits
-from .sources import (
-    parse_source_bytes,
-    read_source,
-)
+from .sources import parse_source_bytes, read_source
 from .fileio import ReadResult, confine, resolve_roots
 from .sections import _err_from_loc
 

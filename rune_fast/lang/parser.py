@@ -27,9 +27,12 @@ are located with it.
 ``sources.convert_column``) because a realistic data section has 10^5 rows.
 
 Around this module: ``sections.py`` cuts the file and parses its TOML with
-locations, ``embedded_tests.py`` holds the vocabulary of ``[tests.NAME]``,
-and ``bundle.py`` turns parsed files into one ``Bundle`` (file discovery,
-sources, merge); ``load_bundle`` and ``bundle_from_text`` here drive it.
+locations, ``data_section.py`` turns ``[data]`` and ``[sources]`` tables into
+fact sets and source specs, ``embedded_tests.py`` reads ``[tests.NAME]``
+(both are mixins of the file parser, which keeps the driver, the preamble
+and the code sections), and ``bundle.py`` turns parsed files into one
+``Bundle`` (file discovery, sources, merge); ``load_bundle`` and
+``bundle_from_text`` here drive it.
 """
 
 from __future__ import annotations
@@ -41,29 +44,16 @@ import sys
 import time
 from typing import Any, Callable, Optional, Sequence, Union
 
-from .ast import Bundle, EmbeddedTest, FactSet, Loc, Policy, RequestEntity, Rule, RuneFile, SourceSpec
-from ..errors import (
-    RuneDataError,
-    RuneError,
-    RuneManifestError,
-    RuneSourceError,
-    RuneSyntaxError,
-    RuneVersionError,
-    raise_collected,
-)
+from .ast import Bundle, EmbeddedTest, FactSet, Loc, Policy, Rule, RuneFile, SourceSpec
+from ..errors import RuneDataError, RuneError, RuneManifestError, RuneSyntaxError, RuneVersionError, raise_collected
 from ..limits import DEFAULT_LIMITS, Limits
-from .sources import (
-    EntityCache,
-    convert_column,
-    describe_bad_value,
-    paused_gc,
-)
+from .sources import EntityCache, paused_gc
 from .fileio import FileRefused, ReadResult, read_regular
 from .manifest import MANIFEST_MODES, MANIFEST_NAME, manifest_path, read_manifest, verify_manifest
-from ..values import Entity, parse_entity_literal
 from .sections import _BLANK_OR_COMMENT, _Chunk, _KeyIndex, _Src, _group_doc, _split, _toml_loads
 from .bundle import _Blobs, _bundle_root, _checker_errors, _load_sources, _merge, _rune_files, _unsettled
-from .embedded_tests import _ENTITY_EXAMPLES, _EXPECT, _TEST_KEYS, _entity_ref, _json_problem, _show
+from .data_section import DataSection
+from .embedded_tests import EmbeddedTests
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -89,19 +79,13 @@ _VERSION_VALUE = re.compile(r"rune/1(?:\.[0-9]+)?\Z")
 _TOML_KINDS = ("metadata", "data", "sources", "tests")
 _CODE_KINDS = ("rules", "policies")
 _VERSION_PREFIX = re.compile(r"[ \t]*version[ \t]*=[ \t]*")
-_REL_SEGMENT = re.compile(r"[a-z_][A-Za-z0-9_]*\Z")
-
-_DATA_SHAPES = (
-    "accepted shapes: an array of arrays of scalars (all the same length), an array of "
-    "scalars, a single scalar, or a table of these (flattened to dotted relation names)"
-)
 
 
 # --------------------------------------------------------------------------
 # The file parser
 
 
-class _FileParser:
+class _FileParser(DataSection, EmbeddedTests):
     def __init__(self, text: str, path: str, limits: Limits, base_dir: str) -> None:
         if text.startswith("\ufeff"):
             text = text[1:]
@@ -285,217 +269,6 @@ class _FileParser:
             if m:
                 return text.count("\n", 0, m.start()) + 1, len(m.group(1)) + 1
         return None
-
-    # -- [data]
-    def data_facts(self, data: dict, index: _KeyIndex) -> list[FactSet]:
-        out: list[FactSet] = []
-        max_depth = self.limits.max_nesting
-
-        def walk(prefix: tuple[str, ...], table: dict, depth: int) -> None:
-            for k, v in table.items():
-                path = prefix + (k,)
-                if type(v) is dict:
-                    if depth >= max_depth:
-                        loc = index.find(path)
-                        self.errors.append(self.limits.exceeded(
-                            "max_nesting", f"[data] key {'.'.join(path)!r} nests tables more than "
-                            f"{max_depth} deep", file=loc.file, line=loc.line, column=loc.col,
-                            source_line=loc.text))
-                        continue
-                    walk(path, v, depth + 1)
-                else:
-                    fs = self.fact_set(path, v, index)
-                    if fs is not None:
-                        out.append(fs)
-
-        try:
-            walk((), data, 0)
-        finally:
-            # A nested function that calls itself is a reference cycle (it
-            # holds this parser and all its data): break it so the parse is
-            # freed by reference counting (engines are built with the cyclic
-            # collector paused; see building._gc_paused).
-            walk = None  # type: ignore[assignment]  # noqa: F841
-        return out
-
-    def fact_set(self, path: tuple[str, ...], v: Any, index: _KeyIndex) -> Optional[FactSet]:
-        name = ".".join(path)
-        loc = index.find(path)
-        for seg in path:
-            if not _REL_SEGMENT.match(seg):
-                self.error_at(RuneDataError, f"[data] key {name!r}: {seg!r} is not a relation name (relation "
-                              "names are [a-z_][A-Za-z0-9_]*, dot-separated)", loc)
-                return None
-        cache = self.cache
-        t = type(v)
-        if t is list:
-            if not v:
-                return FactSet(name, 1, (), loc)  # an empty relation; see docs/file-format-notes.md
-            kinds = set(map(type, v))
-            if kinds == {list}:
-                lens = set(map(len, v))
-                if len(lens) > 1:
-                    n0 = len(v[0])
-                    i = next(i for i, row in enumerate(v) if len(row) != n0)
-                    self.error_at(RuneDataError, f"[data] key {name!r}: inner arrays have different lengths "
-                                  f"(element 1 has {n0} values, element {i + 1} has {len(v[i])}); {_DATA_SHAPES}", loc)
-                    return None
-                n = lens.pop()
-                if n == 0:
-                    return FactSet(name, 0, ((),) * len(v), loc)
-                cols = []
-                for j, col in enumerate(zip(*v)):
-                    vals, bad = convert_column(col, cache)
-                    if bad >= 0:
-                        what = describe_bad_value(col[bad])
-                        self.error_at(RuneDataError, f"[data] key {name!r}: element {bad + 1}, position {j + 1} "
-                                      f"is {what}; a tuple holds scalars only; {_DATA_SHAPES}", loc)
-                        return None
-                    cols.append(vals)
-                return FactSet(name, n, tuple(zip(*cols)), loc)
-            if list in kinds:
-                self.error_at(RuneDataError, f"[data] key {name!r}: the array mixes inner arrays and scalars; "
-                              f"{_DATA_SHAPES}", loc)
-                return None
-            if dict in kinds:
-                self.error_at(RuneDataError, f"[data] key {name!r} is an array of tables; {_DATA_SHAPES}", loc)
-                return None
-            vals, bad = convert_column(v, cache)
-            if bad >= 0:
-                self.error_at(RuneDataError, f"[data] key {name!r}: element {bad + 1} is "
-                              f"{describe_bad_value(v[bad])}; {_DATA_SHAPES}", loc)
-                return None
-            return FactSet(name, 1, tuple(zip(vals)), loc)
-        vals, bad = convert_column((v,), cache)
-        if bad >= 0:
-            self.error_at(RuneDataError, f"[data] key {name!r} is {describe_bad_value(v)}; {_DATA_SHAPES}", loc)
-            return None
-        return FactSet(name, 1, (vals,), loc)
-
-    # -- [sources]
-    def source_specs(self, table: dict, index: _KeyIndex) -> list[SourceSpec]:
-        out: list[SourceSpec] = []
-        shapes = 'write relation = "file.csv" or relation = { path = "file.csv", header = true }'
-
-        def walk(prefix: tuple[str, ...], t: dict) -> None:
-            for k, v in t.items():
-                path = prefix + (k,)
-                name = ".".join(path)
-                loc = index.find(path)
-                if isinstance(v, dict) and "path" not in v:
-                    walk(path, v)
-                    continue
-                if not all(_REL_SEGMENT.match(seg) for seg in path):
-                    self.error_at(RuneSourceError, f"[sources] key {name!r} is not a relation name (relation names "
-                                  "are [a-z_][A-Za-z0-9_]*, dot-separated)", loc)
-                    continue
-                header = False
-                if isinstance(v, dict):
-                    unknown = [x for x in v if x not in ("path", "header")]
-                    if unknown:
-                        self.error_at(RuneSourceError, f"[sources] {name!r}: unknown key {unknown[0]!r}; a source "
-                                      "table has path and, optionally, header", loc)
-                        continue
-                    header = v.get("header", False)
-                    if not isinstance(header, bool):
-                        self.error_at(RuneSourceError, f"[sources] {name!r}: header must be true or false", loc)
-                        continue
-                    v = v["path"]
-                if not isinstance(v, str) or not v:
-                    self.error_at(RuneSourceError, f"[sources] {name!r}: expected a file path; {shapes}", loc)
-                    continue
-                full = os.path.normpath(os.path.join(self.base_dir, v))
-                out.append(SourceSpec(name, full, header, loc))
-
-        walk((), table)
-        return out
-
-    # -- [tests.NAME]
-    def embedded_test(self, name: str, t: dict, index: _KeyIndex) -> Optional[EmbeddedTest]:
-        header = index.find(())
-        ok = True
-        label = f"[tests.{name}]"
-        for k in t:
-            if k not in _TEST_KEYS:
-                self.error_at(RuneDataError, f"{label}: unknown key {k!r}; a test has "
-                              f"{', '.join(_TEST_KEYS)}", index.find((k,)))
-                ok = False
-        ents: dict[str, Entity] = {}
-        for k in ("principal", "action", "resource"):
-            if k not in t:
-                self.error_at(RuneDataError, f"{label}: missing {k} (an entity literal such as "
-                              f"{_ENTITY_EXAMPLES[k]})", header)
-                ok = False
-                continue
-            v = t[k]
-            e = parse_entity_literal(v) if isinstance(v, str) else None
-            if e is None:
-                self.error_at(RuneDataError, f"{label}: {k} must be an entity literal written as a TOML literal "
-                              f"string, such as {_ENTITY_EXAMPLES[k]}; found {_show(v)}", index.find((k,)))
-                ok = False
-            else:
-                ents[k] = e
-        context = t.get("context", {})
-        if not isinstance(context, dict):
-            self.error_at(RuneDataError, f"{label}: context must be a table such as {{ mfa = true }}; found "
-                          f"{_show(context)}", index.find(("context",)))
-            ok = False
-        else:
-            why = _json_problem(context, self.limits.max_nesting)
-            if why:
-                self.error_at(RuneDataError, f"{label}: context {why}", index.find(("context",)))
-                ok = False
-        entities = self.request_entities(label, t.get("entities", []), index.find(("entities",)))
-        if entities is None:
-            ok = False
-        expect = t.get("expect")
-        if expect is None:
-            self.error_at(RuneDataError, f"{label}: missing expect (one of {', '.join(_EXPECT)})", header)
-            ok = False
-        elif expect not in _EXPECT:
-            self.error_at(RuneDataError, f"{label}: expect must be one of {', '.join(_EXPECT)}; found "
-                          f"{_show(expect)}", index.find(("expect",)))
-            ok = False
-        if not ok:
-            return None
-        return EmbeddedTest(name, ents["principal"], ents["action"], ents["resource"], context,
-                            entities or (), str(expect), header)
-
-    def request_entities(self, label: str, v: Any, loc: Loc) -> Optional[tuple[RequestEntity, ...]]:
-        form = ("an array of tables { uid = { type = \"User\", id = \"alice\" }, attrs = { ... }, "
-                "parents = [ ... ] } (uid and parents may also be entity literal strings)")
-        if not isinstance(v, list):
-            self.error_at(RuneDataError, f"{label}: entities must be {form}", loc)
-            return None
-        out = []
-        for i, item in enumerate(v, 1):
-            if not isinstance(item, dict):
-                self.error_at(RuneDataError, f"{label}: entities element {i} is {_show(item)}; expected {form}", loc)
-                return None
-            unknown = [k for k in item if k not in ("uid", "attrs", "parents")]
-            if unknown:
-                self.error_at(RuneDataError, f"{label}: entities element {i}: unknown key {unknown[0]!r} "
-                              "(expected uid, attrs, parents)", loc)
-                return None
-            uid = _entity_ref(item.get("uid"))
-            if uid is None:
-                self.error_at(RuneDataError, f"{label}: entities element {i}: uid must be "
-                              "{ type = \"User\", id = \"alice\" } or 'User::\"alice\"'; found "
-                              f"{_show(item.get('uid'))}", loc)
-                return None
-            attrs = item.get("attrs", {})
-            why = _json_problem(attrs, self.limits.max_nesting) if isinstance(attrs, dict) else "must be a table"
-            if why:
-                self.error_at(RuneDataError, f"{label}: entities element {i}: attrs {why}", loc)
-                return None
-            parents_raw = item.get("parents", [])
-            parents = [_entity_ref(p) for p in parents_raw] if isinstance(parents_raw, list) else [None]
-            if any(p is None for p in parents):
-                self.error_at(RuneDataError, f"{label}: entities element {i}: parents must be an array of "
-                              "entities ({ type = ..., id = ... } or entity literal strings)", loc)
-                return None
-            out.append(RequestEntity(uid, attrs, tuple(parents)))  # type: ignore[arg-type]
-        return tuple(out)
 
     # -- [rules] / [policies]
     def code_section(self, kind: str, c: _Chunk) -> tuple:
