@@ -78,7 +78,7 @@ def string_test(name: str, arg: str, v: object) -> bool:
     """``V.name(arg)`` in a rule body (false for a value that is not a string).
 
     Shared by the executor's hooks and the per-request plans
-    (``rune_fast/request_plans.py``) so that both read strings alike."""
+    (``rune_fast/request_plans/``) so that both read strings alike."""
     if type(v) is not str:
         return False
     if name == "starts_with":
