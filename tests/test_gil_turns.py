@@ -105,20 +105,31 @@ def measure() -> dict:
     return {"baseline": baseline_lat, "reload": during_load, "request": during_request}
 
 
-def test_authorize_gets_turns_during_a_heavy_reload_and_a_heavy_request():
+def run_measurement() -> tuple[dict, float]:
     # A fresh interpreter: threads left running by other tests of the suite
     # would compete for the GIL too and blur what is measured here.
     out = subprocess.run([sys.executable, __file__], capture_output=True, text=True, timeout=300,
                          cwd=os.path.dirname(os.path.abspath(__file__)))
     assert out.returncode == 0, out.stderr[-3000:]
     runs = json.loads(out.stdout.strip().splitlines()[-1])
-    baseline = p99(runs["baseline"])
-    bound = max(0.010, 3 * baseline)
     for name, lat in runs.items():
         print(f"reader latency during {name}: n={len(lat)} p50={lat[len(lat) // 2] * 1e3:.2f} ms "
               f"p99={p99(lat) * 1e3:.2f} ms max={lat[-1] * 1e3:.2f} ms")
-    assert p99(runs["reload"]) < bound, (p99(runs["reload"]), baseline)
-    assert p99(runs["request"]) < bound, (p99(runs["request"]), baseline)
+    return runs, max(0.010, 3 * p99(runs["baseline"]))
+
+
+def test_authorize_gets_turns_during_a_heavy_reload_and_a_heavy_request():
+    # A neighbour on a shared runner can spoil one measurement (the baseline
+    # tail moves by tens of ms); fail only if two in a row miss. The core
+    # that never handed the GIL over missed by 20x.
+    misses = []
+    for _ in range(2):
+        runs, bound = run_measurement()
+        worst = max(p99(runs["reload"]), p99(runs["request"]))
+        if worst < bound:
+            return
+        misses.append((worst, bound))
+    raise AssertionError(f"reader p99 above the bound twice: {misses}")
 
 
 if __name__ == "__main__":
