@@ -35,7 +35,6 @@ Why it is shaped like this:
 from __future__ import annotations
 
 import os
-import re
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Union
@@ -43,21 +42,30 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Un
 from .lang import ast as A
 from .errors import RuneError, RuneRequestError
 from .limits import DEFAULT_LIMITS, Limits
+from .policy.codegen import generate_test
+from .policy.decision import Decision
 from .policy.policies import (
+    PolicyGenerator,
     CRecord,
-    CSet,
     FactData,
     OverlayData,
     PolicySet,
     compile_policies,
     context_rows,
-    to_value,
     trie_probe,
     unkey_row,
-    _BoolKey,
 )
 from .analysis.locate import Provenance
-from .values import Entity, parse_entity_literal
+from .request import (
+    EMPTY_CONTEXT as _EMPTY_CONTEXT,
+    RequestEntities as _RequestEntities,
+    budget_for,
+    freeze as _freeze,
+    parse_context,
+    parse_entities,
+    parse_entity,
+)
+from .values import Entity
 
 if TYPE_CHECKING:  # pragma: no cover
     from .analysis.explain import Explanation
@@ -77,57 +85,22 @@ __all__ = [
 #: ``Decision.errors`` (a limit hit while evaluating rules, an internal error).
 ENGINE_ERROR_ID = "<engine>"
 
+#: The entity memo (raw principal/action/resource -> Entity) and the plan
+#: memos keep only entities whose type and id are at most MEMO_MAX_ID
+#: characters, at most ENTITY_MEMO_ENTRIES of them: bounded in bytes.
+MEMO_MAX_ID = 64
+ENTITY_MEMO_ENTRIES = 32768
+
 #: Relations the core may answer through its own index instead of a Python
 #: snapshot when they are bigger than this (memory over a few 100 ns).
 SNAPSHOT_LIMIT = 200_000
 
 _REQUEST_VARS = frozenset(("principal", "action", "resource", "context"))
 _ENTITY_FACTS = frozenset(("parent", "attr"))
-_TYPE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)*$")
-_SCALARS = (str, int, float, bool, Entity)
-_EMPTY_CONTEXT = CRecord()
 
 
 # ---------------------------------------------------------------------------
 # Results
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The answer to one request.
-
-    ``decision`` is ``"permit"``, ``"deny"`` or ``"forbid"``; only permit
-    allows. ``reasons`` are the ids of the determining policies (the
-    satisfied forbids, else the satisfied permits); ``errors`` are
-    ``(policy_id, message)`` for every policy that failed to evaluate (and
-    ``("<engine>", message)`` for a failure of the engine itself, which
-    always denies). ``cached`` says whether the decision came from the cache;
-    ``version`` is the content hash of the bundle that decided.
-
-    ``bool(decision)`` is ``decision.allowed``, so ``if engine.authorize(...)``
-    means what it says.
-    """
-
-    decision: str
-    allowed: bool
-    reasons: tuple[str, ...] = ()
-    errors: tuple[tuple[str, str], ...] = ()
-    cached: bool = False
-    version: str = ""
-
-    def __bool__(self) -> bool:
-        return self.allowed
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (used by the CLI and the HTTP fronts)."""
-        return {
-            "decision": self.decision,
-            "allowed": self.allowed,
-            "reasons": list(self.reasons),
-            "errors": [{"policy": p, "message": m} for p, m in self.errors],
-            "cached": self.cached,
-            "version": self.version,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,155 +204,6 @@ class _NoCache:
 
     def __len__(self) -> int:
         return 0
-
-
-_TAG_DICT = object()
-_TAG_LIST = object()
-_TAG_FLOAT = object()
-_TRUE_KEY = _BoolKey(True)
-_FALSE_KEY = _BoolKey(False)
-
-
-def _freeze(x: Any) -> Any:
-    """A hashable, kind-preserving key for a JSON-like value.
-
-    Two inputs get equal keys only if they convert to the same request:
-    booleans, floats, lists and dicts are tagged so that ``True``/``1``/
-    ``1.0`` and a list/an entity never collide. Raises ``TypeError`` for
-    anything else (the request is then evaluated without caching, or
-    rejected by validation).
-    """
-    t = type(x)
-    if t is str or t is int or t is Entity:
-        return x
-    if t is bool:
-        return _TRUE_KEY if x else _FALSE_KEY
-    if t is dict:
-        return (_TAG_DICT, frozenset([(k, _freeze(v)) for k, v in x.items()]))
-    if t is list or t is tuple:
-        return (_TAG_LIST, tuple([_freeze(v) for v in x]))
-    if t is float:
-        return (_TAG_FLOAT, x)
-    raise TypeError("unfreezable")
-
-
-# ---------------------------------------------------------------------------
-# Request parsing
-
-
-def parse_entity(x: Any, field: str) -> Entity:
-    """An entity from ``Entity``, ``("Type", "id")``, ``'Type::"id"'`` or a
-    Cedar-JSON ``{"type": .., "id": ..}`` / ``{"__entity": {...}}`` dict."""
-    t = type(x)
-    if t is Entity:
-        if type(x[0]) is str and type(x[1]) is str and _TYPE_RE.match(x[0]):
-            return x
-    elif t is str or isinstance(x, str):
-        e = parse_entity_literal(str(x))
-        if e is not None:
-            return e
-        raise RuneRequestError(
-            f'{field} must be an entity such as \'User::"alice"\' (type, "::", then a quoted id); got {x!r}',
-            field=field,
-        )
-    elif t is tuple or isinstance(x, tuple):
-        if len(x) == 2 and isinstance(x[0], str) and isinstance(x[1], str):
-            if not x[0] or not _TYPE_RE.match(x[0]):
-                raise RuneRequestError(
-                    f"{field}: entity type {x[0]!r} is not a type name such as User or App::Doc", field=field
-                )
-            return Entity(str(x[0]), str(x[1]))
-        raise RuneRequestError(
-            f'{field} must be a pair ("Type", "id") of strings; got {x!r}', field=field
-        )
-    elif isinstance(x, Mapping):
-        inner = x.get("__entity", x) if len(x) == 1 else x
-        if isinstance(inner, Mapping) and set(inner) == {"type", "id"}:
-            ty, ident = inner["type"], inner["id"]
-            if isinstance(ty, str) and isinstance(ident, str) and _TYPE_RE.match(ty):
-                return Entity(ty, ident)
-        raise RuneRequestError(f'{field} must be {{"type": "User", "id": "alice"}}; got {x!r}', field=field)
-    raise RuneRequestError(
-        f'{field} must be an entity: Entity, ("User", "alice") or \'User::"alice"\'; got {type(x).__name__} {x!r}',
-        field=field,
-    )
-
-
-class _RequestEntities:
-    """Request-supplied entities, parsed: parents, attributes and their facts."""
-
-    __slots__ = ("parents", "attrs", "parent_rows", "attr_rows")
-
-    def __init__(self) -> None:
-        self.parents: dict[Entity, tuple[Entity, ...]] = {}
-        self.attrs: dict[Entity, CRecord] = {}
-        self.parent_rows: list[tuple] = []
-        self.attr_rows: list[tuple] = []
-
-
-def _parse_entities(entities: Any) -> Optional[_RequestEntities]:
-    if entities is None:
-        return None
-    if isinstance(entities, (str, bytes)) or isinstance(entities, Mapping) or not isinstance(entities, Iterable):
-        raise RuneRequestError(
-            'entities must be a list of {"uid": {"type": .., "id": ..}, "attrs": {..}, "parents": [..]}',
-            field="entities",
-        )
-    out = _RequestEntities()
-    seen: set = set()
-    for i, item in enumerate(entities):
-        f = f"entities[{i}]"
-        if isinstance(item, A.RequestEntity):
-            uid_raw, attrs_raw, parents_raw = item.uid, item.attrs, item.parents
-        elif isinstance(item, Mapping):
-            unknown = [k for k in item if k not in ("uid", "attrs", "parents")]
-            if unknown:
-                raise RuneRequestError(f"{f}: unknown key {unknown[0]!r} (expected uid, attrs, parents)", field=f)
-            if "uid" not in item:
-                raise RuneRequestError(f"{f}: missing uid", field=f"{f}.uid")
-            uid_raw = item["uid"]
-            attrs_raw = item.get("attrs", {})
-            parents_raw = item.get("parents", [])
-        else:
-            raise RuneRequestError(f"{f} must be an object with uid, attrs and parents; got {item!r}", field=f)
-        uid = parse_entity(uid_raw, f"{f}.uid")
-        if uid in seen:
-            raise RuneRequestError(f"{f}: entity {uid} is given twice", field=f"{f}.uid")
-        seen.add(uid)
-        if attrs_raw is None:
-            attrs_raw = {}
-        if not isinstance(attrs_raw, Mapping):
-            raise RuneRequestError(f"{f}.attrs must be an object; got {attrs_raw!r}", field=f"{f}.attrs")
-        rec = to_value(attrs_raw, f"{f}.attrs")
-        if rec:
-            out.attrs[uid] = rec
-            for name, v in rec.items():
-                if type(v) in _SCALARS:
-                    out.attr_rows.append((uid, name, v))
-                elif type(v) is CSet:
-                    out.attr_rows.extend((uid, name, x) for x in v if type(x) in _SCALARS)
-        if parents_raw is None:
-            parents_raw = []
-        if isinstance(parents_raw, (str, bytes, Mapping)) or not isinstance(parents_raw, Iterable):
-            raise RuneRequestError(f"{f}.parents must be a list of entities; got {parents_raw!r}", field=f"{f}.parents")
-        ps = tuple(parse_entity(p, f"{f}.parents[{j}]") for j, p in enumerate(parents_raw))
-        if ps:
-            out.parents[uid] = ps
-            out.parent_rows.extend((uid, p) for p in ps)
-    return out
-
-
-def _parse_context(context: Any) -> CRecord:
-    if context is None:
-        return _EMPTY_CONTEXT
-    if not isinstance(context, Mapping):
-        raise RuneRequestError(
-            f"context must be a JSON object (a dict of names to values); got {type(context).__name__}",
-            field="context",
-        )
-    if not context:
-        return _EMPTY_CONTEXT
-    return to_value(context, "context")
 
 
 # ---------------------------------------------------------------------------
@@ -507,7 +331,8 @@ class Engine:
         *,
         cache_size: int = 4096,
         limits: Limits = DEFAULT_LIMITS,
-        policy_backend: str = "codegen",
+        strict_forbid: bool = False,
+        policy_generator: Optional[PolicyGenerator] = None,
     ) -> None:
         from .lang.checks import check_program
         from .datalog.compiler import CompiledProgram
@@ -526,7 +351,7 @@ class Engine:
         self.metadata = bundle.metadata
         self.info = info = check_program(bundle.facts, bundle.rules, bundle.policies)
 
-        self.policies: PolicySet = compile_policies(bundle.policies, policy_backend)
+        self.policies: PolicySet = compile_policies(bundle.policies, strict_forbid, policy_generator or generate_test)
         extra_indexes = {(rel, tuple(i for i, b in enumerate(mask) if b)) for rel, mask in self.policies.patterns}
         extra_indexes |= {("parent", (0,)), ("attr", (0,)), ("attr", (0, 1))}
         extra_indexes |= {(rel, (0,)) for rel in self.policies.relations}
@@ -747,7 +572,9 @@ class Engine:
             Decision(kind, allowed, reasons, errors, False, self.version),
             Decision(kind, allowed, reasons, errors, True, self.version),
         )
-        if len(self._decisions) < 4096:
+        # Outcomes with long error messages (they may quote request values)
+        # are not kept: the memo stays small in bytes.
+        if len(self._decisions) < 4096 and sum(len(m) for _, m in errors) <= 1024:
             self._decisions[out] = pair
         return pair
 
@@ -758,8 +585,11 @@ class Engine:
         except TypeError:
             e = None
         if e is None:
-            e = parse_entity(x, field)
-            if len(memo) < 65536:
+            e = parse_entity(x, field, self.limits)
+            # Bounded in bytes, not only entries: only short raw forms are
+            # kept (long ids are parsed again; they are rare and bounded by
+            # max_id_length), so the memo holds at most ~10 MB.
+            if len(memo) < ENTITY_MEMO_ENTRIES and len(e.id) <= MEMO_MAX_ID and len(e.type) <= MEMO_MAX_ID:
                 try:
                     memo[x] = e
                 except TypeError:
@@ -770,14 +600,9 @@ class Engine:
         p = self._entity(principal, "principal")
         a = self._entity(action, "action")
         r = self._entity(resource, "resource")
-        try:
-            ctx = _parse_context(context)
-        except RecursionError:
-            raise RuneRequestError("nested too deeply", field="context") from None
-        try:
-            ents = _parse_entities(entities)
-        except RecursionError:
-            raise RuneRequestError("nested too deeply", field="entities") from None
+        budget = budget_for(self.limits)
+        ctx = parse_context(context, self.limits, budget)
+        ents = parse_entities(entities, self.limits, budget)
         return p, a, r, ctx, ents
 
     def _decide(self, p: Entity, a: Entity, r: Entity, ctx: CRecord, ents: Optional[_RequestEntities]) -> tuple:
@@ -820,7 +645,7 @@ class Engine:
         sel = self.policies.candidates(p, a, r, self._static)
         dyn = sel[2] & self._core_dep
         plan = (sel, dyn or None)
-        if len(self._plans) < 16384:
+        if len(self._plans) < 16384 and len(a.id) <= MEMO_MAX_ID:
             self._plans[(a, p[0], r[0])] = plan
         return plan
 
@@ -938,8 +763,9 @@ class Engine:
         p = self._entity(principal, "principal") if principal is not None else None
         a = self._entity(action, "action") if action is not None else None
         r = self._entity(resource, "resource") if resource is not None else None
-        ctx = _parse_context(context)
-        ents = _parse_entities(entities)
+        budget = budget_for(self.limits)
+        ctx = parse_context(context, self.limits, budget)
+        ents = parse_entities(entities, self.limits, budget)
         model = self._request_model_partial(p, a, r, ctx, ents)
         return model.query(atom_text)
 
@@ -1036,20 +862,25 @@ def load(
     *,
     cache_size: int = 4096,
     recursive: bool = False,
-    policy_backend: str = "codegen",
+    strict_forbid: bool = False,
+    policy_generator: Optional[PolicyGenerator] = None,
     **limits: Any,
 ) -> Engine:
     """Build an engine from a ``.rune`` file or a directory of them (a bundle).
 
     ``**limits`` are ``Limits`` fields (``max_tuples=...``, ``deadline_ms=...``);
-    an unknown name is a ``TypeError``. Raises ``RuneError`` (``RuneErrors``
-    for several problems) for anything wrong with the files.
+    an unknown name is a ``TypeError``. ``strict_forbid=True``: a ``forbid``
+    whose condition errors denies (Cedar skips it; docs/policies.md).
+    ``policy_generator`` replaces the policy compiler (tests pass their
+    reference evaluator; production never needs it). Raises
+    ``RuneError`` (``RuneErrors`` for several problems) for anything wrong
+    with the files.
     """
     from .lang import parser
 
     lim = Limits.from_kwargs(**limits)
     bundle = parser.load_bundle(path_or_dir, recursive=recursive, limits=lim)
-    return Engine(bundle, cache_size=cache_size, limits=lim, policy_backend=policy_backend)
+    return Engine(bundle, cache_size=cache_size, limits=lim, strict_forbid=strict_forbid, policy_generator=policy_generator)
 
 
 def load_text(
@@ -1058,13 +889,15 @@ def load_text(
     cache_size: int = 4096,
     path: str = "<string>",
     base_dir: Optional[str] = None,
-    policy_backend: str = "codegen",
+    strict_forbid: bool = False,
+    policy_generator: Optional[PolicyGenerator] = None,
     **limits: Any,
 ) -> Engine:
     """Build an engine from the text of one ``.rune`` file (``[sources]``
-    paths are relative to ``base_dir``, default the current directory)."""
+    paths are relative to ``base_dir``, default the current directory);
+    options as for ``load``."""
     from .lang import parser
 
     lim = Limits.from_kwargs(**limits)
     bundle = parser.bundle_from_text(text, path, limits=lim, base_dir=base_dir)
-    return Engine(bundle, cache_size=cache_size, limits=lim, policy_backend=policy_backend)
+    return Engine(bundle, cache_size=cache_size, limits=lim, strict_forbid=strict_forbid, policy_generator=policy_generator)

@@ -3,7 +3,8 @@ semantics, scopes, the decision rule and the candidate index.
 
 Data comes from ``FactData`` built from plain dicts (the ``PolicyData``
 protocol), so nothing here depends on the Datalog core. Every test runs with
-both backends (generated code and closures).
+the production code generator and the reference evaluator of
+tests/reference_policies.py.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import random
 import pytest
 
 from rune_fast.lang import ast as A
-from rune_fast.errors import RuneRequestError, RuneSyntaxError
+from rune_fast.errors import RuneLimitError, RuneRequestError, RuneSyntaxError
+from rune_fast.policy.codegen import generate_test
 from rune_fast.policy.policies import (
-    BACKENDS,
     MISSING,
     CRecord,
     CSet,
@@ -66,7 +67,14 @@ def world() -> FactData:
     )
 
 
-@pytest.fixture(params=BACKENDS)
+import reference_policies  # noqa: E402  (tests/ is on sys.path)
+
+#: The production generator and the reference evaluator (tests/reference_policies.py):
+#: every operator test runs on both, so each checks the other.
+GENERATORS = {"codegen": generate_test, "reference": reference_policies.generate}
+
+
+@pytest.fixture(params=sorted(GENERATORS))
 def backend(request) -> str:
     return request.param
 
@@ -78,7 +86,7 @@ def parse(text: str) -> tuple:
 
 
 def decide(text, backend, principal=U, action=READ, resource=DOC, context=None, data=None):
-    pset = compile_policies(parse(text), backend)
+    pset = compile_policies(parse(text), generator=GENERATORS[backend])
     return pset.evaluate(principal, action, resource, to_value(context or {}), data or world())
 
 
@@ -522,7 +530,7 @@ def test_erroring_forbid_does_not_forbid(backend):
 
 
 def test_no_policies_denies(backend):
-    assert compile_policies((), backend).evaluate(U, READ, DOC, CRecord(), world()) == ("deny", (), ())
+    assert compile_policies((), generator=GENERATORS[backend]).evaluate(U, READ, DOC, CRecord(), world()) == ("deny", (), ())
 
 
 def test_policy_ids_default_to_position():
@@ -628,8 +636,8 @@ def test_index_matches_unindexed_evaluation(backend):
             cond = rng.choice(["", " when { principal.level > 3 }", " unless { principal.level == 5 }"])
             indexed.append(f'@id("p{i}") {effect}({scope}){cond};')
             flat.append(f'@id("p{i}") {effect}(principal, action, resource) when {{ {_scope_as_condition(parts)} }}{cond};')
-        a_set = compile_policies(parse("\n".join(indexed)), backend)
-        b_set = compile_policies(parse("\n".join(flat)), backend)
+        a_set = compile_policies(parse("\n".join(indexed)), generator=GENERATORS[backend])
+        b_set = compile_policies(parse("\n".join(flat)), generator=GENERATORS[backend])
         for _ in range(60):
             req = (rng.choice(users + groups[:1]), rng.choice(actions), rng.choice(docs))
             assert a_set.evaluate(*req, CRecord(), data) == b_set.evaluate(*req, CRecord(), data), req
@@ -637,7 +645,7 @@ def test_index_matches_unindexed_evaluation(backend):
 
 def test_principal_equality_index_with_many_policies(backend):
     text = "\n".join(f'@id("u{i}") permit(principal == User::"u{i}", action, resource);' for i in range(500))
-    pset = compile_policies(parse(text), backend)
+    pset = compile_policies(parse(text), generator=GENERATORS[backend])
     data = FactData()
     assert pset.evaluate(Entity("User", "u42"), READ, DOC, CRecord(), data) == ("permit", ("u42",), ())
     assert pset.evaluate(Entity("User", "zz"), READ, DOC, CRecord(), data) == ("deny", (), ())
@@ -686,7 +694,7 @@ def test_overlay_adds_parents_and_overrides_attributes(backend):
         attrs={U: to_value({"level": 9, "extra": [1]})},
     )
     text = '@id("x") permit(principal in Group::"outer", action, resource) when { principal.level == 9 && principal.name == "alice" && principal in Group::"all" };'
-    pset = compile_policies(parse(text), backend)
+    pset = compile_policies(parse(text), generator=GENERATORS[backend])
     assert pset.evaluate(U, READ, DOC, CRecord(), overlay) == ("permit", ("x",), ())
     assert pset.evaluate(U, READ, DOC, CRecord(), base)[0] == "deny"
     # A request parent above a static ancestor is also seen from below.
@@ -759,19 +767,41 @@ def test_cedar_eq_kinds():
 def test_generated_code_uses_constants_not_text():
     pset = compile_policies(parse('permit(principal, action, resource) when { principal.name == "x\\"); import os; (\\"" };'))
     pol = pset.policies[0]
-    assert pol.backend == "codegen" and "import" not in pol.source
+    assert "import" not in pol.source and "def test(" in pol.source
     assert pset.evaluate(U, READ, DOC, CRecord(), world())[0] == "deny"
 
 
-def test_too_deep_for_generated_code_falls_back_to_closures():
+def test_too_deep_for_generated_code_is_a_located_limit_error_not_a_fallback():
     expr: A.Expr = A.Lit(True)
     for _ in range(150):
         expr = A.IfThenElse(A.Binary("==", A.Lit(1), A.VarRef("context")), A.Lit(False), expr)
     policy = A.Policy("permit", "deep", A.ScopeConstraint("any"), A.ScopeConstraint("any"), A.ScopeConstraint("any"),
                       (A.Condition("when", expr),))
-    pset = compile_policies([policy])
-    assert pset.policies[0].backend == "closures"
-    assert pset.evaluate(U, READ, DOC, CRecord(), world()) == ("permit", ("deep",), ())
+    with pytest.raises(RuneLimitError) as info:
+        compile_policies([policy])
+    assert info.value.limit == "max_nesting"
+
+
+def test_generated_code_compiles_at_the_nesting_limit():
+    # The parser allows max_nesting levels; the generator must compile the
+    # deepest policy the parser accepts (there is no evaluator to fall back to).
+    forms = (
+        lambda inner: f"if context has x then false else ({inner})",
+        lambda inner: f"(context has x || ({inner}))",
+        lambda inner: f"(principal is User && ({inner}))",
+        lambda inner: f"!(!({inner}))",
+    )
+    for form in forms:
+        for depth in range(64, 0, -1):
+            expr = "true"
+            for _ in range(depth):
+                expr = form(expr)
+            policies, errors = parse_policies(f'@id("d") permit(principal, action, resource) when {{ {expr} }};', "<t>")
+            if not errors:
+                break
+        assert depth >= 10
+        pset = compile_policies(policies)
+        assert pset.evaluate(U, READ, DOC, CRecord(), world()) == ("permit", ("d",), ())
 
 
 def test_out_of_range_literal_is_rejected_at_compile_time():
@@ -779,11 +809,6 @@ def test_out_of_range_literal_is_rejected_at_compile_time():
                       (A.Condition("when", A.Binary("==", A.Lit(2**64), A.Lit(1))),))
     with pytest.raises(RuneSyntaxError):
         compile_policies([policy])
-
-
-def test_unknown_backend():
-    with pytest.raises(ValueError):
-        compile_policies(parse("permit(principal, action, resource);"), "nope")
 
 
 def test_overlay_reads_parent_and_attr_from_a_request_model(backend):
@@ -804,13 +829,13 @@ def test_overlay_reads_parent_and_attr_from_a_request_model(backend):
         '@id("x") permit(principal in Group::"derived", action, resource) '
         'when { principal.badge == "gold" && principal.role == ["b", "a"] && principal.level == 4 && !(principal has nope) };'
     )
-    pset = compile_policies(parse(text), backend)
+    pset = compile_policies(parse(text), generator=GENERATORS[backend])
     assert pset.evaluate(U, READ, DOC, CRecord(), data) == ("permit", ("x",), ())
     assert not data.is_in(U, G_STAFF)
 
 
 def test_ancestor_closure_fast_path_matches_the_general_algorithm():
-    from rune_fast.policy.policies import _closure_with_cycles
+    from rune_fast.policy.data import _closure_with_cycles
 
     rng = random.Random(3)
     for trial in range(30):

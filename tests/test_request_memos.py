@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import reference_policies
 import rune_fast
 from rune_fast.engine import Engine
 from rune_fast.lang import parser
@@ -40,16 +41,15 @@ permit(principal, action in Action::"archive_ops", resource);
 EVE, DELETE, OLD, LIVE = 'User::"eve"', 'Action::"delete"', 'Doc::"old"', 'Doc::"live"'
 
 
-def backends() -> list[str]:
-    from rune_fast.policy import policies
+GENERATORS = {"codegen": None, "reference": reference_policies.generate}
 
-    return list(getattr(policies, "BACKENDS", ("codegen",)))
+
+def backends() -> list[str]:
+    return sorted(GENERATORS)
 
 
 def load(text: str, cache_size: int, backend: str) -> Engine:
-    if backend == "codegen":
-        return rune_fast.load_text(text, cache_size=cache_size)
-    return rune_fast.load_text(text, cache_size=cache_size, policy_backend=backend)
+    return rune_fast.load_text(text, cache_size=cache_size, policy_generator=GENERATORS[backend])
 
 
 @pytest.mark.parametrize("backend", backends())
@@ -218,7 +218,7 @@ def _outcome(d):
        st.sampled_from(backends()), st.randoms())
 def test_warm_engine_decides_like_fresh_engines(text, reqs, cache_size, backend, rnd):
     bundle = parser.bundle_from_text(text, "<diff>")
-    warm = Engine(bundle, cache_size=cache_size, policy_backend=backend)
+    warm = Engine(bundle, cache_size=cache_size, policy_generator=GENERATORS[backend])
     # Each request twice, in a random order: hits of every memo and the cache.
     order = reqs + reqs
     rnd.shuffle(order)
@@ -226,7 +226,7 @@ def test_warm_engine_decides_like_fresh_engines(text, reqs, cache_size, backend,
     for req in order:
         key = repr(req)
         if key not in expected:
-            fresh = Engine(bundle, cache_size=0, policy_backend=backend)
+            fresh = Engine(bundle, cache_size=0, policy_generator=GENERATORS[backend])
             expected[key] = _outcome(fresh.authorize(*req))
         assert _outcome(warm.authorize(*req)) == expected[key], (text, req)
     # The batch path shares the memos: same answers.

@@ -30,18 +30,19 @@ Why it is shaped like this:
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
 
 from ..lang import ast as A
 from ..errors import RuneError, RuneEvalError
-from ..policy.policies import MISSING, EvalRequest, OverlayData, _Compiler, from_row_key, kind_name
+from ..policy.codegen import generate_expression
+from ..policy.policies import MISSING, OverlayData, kind_name
+from ..values import from_key as from_row_key
 from ..values import Entity
 from . import render
 from .proofs import ProofNode, Prover
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..engine import Decision, Engine
+from ..policy.decision import Decision
 
 __all__ = ["Explanation", "PolicyReport", "ScopeCheck", "ClauseCheck", "FactUse", "explain"]
 
@@ -187,7 +188,7 @@ class Explanation:
     (the reports are then the permits that could have applied).
     """
 
-    decision: "Decision"
+    decision: Decision
     principal: Entity
     action: Entity
     resource: Entity
@@ -258,7 +259,7 @@ class _Recorder:
 class _Context:
     """Everything one explanation needs: the request, its data, the prover."""
 
-    def __init__(self, engine: "Engine", p: Entity, a: Entity, r: Entity, ctx: Any, ents: Any) -> None:
+    def __init__(self, engine: Any, p: Entity, a: Entity, r: Entity, ctx: Any, ents: Any) -> None:
         self.engine = engine
         self.p, self.a, self.r, self.ctx, self.ents = p, a, r, ctx, ents
         model = engine._with_request([(p,)], [(a,)], [(r,)], ctx, ents)
@@ -277,7 +278,7 @@ class _Context:
             req_rows.update(("attr", tuple(r)) for r in ents.attr_rows)
         self.req_rows = req_rows
         self.prover = Prover(_Facts(model, engine), {}, engine.rules, engine.info.rule_info, self.base)
-        self._compilers: dict[str, _Compiler] = {}
+        self._expressions: dict[int, Any] = {}  # id(node) -> generated function
 
     def base(self, rel: str, row: tuple) -> Optional[dict]:
         """The origin of a base fact, ``None`` for a derived one."""
@@ -297,12 +298,11 @@ class _Context:
 
     def evaluate(self, pid: str, node: Any, data: Any) -> tuple[bool, Any]:
         """``(True, value)`` or ``(False, error message)`` for one expression."""
-        comp = self._compilers.get(pid)
-        if comp is None:
-            comp = self._compilers[pid] = _Compiler(pid)
         try:
-            fn = comp.expr(node)
-            return True, fn(EvalRequest(self.p, self.a, self.r, self.ctx, data))
+            fn = self._expressions.get(id(node))
+            if fn is None:
+                fn = self._expressions[id(node)] = generate_expression(node, pid)
+            return True, fn(self.p, self.a, self.r, self.ctx, data)
         except RuneEvalError as e:
             return False, e.message
         except RuneError as e:  # cannot compile on its own (should not happen)
@@ -508,7 +508,7 @@ class _Facts:
     """The request's model plus the ``parent``/``attr`` rows the engine keeps
     outside the core (they are in ``Engine.model``): what the prover reads."""
 
-    def __init__(self, model: Any, engine: "Engine") -> None:
+    def __init__(self, model: Any, engine: Any) -> None:
         self.model = model
         self.compiled = model.compiled
         self.side: Any = engine.model if engine._side_facts else None  # None only when side_names is empty
@@ -558,10 +558,9 @@ def _operands(node: Any) -> list[tuple[str, Any]]:
     return [("object", node.obj)]
 
 
-def explain(engine: "Engine", principal: Any, action: Any, resource: Any, context: Any = None,
+def explain(engine: Any, principal: Any, action: Any, resource: Any, context: Any = None,
             entities: Any = None) -> Explanation:
     """See ``Engine.explain``."""
-    from ..engine import Decision
 
     p, a, r, ctx, ents = engine._parse_request(principal, action, resource, context, entities)
     kind, reasons, errors = engine._decide(p, a, r, ctx, ents)

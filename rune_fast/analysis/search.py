@@ -35,14 +35,12 @@ import threading
 import weakref
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from ..lang import ast as A
 from ..errors import RuneRequestError
-from ..values import Entity
+from ..values import Entity, is_type_name
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..engine import Engine
 
 __all__ = ["SearchPage", "MAX_LIMIT", "search_resources", "search_subjects", "search_actions", "known_entities"]
 
@@ -126,7 +124,7 @@ def _entities_in(x: Any, out: set) -> None:
                 pass
 
 
-def known_entities(engine: "Engine") -> KnownEntities:
+def known_entities(engine: Any) -> KnownEntities:
     """The engine's candidate entities (see the module docstring); cached per engine."""
     k = _KNOWN.get(engine)
     if k is not None:
@@ -167,7 +165,7 @@ def is_action_type(ty: str) -> bool:
     return ty == "Action" or ty.endswith("::Action")
 
 
-def candidates(engine: "Engine", wanted: Callable[[str], bool], extra: set) -> list[Entity]:
+def candidates(engine: Any, wanted: Callable[[str], bool], extra: set) -> list[Entity]:
     """Sorted candidates whose type satisfies ``wanted``."""
     known = known_entities(engine)
     out: list[Entity] = []
@@ -225,9 +223,7 @@ def _check_limit(limit: Any) -> int:
 
 
 def _check_type(ty: Any, field: str) -> str:
-    from ..engine import _TYPE_RE
-
-    if not isinstance(ty, str) or not _TYPE_RE.match(ty):
+    if not is_type_name(ty):
         raise RuneRequestError(f"{field} must be an entity type name such as Document; got {ty!r}", field=field)
     return ty
 
@@ -237,7 +233,7 @@ def _check_type(ty: Any, field: str) -> str:
 
 
 def page(
-    engine: "Engine",
+    engine: Any,
     digest: str,
     cands: list[Entity],
     allowed: Callable[[Entity], bool],
@@ -262,7 +258,7 @@ def page(
     return SearchPage(tuple(out), token)
 
 
-def page_of_sorted(engine: "Engine", digest: str, results: list[Entity], limit: int, page_token: Any) -> SearchPage:
+def page_of_sorted(engine: Any, digest: str, results: list[Entity], limit: int, page_token: Any) -> SearchPage:
     """A page of an already computed, sorted result list."""
     start = 0
     if page_token is not None:
@@ -277,14 +273,14 @@ def page_of_sorted(engine: "Engine", digest: str, results: list[Entity], limit: 
 # The three searches
 
 
-def _decider(engine: "Engine", ctx: Any, ents: Any) -> Callable[[Entity, Entity, Entity], bool]:
+def _decider(engine: Any, ctx: Any, ents: Any) -> Callable[[Entity, Entity, Entity], bool]:
     def allowed(p: Entity, a: Entity, r: Entity) -> bool:
         return engine._decide(p, a, r, ctx, ents)[0] == "permit"
 
     return allowed
 
 
-def _parse(engine: "Engine", principal: Any, action: Any, resource: Any, context: Any, entities: Any) -> tuple:
+def _parse(engine: Any, principal: Any, action: Any, resource: Any, context: Any, entities: Any) -> tuple:
     """Parse a search request with the engine's own request parser."""
     dummy = Entity("Search", "")
     p, a, r, ctx, ents = engine._parse_request(
@@ -298,7 +294,7 @@ def _parse(engine: "Engine", principal: Any, action: Any, resource: Any, context
             r if resource is not None else None, ctx, ents)
 
 
-def within_checker(engine: "Engine", p: Entity, a: Entity, ctx: Any, ents: Any, within: Entity) -> Callable[[Entity], bool]:
+def within_checker(engine: Any, p: Entity, a: Entity, ctx: Any, ents: Any, within: Entity) -> Callable[[Entity], bool]:
     """``resource in within`` under the hierarchy a request with that
     resource would see (static, plus request entities' parents, or derived
     per request when rules compute ``parent`` from the request)."""
@@ -328,7 +324,7 @@ def _freeze_digest(x: Any) -> str:
 
 
 def search_resources(
-    engine: "Engine",
+    engine: Any,
     principal: Any,
     action: Any,
     resource_type: Any,
@@ -354,7 +350,7 @@ def search_resources(
 
 
 def search_subjects(
-    engine: "Engine",
+    engine: Any,
     action: Any,
     resource: Any,
     principal_type: Any,
@@ -375,7 +371,7 @@ def search_subjects(
 
 
 def search_actions(
-    engine: "Engine",
+    engine: Any,
     principal: Any,
     resource: Any,
     *,

@@ -88,6 +88,10 @@ DEF STACK = 256
 DEF CHECK_EVERY = 8192
 DEF SMALL_INTS = 65536
 
+DEF LIMIT_TUPLES = 0
+DEF LIMIT_BYTES = 1
+DEF LIMIT_AGGREGATE = 2
+
 COMPILED = True
 
 
@@ -669,8 +673,11 @@ cdef class Executor:
     cdef int64_t ncoll
     cdef int64_t collcap
     cdef object hooks
-    cdef readonly int64_t derived
+    cdef readonly int64_t derived    # new tuples
+    cdef int64_t collected           # aggregate matches (work, counted with derived)
+    cdef int64_t nbytes              # bytes of the derived rows
     cdef int64_t max_tuples
+    cdef int64_t max_bytes
     cdef double deadline
     cdef int64_t steps
     cdef Plan plan
@@ -679,7 +686,8 @@ cdef class Executor:
     cdef readonly list diagnostics
     cdef dict method_memo
 
-    def __cinit__(self, list relations, hooks, int64_t max_tuples, double deadline_seconds=0.0):
+    def __cinit__(self, list relations, hooks, int64_t max_tuples, double deadline_seconds=0.0,
+                  int64_t max_bytes=0):
         cdef int i
         self.relations = list(relations)
         self.nrels = len(relations)
@@ -693,8 +701,11 @@ cdef class Executor:
             self.rels[i] = (<Relation>self.relations[i]).d
         self.hooks = hooks
         self.max_tuples = max_tuples
+        self.max_bytes = max_bytes
         self.deadline = (now_seconds() + deadline_seconds) if deadline_seconds > 0 else 0.0
         self.derived = 0
+        self.collected = 0
+        self.nbytes = 0
         self.steps = 0
         self.diagnostics = []
         self.method_memo = {}
@@ -819,7 +830,7 @@ cdef class Executor:
         self.steps += 1
         if self.steps % CHECK_EVERY == 0:
             if self.deadline > 0 and now_seconds() > self.deadline:
-                self.hooks.deadline()
+                self.hooks.deadline(self.plan.label)
             # A long evaluation (a reload compiling on a background thread)
             # must not starve request threads of the GIL: hand it over now
             # and then, so they wait microseconds, not the whole evaluation.
@@ -1057,7 +1068,7 @@ cdef class Executor:
             # A string method is linear in its string, which may be long:
             # look at the clock after every one that was not memoized.
             if self.deadline > 0 and now_seconds() > self.deadline:
-                self.hooks.deadline()
+                self.hooks.deadline(self.plan.label)
         return cached
 
     # -- aggregates --------------------------------------------------------
@@ -1070,6 +1081,9 @@ cdef class Executor:
                 raise MemoryError()
         self.coll[self.ncoll] = self.regs[op.aux] if op.aux >= 0 else 1
         self.ncoll += 1
+        self.collected += 1
+        if self.derived + self.collected > self.max_tuples:
+            self.hooks.limit(LIMIT_AGGREGATE, "", self.plan.label)
         self.tick()
         return 0
 
@@ -1119,8 +1133,11 @@ cdef class Executor:
             self.rowbuf[j] = self.src(kp[j])
         if rel_insert(r, self.rowbuf):
             self.derived += 1
-            if self.derived > self.max_tuples:
-                self.hooks.limit((<Relation>self.relations[op.rel]).name)
+            self.nbytes += 8 * (r.arity if r.arity else 1)
+            if self.derived + self.collected > self.max_tuples:
+                self.hooks.limit(LIMIT_TUPLES, (<Relation>self.relations[op.rel]).name, self.plan.label)
+            if self.max_bytes > 0 and self.nbytes > self.max_bytes:
+                self.hooks.limit(LIMIT_BYTES, (<Relation>self.relations[op.rel]).name, self.plan.label)
         return 0
 
     cdef void note(self, str message):

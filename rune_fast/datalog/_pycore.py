@@ -8,6 +8,7 @@ the compiled module op for op; keep the two in step.
 
 from __future__ import annotations
 
+import sys
 import time
 
 COMPILED = False
@@ -22,6 +23,7 @@ INLINE_MAX = (1 << 62) - 1
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
 CHECK_EVERY = 32768
+LIMIT_TUPLES, LIMIT_BYTES, LIMIT_AGGREGATE = 0, 1, 2
 
 
 from ..errors import EvalFailure  # noqa: E402  (shared by both cores)
@@ -141,10 +143,14 @@ class Plan:
 class Executor:
     """Interprets plans exactly like the compiled executor."""
 
-    def __init__(self, relations: list, hooks, max_tuples: int, deadline_seconds: float = 0.0) -> None:
+    def __init__(self, relations: list, hooks, max_tuples: int, deadline_seconds: float = 0.0,
+                 max_bytes: int = 0) -> None:
         self.relations = list(relations)
         self.hooks = hooks
         self.max_tuples = max_tuples
+        self.max_bytes = max_bytes
+        self.collected = 0
+        self.nbytes = 0
         self.deadline = (time.monotonic() + deadline_seconds) if deadline_seconds > 0 else 0.0
         self.derived = 0
         self.steps = 0
@@ -194,6 +200,13 @@ class Executor:
         self.relations[slot] = rel
 
     def run(self, plan: Plan) -> int:
+        # One Python frame per nesting level of a plan (three per join): a
+        # long rule body (the planner accepts thousands of literals) needs
+        # more than the default recursion limit. Only ever raised, never
+        # lowered (other threads may rely on it).
+        need = 4 * len(plan.ops) + 1000
+        if sys.getrecursionlimit() < need:
+            sys.setrecursionlimit(need)
         before = self.derived
         self.regs = [0] * max(plan.nregs, 1)
         self.plan = plan
@@ -208,7 +221,7 @@ class Executor:
     def tick(self) -> None:
         self.steps += 1
         if self.steps % CHECK_EVERY == 0 and self.deadline and time.monotonic() > self.deadline:
-            self.hooks.deadline()
+            self.hooks.deadline(self.plan.label)
 
     def step(self, pc: int) -> None:
         op = self.plan.ops[pc]
@@ -235,6 +248,9 @@ class Executor:
             self.emit(op)
         elif kind == K_COLLECT:
             self.coll.append(self.regs[op[16]] if op[16] >= 0 else 1)
+            self.collected += 1
+            if self.derived + self.collected > self.max_tuples:
+                self.hooks.limit(LIMIT_AGGREGATE, "", self.plan.label)
             self.tick()
         else:
             raise RuntimeError(f"bad op kind {kind}")
@@ -379,7 +395,7 @@ class Executor:
             name, arg = spec
             cached = self.method_memo[key] = bool(self.hooks.method(name, arg, v))
             if self.deadline and time.monotonic() > self.deadline:
-                self.hooks.deadline()
+                self.hooks.deadline(self.plan.label)
         return cached
 
     # -- aggregates
@@ -420,8 +436,11 @@ class Executor:
         row = tuple(self.src(self.plan.pool[op[5] + j]) for j in range(op[4]))
         if r._insert(row):
             self.derived += 1
-            if self.derived > self.max_tuples:
-                self.hooks.limit(r.name)
+            self.nbytes += 8 * (r.arity or 1)
+            if self.derived + self.collected > self.max_tuples:
+                self.hooks.limit(LIMIT_TUPLES, r.name, self.plan.label)
+            if self.max_bytes > 0 and self.nbytes > self.max_bytes:
+                self.hooks.limit(LIMIT_BYTES, r.name, self.plan.label)
 
     def note(self, message: str) -> None:
         if len(self.diagnostics) < 100:

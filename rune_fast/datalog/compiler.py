@@ -20,6 +20,7 @@ The plans are run by the compiled executor (``_core.pyx``) or, with
 
 from __future__ import annotations
 
+import heapq
 import math
 import os
 from dataclasses import dataclass, field
@@ -78,16 +79,31 @@ def _is_number(v: object) -> bool:
     return type(v) is int or type(v) is float
 
 
+#: ``Hooks.limit`` kinds: which budget an evaluation exhausted.
+LIMIT_TUPLES, LIMIT_BYTES, LIMIT_AGGREGATE = 0, 1, 2
+
+
 class Hooks:
-    """The executor's Python slow paths, bound to one evaluation's symbol table."""
+    """The executor's Python slow paths, bound to one evaluation's symbol table.
 
-    __slots__ = ("symbols", "limit_name", "limit_value", "deadline_ms")
+    ``locs`` maps a plan's label to its rule's location, so that a limit
+    error points at the rule that was running when the budget ran out.
+    """
 
-    def __init__(self, symbols: Symbols, limit_name: str, limit_value: int, deadline_ms: float = 0.0) -> None:
+    __slots__ = ("symbols", "limits", "per_request", "locs")
+
+    def __init__(self, symbols: Symbols, limits: Limits, per_request: bool, locs: Mapping[str, A.Loc]) -> None:
         self.symbols = symbols
-        self.limit_name = limit_name
-        self.limit_value = limit_value
-        self.deadline_ms = deadline_ms
+        self.limits = limits
+        self.per_request = per_request
+        self.locs = locs
+
+    def _located(self, message: str, name: str, label: str) -> RuneLimitError:
+        loc = self.locs.get(label)
+        if loc is None:
+            return RuneLimitError(message, name)
+        return RuneLimitError(message, name, file=loc.file, line=loc.line, column=loc.col,
+                              source_line=loc.text or None)
 
     def _num(self, ident: int, what: str) -> "int | float":
         v = self.symbols.value(ident)
@@ -157,14 +173,29 @@ class Hooks:
             return self._result(max(vals))
         return self._result(math.fsum(vals) / len(vals))
 
-    def limit(self, relation: str) -> None:
-        raise RuneLimitError(
-            f"limit {self.limit_name}={self.limit_value} exceeded: relation {relation!r} kept growing",
-            self.limit_name,
-        )
+    def limit(self, kind: int, relation: str, label: str) -> None:
+        """Raise the located ``RuneLimitError`` for an exhausted budget (``LIMIT_*``)."""
+        lim = self.limits
+        if kind == LIMIT_BYTES:
+            name = "max_request_model_bytes" if self.per_request else "max_model_bytes"
+            detail = f"relation {relation!r} kept growing"
+        else:
+            name = "max_request_tuples" if self.per_request else "max_tuples"
+            detail = "aggregates matched too many rows" if kind == LIMIT_AGGREGATE else f"relation {relation!r} kept growing"
+        raise self._located(f"limit {name}={getattr(lim, name)} exceeded: {detail}", name, label)
 
-    def deadline(self) -> None:
-        raise RuneLimitError(f"limit deadline_ms={self.deadline_ms} exceeded while evaluating rules", "deadline_ms")
+    def deadline(self, label: str) -> None:
+        name = "deadline_ms" if self.per_request else "load_deadline_ms"
+        raise self._located(f"limit {name}={getattr(self.limits, name)} exceeded while evaluating rules", name, label)
+
+
+def _binds_of(li: LiteralInfo) -> tuple:
+    """Variables a scheduled non-atom literal may have bound."""
+    if li.role == ROLE_ASSIGN:
+        return (li.target,)
+    if li.role == ROLE_AGGREGATE:
+        return (li.literal.result.name,)
+    return ()
 
 
 def _int_sum(vals: list) -> int:
@@ -294,41 +325,101 @@ class _PlanBuilder:
                 "rhs_off": self.put(rhs), "rhs_len": len(rhs) // 2}
 
     def body_ops(self, info: BodyInfo, bound: set, first: Optional[int], tiers: Mapping[int, int], terminal: dict) -> list[dict]:
-        """Schedule one body: ``first`` (a literal index) goes first if given."""
+        """Schedule one body: ``first`` (a literal index) goes first if given.
+
+        Greedy: every test, assignment and aggregate runs as soon as the
+        variables it needs are bound (lowest literal index first); otherwise
+        the next atom is the one with the largest share of bound columns
+        (ties: the earlier literal). Incremental bookkeeping keeps this near
+        linear in the size of the body (a heap of atoms keyed by their score,
+        updated only when one of their variables becomes bound): a
+        4,000-literal body plans in milliseconds, not seconds.
+        """
         ops: list[dict] = []
-        pending = list(info.literals)
-        if first is not None:
-            lit = next(li for li in pending if li.index == first)
-            pending.remove(lit)
-            ops.append(self.atom_op(lit.literal, tiers.get(lit.index, T_ALL), bound))
-        while pending:
-            progressed = True
-            while progressed:
-                progressed = False
-                for li in list(pending):
-                    if li.role == ROLE_ATOM or not all(v in bound for v in li.needs):
+        lits = info.literals
+        is_atom = [li.role == ROLE_ATOM for li in lits]
+        width = [len(li.literal.args) if is_atom[k] else 0 for k, li in enumerate(lits)]
+        nbound = [0] * len(lits)        # atoms: bound (or constant) argument positions
+        missing = [0] * len(lits)       # other literals: needed variables not yet bound
+        users: dict[str, list[int]] = {}
+        for k, li in enumerate(lits):
+            if is_atom[k]:
+                for t in li.literal.args:
+                    if isinstance(t, A.Const):
+                        nbound[k] += 1
+                    elif isinstance(t, A.Var) and t.name != "_":
+                        users.setdefault(t.name, []).append(k)
+            else:
+                for v in li.needs:
+                    users.setdefault(v, []).append(k)
+                    missing[k] += 1
+        done = [False] * len(lits)
+        atom_heap: list[tuple[float, int]] = []
+        ready: list[int] = []
+
+        def score(k: int) -> float:
+            return 2.0 if not width[k] else nbound[k] / width[k]
+
+        marked: set[str] = set()
+
+        def mark(names: Iterable[str]) -> None:
+            for v in names:
+                if v in marked or v not in bound:
+                    continue
+                marked.add(v)
+                for k in users.get(v, ()):
+                    if done[k]:
                         continue
-                    pending.remove(li)
-                    ops.extend(self.literal_ops(li, bound))
-                    progressed = True
-            atoms = [li for li in pending if li.role == ROLE_ATOM]
-            if not atoms:
-                if pending:
+                    if is_atom[k]:
+                        nbound[k] += 1
+                        heapq.heappush(atom_heap, (-score(k), k))
+                    else:
+                        missing[k] -= 1
+                        if missing[k] == 0:
+                            heapq.heappush(ready, k)
+
+        for k in range(len(lits)):
+            if is_atom[k]:
+                heapq.heappush(atom_heap, (-score(k), k))
+            elif missing[k] == 0:
+                heapq.heappush(ready, k)
+        mark(list(bound))
+
+        def schedule_atom(k: int) -> None:
+            done[k] = True
+            li = lits[k]
+            ops.append(self.atom_op(li.literal, tiers.get(li.index, T_ALL), bound))
+            mark(t.name for t in li.literal.args if isinstance(t, A.Var))
+
+        if first is not None:
+            schedule_atom(next(k for k, li in enumerate(lits) if li.index == first))
+        remaining = sum(1 for d in done if not d)
+        while remaining:
+            while ready:
+                k = heapq.heappop(ready)
+                if done[k]:
+                    continue
+                done[k] = True
+                remaining -= 1
+                li = lits[k]
+                ops.extend(self.literal_ops(li, bound))
+                mark(_binds_of(li))
+            # the best atom: stale heap entries (an older, lower score) are skipped
+            best = -1
+            while atom_heap:
+                neg, k = heapq.heappop(atom_heap)
+                if not done[k] and -neg == score(k):
+                    best = k
+                    break
+            if best < 0:
+                if remaining:
                     raise RuneError(f"cannot schedule {self.label}: unbound variables", self.rule.loc.file,
                                     self.rule.loc.line, self.rule.loc.col, self.rule.loc.text)
                 break
-            best = max(atoms, key=lambda li: (self._bound_score(li.literal, bound), -li.index))
-            pending.remove(best)
-            ops.append(self.atom_op(best.literal, tiers.get(best.index, T_ALL), bound))
+            schedule_atom(best)
+            remaining -= 1
         ops.append(terminal)
         return ops
-
-    @staticmethod
-    def _bound_score(atom: A.Atom, bound: set) -> float:
-        if not atom.args:
-            return 2.0
-        n = sum(1 for t in atom.args if isinstance(t, A.Const) or (isinstance(t, A.Var) and t.name in bound))
-        return n / len(atom.args)
 
     def literal_ops(self, li: LiteralInfo, bound: set) -> list[dict]:
         lit = li.literal
@@ -454,6 +545,8 @@ class CompiledProgram:
         self.symbols = Symbols()
         self.rels: list[RelInfo] = []
         self.slot_of: dict[str, int] = {}
+        #: plan label -> location of its rule (for located limit errors)
+        self.locs: dict[str, A.Loc] = {}
         for name, arity in sorted(info.arities.items()):
             self._add_rel(name, arity)
         rule_infos = info.rule_info or ()
@@ -522,6 +615,11 @@ class CompiledProgram:
 
     def _plan_rule(self, rule: A.Rule, binfo: BodyInfo, n: int, members: set, changed: set) -> RulePlans:
         label = f"{rule.loc.file}:{rule.loc.line}:{rule.loc.col}" if rule.loc.line else f"rule {n}"
+        self.locs[label] = rule.loc
+        size = _count_literals(rule.body)
+        if size > self.limits.max_rule_literals:
+            raise self.limits.exceeded("max_rule_literals", f"the rule has {size} literals", file=rule.loc.file,
+                                       line=rule.loc.line, column=rule.loc.col, source_line=rule.loc.text or None)
         atoms = [li for li in binfo.literals if li.role == ROLE_ATOM]
 
         def variants(tracked: list[LiteralInfo]) -> dict:
@@ -554,13 +652,18 @@ class CompiledProgram:
             add_facts(relations[slot], rows)
             if slot in self.recompute_slots:
                 seeds[slot] = rows
-        hooks = Hooks(symbols, "max_tuples", self.limits.max_tuples)
-        ex = self.core.Executor(relations, hooks, self.limits.max_tuples, 0.0)
+        lim = self.limits
+        hooks = Hooks(symbols, lim, False, self.locs)
+        ex = self.core.Executor(relations, hooks, lim.max_tuples, lim.load_deadline_ms / 1000.0, lim.max_model_bytes)
         for rel in relations:
             n = rel.own_count
             rel.set_tiers(n, n, n, n)
-        for stratum in self.strata:
-            self._run_full(ex, stratum)
+        try:
+            for stratum in self.strata:
+                self._run_full(ex, stratum)
+        except MemoryError:
+            raise RuneLimitError("out of memory while evaluating rules (lower max_model_bytes)",
+                                 "max_model_bytes") from None
         return Database(relations, symbols, list(ex.diagnostics), seeds)
 
     @staticmethod
@@ -592,8 +695,9 @@ class CompiledProgram:
                 dirty.add(slot)
         if not dirty and not self.request_dependent:
             return static
-        hooks = Hooks(symbols, "max_request_tuples", limits.max_request_tuples, limits.deadline_ms)
-        ex = self.core.Executor(relations, hooks, limits.max_request_tuples, limits.deadline_ms / 1000.0)
+        hooks = Hooks(symbols, limits, True, self.locs)
+        ex = self.core.Executor(relations, hooks, limits.max_request_tuples, limits.deadline_ms / 1000.0,
+                                limits.max_request_model_bytes)
         for stratum in self.request_strata:
             # A stratum none of whose inputs changed keeps the model's rows:
             # they are what evaluating it again would give.
@@ -647,6 +751,17 @@ def _body_relations(body: Sequence[A.Literal]) -> tuple[set, set]:
             p, n = _body_relations(lit.body)
             neg |= p | n
     return pos, neg
+
+
+def _count_literals(body: Sequence[A.Literal]) -> int:
+    """Literals of a body, those of aggregate bodies included (iteratively: bodies may nest deeply)."""
+    total = 0
+    stack = [body]
+    while stack:
+        lits = stack.pop()
+        total += len(lits)
+        stack.extend(lit.body for lit in lits if isinstance(lit, A.Aggregate))
+    return total
 
 
 def compile_program(rules: Sequence[A.Rule], info: ProgramInfo, limits: Limits = DEFAULT_LIMITS,

@@ -1,0 +1,196 @@
+"""Request parsing: raw principal/action/resource, context and entities ->
+validated values, within documented size limits.
+
+Why it is a module of its own: every way a request enters the engine
+(``authorize``, ``authorize_batch``, ``query``, embedded tests, the HTTP
+fronts) goes through these few functions, so a request is validated one way
+only. Two rules shape them:
+
+- **One validation of entities.** Every entity form (``Entity``,
+  ``("Type", "id")``, ``'Type::"id"'``, ``{"type", "id"}``,
+  ``{"__entity": ..}``) ends in ``values.entity_problem``: full-match type
+  names, ids that are real Unicode text within ``max_id_length``. A type
+  such as ``"User\\n"`` is refused rather than becoming a type that escapes
+  ``forbid(principal is User, ...)``.
+- **Bounded before expensive.** Sizes are checked before anything is built
+  from them (an entity literal's length before it is decoded; each string,
+  the nesting, the number of values and the characters of the whole request
+  while context and entities are converted), so a huge request costs time
+  and memory proportional to the limits, not to its size, and fails with
+  ``RuneRequestError`` naming the limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Optional
+
+from .errors import RuneRequestError
+from .lang import ast as A
+from .limits import DEFAULT_LIMITS, Limits
+from .policy.values import CRecord, CSet, ValueBudget, to_value
+from .policy.values import show as _show
+from .values import Entity, entity_problem, json_key, parse_entity_literal, plain_str
+
+__all__ = [
+    "EMPTY_CONTEXT",
+    "RequestEntities",
+    "parse_entity",
+    "parse_entities",
+    "parse_context",
+    "budget_for",
+    "freeze",
+]
+
+EMPTY_CONTEXT = CRecord()
+_SCALARS = (str, int, float, bool, Entity)
+
+
+def budget_for(limits: Limits) -> ValueBudget:
+    """A fresh budget for one request's context and entities."""
+    return ValueBudget(limits.max_value_depth, limits.max_string_length, limits.max_request_values, limits.max_request_chars)
+
+
+def _checked(ty: Any, ident: Any, field: str, limits: Limits) -> Entity:
+    ty, ident = plain_str(ty), plain_str(ident)
+    why = entity_problem(ty, ident)
+    if why is not None:
+        raise RuneRequestError(f"{field}: {why}", field=field)
+    if len(ident) > limits.max_id_length:
+        raise RuneRequestError(
+            f"{field}: entity id of {len(ident)} characters is longer than max_id_length={limits.max_id_length}",
+            field=field,
+        )
+    if type(ty) is str and type(ident) is str:  # always, after entity_problem; narrows for mypy
+        return Entity(ty, ident)
+    raise RuneRequestError(f"{field}: not an entity", field=field)  # pragma: no cover
+
+
+def parse_entity(x: Any, field: str, limits: Limits = DEFAULT_LIMITS) -> Entity:
+    """An entity from ``Entity``, ``("Type", "id")``, ``'Type::"id"'`` or a
+    Cedar-JSON ``{"type": .., "id": ..}`` / ``{"__entity": {...}}`` dict."""
+    t = type(x)
+    if t is Entity or (isinstance(x, tuple) and len(x) == 2):
+        return _checked(x[0], x[1], field, limits)
+    if isinstance(x, str):
+        text = plain_str(x)
+        # An id of max_id_length characters, each written as a 6-character
+        # \uXXXX escape, plus a type name: anything longer is refused unread.
+        if len(text) > 6 * limits.max_id_length + 1024:
+            raise RuneRequestError(
+                f"{field}: entity literal of {len(text)} characters exceeds max_id_length={limits.max_id_length}",
+                field=field,
+            )
+        e = parse_entity_literal(text)  # type: ignore[arg-type]
+        if e is not None:
+            return _checked(e.type, e.id, field, limits)
+        raise RuneRequestError(
+            f'{field} must be an entity such as \'User::"alice"\' (type, "::", then a quoted id); got {_show(x)}',
+            field=field,
+        )
+    if isinstance(x, tuple):
+        raise RuneRequestError(f'{field} must be a pair ("Type", "id") of strings; got {_show(x)}', field=field)
+    if isinstance(x, Mapping):
+        inner = x.get("__entity", x) if len(x) == 1 else x
+        if isinstance(inner, Mapping) and set(inner) == {"type", "id"}:
+            return _checked(inner["type"], inner["id"], field, limits)
+        raise RuneRequestError(f'{field} must be {{"type": "User", "id": "alice"}}; got {_show(x)}', field=field)
+    raise RuneRequestError(
+        f'{field} must be an entity: Entity, ("User", "alice") or \'User::"alice"\'; got {type(x).__name__} {_show(x)}',
+        field=field,
+    )
+
+
+class RequestEntities:
+    """Request-supplied entities, parsed: parents, attributes and their facts."""
+
+    __slots__ = ("parents", "attrs", "parent_rows", "attr_rows")
+
+    def __init__(self) -> None:
+        self.parents: dict[Entity, tuple[Entity, ...]] = {}
+        self.attrs: dict[Entity, CRecord] = {}
+        self.parent_rows: list[tuple] = []
+        self.attr_rows: list[tuple] = []
+
+
+def parse_entities(entities: Any, limits: Limits = DEFAULT_LIMITS, budget: Optional[ValueBudget] = None) -> Optional[RequestEntities]:
+    """Validate and convert the ``entities`` of a request (``None``: none)."""
+    if entities is None:
+        return None
+    if isinstance(entities, (str, bytes)) or isinstance(entities, Mapping) or not isinstance(entities, Iterable):
+        raise RuneRequestError(
+            'entities must be a list of {"uid": {"type": .., "id": ..}, "attrs": {..}, "parents": [..]}',
+            field="entities",
+        )
+    budget = budget or budget_for(limits)
+    out = RequestEntities()
+    seen: set = set()
+    for i, item in enumerate(entities):
+        f = f"entities[{i}]"
+        if i >= limits.max_request_entities:
+            raise RuneRequestError(
+                f"more than max_request_entities={limits.max_request_entities} entities", field="entities"
+            )
+        if isinstance(item, A.RequestEntity):
+            uid_raw, attrs_raw, parents_raw = item.uid, item.attrs, item.parents
+        elif isinstance(item, Mapping):
+            unknown = [k for k in item if k not in ("uid", "attrs", "parents")]
+            if unknown:
+                raise RuneRequestError(f"{f}: unknown key {_show(unknown[0])} (expected uid, attrs, parents)", field=f)
+            if "uid" not in item:
+                raise RuneRequestError(f"{f}: missing uid", field=f"{f}.uid")
+            uid_raw = item["uid"]
+            attrs_raw = item.get("attrs", {})
+            parents_raw = item.get("parents", [])
+        else:
+            raise RuneRequestError(f"{f} must be an object with uid, attrs and parents; got {_show(item)}", field=f)
+        uid = parse_entity(uid_raw, f"{f}.uid", limits)
+        budget.charge_string(uid.id, f"{f}.uid")
+        if uid in seen:
+            raise RuneRequestError(f"{f}: entity {_show(str(uid))} is given twice", field=f"{f}.uid")
+        seen.add(uid)
+        if attrs_raw is None:
+            attrs_raw = {}
+        if not isinstance(attrs_raw, Mapping):
+            raise RuneRequestError(f"{f}.attrs must be an object; got {_show(attrs_raw)}", field=f"{f}.attrs")
+        rec = to_value(attrs_raw, f"{f}.attrs", budget)
+        if rec:
+            out.attrs[uid] = rec
+            for name, v in rec.items():
+                if type(v) in _SCALARS:
+                    out.attr_rows.append((uid, name, v))
+                elif type(v) is CSet:
+                    out.attr_rows.extend((uid, name, x) for x in v if type(x) in _SCALARS)
+        if parents_raw is None:
+            parents_raw = []
+        if isinstance(parents_raw, (str, bytes, Mapping)) or not isinstance(parents_raw, Iterable):
+            raise RuneRequestError(f"{f}.parents must be a list of entities; got {_show(parents_raw)}", field=f"{f}.parents")
+        ps = []
+        for j, p in enumerate(parents_raw):
+            pf = f"{f}.parents[{j}]"
+            budget.charge(pf)
+            ent = parse_entity(p, pf, limits)
+            budget.charge_string(ent.id, pf)
+            ps.append(ent)
+        if ps:
+            out.parents[uid] = tuple(ps)
+            out.parent_rows.extend((uid, p) for p in ps)
+    return out
+
+
+def parse_context(context: Any, limits: Limits = DEFAULT_LIMITS, budget: Optional[ValueBudget] = None) -> CRecord:
+    """Validate and convert a request's ``context`` (``None``: empty)."""
+    if context is None:
+        return EMPTY_CONTEXT
+    if not isinstance(context, Mapping):
+        raise RuneRequestError(
+            f"context must be a JSON object (a dict of names to values); got {type(context).__name__}",
+            field="context",
+        )
+    if not context:
+        return EMPTY_CONTEXT
+    return to_value(context, "context", budget or budget_for(limits))
+
+
+#: The decision cache's key of a raw context or entities value (``None`` for
+#: ``None``): ``rune_fast.values.json_key``, the one key scheme.
+freeze = json_key
