@@ -80,7 +80,7 @@ def parse_entity(x: Any, field: str, limits: Limits = DEFAULT_LIMITS) -> Entity:
                 f"{field}: entity literal of {len(text)} characters exceeds max_id_length={limits.max_id_length}",
                 field=field,
             )
-        e = parse_entity_literal(text)  # type: ignore[arg-type]
+        e = parse_entity_literal(text)
         if e is not None:
             return _checked(e.type, e.id, field, limits)
         raise RuneRequestError(
@@ -116,7 +116,7 @@ def parse_entities(entities: Any, limits: Limits = DEFAULT_LIMITS, budget: Optio
     """Validate and convert the ``entities`` of a request (``None``: none)."""
     if entities is None:
         return None
-    if isinstance(entities, (str, bytes)) or isinstance(entities, Mapping) or not isinstance(entities, Iterable):
+    if isinstance(entities, (str, bytes, Mapping)) or not isinstance(entities, Iterable):
         raise RuneRequestError(
             'entities must be a list of {"uid": {"type": .., "id": ..}, "attrs": {..}, "parents": [..]}',
             field="entities",

@@ -30,8 +30,8 @@ Why it is shaped like this:
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from dataclasses import dataclass
+from typing import Any, Optional
 
 from ..lang import ast as A
 from ..errors import RuneError, RuneEvalError

@@ -639,7 +639,7 @@ class _CodeGen:
             code = compile(src, f"<policy {self.policy_id}>", "exec")
         exec(code, glb)
         fn = glb[name]
-        fn.__rune_source__ = src  # type: ignore[attr-defined]
+        fn.__rune_source__ = src  # fn is the generated function (Any): it carries its source
         return fn
 
 
@@ -682,7 +682,8 @@ def generate_test(policy: A.Policy, policy_id: str) -> PolicyTest:
         raise RuneLimitError(
             f"policy {policy_id!r}: expression nested too deeply to compile", "max_nesting", **_loc(policy)
         ) from None
-    return PolicyTest(fn, frozenset(g.relations), frozenset(g.patterns), fn.__rune_source__)
+    source = fn.__rune_source__  # type: ignore[attr-defined]  # set by build() on the generated function
+    return PolicyTest(fn, frozenset(g.relations), frozenset(g.patterns), source)
 
 
 def generate_expression(node: Any, policy_id: str) -> Callable[..., Any]:

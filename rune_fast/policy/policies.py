@@ -29,7 +29,7 @@ import them from ``rune_fast.policy.policies``.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from ..errors import RuneEvalError, RuneSyntaxError
 from ..lang import ast as A
@@ -185,7 +185,7 @@ class PolicySet:
     def __len__(self) -> int:
         return len(self.policies)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         return iter(self.policies)
 
     def __getitem__(self, policy_id: str) -> CompiledPolicy:
@@ -271,9 +271,11 @@ class PolicySet:
             # principal == policies, pre-merged with the general ones in
             # bundle order when the selection was built
             general = by_p.get(principal, general)
-        forbids = permits = errors = None
+        forbids: Optional[tuple[str, ...]] = None
+        permits: Optional[tuple[str, ...]] = None
+        errors: Optional[list[tuple[str, str]]] = None
         forbid_failed = False
-        for idx, pid, forbid, test in general:
+        for _idx, pid, forbid, test in general:
             try:
                 if not test(principal, action, resource, context, data):
                     continue
