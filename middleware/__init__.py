@@ -1,7 +1,44 @@
-"""Web fronts of rune_fast (installed as ``rune_fast.middleware``).
+"""Drop-in authorization for Python web apps (installed as ``rune_fast.middleware``).
 
-The Falcon, WSGI/ASGI middleware and the standalone PDP live here; they are
-built in a later capability. Importing the package is always safe.
+One framework-neutral :class:`Guard` decides every request against the
+current engine of a ``PolicyStore`` (or a fixed ``Engine``); thin adapters,
+one module each, plug it into a framework:
+
+- ``rune_fast.middleware.falcon``: ``RuneMiddleware`` for ``falcon.App`` and
+  ``falcon.asgi.App``, ``authorize_hook`` for ``falcon.before``;
+- ``rune_fast.middleware.wsgi`` / ``.asgi``: generic WSGI and ASGI middleware;
+- ``rune_fast.middleware.fastapi``: a FastAPI/Starlette dependency;
+- ``rune_fast.middleware.flask``: a Flask extension;
+- ``rune_fast.middleware.django``: a Django middleware.
+
+This package imports no web framework: only the adapter you import pulls in
+its framework. See docs/middleware.md.
 """
 
-__all__: list[str] = []
+from .guard import (
+    DECISION_ID_HEADER,
+    DRY_RUN,
+    ENFORCE,
+    POLICY_VERSION_HEADER,
+    BodyTooLarge,
+    Guard,
+    ResolverError,
+    Verdict,
+    new_decision_id,
+)
+from .rules import RouteRule, RouteTable, rule
+
+__all__ = [
+    "BodyTooLarge",
+    "DECISION_ID_HEADER",
+    "DRY_RUN",
+    "ENFORCE",
+    "Guard",
+    "POLICY_VERSION_HEADER",
+    "ResolverError",
+    "RouteRule",
+    "RouteTable",
+    "Verdict",
+    "new_decision_id",
+    "rule",
+]

@@ -34,10 +34,14 @@ Why it is shaped like this:
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
+import re
 import threading
+import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 from .lang import ast as A
 from .errors import RuneError, RuneRequestError
@@ -55,6 +59,7 @@ from .policy.policies import (
     trie_probe,
     unkey_row,
 )
+from .request_plans import STEP_BUDGET, Fallback, RequestPlans, RequestState
 from .analysis.locate import Provenance
 from .request import (
     EMPTY_CONTEXT as _EMPTY_CONTEXT,
@@ -270,6 +275,81 @@ class _RequestRelations:
         return self.base.matches(relation, row)
 
 
+class _PlanShared:
+    """What all requests of one engine share on the planned path. It refers
+    to its engine weakly (only a fallback needs it): no reference cycle, so
+    a replaced engine is freed by reference counting alone."""
+
+    __slots__ = ("engine", "base", "exists", "matches", "dependent")
+
+    def __init__(self, engine: "Engine", base: FactData, plans: RequestPlans, dependent: frozenset) -> None:
+        self.engine = weakref.ref(engine)
+        self.base = base
+        self.exists = plans.exists
+        self.matches = plans.matches
+        self.dependent = dependent
+
+
+class _PlannedRelations(RequestState):
+    """``PolicyData`` for a request without entities whose policies call
+    request-dependent relations: answered by the engine's demand-driven plans
+    (``request_plans.py``), this object being their per-request state; a
+    question without a plan, or a request that exhausts the plans' step
+    budget, goes to the general evaluator (the request's full model)."""
+
+    __slots__ = ("sh", "lazy")
+
+    def __init__(self, sh: _PlanShared, p: Entity, a: Entity, r: Entity, ctx: CRecord) -> None:
+        self.p = p
+        self.a = a
+        self.r = r
+        self.ctx = ctx
+        self.cx = None
+        self.memo = {}
+        self.budget = STEP_BUDGET
+        self.sh = sh
+        self.lazy = None
+
+    def is_in(self, entity: Entity, target: Entity) -> bool:
+        return self.sh.base.is_in(entity, target)
+
+    def ancestors(self, entity: Entity) -> frozenset:
+        return self.sh.base.ancestors(entity)
+
+    def get_attr(self, entity: Entity, name: str) -> Any:
+        return self.sh.base.get_attr(entity, name)
+
+    def contains(self, relation: str, row: tuple) -> bool:
+        sh = self.sh
+        f = sh.exists.get(relation)
+        if f is not None and self.budget >= 0:
+            try:
+                return f(self, *row)
+            except Fallback:
+                self.budget = -1
+        if relation in sh.dependent:
+            return self._general(relation, row)
+        return sh.base.contains(relation, row)
+
+    def matches(self, relation: str, row: tuple) -> bool:
+        sh = self.sh
+        f = sh.matches.get(relation)
+        if f is not None and self.budget >= 0:
+            try:
+                return f(self, row)
+            except Fallback:
+                self.budget = -1
+        if relation in sh.dependent:
+            return self._general(relation, row)
+        return sh.base.matches(relation, row)
+
+    def _general(self, relation: str, row: tuple) -> bool:
+        lazy = self.lazy
+        if lazy is None:
+            lazy = self.lazy = _LazyModel(self.sh.engine(), self.p, self.a, self.r, self.ctx, None)
+        return lazy.contains(relation, unkey_row(row))
+
+
 # ---------------------------------------------------------------------------
 # The engine
 
@@ -304,6 +384,7 @@ class Engine:
         "limits",
         "version",
         "watched_paths",
+        "file_digests",
         "metadata",
         "info",
         "policies",
@@ -321,6 +402,8 @@ class Engine:
         "_sealed",
         "_side_facts",
         "_full_model",
+        "_req_plans",
+        "_planned",
         "_provenance",
         "__weakref__",
     )
@@ -348,6 +431,7 @@ class Engine:
         self.limits = limits
         self.version: str = bundle.content_hash
         self.watched_paths: tuple[str, ...] = tuple(bundle.watched_paths)
+        self.file_digests: tuple[tuple[str, str], ...] = tuple(bundle.file_digests)
         self.metadata = bundle.metadata
         self.info = info = check_program(bundle.facts, bundle.rules, bundle.policies)
 
@@ -361,6 +445,7 @@ class Engine:
         for fs in bundle.facts:
             facts.setdefault(fs.relation, []).extend(fs.rows)
         facts = {k: v for k, v in facts.items() if k in compiled.slot_of}
+        given = dict(facts)  # rows as given (values), for the per-request plans
         # where facts came from, for explanations (small; rows located on demand)
         self._provenance = Provenance(bundle, facts, info.idb)
         # parent/attr facts that no rule and no relation call reads are only
@@ -414,11 +499,46 @@ class Engine:
             if rel in snapshots:
                 self._static.build_projection(rel, mask)
 
+        # A limit tighter than the plans' own budget is the general evaluator's to apply.
+        self._req_plans = self._build_request_plans(bundle.rules, side, given) \
+            if limits.max_request_tuples >= STEP_BUDGET else None
+        self._planned = None if self._req_plans is None else \
+            _PlanShared(self, self._static, self._req_plans, self._core_dep)
+
         self._cache: Any = _DecisionCache(cache_size) if cache_size else _NoCache()
         self._decisions: dict = {}
         self._ent_memo: dict = {}
         self._plans: dict = {}
         self._sealed = True
+
+    def _build_request_plans(self, rules: Sequence[A.Rule], side: dict, given: dict) -> Optional[RequestPlans]:
+        """Demand-driven plans for the request-dependent relations policies
+        call (``request_plans.py``); None when there are none."""
+        core_dep = self._core_dep
+        questions = [(rel, (True,) * self._compiled.rel(rel).arity)
+                     for rel in self.policies.relations if rel in core_dep and rel in self._compiled.slot_of]
+        questions += [(rel, mask) for rel, mask in self.policies.patterns if rel in core_dep]
+        if not questions:
+            return None
+        compiled, model = self._compiled, self._model
+        recursive = frozenset(
+            compiled.rels[slot].name
+            for st in compiled.strata if st.recursive
+            for slot in st.relations if compiled.rels[slot].name in core_dep
+        )
+
+        def static_rows(name: str) -> Optional[list]:
+            if name in side:
+                return list(side[name])
+            if name not in compiled.slot_of:
+                return []
+            if model.size(name) > SNAPSHOT_LIMIT:
+                return None
+            return model.rows(name)
+
+        plans = RequestPlans(rules, self.info.rule_info, core_dep, recursive, self.info.arities,
+                             static_rows, lambda name: list(given.get(name, ())), questions)
+        return plans if plans.matches else None
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Immutable once built: sharing between threads relies on it.
@@ -522,7 +642,7 @@ class Engine:
         cache = self._cache
         if key is None and cache.capacity:
             try:
-                key = (principal, action, resource, _freeze(context), _freeze(entities))
+                key = (principal, action, resource, _freeze(context), None if entities is None else _freeze(entities))
                 hit = cache.get(key)
             except (TypeError, RecursionError):  # validation below says what is wrong
                 key = hit = None
@@ -624,6 +744,9 @@ class Engine:
             sel, dyn = plan
             if dyn is None:
                 return policies.run(sel, p, a, r, ctx, static)
+            planned = self._planned
+            if planned is not None:
+                return policies.run(sel, p, a, r, ctx, _PlannedRelations(planned, p, a, r, ctx))
             lazy = _LazyModel(self, p, a, r, ctx, None)
             return policies.run(sel, p, a, r, ctx, _RequestRelations(static, dyn, lazy))
         # Request entities and/or a hierarchy that rules derive per request.
@@ -853,8 +976,35 @@ class Engine:
         )
 
 
+def _without_request_plans(engine: Engine) -> Engine:
+    """The same engine answering request-dependent relations with the general
+    evaluator only (for the differential tests and the benchmarks)."""
+    object.__setattr__(engine, "_req_plans", None)
+    object.__setattr__(engine, "_planned", None)
+    return engine
+
+
 # ---------------------------------------------------------------------------
 # Loading
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while an engine is built.
+
+    A build allocates a few objects per fact and frees almost none of them,
+    so every collection the allocations trigger would scan the growing heap
+    for nothing (a third of the build time on a 5,000-document bundle), and
+    in a service each of those scans is a pause for every request thread.
+    The engine holds no reference cycles, so nothing it allocates needs the
+    collector to be freed. Re-enabled afterwards only if it was enabled."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def load(
@@ -864,6 +1014,9 @@ def load(
     recursive: bool = False,
     strict_forbid: bool = False,
     policy_generator: Optional[PolicyGenerator] = None,
+    source_roots: Sequence[Union[str, "os.PathLike[str]"]] = (),
+    manifest: str = "auto",
+    settle: float = 0.0,
     **limits: Any,
 ) -> Engine:
     """Build an engine from a ``.rune`` file or a directory of them (a bundle).
@@ -872,15 +1025,50 @@ def load(
     an unknown name is a ``TypeError``. ``strict_forbid=True``: a ``forbid``
     whose condition errors denies (Cedar skips it; docs/policies.md).
     ``policy_generator`` replaces the policy compiler (tests pass their
-    reference evaluator; production never needs it). Raises
+    reference evaluator; production never needs it). File options
+    (docs/security.md, docs/reload.md): ``source_roots`` allow-lists
+    directories outside the bundle for ``[sources]``; ``manifest``
+    (``"auto"``, ``"require"``, ``"off"``) checks ``rune.manifest``;
+    ``settle`` (seconds) refuses files that are still changing. Raises
     ``RuneError`` (``RuneErrors`` for several problems) for anything wrong
     with the files.
     """
     from .lang import parser
 
     lim = Limits.from_kwargs(**limits)
-    bundle = parser.load_bundle(path_or_dir, recursive=recursive, limits=lim)
-    return Engine(bundle, cache_size=cache_size, limits=lim, strict_forbid=strict_forbid, policy_generator=policy_generator)
+    with _gc_paused():
+        bundle = parser.load_bundle(
+            path_or_dir, recursive=recursive, limits=lim, source_roots=source_roots, manifest=manifest, settle=settle
+        )
+        try:
+            return Engine(
+                bundle, cache_size=cache_size, limits=lim, strict_forbid=strict_forbid, policy_generator=policy_generator
+            )
+        except RuneError as e:
+            _locate_unlocated(e, bundle, os.fspath(path_or_dir))
+            raise
+
+
+_RELATION_IN_MESSAGE = re.compile(r"relation '([^']+)'")
+
+
+def _locate_unlocated(err: RuneError, bundle: Any, fallback: str) -> None:
+    """Give a file to build-time errors raised without one (``<string>``, line 0),
+    e.g. a ``RuneLimitError`` from the compiler: the first rule deriving the
+    relation the message names, else the bundle path."""
+    rules = {}
+    for r in bundle.rules:
+        rules.setdefault(r.head.name, r)
+    for e in err.errors + [err]:
+        if e.file != "<string>" or e.line:
+            continue
+        m = _RELATION_IN_MESSAGE.search(e.message)
+        rule = rules.get(m.group(1)) if m else None
+        loc = getattr(rule, "loc", None)
+        if loc is not None and loc.line and loc.file != "<string>":
+            e.file, e.line, e.column, e.source_line = loc.file, loc.line, loc.col, loc.text or None
+        else:
+            e.file = fallback
 
 
 def load_text(
@@ -891,13 +1079,16 @@ def load_text(
     base_dir: Optional[str] = None,
     strict_forbid: bool = False,
     policy_generator: Optional[PolicyGenerator] = None,
+    source_roots: Sequence[Union[str, "os.PathLike[str]"]] = (),
     **limits: Any,
 ) -> Engine:
     """Build an engine from the text of one ``.rune`` file (``[sources]``
-    paths are relative to ``base_dir``, default the current directory);
-    options as for ``load``."""
+    paths are relative to ``base_dir``, default the current directory, and
+    confined to it plus the allow-listed ``source_roots``); options as for
+    ``load``."""
     from .lang import parser
 
     lim = Limits.from_kwargs(**limits)
-    bundle = parser.bundle_from_text(text, path, limits=lim, base_dir=base_dir)
-    return Engine(bundle, cache_size=cache_size, limits=lim, strict_forbid=strict_forbid, policy_generator=policy_generator)
+    with _gc_paused():
+        bundle = parser.bundle_from_text(text, path, limits=lim, base_dir=base_dir, source_roots=source_roots)
+        return Engine(bundle, cache_size=cache_size, limits=lim, strict_forbid=strict_forbid, policy_generator=policy_generator)

@@ -18,6 +18,7 @@ __all__ = [
     "RuneVersionError",
     "RuneDataError",
     "RuneSourceError",
+    "RuneManifestError",
     "RuneCheckError",
     "RuneSafetyError",
     "RuneStratificationError",
@@ -133,6 +134,11 @@ class RuneDataError(RuneError):
 
 class RuneSourceError(RuneError):
     """A ``[sources]`` entry or the file it points to is invalid."""
+
+
+class RuneManifestError(RuneSourceError):
+    """A bundle that does not match its ``rune.manifest`` (or a manifest that
+    cannot be read): nothing is loaded."""
 
 
 class RuneCheckError(RuneError):

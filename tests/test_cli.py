@@ -175,10 +175,10 @@ def test_subcommands_are_a_fixed_table():
     """No registration at import time: the table is an immutable tuple built
     from each subcommand module's COMMANDS (test_layers.py checks that no CLI
     module imports app.py back)."""
-    from rune_fast.cli import check, engine_commands
+    from rune_fast.cli import check, engine_commands, manifest_command
 
     assert isinstance(app.SUBCOMMANDS, tuple)
-    assert app.SUBCOMMANDS == check.COMMANDS + engine_commands.COMMANDS
+    assert app.SUBCOMMANDS == check.COMMANDS + engine_commands.COMMANDS + manifest_command.COMMANDS
     assert [s.name for s in app.SUBCOMMANDS][:4] == ["check", "eval", "test", "query"]
 
 
@@ -346,7 +346,9 @@ permit(principal, action, resource) when { context("mfa", true) } unless { false
     assert code == EXIT_OK and err == "", err
 
 
-@pytest.mark.parametrize("example", sorted(os.listdir(os.path.join(os.path.dirname(__file__), "..", "examples"))))
+@pytest.mark.parametrize("example", sorted(
+    f for f in os.listdir(os.path.join(os.path.dirname(__file__), "..", "examples")) if f.endswith(".rune")
+))
 def test_examples_are_lint_clean(capsys, example):
     path = os.path.join(os.path.dirname(__file__), "..", "examples", example)
     code, _, err = run(capsys, "check", "--strict", path)

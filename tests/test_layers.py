@@ -28,17 +28,24 @@ LAYERS: dict[str, int] = {
     "lang": 1,
     "datalog": 2,
     "policy": 3,
-    "analysis": 4,  # search and explain: read an engine's model and policies, never import the engine
-    "engine": 5, "request": 5,
+    "engine": 4, "request": 4,
+    "analysis": 5,  # search and explain: built on an engine's model, policies and request parsing
     "reload": 6,
     "cli": 7, "server": 7, "__main__": 7, "": 7,  # "" is the façade, rune_fast/__init__.py
     "middleware": 8,
 }
 #: Known upward imports, each with the reason it is tolerated. The test fails
 #: when one of them disappears, so this list cannot outlive the exception.
-KNOWN_UPWARD: dict[tuple[str, str], str] = {}
+KNOWN_UPWARD: dict[tuple[str, str], str] = {
+    ("rune_fast.engine", "rune_fast.analysis.locate"):
+        "Engine.provenance returns analysis.locate.Provenance records",
+    ("rune_fast.engine", "rune_fast.analysis.search"):
+        "Engine.search_* delegate to the analysis layer (lazy imports in the methods)",
+    ("rune_fast.engine", "rune_fast.analysis.explain"):
+        "Engine.explain delegates to the analysis layer (lazy import in the method)",
+}
 LAYER_NAMES = [
-    "errors/limits/values/graphs/like", "lang", "datalog", "policy", "analysis (search/explain)", "engine/request", "reload",
+    "errors/limits/values/graphs/like", "lang", "datalog", "policy", "engine/request", "analysis (search/explain)", "reload",
     "cli/server", "middleware",
 ]
 

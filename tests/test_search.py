@@ -177,3 +177,70 @@ def test_page_to_dict(doc_engine):
     d = page.to_dict()
     assert d["results"] == [{"type": "Action", "id": "comment"}, {"type": "Action", "id": "delete"}]
     assert isinstance(d["next_token"], str)
+
+
+RICH = r'''
+version = "rune/1"
+[data]
+member = [['User::"u0"', 'Group::"g1"'], ['Group::"g1"', 'Group::"g0"'], ['User::"u1"', 'Group::"g2"'],
+          ['Group::"g2"', 'Group::"g1"']]
+located = [['Doc::"d0"', 'Folder::"f2"'], ['Folder::"f2"', 'Folder::"f1"'], ['Folder::"f1"', 'Folder::"f0"'],
+           ['Doc::"d1"', 'Folder::"f1"'], ['Doc::"d2"', 'Folder::"f3"'], ['Doc::"d3"', 'Folder::"f0"']]
+parent = [['Doc::"d0"', 'Folder::"f2"'], ['Folder::"f2"', 'Folder::"f1"'], ['Folder::"f1"', 'Folder::"f0"'],
+          ['Doc::"d1"', 'Folder::"f1"'], ['Doc::"d2"', 'Folder::"f3"'], ['Doc::"d3"', 'Folder::"f0"'],
+          ['User::"u0"', 'Group::"g1"'], ['Group::"g1"', 'Group::"g0"'], ['User::"u1"', 'Group::"g2"'],
+          ['Group::"g2"', 'Group::"g1"']]
+grant = [['Group::"g0"', 'Action::"a0"', 'Folder::"f1"'], ['Group::"g2"', 'Action::"a1"', 'Folder::"f3"']]
+can_folder = [['User::"u2"', 'Action::"a2"', 'Folder::"f3"'], ['User::"u0"', 'Action::"a2"', 'Folder::"f0"']]
+attr = [['Doc::"d0"', "folder", 'Folder::"f0"'], ['Doc::"d2"', "folder", 'Folder::"f3"'],
+        ['Doc::"d1"', "owner", 'User::"u2"'], ['Doc::"d3"', "level", 3], ['User::"u0"', "level", 1],
+        ['User::"u1"', "level", 5], ['Doc::"d2"', "secret", true], ['User::"u2"', "level", 2]]
+[rules]
+in_group(M, G) :- member(M, G).
+in_group(M, G) :- member(M, H), in_group(H, G).
+below(R, F) :- located(R, F).
+below(R, F) :- located(R, P), below(P, F).
+can(U, A, R) :- in_group(U, G), grant(G, A, F), below(R, F).
+cleared(U, R) :- principal(U), resource(R), attr(U, "level", C), attr(R, "level", L), C >= L.
+[policies]
+permit(principal, action, resource) when { can(principal, action, resource) };
+permit(principal, action == Action::"a2", resource) when { can_folder(principal, action, resource.folder) };
+permit(principal, action == Action::"a3", resource is Doc) when { resource.owner == principal };
+permit(principal in Group::"g0", action == Action::"a4", resource in Folder::"f1");
+permit(principal == User::"u2", action == Action::"a5", resource) when { resource in Folder::"f0" };
+permit(principal, action == Action::"a6", resource) when { context.open };
+forbid(principal, action, resource) when { resource has secret && resource.secret } unless { principal.level > 4 };
+forbid(principal, action, resource) when { resource has level } unless { cleared(principal, resource) };
+forbid(principal == User::"u1", action == Action::"a4", resource);
+'''
+
+RICH_REQUESTS = [
+    (None, None),
+    ({"open": True}, None),
+    ({"open": True}, [{"uid": 'Doc::"d9"', "attrs": {"owner": {"__entity": {"type": "User", "id": "u0"}},
+                                                     "folder": {"__entity": {"type": "Folder", "id": "f0"}}}}]),
+    (None, [{"uid": 'Doc::"d9"', "parents": ['Folder::"f2"']}, {"uid": 'Folder::"f3"', "parents": ['Folder::"f1"']}]),
+    (None, [{"uid": 'Doc::"d1"', "attrs": {"owner": {"__entity": {"type": "User", "id": "u0"}}, "level": 2}},
+            {"uid": 'User::"u2"', "attrs": {"level": 9}, "parents": ['Group::"g0"']}]),
+]
+
+
+@pytest.mark.parametrize("req", range(len(RICH_REQUESTS)))
+def test_rich_program_every_generator_equals_brute_force(req):
+    engine = rune_fast.load_text(RICH)
+    ctx, ents = RICH_REQUESTS[req]
+    users = [f'User::"u{i}"' for i in range(3)]
+    actions = [f'Action::"a{i}"' for i in range(7)]
+    seen = 0
+    for p in users:
+        for a in actions:
+            for rtype in ("Doc", "Folder"):
+                want = brute_resources(engine, p, a, rtype, ctx, ents)
+                assert list(engine.search_resources(p, a, rtype, context=ctx, entities=ents).results) == want, (p, a)
+                seen += len(want)
+    for a in actions:
+        for r in ['Doc::"d0"', 'Doc::"d1"', 'Doc::"d2"', 'Doc::"d3"', 'Doc::"d9"', 'Folder::"f2"']:
+            want = brute_subjects(engine, a, r, "User", ctx, ents)
+            assert list(engine.search_subjects(a, r, "User", context=ctx, entities=ents).results) == want, (a, r)
+            seen += len(want)
+    assert seen > 10  # the program allows enough for the comparison to mean something

@@ -30,15 +30,16 @@ Why it is shaped like this:
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
-from typing import Any, Optional
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
 
 from ..lang import ast as A
 from ..errors import RuneError, RuneEvalError
 from ..policy.codegen import generate_expression
 from ..policy.policies import MISSING, OverlayData, kind_name
 from ..values import from_key as from_row_key
-from ..values import Entity
+from ..values import Entity, value_key
 from . import render
 from .proofs import ProofNode, Prover
 
@@ -48,6 +49,10 @@ __all__ = ["Explanation", "PolicyReport", "ScopeCheck", "ClauseCheck", "FactUse"
 
 #: At most this many ancestors are listed when an ``in`` fails.
 MAX_LISTED = 20
+
+#: Closures of policy sub-expressions by (policy id, id(node)), each kept
+#: with its node (so the id cannot be reused while the entry lives).
+_FNS: dict = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +283,6 @@ class _Context:
             req_rows.update(("attr", tuple(r)) for r in ents.attr_rows)
         self.req_rows = req_rows
         self.prover = Prover(_Facts(model, engine), {}, engine.rules, engine.info.rule_info, self.base)
-        self._expressions: dict[int, Any] = {}  # id(node) -> generated function
 
     def base(self, rel: str, row: tuple) -> Optional[dict]:
         """The origin of a base fact, ``None`` for a derived one."""
@@ -299,9 +303,14 @@ class _Context:
     def evaluate(self, pid: str, node: Any, data: Any) -> tuple[bool, Any]:
         """``(True, value)`` or ``(False, error message)`` for one expression."""
         try:
-            fn = self._expressions.get(id(node))
-            if fn is None:
-                fn = self._expressions[id(node)] = generate_expression(node, pid)
+            hit = _FNS.get((pid, id(node)))
+            if hit is not None and hit[0] is node:
+                fn = hit[1]
+            else:
+                fn = generate_expression(node, pid)
+                if len(_FNS) > 4096:
+                    _FNS.clear()
+                _FNS[(pid, id(node))] = (node, fn)
             return True, fn(self.p, self.a, self.r, self.ctx, data)
         except RuneEvalError as e:
             return False, e.message
@@ -506,32 +515,65 @@ class _Context:
 
 class _Facts:
     """The request's model plus the ``parent``/``attr`` rows the engine keeps
-    outside the core (they are in ``Engine.model``): what the prover reads."""
+    outside the core (indexed by first column once per engine): what the
+    prover reads."""
 
     def __init__(self, model: Any, engine: Any) -> None:
         self.model = model
         self.compiled = model.compiled
-        self.side: Any = engine.model if engine._side_facts else None  # None only when side_names is empty
-        self.side_names = frozenset(engine._side_facts)
+        self.side = side_index(engine)
+
+    def _side_rows(self, rel: str, prefix: tuple) -> list:
+        idx = self.side.get(rel)
+        if idx is None:
+            return []
+        if not prefix:
+            return [r for rows in idx.values() for r in rows]
+        rows = idx.get(value_key(prefix[0]), ())
+        n = len(prefix)
+        return [r[n:] for r in rows if all(value_key(a) == value_key(b) for a, b in zip(prefix[1:], r[1:n]))]
 
     def contains(self, rel: str, row: tuple) -> bool:
         if self.model.contains(rel, row):
             return True
-        return rel in self.side_names and self.side.contains(rel, row)
+        if rel not in self.side:
+            return False
+        k = 0
+        while k < len(row) and row[k] is not None:
+            k += 1
+        return any(all(v is None or value_key(v) == value_key(x) for v, x in zip(row[k:], rest))
+                   for rest in self._side_rows(rel, row[:k]))
 
     def match(self, rel: str, prefix: tuple) -> list:
         rows = self.model.match(rel, prefix)
-        if rel in self.side_names:
-            extra = [r for r in self.side.match(rel, prefix) if r not in rows]
+        if rel in self.side:
+            extra = [r for r in self._side_rows(rel, prefix) if r not in rows]
             rows = rows + extra
         return rows
 
     def rows(self, rel: str) -> list:
         rows = self.model.rows(rel)
-        if rel in self.side_names:
+        if rel in self.side:
             have = set(rows)
-            rows = rows + [r for r in self.side.rows(rel) if r not in have]
+            rows = rows + [r for r in self._side_rows(rel, ()) if r not in have]
         return rows
+
+
+_SIDE: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
+def side_index(engine: Any) -> dict:
+    """relation -> first-column value key -> rows, for the facts kept out of the core."""
+    idx = _SIDE.get(engine)
+    if idx is None:
+        idx = {}
+        for rel, rows in engine._side_facts.items():
+            d: dict = {}
+            for r in rows:
+                d.setdefault(value_key(r[0]), []).append(tuple(r))
+            idx[rel] = d
+        _SIDE[engine] = idx
+    return idx
 
 
 def _flatten(node: Any, op: str) -> list:

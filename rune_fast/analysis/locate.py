@@ -84,7 +84,9 @@ class Provenance:
 
     @staticmethod
     def _index_data(rel: str, place: tuple, index: dict) -> None:
+        from ..lang.fileio import read_regular
         from ..lang.parser import parse_file
+        from ..limits import DEFAULT_LIMITS
 
         _, path, loc, digest = place
         if not loc.line or path.startswith("<"):
@@ -92,8 +94,8 @@ class Provenance:
         rf = parse_file(path)
         if rf.content_hash != digest:
             return
-        with open(path, encoding="utf-8-sig") as f:
-            text = f.read()
+        # regular files only, never blocking (the path may have become a FIFO)
+        text = read_regular(path, DEFAULT_LIMITS.max_file_bytes).data.decode("utf-8-sig")
         for fs in rf.facts:
             if fs.relation != rel or fs.loc.line != loc.line:
                 continue

@@ -226,9 +226,7 @@ class Prover:
         self.model = model
         self.side = side
         self.base = base
-        self.by_head: dict[str, list[tuple[A.Rule, Any]]] = {}
-        for r, info in zip(rules, rule_info):
-            self.by_head.setdefault(r.head.name, []).append((r, info))
+        self.by_head = rules_by_head(rules, rule_info)
         self.memo: dict = {}
         self.steps = 0
         self.max_steps = max_steps
@@ -468,6 +466,22 @@ class Prover:
 
 
 _NOTHING = object()
+_BY_HEAD: dict = {}
+
+
+def rules_by_head(rules: tuple, rule_info: tuple) -> dict[str, list[tuple[A.Rule, Any]]]:
+    """Rules grouped by head relation, in source order (memoized per rule tuple)."""
+    key = id(rules)
+    hit = _BY_HEAD.get(key)
+    if hit is not None and hit[0] is rules:
+        return hit[1]
+    out: dict[str, list[tuple[A.Rule, Any]]] = {}
+    for r, info in zip(rules, rule_info):
+        out.setdefault(r.head.name, []).append((r, info))
+    if len(_BY_HEAD) > 64:
+        _BY_HEAD.clear()
+    _BY_HEAD[key] = (rules, out)
+    return out
 
 
 def _rule_vars(rule: A.Rule) -> list[str]:

@@ -85,7 +85,7 @@ class SearchPage:
 class KnownEntities:
     """Every entity an engine knows, by type, in sorted order."""
 
-    __slots__ = ("by_type", "all")
+    __slots__ = ("by_type", "all", "_sets")
 
     def __init__(self, entities: Iterable[Entity]) -> None:
         by_type: dict[str, list[Entity]] = {}
@@ -93,6 +93,13 @@ class KnownEntities:
             by_type.setdefault(e.type, []).append(e)
         self.by_type: dict[str, tuple[Entity, ...]] = {t: tuple(sorted(v)) for t, v in by_type.items()}
         self.all: frozenset[Entity] = frozenset(e for v in self.by_type.values() for e in v)
+        self._sets: dict[str, frozenset] = {}
+
+    def set_of(self, ty: str) -> frozenset:
+        s = self._sets.get(ty)
+        if s is None:
+            s = self._sets[ty] = frozenset(self.by_type.get(ty, ()))
+        return s
 
 
 _KNOWN: "weakref.WeakKeyDictionary[Any, KnownEntities]" = weakref.WeakKeyDictionary()
@@ -133,7 +140,9 @@ def known_entities(engine: Any) -> KnownEntities:
         k = _KNOWN.get(engine)
         if k is None:
             found: set = set()
-            for rows in engine.model.relations().values():
+            # the core's relations, then the parent/attr rows kept out of it
+            tables = list(engine._model.relations().values()) + list(engine._side_facts.values())
+            for rows in tables:
                 for row in rows:
                     for v in row:
                         if type(v) is Entity:
@@ -179,6 +188,18 @@ def candidates(engine: Any, wanted: Callable[[str], bool], extra: set) -> list[E
     return out
 
 
+def candidates_of_type(engine: "Engine", ty: str, extra: set) -> tuple[Any, frozenset]:
+    """(sorted candidates of one type, the same as a set); shared when the
+    request adds no entity of that type."""
+    known = known_entities(engine)
+    base = known.by_type.get(ty, ())
+    extra_ok = [e for e in extra if e.type == ty and e not in known.all]
+    if not extra_ok:
+        return base, known.set_of(ty)
+    merged = sorted(list(base) + extra_ok)
+    return merged, frozenset(merged)
+
+
 # ---------------------------------------------------------------------------
 # Tokens
 
@@ -188,8 +209,14 @@ def _query_digest(kind: str, parts: tuple) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _short(version: str) -> str:
+    """The part of the engine version a token carries (64 bits of the content hash)."""
+    return version[:16]
+
+
 def make_token(version: str, digest: str, last: Entity) -> str:
-    raw = json.dumps([_TOKEN_VERSION, version, digest, last.type, last.id], ensure_ascii=True, separators=(",", ":"))
+    raw = json.dumps([_TOKEN_VERSION, _short(version), digest, last.type, last.id], ensure_ascii=True,
+                     separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
@@ -206,7 +233,7 @@ def read_token(token: Any, version: str, digest: str) -> Entity:
         raise RuneRequestError("page_token is malformed", field="page_token") from None
     if tv != _TOKEN_VERSION or not isinstance(ty, str) or not isinstance(ident, str):
         raise RuneRequestError("page_token is malformed", field="page_token")
-    if ver != version:
+    if ver != _short(version):
         raise RuneRequestError(
             "page_token belongs to another engine version (the policies changed); start the search again",
             field="page_token",
@@ -341,12 +368,14 @@ def search_resources(
     p, a, _, ctx, ents = _parse(engine, principal, action, None, context, entities)
     w = engine._entity(within, "within") if within is not None else None
     digest = _query_digest("resources", (p, a, rtype, w, _freeze_digest(context), _freeze_digest(entities)))
-    cands = candidates(engine, rtype.__eq__, request_entities(ctx, ents))
-    allowed = _decider(engine, ctx, ents)
-    if w is None:
-        return page(engine, digest, cands, lambda e: allowed(p, a, e), limit, page_token)
-    inside = within_checker(engine, p, a, ctx, ents, w)
-    return page(engine, digest, cands, lambda e: inside(e) and allowed(p, a, e), limit, page_token)
+    from . import plan
+
+    cands, cand_set = candidates_of_type(engine, rtype, request_entities(ctx, ents))
+    found = plan.resources(engine, p, a, rtype, ctx, ents, cands, cand_set)
+    if w is not None:
+        inside = within_checker(engine, p, a, ctx, ents, w)
+        found = {e for e in found if inside(e)}
+    return page_of_sorted(engine, digest, sorted(found), limit, page_token)
 
 
 def search_subjects(
@@ -365,9 +394,11 @@ def search_subjects(
     ptype = _check_type(principal_type, "principal_type")
     _, a, r, ctx, ents = _parse(engine, None, action, resource, context, entities)
     digest = _query_digest("subjects", (a, r, ptype, _freeze_digest(context), _freeze_digest(entities)))
-    cands = candidates(engine, ptype.__eq__, request_entities(ctx, ents))
-    allowed = _decider(engine, ctx, ents)
-    return page(engine, digest, cands, lambda e: allowed(e, a, r), limit, page_token)
+    from . import plan
+
+    cands, cand_set = candidates_of_type(engine, ptype, request_entities(ctx, ents))
+    found = plan.subjects(engine, a, r, ptype, ctx, ents, cands, cand_set)
+    return page_of_sorted(engine, digest, sorted(found), limit, page_token)
 
 
 def search_actions(

@@ -18,12 +18,14 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from . import check, engine_commands
+from . import check, engine_commands, manifest_command, search, serve
 from .common import EXIT_CODES, Subcommand
 
 __all__ = ["main", "SUBCOMMANDS", "build_parser"]
 
-SUBCOMMANDS: tuple[Subcommand, ...] = check.COMMANDS + engine_commands.COMMANDS
+SUBCOMMANDS: tuple[Subcommand, ...] = (
+    check.COMMANDS + engine_commands.COMMANDS + search.COMMANDS + manifest_command.COMMANDS + serve.COMMANDS
+)
 
 
 def _exit_codes_epilog() -> str:
@@ -58,9 +60,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``rune`` and ``python -m rune_fast``; returns the exit code."""
+    _safe_streams()
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
     return int(args._run(args))
+
+
+def _safe_streams() -> None:
+    """Never fail while printing: ids may hold lone surrogates (``\\ud800`` in
+    an entity literal, undecodable bytes in argv) and the terminal may not be
+    UTF-8, so unencodable characters are written as backslash escapes instead
+    of raising ``UnicodeEncodeError`` (a traceback) half-way through output."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # pragma: no cover - detached or closed stream
+                pass
 
 
 if __name__ == "__main__":  # pragma: no cover

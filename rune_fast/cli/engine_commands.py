@@ -47,6 +47,8 @@ def _json_arg(text: Optional[str], what: str, want: type) -> Any:
         raise RuneRequestError(
             f"--{what} is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})", field=what
         ) from None
+    except RecursionError:
+        raise RuneRequestError(f"--{what} is nested too deeply to be a request", field=what) from None
     if not isinstance(value, want):
         kind = "a JSON object" if want is dict else "a JSON array"
         raise RuneRequestError(f"--{what} must be {kind}, got {type(value).__name__}", field=what)
@@ -91,6 +93,8 @@ def _configure_eval(p: argparse.ArgumentParser) -> None:
     add_path(p)
     _add_request(p, required=True)
     p.add_argument("--json", action="store_true", help="print the decision (or the errors) as one JSON object")
+    p.add_argument("--explain", action="store_true",
+                   help="also explain the decision: proof trees for a permit/forbid, the failing parts for a deny")
 
 
 def run_eval(args: argparse.Namespace, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int:
@@ -103,11 +107,19 @@ def run_eval(args: argparse.Namespace, out: Optional[TextIO] = None, err: Option
         return report_load_failure(e, args, out, err)
     try:
         context, entities = _request_json(args)
-        decision = engine.authorize(args.principal, args.action, args.resource, context, entities)
+        if getattr(args, "explain", False):
+            explanation = engine.explain(args.principal, args.action, args.resource, context, entities)
+            decision = explanation.decision
+        else:
+            explanation = None
+            decision = engine.authorize(args.principal, args.action, args.resource, context, entities)
     except RuneError as e:
         return report_request_failure(e, args, out, err)
     if args.json:
-        print_json({"ok": True, **decision.to_dict()}, out)
+        extra = {"explanation": explanation.to_dict()} if explanation is not None else {}
+        print_json({"ok": True, **decision.to_dict(), **extra}, out)
+    elif explanation is not None:
+        print(explanation.render(), file=out, end="")
     else:
         print(decision.decision, file=out)
         if decision.reasons:

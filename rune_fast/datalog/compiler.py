@@ -83,6 +83,22 @@ def _is_number(v: object) -> bool:
 LIMIT_TUPLES, LIMIT_BYTES, LIMIT_AGGREGATE = 0, 1, 2
 
 
+def string_test(name: str, arg: str, v: object) -> bool:
+    """``V.name(arg)`` in a rule body (false for a value that is not a string).
+
+    Shared by the executor's hooks and the per-request plans
+    (``rune_fast/request_plans.py``) so that both read strings alike."""
+    if type(v) is not str:
+        return False
+    if name == "starts_with":
+        return v.startswith(arg)
+    if name == "ends_with":
+        return v.endswith(arg)
+    if name == "contains":
+        return arg in v
+    return glob_matcher(arg)(v)  # linear time, see rune_fast/like.py
+
+
 class Hooks:
     """The executor's Python slow paths, bound to one evaluation's symbol table.
 
@@ -151,16 +167,7 @@ class Hooks:
         return False  # ordering of non-numbers is false in rules
 
     def method(self, name: str, arg: str, ident: int) -> bool:
-        v = self.symbols.value(ident)
-        if type(v) is not str:
-            return False
-        if name == "starts_with":
-            return v.startswith(arg)
-        if name == "ends_with":
-            return v.endswith(arg)
-        if name == "contains":
-            return arg in v
-        return glob_matcher(arg)(v)  # linear time, see rune_fast/like.py
+        return string_test(name, arg, self.symbols.value(ident))
 
     def aggregate(self, code: int, ids: list) -> int:
         name = AGG_NAMES[code]

@@ -384,3 +384,6 @@ class Bundle:
     metadata: Mapping[str, Any]
     watched_paths: tuple[str, ...]
     content_hash: str
+    #: ``(absolute path, sha256)`` of every file read from disk, so that a
+    #: reader can check later that the files are still what was compiled.
+    file_digests: tuple[tuple[str, str], ...] = ()

@@ -32,10 +32,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import sys
+import time
 from dataclasses import dataclass, replace
 from itertools import chain
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 from .ast import Bundle, EmbeddedTest, FactSet, Loc, Policy, RequestEntity, Rule, RuneFile, SourceSpec
 from ..errors import (
@@ -43,6 +45,7 @@ from ..errors import (
     RuneDataError,
     RuneDuplicateIdError,
     RuneError,
+    RuneManifestError,
     RuneSourceError,
     RuneSyntaxError,
     RuneUndefinedError,
@@ -56,8 +59,10 @@ from .sources import (
     describe_bad_value,
     parse_source_bytes,
     paused_gc,
-    read_source_bytes,
+    read_source,
 )
+from .fileio import FileRefused, ReadResult, confine, read_regular, resolve_roots
+from .manifest import MANIFEST_MODES, MANIFEST_NAME, manifest_path, read_manifest, verify_manifest
 from ..values import INT_MAX, INT_MIN, Entity, parse_entity_literal
 
 if sys.version_info >= (3, 11):
@@ -77,6 +82,7 @@ __all__ = [
     "parse_file",
     "load_bundle",
     "bundle_from_text",
+    "bundle_manifest",
     "SUPPORTED_VERSIONS",
     "SECTIONS",
 ]
@@ -539,7 +545,14 @@ class _FileParser:
                     if fs is not None:
                         out.append(fs)
 
-        walk((), data, 0)
+        try:
+            walk((), data, 0)
+        finally:
+            # A nested function that calls itself is a reference cycle (it
+            # holds this parser and all its data): break it so the parse is
+            # freed by reference counting (engines are built with the cyclic
+            # collector paused; see engine._gc_paused).
+            walk = None  # type: ignore[assignment]  # noqa: F841
         return out
 
     def fact_set(self, path: tuple[str, ...], v: Any, index: _KeyIndex) -> Optional[FactSet]:
@@ -840,21 +853,20 @@ def parse_text(
         return _FileParser(text, path, limits, base).parse(digest)
 
 
+def _read_file(path: str, limits: Limits, what: str = "") -> ReadResult:
+    """Read one ``.rune`` file: a regular file only, never blocking, size-checked
+    first (see ``fileio.read_regular``); every refusal is a ``RuneError``
+    naming the file."""
+    try:
+        return read_regular(path, limits.max_file_bytes)
+    except FileRefused as e:
+        if e.kind == "too_big":
+            raise limits.exceeded("max_file_bytes", f"{path} {e.reason}", file=path) from None
+        raise RuneError(f"cannot read {what}{path}: {e.reason}", file=path) from None
+
+
 def _read_limited(path: str, limits: Limits, what: str = "") -> bytes:
-    try:
-        size = os.stat(path).st_size
-    except OSError as e:
-        raise RuneError(f"cannot read {what}{path}: {e.strerror or e}", file=path) from None
-    if size > limits.max_file_bytes:
-        raise limits.exceeded("max_file_bytes", f"{path} has {size} bytes", file=path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read(limits.max_file_bytes + 1)
-    except OSError as e:
-        raise RuneError(f"cannot read {what}{path}: {e.strerror or e}", file=path) from None
-    if len(data) > limits.max_file_bytes:
-        raise limits.exceeded("max_file_bytes", f"{path} grew past the limit while being read", file=path)
-    return data
+    return _read_file(path, limits, what).data
 
 
 def _decode(data: bytes, path: str) -> str:
@@ -889,22 +901,41 @@ def parse_file(path: Union[str, os.PathLike], *, limits: Limits = DEFAULT_LIMITS
 # Public API: bundles
 
 
+def _listdir(d: str) -> list[str]:
+    try:
+        return os.listdir(d)
+    except OSError as e:
+        reason = "not found" if isinstance(e, FileNotFoundError) else f"unreadable ({e.strerror or e})"
+        raise RuneError(f"cannot list directory {d}: {reason}", file=d) from None
+
+
 def _rune_files(root: str, recursive: bool) -> list[str]:
     """``*.rune`` files under ``root`` sorted by (relative) name; dotfiles
-    (editor lock and swap files such as ``.#a.rune``) are skipped."""
+    (editor lock and swap files such as ``.#a.rune``) are skipped.
+
+    Directories named ``*.rune`` are skipped (or walked, recursively); any
+    other ``*.rune`` entry is returned even if it is not a regular file, so
+    that reading it refuses it loudly (a FIFO in a bundle is an error, not
+    something to skip silently).  A subdirectory that cannot be listed is an
+    error too: skipping it would silently drop its policies.
+    """
     found: list[tuple[str, str]] = []
-    if recursive:
-        for d, dirs, files in os.walk(root):
-            dirs[:] = sorted(x for x in dirs if not x.startswith("."))
-            for f in files:
-                if f.endswith(".rune") and not f.startswith("."):
-                    full = os.path.join(d, f)
-                    found.append((os.path.relpath(full, root).replace(os.sep, "/"), full))
-    else:
-        for f in os.listdir(root):
-            full = os.path.join(root, f)
-            if f.endswith(".rune") and not f.startswith(".") and os.path.isfile(full):
-                found.append((f, full))
+    pending = [root]
+    while pending:
+        d = pending.pop()
+        for f in _listdir(d):
+            if f.startswith("."):
+                continue
+            full = os.path.join(d, f)
+            try:
+                is_dir = os.path.isdir(full)
+            except (OSError, ValueError):  # pragma: no cover - isdir does not raise on Linux
+                is_dir = False
+            if is_dir:
+                if recursive:
+                    pending.append(full)
+            elif f.endswith(".rune"):
+                found.append((os.path.relpath(full, root).replace(os.sep, "/"), full))
     found.sort()
     return [full for _, full in found]
 
@@ -917,17 +948,30 @@ class _Blobs:
         self.root = root
         self.items: dict[str, tuple[str, bytes]] = {}  # key -> (name, data)
         self.watched: list[str] = []
+        self.reads: dict[str, ReadResult] = {}  # path -> what was read (settle checks)
 
-    def add(self, path: str, data: bytes) -> None:
+    def name_of(self, path: str) -> str:
+        ap = os.path.abspath(path)
+        try:
+            return os.path.relpath(ap, self.root).replace(os.sep, "/")
+        except ValueError:  # pragma: no cover - different drive on Windows
+            return ap
+
+    def add(self, path: str, data: bytes, read: Optional[ReadResult] = None) -> None:
         ap = os.path.abspath(path)
         if ap in self.items:
             return
-        try:
-            name = os.path.relpath(ap, self.root).replace(os.sep, "/")
-        except ValueError:  # pragma: no cover - different drive on Windows
-            name = ap
-        self.items[ap] = (name, data)
+        self.items[ap] = (self.name_of(ap), data)
         self.watched.append(ap)
+        if read is not None:
+            self.reads[ap] = read
+
+    def files(self) -> list[tuple[str, bytes]]:
+        """``(name, bytes)`` of every file read from disk (what a manifest lists)."""
+        return [v for k, v in self.items.items() if not k.startswith("\0")]
+
+    def digests(self) -> tuple[tuple[str, str], ...]:
+        return tuple((k, hashlib.sha256(d).hexdigest()) for k, (_, d) in self.items.items() if not k.startswith("\0"))
 
     def add_unwatched(self, name: str, data: bytes) -> None:
         self.items["\0" + name] = (name, data)
@@ -942,27 +986,38 @@ class _Blobs:
 
 
 def _load_sources(files: Iterable[RuneFile], limits: Limits, blobs: _Blobs,
-                  errors: list[RuneError]) -> dict[str, list[FactSet]]:
-    """Load every ``[sources]`` entry; returns file path -> its source facts."""
+                  errors: list[RuneError], bundle_root: str,
+                  source_roots: Sequence[str] = ()) -> dict[str, list[FactSet]]:
+    """Load every ``[sources]`` entry; returns file path -> its source facts.
+
+    Sources are confined to ``bundle_root`` plus the allow-listed
+    ``source_roots`` (resolved real paths, see ``sources.read_source``); the
+    text of a file outside ``bundle_root`` is never quoted in an error.
+    """
     out: dict[str, list[FactSet]] = {}
     cache: dict[str, bytes] = {}
+    home = resolve_roots([bundle_root])
+    roots = home + tuple(r for r in resolve_roots(source_roots) if r not in home)
     for rf in files:
         lst = out.setdefault(rf.path, [])
         for spec in rf.sources:
             try:
                 data = cache.get(spec.path)
                 if data is None:
-                    data = read_source_bytes(spec, limits=limits)
+                    read = read_source(spec, limits=limits, roots=roots)
+                    data = read.data
                     cache[spec.path] = data
-                    blobs.add(spec.path, data)
-                lst.append(parse_source_bytes(spec, data, limits=limits))
+                    blobs.add(spec.path, data, read)
+                inside = confine(spec.path, home) is not None
+                lst.append(parse_source_bytes(spec, data, limits=limits, quote=inside))
             except RuneError as e:
                 errors.extend(e.errors)
     return out
 
 
 def _merge(files: list[RuneFile], source_facts: dict[str, list[FactSet]], watched: list[str],
-           digest: str, errors: list[RuneError]) -> Bundle:
+           digest: str, errors: list[RuneError],
+           file_digests: tuple[tuple[str, str], ...] = ()) -> Bundle:
     # facts: one FactSet per relation, in order of first appearance
     parts: dict[str, list[FactSet]] = {}
     for rf in files:
@@ -1032,7 +1087,76 @@ def _merge(files: list[RuneFile], source_facts: dict[str, list[FactSet]], watche
         metadata=metadata,
         watched_paths=tuple(watched),
         content_hash=digest,
+        file_digests=file_digests,
     )
+
+
+def _bundle_root(p: str) -> tuple[str, bool]:
+    """``(root directory, is_dir)`` for a bundle path; a path that cannot be
+    examined is reported as what it is (missing, unreadable), not as missing."""
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise RuneError(f"cannot read {p}: no such file or directory", file=p) from None
+    except NotADirectoryError:
+        raise RuneError(f"cannot read {p}: no such file or directory (a parent is not a directory)",
+                        file=p) from None
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+        raise RuneError(f"cannot read {p}: unreadable ({reason})", file=p) from None
+    if stat.S_ISDIR(st.st_mode):
+        return p, True
+    return os.path.dirname(os.path.abspath(p)), False
+
+
+def _read_bundle_files(p: str, root: str, is_dir: bool, recursive: bool, limits: Limits,
+                       source_roots: Sequence[str]) -> tuple[list[RuneFile], _Blobs, list[RuneError], dict, int]:
+    """Read and parse every ``.rune`` file and read and parse every source;
+    the last item is how many ``.rune`` files there were."""
+    if is_dir:
+        paths = _rune_files(p, recursive)
+        if not paths:
+            how = "recursively" if recursive else "not recursively; pass recursive=True for subdirectories"
+            raise RuneError(f"no .rune files in directory {p} (searched {how})", file=p)
+    else:
+        paths = [p]
+    errors: list[RuneError] = []
+    blobs = _Blobs(root)
+    files: list[RuneFile] = []
+    for path in paths:
+        try:
+            read = _read_file(path, limits)
+            blobs.add(path, read.data, read)
+            files.append(_parse_bytes(read.data, path, limits))
+        except RuneError as e:
+            errors.extend(e.errors)
+    with paused_gc():
+        source_facts = _load_sources(files, limits, blobs, errors, root, source_roots)
+    return files, blobs, errors, source_facts, len(paths)
+
+
+def _unsettled(blobs: _Blobs, p: str, is_dir: bool, recursive: bool) -> Optional[str]:
+    """The first file whose size, mtime or inode changed since it was read,
+    or a change in the set of ``.rune`` files; None if everything is as read."""
+    for path, r in blobs.reads.items():
+        try:
+            st = os.stat(path)
+        except OSError:
+            return path
+        if (st.st_size, st.st_mtime_ns, st.st_ino) != (r.size, r.mtime_ns, r.ino):
+            return path
+    if is_dir:
+        try:
+            now = {os.path.abspath(x) for x in _rune_files(p, recursive)}
+        except RuneError:
+            return p
+        if not now <= set(blobs.reads):
+            return p
+    return None
+
+
+#: How many times a settle check re-reads a bundle that keeps changing.
+SETTLE_ATTEMPTS = 3
 
 
 def load_bundle(
@@ -1040,40 +1164,63 @@ def load_bundle(
     *,
     recursive: bool = False,
     limits: Limits = DEFAULT_LIMITS,
+    source_roots: Sequence[Union[str, os.PathLike]] = (),
+    manifest: str = "auto",
+    settle: float = 0.0,
 ) -> Bundle:
     """Load a ``.rune`` file (a bundle of one) or a directory of them (docs/language.md §1).
 
     Every file is parsed and every source loaded before anything is raised,
     so one call reports all the problems of the bundle.
-    """
-    p = os.fspath(path_or_dir)
-    if os.path.isdir(p):
-        root = p
-        paths = _rune_files(p, recursive)
-        if not paths:
-            how = "recursively" if recursive else "not recursively; pass recursive=True for subdirectories"
-            raise RuneError(f"no .rune files in directory {p} (searched {how})", file=p)
-    elif os.path.exists(p):
-        root = os.path.dirname(os.path.abspath(p))
-        paths = [p]
-    else:
-        raise RuneError(f"cannot read {p}: no such file or directory", file=p)
 
-    errors: list[RuneError] = []
-    blobs = _Blobs(root)
-    files: list[RuneFile] = []
-    for path in paths:
-        try:
-            data = _read_limited(path, limits)
-            blobs.add(path, data)
-            files.append(_parse_bytes(data, path, limits))
-        except RuneError as e:
-            errors.extend(e.errors)
+    - ``source_roots``: directories, besides the bundle's own, that
+      ``[sources]`` may read from (default: none; see ``sources.read_source``).
+    - ``manifest``: ``"auto"`` verifies ``rune.manifest`` when the bundle has
+      one, ``"require"`` refuses a bundle without one, ``"off"`` ignores it
+      (see ``manifest.py``).
+    - ``settle``: seconds; when > 0, after reading everything the files are
+      examined again that much later and must not have changed (size, mtime,
+      inode, set of ``.rune`` files); a bundle still changing is read again,
+      at most ``SETTLE_ATTEMPTS`` times, then refused.
+    """
+    if manifest not in MANIFEST_MODES:
+        raise ValueError(f"manifest must be one of {', '.join(MANIFEST_MODES)}, got {manifest!r}")
+    p = os.fspath(path_or_dir)
+    roots = [os.fspath(r) for r in source_roots]
+    root, is_dir = _bundle_root(p)
+    attempts = SETTLE_ATTEMPTS if settle > 0 else 1
+    for attempt in range(attempts):
+        files, blobs, errors, source_facts, n_paths = _read_bundle_files(p, root, is_dir, recursive, limits, roots)
+        if settle <= 0:
+            break
+        time.sleep(settle)
+        changed = _unsettled(blobs, p, is_dir, recursive)
+        if changed is None:
+            break
+        if attempt == attempts - 1:
+            raise RuneError(
+                f"{changed} was still changing after {attempts} reads {settle:g}s apart; not loaded "
+                "(write files atomically: temporary file + rename)",
+                file=changed,
+            )
+    watched = list(blobs.watched)
+    if manifest != "off":
+        mpath = os.path.abspath(manifest_path(root))
+        expected = read_manifest(mpath, limits)
+        if expected is None and manifest == "require":
+            raise RuneManifestError(
+                f"no bundle manifest ({MANIFEST_NAME}) and manifest='require'; write one with: rune manifest PATH",
+                file=mpath,
+            )
+        if expected is not None:
+            # A mismatch is raised alone: other errors would be about a file
+            # that is still being written.
+            verify_manifest(mpath, expected, blobs.files(), every_listed=is_dir)
+            watched.append(mpath)  # writing the manifest last is what triggers the reload
     with paused_gc():
-        source_facts = _load_sources(files, limits, blobs, errors)
-        bundle = _merge(files, source_facts, blobs.watched, blobs.digest(), errors)
+        bundle = _merge(files, source_facts, watched, blobs.digest(), errors, blobs.digests())
     if errors:
-        errors.extend(_checker_errors(bundle, source_facts, errors, all_files_parsed=len(files) == len(paths)))
+        errors.extend(_checker_errors(bundle, source_facts, errors, all_files_parsed=len(files) == n_paths))
     raise_collected(errors)
     return bundle
 
@@ -1113,14 +1260,40 @@ def _undefined_name(e: RuneError) -> str:
     return m.group(1) if m else ""
 
 
+def bundle_manifest(
+    path: str, *, recursive: bool = False, source_roots: Sequence[str] = (), limits: Optional[Limits] = None
+) -> tuple[str, dict[str, str]]:
+    """Load the bundle at ``path`` (ignoring any existing manifest) and return
+    ``(where its manifest goes, name -> sha256 of every file it read)``.
+
+    Raises the bundle's ``RuneError`` if it does not load: a manifest is a
+    statement that these files are complete, so it is only written for files
+    that parse.
+    """
+    kw = {} if limits is None else {"limits": limits}
+    bundle = load_bundle(path, recursive=recursive, source_roots=source_roots, manifest="off", **kw)
+    root, _is_dir = _bundle_root(path)
+    digests: dict[str, str] = {}
+    for ap, digest in bundle.file_digests:
+        try:
+            name = os.path.relpath(ap, os.path.abspath(root)).replace(os.sep, "/")
+        except ValueError:  # pragma: no cover - different drive on Windows
+            name = ap
+        digests[name] = digest
+    return manifest_path(root), digests
+
+
 def bundle_from_text(
     text: str,
     path: str = "<string>",
     *,
     limits: Limits = DEFAULT_LIMITS,
     base_dir: Optional[str] = None,
+    source_roots: Sequence[Union[str, os.PathLike]] = (),
 ) -> Bundle:
-    """A bundle of one file given as text (sources are still read from disk).
+    """A bundle of one file given as text (sources are still read from disk,
+    confined to ``base_dir`` (default: the directory of ``path``, or the
+    current directory) and the allow-listed ``source_roots``).
 
     ``watched_paths`` holds only the source files (the text has no file);
     the hash covers ``path``, the text and the sources.
@@ -1131,8 +1304,8 @@ def bundle_from_text(
     blobs = _Blobs(base)
     blobs.add_unwatched(path, text.encode("utf-8", "surrogatepass"))
     with paused_gc():
-        source_facts = _load_sources([rf], limits, blobs, errors)
-        bundle = _merge([rf], source_facts, blobs.watched, blobs.digest(), errors)
+        source_facts = _load_sources([rf], limits, blobs, errors, base, [os.fspath(r) for r in source_roots])
+        bundle = _merge([rf], source_facts, blobs.watched, blobs.digest(), errors, blobs.digests())
     if errors:
         errors.extend(_checker_errors(bundle, source_facts, errors, all_files_parsed=True))
     raise_collected(errors)

@@ -38,12 +38,14 @@ from operator import itemgetter
 from typing import Any, Iterator, Optional, Sequence
 
 from .ast import FactSet, SourceSpec
+from .fileio import FileRefused, ReadResult, confine, read_regular, resolve_roots
 from ..errors import RuneError, RuneSourceError, raise_collected
 from ..limits import DEFAULT_LIMITS, Limits
 from ..values import INT_MAX, INT_MIN, Entity, parse_entity_literal
 
 __all__ = [
     "load_source",
+    "read_source",
     "read_source_bytes",
     "parse_source_bytes",
     "source_format",
@@ -312,52 +314,89 @@ def _entry_where(spec: SourceSpec) -> str:
     return spec.loc.file
 
 
-def read_source_bytes(spec: SourceSpec, *, limits: Limits = DEFAULT_LIMITS) -> bytes:
+#: Longest source line quoted in an error message (the rest is cut, "...").
+MAX_QUOTED_CHARS = 160
+
+
+def _clip(text: str, n: int = MAX_QUOTED_CHARS) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def read_source_bytes(
+    spec: SourceSpec,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    roots: Optional[Sequence[str]] = None,
+) -> bytes:
     """Read a source file, refusing it (before reading) if it exceeds ``max_file_bytes``.
 
-    A missing or unreadable file is a ``RuneSourceError`` located at the
-    ``[sources]`` entry (that is the line the user has to fix) and naming the
-    path.
+    ``roots`` are the directories a source may lie under (the bundle
+    directory, plus any allow-listed roots).  The bundle loaders
+    (``parser.load_bundle``, ``parser.bundle_from_text``) always pass them;
+    ``None`` (no confinement) is for callers that vetted the path themselves.
+    The path is resolved (``..`` and every symlink
+    followed) before the check, so neither an absolute path, nor ``../``, nor
+    a symlink can reach outside.  Only regular files are read (a FIFO or a
+    device is refused without blocking, see ``fileio``).
+
+    Every refusal is a ``RuneSourceError`` (``RuneLimitError`` for the size)
+    located at the ``[sources]`` entry (that is the line the user has to fix)
+    and naming the path, never its content.
     """
+    return read_source(spec, limits=limits, roots=roots).data
+
+
+def read_source(
+    spec: SourceSpec,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    roots: Optional[Sequence[str]] = None,
+) -> ReadResult:
+    """``read_source_bytes`` plus the identity (size, mtime, inode) of the file read."""
     loc = spec.loc
     at: dict[str, Any] = dict(file=loc.file, line=loc.line, column=loc.col, source_line=loc.text or None)
-    try:
-        size = os.stat(spec.path).st_size
-    except OSError as e:
-        reason = "not found" if isinstance(e, FileNotFoundError) else (e.strerror or str(e))
+    allowed = resolve_roots(roots) if roots is not None else None
+    real = confine(spec.path, allowed) if allowed is not None else spec.path
+    if real is None:
+        shown = ", ".join(allowed or ()) or "(none)"
         raise RuneSourceError(
-            f"source file {spec.path} for relation {spec.relation!r}: {reason}", **at
-        ) from None
-    if size > limits.max_file_bytes:
-        raise limits.exceeded(
-            "max_file_bytes", f"source file {spec.path} has {size} bytes", **at
+            f"source file {spec.path} for relation {spec.relation!r} is outside the bundle directory "
+            f"(after resolving symlinks and '..'); sources may only be read under: {shown}. "
+            "Allow another directory explicitly with source_roots=[...]",
+            **at,
         )
     try:
-        with open(spec.path, "rb") as f:
-            data = f.read(limits.max_file_bytes + 1)
-    except OSError as e:
-        raise RuneSourceError(
-            f"cannot read source file {spec.path} for relation {spec.relation!r}: {e.strerror or e}", **at
-        ) from None
-    if len(data) > limits.max_file_bytes:  # the file grew after stat()
-        raise limits.exceeded("max_file_bytes", f"source file {spec.path} is larger", **at)
-    return data
+        return read_regular(real, limits.max_file_bytes)
+    except FileRefused as e:
+        if e.kind == "too_big":
+            raise limits.exceeded("max_file_bytes", f"source file {spec.path} {e.reason}", **at) from None
+        raise RuneSourceError(f"source file {spec.path} for relation {spec.relation!r}: {e.reason}", **at) from None
 
 
-def load_source(spec: SourceSpec, *, limits: Limits = DEFAULT_LIMITS) -> FactSet:
+def load_source(
+    spec: SourceSpec, *, limits: Limits = DEFAULT_LIMITS, roots: Optional[Sequence[str]] = None
+) -> FactSet:
     """Read and parse one ``[sources]`` entry into a ``FactSet`` (loc = the entry)."""
-    return parse_source_bytes(spec, read_source_bytes(spec, limits=limits), limits=limits)
+    return parse_source_bytes(spec, read_source_bytes(spec, limits=limits, roots=roots), limits=limits)
 
 
-def parse_source_bytes(spec: SourceSpec, data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> FactSet:
-    """Parse the bytes of a source file (already read, e.g. to hash them too)."""
+def parse_source_bytes(
+    spec: SourceSpec, data: bytes, *, limits: Limits = DEFAULT_LIMITS, quote: bool = True
+) -> FactSet:
+    """Parse the bytes of a source file (already read, e.g. to hash them too).
+
+    ``quote=False`` keeps the file's text out of error messages (only line
+    and column are given): used for files outside the bundle directory,
+    whose content must not leak into logs and ``stats.last_error``.  Quoted
+    lines are cut at ``MAX_QUOTED_CHARS`` either way.
+    """
     if len(data) > limits.max_file_bytes:
         loc = spec.loc
         raise limits.exceeded(
             "max_file_bytes", f"source file {spec.path} has {len(data)} bytes",
             file=loc.file, line=loc.line, column=loc.col, source_line=loc.text or None,
         )
-    ctx = _FileCtx(spec, data)
+    ctx = _FileCtx(spec, data, quote)
     text = ctx.decode()
     with paused_gc():
         if source_format(spec.path) == "jsonl":
@@ -370,9 +409,10 @@ def parse_source_bytes(spec: SourceSpec, data: bytes, *, limits: Limits = DEFAUL
 class _FileCtx:
     """Error construction for one source file: lazily split lines for messages."""
 
-    def __init__(self, spec: SourceSpec, data: bytes) -> None:
+    def __init__(self, spec: SourceSpec, data: bytes, quote: bool = True) -> None:
         self.spec = spec
         self.data = data
+        self.quote = quote
         self.text = ""
         self._lines: Optional[list[str]] = None
 
@@ -400,8 +440,13 @@ class _FileCtx:
 
     def error(self, message: str, line: int, column: int = 1, source_line: Optional[str] = None) -> RuneSourceError:
         spec = self.spec
-        if source_line is None and line:
-            source_line = self.line_text(line)
+        if not self.quote:
+            source_line = None
+        else:
+            if source_line is None and line:
+                source_line = self.line_text(line)
+            if source_line is not None:
+                source_line = _clip(source_line)
         return RuneSourceError(
             f"{message} (source of relation {spec.relation!r} declared at {_entry_where(spec)})",
             file=spec.path, line=line, column=column, source_line=source_line,
@@ -540,7 +585,7 @@ def _parse_csv(ctx: _FileCtx, text: str) -> tuple[int, tuple]:
             i = col.index(e.cell)
             line, fields = _csv_rows_with_lines(text)[(1 if spec.header else 0) + i]
             raise ctx.error(
-                f"integer {e.cell} in field {j + 1} is outside the 64-bit signed range",
+                f"integer {_clip(e.cell, 40) if ctx.quote else '(not shown)'} in field {j + 1} is outside the 64-bit signed range",
                 line, _field_column(fields, j),
             ) from None
         cols[j] = None  # type: ignore[call-overload]  # free the strings early

@@ -638,8 +638,8 @@ class _CodeGen:
             warnings.simplefilter("ignore")
             code = compile(src, f"<policy {self.policy_id}>", "exec")
         exec(code, glb)
-        fn = glb[name]
-        fn.__rune_source__ = src  # fn is the generated function (Any): it carries its source
+        fn = glb.pop(name)  # not kept in its own globals: no cycle, freed by reference counting
+        fn.__rune_source__ = src  # type: ignore[attr-defined]
         return fn
 
 

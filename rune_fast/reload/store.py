@@ -7,9 +7,13 @@ The design (docs/reload.md):
   end, so it can never observe half of one version and half of another. The
   read side takes no lock: rebinding an attribute is a single atomic store
   under CPython, and every engine ever bound there is already complete.
-- Everything that *writes* the attribute (``reload``, ``rollback``, the
-  watcher) is serialised by one lock, so reloads never interleave and history
-  and stats stay consistent. A slow compile only ever delays other writers.
+- Builds (``reload``, the watcher) are serialised by a build lock, so
+  reloads never interleave. Reading files and compiling happen under that
+  lock only; the swap, the history and the stats are guarded by a second,
+  short lock that ``rollback`` also takes. No I/O on the (untrusted) policy
+  paths ever happens under that second lock, so a reload stuck on a slow or
+  hostile file system never blocks ``rollback()``, the emergency lever. A
+  rollback that lands while a build runs wins: that build is discarded.
 - A reload is all-or-nothing: read -> parse -> check -> compile -> (tests) ->
   swap. Any failure, including a deleted, unreadable or truncated file, keeps
   the old engine and is reported (stats, log, subscribers).
@@ -21,6 +25,8 @@ The design (docs/reload.md):
 
 from __future__ import annotations
 
+import gc
+import hashlib
 import logging
 import os
 import threading
@@ -32,6 +38,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from ..errors import RuneError, RuneErrors, raise_collected
+from ..lang.fileio import FileRefused, read_regular
 
 if TYPE_CHECKING:
     from .watch import PolicyWatcher
@@ -161,21 +168,37 @@ def _summary(errors: Sequence[BaseException]) -> str:
     return "; ".join(_one_line(e) for e in errors)
 
 
-def _locate_test(name: str, files: Sequence[str]) -> tuple | None:
+def _locate_test(name: str, files: Sequence[str], max_bytes: int) -> tuple | None:
     """Find the ``[tests.NAME]`` header so a failing test is reported with a
     location even when the engine's result carries none."""
     header = f"[tests.{name}]"
     for f in files:
         if not str(f).endswith(".rune"):
             continue
-        try:
-            with open(f, encoding="utf-8") as fh:
-                for i, text in enumerate(fh, 1):
-                    if text.startswith(header):
-                        return (str(f), i, 1, text.rstrip("\n"))
-        except (OSError, UnicodeDecodeError):
+        try:  # regular files only, never blocking (a FIFO may have replaced it)
+            text = read_regular(str(f), max_bytes).data.decode("utf-8")
+        except (FileRefused, UnicodeDecodeError):
             continue
+        for i, line in enumerate(text.split("\n"), 1):
+            if line.startswith(header):
+                return (str(f), i, 1, line.rstrip("\r")[:160])
     return None
+
+
+def _verify_unchanged(engine: Any, max_bytes: int) -> None:
+    """After a compile: re-read every file the engine was built from and
+    compare its SHA-256 with what was compiled (the settle check's second
+    half). A file written meanwhile fails the reload; its write triggers the
+    next one."""
+    for path, digest in getattr(engine, "file_digests", ()) or ():
+        try:
+            data = read_regular(path, max_bytes).data
+        except FileRefused as e:
+            raise RuneError(f"{path} changed while the bundle was compiled ({e.reason}); not installed",
+                            file=path) from None
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise RuneError(f"{path} changed while the bundle was compiled; not installed "
+                            "(write files atomically: temporary file + rename)", file=path)
 
 
 def _flatten(err: BaseException) -> list:
@@ -222,6 +245,16 @@ class PolicyStore:
     - ``loader`` builds an engine from the path (default
       ``rune_fast.engine.load``); ``**limits`` (and any other keyword, e.g.
       ``cache_size``) are passed to it on every reload.
+    - ``gc_freeze=True`` keeps the cyclic garbage collector off the engines:
+      each reload first collects the young generations, then builds with the
+      collector paused, and after the swap calls ``gc.freeze()``, so no
+      collection ever scans an engine (a pause for every request thread).
+      Engines hold no reference cycles, so replaced ones are still freed by
+      reference counting. ``gc.freeze()`` is process-wide: objects of the
+      application alive at a reload are frozen too (they are still freed
+      by reference counting; only a reference cycle among them that becomes
+      garbage later would never be collected). Pass ``False`` if the
+      application relies on the collector for such cycles.
     """
 
     engine: Any
@@ -235,6 +268,7 @@ class PolicyStore:
         history: int = 5,
         require_tests: bool = False,
         loader: Loader | None = None,
+        gc_freeze: bool = True,
         **limits: Any,
     ) -> None:
         if history < 1:
@@ -243,8 +277,10 @@ class PolicyStore:
         self.require_tests = require_tests
         self.debounce = float(debounce)
         self._loader: Loader = loader or _default_loader
+        self.gc_freeze = gc_freeze
         self._options = dict(limits)
-        self._lock = threading.Lock()  # writer side only
+        self._lock = threading.Lock()  # swap, history, stats (never held during I/O)
+        self._build_lock = threading.Lock()  # one build at a time (held during I/O)
         self._notify_lock = threading.RLock()
         self._subscribers: list[Subscriber] = []
         self._history: deque[_Slot] = deque(maxlen=history)
@@ -428,6 +464,9 @@ class PolicyStore:
     def _build(self) -> Any:
         """read -> parse -> check -> compile -> (tests); raises on any failure."""
         engine = self._loader(self.path, **self._options)
+        settle = self._options.get("settle") or 0
+        if settle > 0:
+            _verify_unchanged(engine, self._max_file_bytes())
         files = tuple(getattr(engine, "watched_paths", ()) or ())
         if files and not any(str(f).endswith(".rune") for f in files):
             raise RuneError("no .rune file found: refusing an empty policy", file=self.path)
@@ -436,6 +475,12 @@ class PolicyStore:
             if failures:
                 raise_collected(self._test_error(r, files) for r in failures)
         return engine
+
+    def _max_file_bytes(self) -> int:
+        from ..limits import DEFAULT_LIMITS
+
+        v = self._options.get("max_file_bytes")
+        return int(v) if isinstance(v, int) else DEFAULT_LIMITS.max_file_bytes
 
     def _test_error(self, r: Any, files: Sequence[str]) -> RuneTestFailure:
         name = getattr(r, "name", "?")
@@ -448,40 +493,70 @@ class PolicyStore:
         column = getattr(r, "column", 0) or 0
         source_line = None
         if not line:
-            file, line, column, source_line = _locate_test(name, files) or (file, 0, 0, None)
+            file, line, column, source_line = _locate_test(name, files, self._max_file_bytes()) or (file, 0, 0, None)
         return RuneTestFailure(msg, file=file or self.path, line=line, column=column, source_line=source_line)
 
     def _reload(self, trigger: str) -> ReloadResult:
+        with self._build_lock:
+            result = self._reload_locked(trigger)
+        self._notify(result)
+        return result
+
+    def _reload_locked(self, trigger: str) -> ReloadResult:
+        """One attempt; the caller holds ``_build_lock`` (not ``_lock``)."""
         with self._lock:
             self._attempt += 1
             attempt = self._attempt
+            rollbacks_before = self._stats.rollbacks
+        t0 = time.perf_counter()
+        started = time.time()
+        errors: tuple = ()
+        engine = None
+        if self._watcher is not None and not self._closed:
+            self._watcher.refresh()  # watch a renamed-in directory before reading it
+        if self.gc_freeze:
+            # Collect the young generations now, while they hold only what
+            # requests allocated since the last reload (engines are frozen):
+            # cheap, and it keeps cyclic garbage from being frozen at the swap.
+            gc.collect(1)
+        try:
+            engine = self._build()  # all file I/O and the compile: outside self._lock
+        except Exception as exc:  # any failure keeps the old engine
+            if not isinstance(exc, (RuneError, OSError, UnicodeDecodeError)):
+                log.error("rune_fast: unexpected error while loading %s", self.path, exc_info=exc)
+            errors = _as_rune_errors(exc, self.path)
+            _detach(exc)
+        files: tuple = ()
+        if engine is not None:
+            files = tuple(os.path.abspath(str(f)) for f in (getattr(engine, "watched_paths", ()) or ()))
+        with self._lock:
             current = self._history[-1] if self._history else None
             previous_version = current.version if current else None
-            t0 = time.perf_counter()
-            started = time.time()
-            errors: tuple = ()
-            engine = None
-            if self._watcher is not None and not self._closed:
-                self._watcher.refresh()  # watch a renamed-in directory before reading it
-            try:
-                engine = self._build()
-            except Exception as exc:  # any failure keeps the old engine
-                if not isinstance(exc, (RuneError, OSError, UnicodeDecodeError)):
-                    log.error("rune_fast: unexpected error while loading %s", self.path, exc_info=exc)
-                errors = _as_rune_errors(exc, self.path)
-                _detach(exc)
-            files: tuple = ()
             changed = False
             version = previous_version
             now = time.time()
+            if engine is not None and self._stats.rollbacks != rollbacks_before:
+                # rollback() ran while we were building: the operator's
+                # decision wins over a build that started before it.
+                errors = (RuneError(
+                    "reload discarded: rollback() was called while it was building; the files are read "
+                    "again on their next change or reload()", file=self.path),)
+                engine = None
+                files = ()
             if engine is not None:
-                files = tuple(os.path.abspath(str(f)) for f in (getattr(engine, "watched_paths", ()) or ()))
                 version = str(engine.version)
                 if current is None or version != current.version:
                     slot = _Slot(engine, version, now, files)
                     self._history.append(slot)  # may drop the oldest engine
                     self.engine = engine  # the one assignment readers see
                     changed = True
+                    if self.gc_freeze:
+                        # The new engine is immutable and free of reference
+                        # cycles: move it (and everything else alive) out of
+                        # the collector's generations, so that no collection
+                        # ever scans it. A replaced engine is still freed, by
+                        # reference counting, when its last reader is done.
+                        gc.freeze()
                 else:
                     # Same content: keep the running engine and its warm cache.
                     current.files = files
@@ -526,17 +601,16 @@ class PolicyStore:
                 errors=errors,
                 files=files or (current.files if current else ()),
             )
-            self._log(result)
-            if self._watcher is not None and not self._closed:
-                # New [sources] may add files; failed loads may name a file
-                # that does not exist yet (watch its directory for it).
-                watch = list(result.files)
-                watch += [e.file for e in errors if isinstance(e, RuneError) and os.path.isabs(e.file)]
-                try:
-                    self._watcher.update(watch, since=started)
-                except Exception:  # pragma: no cover - defensive
-                    log.exception("rune_fast: updating the watched paths failed")
-        self._notify(result)
+        self._log(result)
+        if self._watcher is not None and not self._closed:
+            # New [sources] may add files; failed loads may name a file
+            # that does not exist yet (watch its directory for it).
+            watch = list(result.files)
+            watch += [e.file for e in errors if isinstance(e, RuneError) and os.path.isabs(e.file)]
+            try:
+                self._watcher.update(watch, since=started)
+            except Exception:  # pragma: no cover - defensive
+                log.exception("rune_fast: updating the watched paths failed")
         return result
 
     def _log(self, r: ReloadResult) -> None:

@@ -13,7 +13,8 @@ Why it is shaped like this:
   ``abspath``) or after ``realpath``; when it names ``..data`` (the ConfigMap
   flip: the watched names themselves get no event, only the link does); or,
   for a bundle directory, when it names a ``*.rune`` file in it (a file was
-  added or removed from the bundle).
+  added or removed from the bundle); or when it is the bundle's
+  ``rune.manifest`` (written last, it is what should trigger the reload).
 - **Debounce on a thread of our own.** A save arrives as several events (and
   a slow writer as many); the action runs once, ``delay`` seconds after the
   *last* relevant event. The action (compiling a new engine) runs on the
@@ -50,6 +51,9 @@ RELEVANT_EVENT_TYPES = frozenset({"created", "deleted", "modified", "moved", "cl
 
 #: The name Kubernetes atomically re-points when a ConfigMap changes.
 CONFIGMAP_LINK = "..data"
+#: The bundle manifest's name (``rune_fast.lang.manifest.MANIFEST_NAME``;
+#: repeated here so that this module stays free of the language stack).
+MANIFEST_NAME = "rune.manifest"
 
 
 def _event_filter() -> list | None:
@@ -199,6 +203,11 @@ class PolicyWatcher:
         self.root = os.path.abspath(root)
         self._root_is_dir = os.path.isdir(self.root)
         self._root_real = os.path.realpath(self.root)
+        # Where the bundle's manifest lives (the bundle directory, or the
+        # directory of a single-file bundle): creating or replacing it is a
+        # change even before any load has listed it.
+        bundle_dir = self.root if self._root_is_dir else os.path.dirname(self.root)
+        self._manifest_dirs = frozenset((bundle_dir, os.path.realpath(bundle_dir)))
         self._lock = threading.Lock()
         self._literal: frozenset = frozenset()
         self._real: frozenset = frozenset()
@@ -345,6 +354,8 @@ class PolicyWatcher:
             return True
         parent = os.path.dirname(path)
         if self._root_is_dir and base.endswith(".rune") and parent in (self.root, self._root_real):
+            return True
+        if base == MANIFEST_NAME and parent in self._manifest_dirs:
             return True
         try:
             return os.path.realpath(path) in self._real

@@ -1,0 +1,220 @@
+"""Falcon adapter: one middleware for ``falcon.App`` and ``falcon.asgi.App``.
+
+Authorization runs in ``process_resource`` (``process_resource_async`` under
+ASGI, ``process_resource_ws`` for WebSockets), after routing, so the route
+template (``req.uri_template``) and parameters are known. An allowed request
+reaches the responder with the decision in ``req.context.rune``; a refused
+one is answered here (``resp.complete``) and the responder never runs.
+
+Per-route rules are declared on the route: a ``rune_rule`` class attribute
+on the resource (a :class:`RouteRule`, or a dict from method to RouteRule),
+or ``@rule(...)`` on a responder (``on_get``...), which wins. They are looked
+up once per (resource class, method) and cached.
+
+The default principal is ``req.context.user`` if an earlier middleware set
+it (a string is the id of a ``User``), else the WSGI ``REMOTE_USER``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import falcon
+
+from .guard import (
+    DECISION_ID_HEADER,
+    POLICY_VERSION_HEADER,
+    PROBLEM_JSON,
+    Guard,
+    Verdict,
+)
+from .rules import RouteRule, rule, rule_of
+
+__all__ = ["RuneMiddleware", "authorize_hook", "authorize_hook_async", "read_body", "read_body_async", "rule"]
+
+_NO_RULE = RouteRule()
+
+
+class RuneMiddleware:
+    """``falcon.App(middleware=[RuneMiddleware(guard)])``; works in both app kinds.
+
+    ``guard`` is a :class:`Guard` or anything ``Guard`` accepts as its source
+    (then ``**options`` are Guard options).
+    """
+
+    def __init__(self, guard: Any, **options: Any) -> None:
+        self.guard = guard if isinstance(guard, Guard) else Guard(guard, **options)
+        if options and isinstance(guard, Guard):
+            raise TypeError("RuneMiddleware: pass options to Guard(...) or a source, not both")
+        self._rules: dict = {}
+        self._default_user = self.guard.needs_default_principal()
+        self._headers = self.guard.decision_headers
+
+    # -- shared ---------------------------------------------------------------------
+
+    def rule_for(self, resource: Any, method: str) -> RouteRule:
+        key = (type(resource), method)
+        r = self._rules.get(key)
+        if r is None:
+            r = self._lookup(resource, method)
+            if len(self._rules) < 4096:
+                self._rules[key] = r
+        return r
+
+    @staticmethod
+    def _lookup(resource: Any, method: str) -> RouteRule:
+        """A responder's ``@rule`` wins over the resource class's ``rune_rule``."""
+        cls = type(resource)
+        responder = getattr(cls, "on_websocket" if method == "WEBSOCKET" else "on_" + method.lower(), None)
+        return rule_of(responder, method) or rule_of(cls, method) or _NO_RULE
+
+    def _refuse(self, resp: Any, v: Verdict) -> None:
+        if v.status == 404:
+            raise falcon.HTTPNotFound()
+        for name, value in self.guard.headers(v):
+            resp.set_header(name, value)
+        resp.status = v.status
+        resp.content_type = PROBLEM_JSON
+        resp.data = self.guard.problem_body(v)
+        resp.complete = True
+
+    # -- WSGI -----------------------------------------------------------------------
+
+    def process_resource(self, req: Any, resp: Any, resource: Any, params: dict) -> None:
+        method = req.method
+        r = self._rules.get((type(resource), method))
+        if r is None:
+            r = self.rule_for(resource, method)
+        env = req.env
+        v = self.guard.check(
+            req, method, req.path, req.uri_template, params, env.get("REMOTE_ADDR") or "", r,
+            _wsgi_user(req, env) if self._default_user else None,
+        )
+        req.context.rune = v.decision
+        if v.status == 0:
+            if v.decision_id and self._headers:
+                resp.set_header(DECISION_ID_HEADER, v.decision_id)
+                resp.set_header(POLICY_VERSION_HEADER, v.version)
+            return
+        self._refuse(resp, v)
+
+    # -- ASGI -----------------------------------------------------------------------
+
+    async def process_resource_async(self, req: Any, resp: Any, resource: Any, params: dict) -> None:
+        method = req.method
+        r = self.rule_for(resource, method)
+        v = await self.guard.check_async(
+            req, method, req.path, req.uri_template, params, req.remote_addr, r,
+            _user(req) if self._default_user else None,
+        )
+        req.context.rune = v.decision
+        if v.status == 0:
+            if v.decision_id and self._headers:
+                resp.set_header(DECISION_ID_HEADER, v.decision_id)
+                resp.set_header(POLICY_VERSION_HEADER, v.version)
+            return
+        self._refuse(resp, v)
+
+    async def process_resource_ws(self, req: Any, ws: Any, resource: Any, params: dict) -> None:
+        """WebSocket handshake: a refusal closes before accepting (Falcon sends 3403/3401...)."""
+        r = self.rule_for(resource, "WEBSOCKET")
+        user = _user(req) if self._default_user else None
+        v = await self.guard.check_async(req, "WEBSOCKET", req.path, req.uri_template, params, req.remote_addr, r, user)
+        req.context.rune = v.decision
+        if v.status == 401:
+            raise falcon.HTTPUnauthorized()
+        if v.status == 404:
+            raise falcon.HTTPNotFound()
+        if v.status:
+            raise falcon.HTTPForbidden()
+
+
+def read_body(req: Any, max_bytes: int = 1 << 20) -> bytes:
+    """The request body for a resolver, at most ``max_bytes`` (else 413).
+
+    Kept in ``req.context.rune_body`` so the responder can use it too (the
+    stream can only be read once).
+    """
+    body = req.context.get("rune_body")
+    if body is None:
+        from .guard import BodyTooLarge
+
+        n = req.content_length
+        if n is not None and n > max_bytes:
+            raise BodyTooLarge(f"request body of {n} bytes exceeds {max_bytes}")
+        body = req.bounded_stream.read(max_bytes + 1)
+        if len(body) > max_bytes:
+            raise BodyTooLarge(f"request body exceeds {max_bytes} bytes")
+        req.context.rune_body = body
+    return body  # type: ignore[no-any-return]
+
+
+async def read_body_async(req: Any, max_bytes: int = 1 << 20) -> bytes:
+    """:func:`read_body` for ``falcon.asgi`` requests."""
+    body = req.context.get("rune_body")
+    if body is None:
+        from .guard import BodyTooLarge
+
+        n = req.content_length
+        if n is not None and n > max_bytes:
+            raise BodyTooLarge(f"request body of {n} bytes exceeds {max_bytes}")
+        body = await req.bounded_stream.read(max_bytes + 1)
+        if len(body) > max_bytes:
+            raise BodyTooLarge(f"request body exceeds {max_bytes} bytes")
+        req.context.rune_body = body
+    return body  # type: ignore[no-any-return]
+
+
+def authorize_hook(guard: Guard, **rule_options: Any) -> Any:
+    """A ``falcon.before`` hook that authorizes one responder (WSGI apps).
+
+    ``@falcon.before(authorize_hook(guard, resource='Document::"{doc_id}"'))``
+    for apps that guard a few responders instead of installing the
+    middleware. A refusal raises the matching ``falcon.HTTPError``.
+    """
+    r = RouteRule(**rule_options)
+    default_user = guard.needs_default_principal()
+
+    def hook(req: Any, resp: Any, resource: Any, params: dict) -> None:
+        user = _user(req) if default_user else None
+        v = guard.check(req, req.method, req.path, req.uri_template, params, req.remote_addr, r, user)
+        _hook_apply(guard, req, resp, v)
+
+    return hook
+
+
+def authorize_hook_async(guard: Guard, **rule_options: Any) -> Any:
+    """:func:`authorize_hook` for ``falcon.asgi`` responders (resolvers may be async)."""
+    r = RouteRule(**rule_options)
+    default_user = guard.needs_default_principal()
+
+    async def hook(req: Any, resp: Any, resource: Any, params: dict) -> None:
+        user = _user(req) if default_user else None
+        v = await guard.check_async(req, req.method, req.path, req.uri_template, params, req.remote_addr, r, user)
+        _hook_apply(guard, req, resp, v)
+
+    return hook
+
+
+def _wsgi_user(req: Any, env: dict) -> Optional[str]:
+    u = req.context.get("user")
+    return u if u is not None else env.get("REMOTE_USER")  # type: ignore[no-any-return]
+
+
+def _user(req: Any) -> Optional[str]:
+    u = req.context.get("user")
+    if u is None and hasattr(req, "env"):
+        u = req.env.get("REMOTE_USER")
+    return u  # type: ignore[no-any-return]
+
+
+def _hook_apply(guard: Guard, req: Any, resp: Any, v: Verdict) -> None:
+    req.context.rune = v.decision
+    headers = dict(guard.headers(v))
+    if v.status == 0:
+        for k, val in headers.items():
+            resp.set_header(k, val)
+        return
+    if v.status == 404:
+        raise falcon.HTTPNotFound()
+    raise falcon.HTTPError(v.status, headers=headers)
