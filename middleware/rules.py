@@ -115,7 +115,7 @@ class EntitySpec:
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:
-    call = getattr(fn, "__call__", None)
+    call = getattr(fn, "__call__", None)  # noqa: B004 - the method itself: is an object's __call__ async?
     return inspect.iscoroutinefunction(fn) or (call is not None and inspect.iscoroutinefunction(call))
 
 

@@ -294,7 +294,7 @@ class _Search:
             sc, e = ast.resource, self.r
         if sc.kind == "eq" and e != sc.entity:
             return True
-        if sc.kind in ("in", "is") and sc.entity is not None and not data.is_in(e, sc.entity):
+        if sc.kind in ("in", "is") and sc.entity is not None and not data.is_in(e, sc.entity):  # type: ignore[arg-type]  # e is the fixed side, always an Entity
             return True
         reads = self.ix.reads_var[self.var]
         for cond in ast.conditions:
@@ -334,7 +334,8 @@ class _Search:
         if sc.kind == "eq":
             yield lambda: {sc.entity}
         elif sc.kind in ("in", "is") and sc.entity is not None and self.hier_ok:
-            yield lambda: self.ix.descendants(sc.entity)
+            root = sc.entity
+            yield lambda: self.ix.descendants(root)
         for cond in ast.conditions:
             if cond.kind != "when":
                 continue
@@ -492,7 +493,7 @@ class _Search:
                 gen = self.generator(pol)
                 if gen is _ALL:
                     pool = list(allowed)
-                elif len(gen) > len(allowed) and isinstance(gen, (set, frozenset)):
+                elif isinstance(gen, (set, frozenset)) and len(gen) > len(allowed):
                     pool = [c for c in allowed if c in gen]
                 else:
                     pool = [c for c in gen if c in allowed]

@@ -35,11 +35,14 @@ import threading
 import weakref
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
 
 from ..lang import ast as A
 from ..errors import RuneRequestError
 from ..values import Entity, is_type_name
+
+if TYPE_CHECKING:  # annotations only: the analysis layer never imports the engine
+    from ..engine import Engine
 
 
 __all__ = ["SearchPage", "MAX_LIMIT", "search_resources", "search_subjects", "search_actions", "known_entities"]

@@ -552,7 +552,7 @@ class _FileParser:
             # holds this parser and all its data): break it so the parse is
             # freed by reference counting (engines are built with the cyclic
             # collector paused; see engine._gc_paused).
-            walk = None  # type: ignore[assignment]  # noqa: F841
+            walk = None  # type: ignore[assignment]
         return out
 
     def fact_set(self, path: tuple[str, ...], v: Any, index: _KeyIndex) -> Optional[FactSet]:
@@ -1270,7 +1270,7 @@ def bundle_manifest(
     statement that these files are complete, so it is only written for files
     that parse.
     """
-    kw = {} if limits is None else {"limits": limits}
+    kw: dict[str, Any] = {} if limits is None else {"limits": limits}
     bundle = load_bundle(path, recursive=recursive, source_roots=source_roots, manifest="off", **kw)
     root, _is_dir = _bundle_root(path)
     digests: dict[str, str] = {}

@@ -96,7 +96,7 @@ class Decider:
         out = []
         i = 0
         try:
-            for i, req in enumerate(requests):
+            for i, req in enumerate(requests):  # noqa: B007 - i names the failing request below
                 out.append(authorize(*req))
         except RuneRequestError as e:
             err = request_error(e, f"{name}[{i}]")

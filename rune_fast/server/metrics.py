@@ -100,10 +100,10 @@ class Metrics:
 
     def observe(self, endpoint: str, seconds: float) -> None:
         acc = self._acc()
-        k = ("b", endpoint, bisect_left(LATENCY_BUCKETS, seconds))
-        acc[k] = acc.get(k, 0) + 1
-        k = ("s", endpoint)
-        acc[k] = acc.get(k, 0.0) + seconds
+        kb = ("b", endpoint, bisect_left(LATENCY_BUCKETS, seconds))
+        acc[kb] = acc.get(kb, 0) + 1
+        ks = ("s", endpoint)
+        acc[ks] = acc.get(ks, 0.0) + seconds
 
     def request(self, route: str, status: int) -> None:
         acc = self._acc()
