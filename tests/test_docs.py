@@ -219,6 +219,7 @@ def test_page_stands_alone(page):
     text = page.read_text(encoding="utf-8")
     for bad in ("SPEC.md", "SPEC §", "SPEC section", "../shared", "/work/"):
         assert bad not in text, f"{page.name} refers to {bad!r}, which users do not have"
+    assert not re.search(r"\b[Ii]ssue #?\d", text), f"{page.name} cites an issue number; say what it means instead"
     for target in re.findall(r"\]\(([^)#]+\.md)(?:#[^)]*)?\)", text):
         assert (page.parent / target).is_file(), f"{page.name} links to missing {target}"
 
