@@ -72,13 +72,14 @@ class RuneDjangoMiddleware:
         user = _user(request) if guard.needs_default_principal() else None
         v = guard.check(request, request.method or "GET", request.path, route, view_kwargs,
                         request.META.get("REMOTE_ADDR", ""), r, user)
-        request.rune = v.decision  # type: ignore[attr-defined]
-        request.rune_headers = guard.headers(v)  # type: ignore[attr-defined]
+        headers = guard.headers(v)
+        setattr(request, "rune", v.decision)  # noqa: B010 - HttpRequest declares no such attribute
+        setattr(request, "rune_headers", headers)  # noqa: B010
         if v.status == 0:
             return None
         if v.status == 404:
             raise Http404()
         resp = HttpResponse(guard.problem_body(v), status=v.status, content_type=PROBLEM_JSON)
-        for k, val in request.rune_headers:  # type: ignore[attr-defined]
+        for k, val in headers:
             resp[k] = val
         return resp

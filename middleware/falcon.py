@@ -53,10 +53,20 @@ class RuneMiddleware:
     # -- shared ---------------------------------------------------------------------
 
     def rule_for(self, resource: Any, method: str) -> RouteRule:
+        """The route's rule, looked up once per (resource class, method).
+
+        A malformed declaration (say ``rune_rule = "exempt"``) cannot be seen
+        before the route is first used, since Falcon does not tell middleware
+        about routes; it then fails closed: every request to that route is
+        denied with the error as the logged reason.
+        """
         key = (type(resource), method)
         r = self._rules.get(key)
         if r is None:
-            r = self._lookup(resource, method)
+            try:
+                r = self._lookup(resource, method)
+            except TypeError as e:
+                r = RouteRule(resource=_Misdeclared(e))
             if len(self._rules) < 4096:
                 self._rules[key] = r
         return r
@@ -165,6 +175,16 @@ async def read_body_async(req: Any, max_bytes: int = 1 << 20) -> bytes:
     return body  # type: ignore[no-any-return]
 
 
+class _Misdeclared:
+    """A resolver that raises the route's declaration error: the request is denied."""
+
+    def __init__(self, error: TypeError) -> None:
+        self.error = error
+
+    def __call__(self, req: Any) -> Any:
+        raise TypeError(f"bad rune rule declaration: {self.error}")
+
+
 def authorize_hook(guard: Guard, **rule_options: Any) -> Any:
     """A ``falcon.before`` hook that authorizes one responder (WSGI apps).
 
@@ -197,8 +217,8 @@ def authorize_hook_async(guard: Guard, **rule_options: Any) -> Any:
 
 
 def _wsgi_user(req: Any, env: dict) -> Optional[str]:
-    u = req.context.get("user")
-    return u if u is not None else env.get("REMOTE_USER")  # type: ignore[no-any-return]
+    u: Optional[str] = req.context.get("user")
+    return u if u is not None else env.get("REMOTE_USER")
 
 
 def _user(req: Any) -> Optional[str]:

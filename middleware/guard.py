@@ -94,7 +94,7 @@ _tuple_new = tuple.__new__
 
 def new_decision_id() -> str:
     """A process-unique decision id: 10 hex digits of prefix, then a counter."""
-    return _id_prefix + "%x" % next(_id_counter)
+    return _id_prefix + "%x" % next(_id_counter)  # noqa: UP031 - %x is the cheapest hex formatting
 
 
 class ResolverError(Exception):
@@ -138,7 +138,7 @@ class Verdict(tuple):
 
     @property
     def proceed(self) -> bool:
-        return self[0] == 0
+        return bool(self[0] == 0)
 
     def __repr__(self) -> str:
         return f"<Verdict {self[0] or 'proceed'} {self[3]} id={self[2]} reason={self[4]!r}>"
@@ -390,7 +390,7 @@ class Guard:
         except Exception as e:
             return self._error(engine, t0, rule, where, e)
         if d.allowed:
-            v = _tuple_new(Verdict, (0, d, _id_prefix + "%x" % next(_id_counter), "allow", "", d.version))
+            v = _tuple_new(Verdict, (0, d, _id_prefix + "%x" % next(_id_counter), "allow", "", d.version))  # noqa: UP031
         else:
             v = self._refuse(d, rule)
         counters = self._counters
@@ -539,7 +539,7 @@ class Guard:
 
     @staticmethod
     def _allow(d: Decision) -> Verdict:
-        return Verdict(0, d, _id_prefix + "%x" % next(_id_counter), "allow", "", d.version)
+        return Verdict(0, d, _id_prefix + "%x" % next(_id_counter), "allow", "", d.version)  # noqa: UP031
 
     def _refuse(self, d: Decision, rule: RouteRule) -> Verdict:
         if self._mode_index:

@@ -24,11 +24,11 @@ WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 
 def wsgi_path(environ: Mapping[str, Any]) -> str:
     """``PATH_INFO`` as text: WSGI hands it over as latin-1 decoded bytes."""
-    raw = environ.get("PATH_INFO", "") or "/"
+    raw: str = environ.get("PATH_INFO", "") or "/"
     try:
-        return raw.encode("latin-1").decode("utf-8")  # type: ignore[no-any-return]
+        return raw.encode("latin-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
-        return raw.encode("latin-1", "replace").decode("utf-8", "replace")  # type: ignore[no-any-return]
+        return raw.encode("latin-1", "replace").decode("utf-8", "replace")
 
 
 class RuneWSGIMiddleware:

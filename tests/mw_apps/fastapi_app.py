@@ -3,7 +3,7 @@ middleware in front of a websocket endpoint, async resolvers."""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 from common import async_principal_from, decision_json, make_guard
 from fastapi import Depends, FastAPI, Request, WebSocket
@@ -34,8 +34,11 @@ async def health() -> dict:
     return {"ok": True}
 
 
+read_doc = authz.rule(action='Action::"read"', resource='Document::"{doc_id}"')
+
+
 @api.get("/docs/{doc_id}")
-async def get_doc(doc_id: str, d: Optional[Decision] = Depends(authz.rule(action='Action::"read"', resource='Document::"{doc_id}"'))) -> dict:
+async def get_doc(doc_id: str, d: Annotated[Optional[Decision], Depends(read_doc)]) -> dict:
     return {"doc": doc_id, **decision_json(d)}
 
 
@@ -45,7 +48,7 @@ async def delete_doc(doc_id: str) -> dict:
 
 
 @api.api_route("/whoami", methods=["GET", "POST", "OPTIONS"])
-async def whoami(request: Request, d: Optional[Decision] = Depends(authz)) -> dict:
+async def whoami(request: Request, d: Annotated[Optional[Decision], Depends(authz)]) -> dict:
     return decision_json(request.state.rune if hasattr(request.state, "rune") else d)
 
 
