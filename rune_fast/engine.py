@@ -38,7 +38,6 @@ import contextlib
 import gc
 import os
 import re
-import threading
 import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
@@ -61,6 +60,8 @@ from .policy.policies import (
 )
 from .request_plans import STEP_BUDGET, Fallback, RequestPlans, RequestState
 from .analysis.locate import Provenance
+from .decision_cache import DecisionCache as _DecisionCache
+from .decision_cache import NoCache as _NoCache
 from .request import (
     EMPTY_CONTEXT as _EMPTY_CONTEXT,
     RequestEntities as _RequestEntities,
@@ -133,82 +134,6 @@ class TestResult:
         for pid, msg in self.errors:
             text += f"\n    error in {pid}: {msg}"
         return text
-
-
-# ---------------------------------------------------------------------------
-# The decision cache
-
-
-class _DecisionCache:
-    """Bounded two-generation cache; hits take no lock.
-
-    ``get`` is the bound ``get`` of the young generation, so a hit is one
-    attribute load and one C call. When the young dict reaches half the
-    capacity it becomes the old generation (the previous old one is dropped)
-    and a fresh young dict starts; a hit in the old generation promotes the
-    entry. Total size never exceeds ``capacity``.
-    """
-
-    __slots__ = ("capacity", "half", "young", "old", "get", "lock", "hits_old", "inserts")
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.half = max(1, capacity // 2)
-        self.young: dict = {}
-        self.old: dict = {}
-        self.get = self.young.get
-        self.lock = threading.Lock()
-        self.inserts = 0
-
-    def get_old(self, key: Any) -> Any:
-        d = self.old.get(key)
-        if d is not None:
-            self.put(key, d)
-        return d
-
-    def put(self, key: Any, value: Any) -> None:
-        with self.lock:
-            young = self.young
-            if len(young) >= self.half and key not in young:
-                self.old = young
-                young = self.young = {}
-                self.get = young.get
-            young[key] = value
-            self.inserts += 1
-
-    def clear(self) -> None:
-        with self.lock:
-            self.young = {}
-            self.old = {}
-            self.get = self.young.get
-
-    def __len__(self) -> int:
-        young, old = self.young, self.old
-        return len(young) + sum(1 for k in old if k not in young)
-
-
-class _NoCache:
-    """Stands in for the cache when ``cache_size=0`` (every lookup misses)."""
-
-    __slots__ = ()
-    capacity = 0
-
-    @staticmethod
-    def get(key: Any) -> None:
-        return None
-
-    @staticmethod
-    def get_old(key: Any) -> None:
-        return None
-
-    def put(self, key: Any, value: Any) -> None:
-        pass
-
-    def clear(self) -> None:
-        pass
-
-    def __len__(self) -> int:
-        return 0
 
 
 # ---------------------------------------------------------------------------
@@ -293,7 +218,7 @@ class _PlanShared:
 class _PlannedRelations(RequestState):
     """``PolicyData`` for a request without entities whose policies call
     request-dependent relations: answered by the engine's demand-driven plans
-    (``request_plans.py``), this object being their per-request state; a
+    (``rune_fast/request_plans/``), this object being their per-request state; a
     question without a plan, or a request that exhausts the plans' step
     budget, goes to the general evaluator (the request's full model)."""
 
@@ -513,7 +438,7 @@ class Engine:
 
     def _build_request_plans(self, rules: Sequence[A.Rule], side: dict, given: dict) -> Optional[RequestPlans]:
         """Demand-driven plans for the request-dependent relations policies
-        call (``request_plans.py``); None when there are none."""
+        call (``rune_fast/request_plans/``); None when there are none."""
         core_dep = self._core_dep
         questions = [(rel, (True,) * self._compiled.rel(rel).arity)
                      for rel in self.policies.relations if rel in core_dep and rel in self._compiled.slot_of]

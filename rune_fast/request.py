@@ -72,7 +72,7 @@ def parse_entity(x: Any, field: str, limits: Limits = DEFAULT_LIMITS) -> Entity:
     if t is Entity or (isinstance(x, tuple) and len(x) == 2):
         return _checked(x[0], x[1], field, limits)
     if isinstance(x, str):
-        text = plain_str(x)
+        text = str.__str__(x)  # exact str, whatever subclass the caller passed
         # An id of max_id_length characters, each written as a 6-character
         # \uXXXX escape, plus a type name: anything longer is refused unread.
         if len(text) > 6 * limits.max_id_length + 1024:
@@ -181,7 +181,7 @@ def parse_context(context: Any, limits: Limits = DEFAULT_LIMITS, budget: Optiona
     """Validate and convert a request's ``context`` (``None``: empty)."""
     if context is None:
         return EMPTY_CONTEXT
-    if not isinstance(context, Mapping):
+    if type(context) is not dict and not isinstance(context, Mapping):
         raise RuneRequestError(
             f"context must be a JSON object (a dict of names to values); got {type(context).__name__}",
             field="context",

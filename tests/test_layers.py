@@ -28,7 +28,7 @@ LAYERS: dict[str, int] = {
     "lang": 1,
     "datalog": 2,
     "policy": 3,
-    "engine": 4, "request": 4, "request_plans": 4,
+    "engine": 4, "request": 4, "decision_cache": 4, "request_plans": 4,
     "analysis": 5,  # search and explain: built on an engine's model, policies and request parsing
     "reload": 6,
     "cli": 7, "server": 7, "__main__": 7, "": 7,  # "" is the façade, rune_fast/__init__.py

@@ -8,12 +8,24 @@ The parser builds these; nothing downstream mutates them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import typing
 from typing import Any, Mapping, Optional, Union
 
 from ..values import Entity, Value
 
 # --------------------------------------------------------------------------
 # Locations
+
+
+# The closed sets of words the parsers produce (typed, so that later stages
+# need not re-validate them and mypy checks hand-built ASTs).
+Effect = typing.Literal["permit", "forbid"]
+ScopeKind = typing.Literal["any", "eq", "in", "is", "in_set"]
+ConditionKind = typing.Literal["when", "unless"]
+UnaryOp = typing.Literal["!", "-"]
+BinaryOp = typing.Literal["||", "&&", "==", "!=", "<", "<=", ">", ">=", "in", "+", "-", "*"]
+ArithOp = typing.Literal["+", "-", "*", "/", "%"]
+CompareOp = typing.Literal["=", "!=", "<", "<=", ">", ">="]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +72,7 @@ Term = Union[Var, Wildcard, Const]
 class BinOp:
     """Arithmetic in a rule body: ``op`` is one of ``+ - * / %``."""
 
-    op: str
+    op: ArithOp
     left: "RuleExpr"
     right: "RuleExpr"
     loc: Loc = field(default=NO_LOC, compare=False)
@@ -98,7 +110,7 @@ class Comparison:
     the checks decide which (``checks.classify_body``), not the parser.
     """
 
-    op: str
+    op: CompareOp
     left: RuleExpr
     right: RuleExpr
     loc: Loc = field(default=NO_LOC, compare=False)
@@ -150,7 +162,7 @@ class ScopeConstraint:
     ``entity`` is set), ``"in_set"`` (action only: ``in [e1, e2]``).
     """
 
-    kind: str
+    kind: ScopeKind
     entity: Optional[Entity] = None
     entities: tuple[Entity, ...] = ()
     type: Optional[str] = None
@@ -230,7 +242,7 @@ class Is:
 class Unary:
     """``!x`` or ``-x``."""
 
-    op: str
+    op: UnaryOp
     operand: "Expr"
     loc: Loc = field(default=NO_LOC, compare=False)
 
@@ -239,7 +251,7 @@ class Unary:
 class Binary:
     """``|| && == != < <= > >= in + - *``."""
 
-    op: str
+    op: BinaryOp
     left: "Expr"
     right: "Expr"
     loc: Loc = field(default=NO_LOC, compare=False)
@@ -279,7 +291,7 @@ Expr = Union[Lit, VarRef, SetLit, RecordLit, GetAttr, Has, Like, Is, Unary, Bina
 class Condition:
     """``when { expr }`` (``kind="when"``) or ``unless { expr }``."""
 
-    kind: str
+    kind: ConditionKind
     expr: Expr
     loc: Loc = field(default=NO_LOC, compare=False)
 
@@ -292,7 +304,7 @@ class Policy:
     the bundle); ``annotations`` keeps every annotation as (name, value).
     """
 
-    effect: str
+    effect: Effect
     id: str
     principal: ScopeConstraint
     action: ScopeConstraint

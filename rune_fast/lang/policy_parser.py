@@ -30,9 +30,13 @@ Extensions and choices beyond Cedar (they belong in the user docs too):
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Optional, Union, cast
 
 from .ast import (
+    BinaryOp,
+    ConditionKind,
+    Effect,
+    UnaryOp,
     Binary,
     Condition,
     Expr,
@@ -120,7 +124,7 @@ class _PolicyParser(ParserBase):
             if not c.at("}"):
                 c.fail(f"expected '}}' to close the '{kw.text}' condition, found {c.found()}")
             c.advance()
-            conditions.append(Condition(kw.text, expr, self.loc(kw)))
+            conditions.append(Condition(cast(ConditionKind, kw.text), expr, self.loc(kw)))
         if not c.at(";"):
             t = c.tok
             hint = ""
@@ -130,7 +134,7 @@ class _PolicyParser(ParserBase):
         c.advance()
         pid = dict(annotations).get("id", "")
         return Policy(
-            et.text,
+            cast(Effect, et.text),
             pid,
             principal,
             action,
@@ -274,7 +278,7 @@ class _PolicyParser(ParserBase):
         node: Expr
         if t.kind in _RELOPS:
             c.advance()
-            node = Binary(t.kind, left, self.add(), self.loc(t))
+            node = Binary(cast(BinaryOp, t.kind), left, self.add(), self.loc(t))
         elif t.kind == IDENT and t.text == "in":
             c.advance()
             node = Binary("in", left, self.add(), self.loc(t))
@@ -321,7 +325,7 @@ class _PolicyParser(ParserBase):
         while c.tok.kind == "+" or c.tok.kind == "-":
             op = c.advance()
             right = self.mul()
-            left = Binary(op.kind, left, right, self.loc(op))
+            left = Binary(cast(BinaryOp, op.kind), left, right, self.loc(op))
         return left
 
     def mul(self) -> Expr:
@@ -358,7 +362,7 @@ class _PolicyParser(ParserBase):
         else:
             operand = self.member()
         for op in reversed(ops):
-            operand = Unary(op.kind, operand, self.loc(op))
+            operand = Unary(cast(UnaryOp, op.kind), operand, self.loc(op))
         self.depth = saved
         return operand
 

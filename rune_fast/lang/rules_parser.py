@@ -31,9 +31,9 @@ Decisions worth knowing (they belong in the user docs too):
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, cast
 
-from .ast import Aggregate, Atom, BinOp, Comparison, Const, Literal, MethodCall, Negation, Rule, RuleExpr, Term, Var, Wildcard
+from .ast import Aggregate, ArithOp, Atom, BinOp, CompareOp, Comparison, Const, Literal, MethodCall, Negation, Rule, RuleExpr, Term, Var, Wildcard
 from ..errors import RuneError, RuneSyntaxError
 from .lexer import EOF, ERROR, FLOAT, IDENT, INT, STRING, ParserBase, SilentError, Token, describe, like_glob, tokenize
 from ..limits import DEFAULT_LIMITS
@@ -305,7 +305,7 @@ class _RulesParser(ParserBase):
         right = self.arith()
         if c.tok.kind in _COMPARE_OPS or c.tok.kind == "==":
             c.fail(f"comparisons cannot be chained; found a second operator '{c.tok.text}' (split it into two literals)")
-        return Comparison(op.kind, left, right, self.loc(start))
+        return Comparison(cast(CompareOp, op.kind), left, right, self.loc(start))
 
     def arith(self) -> RuleExpr:
         c = self.c
@@ -313,7 +313,7 @@ class _RulesParser(ParserBase):
         while c.tok.kind == "+" or c.tok.kind == "-":
             op = c.advance()
             right = self.product()
-            left = BinOp(op.kind, left, right, self.loc(op))
+            left = BinOp(cast(ArithOp, op.kind), left, right, self.loc(op))
         return left
 
     def product(self) -> RuleExpr:
@@ -322,7 +322,7 @@ class _RulesParser(ParserBase):
         while c.tok.kind in ("*", "/", "%"):
             op = c.advance()
             right = self.factor()
-            left = BinOp(op.kind, left, right, self.loc(op))
+            left = BinOp(cast(ArithOp, op.kind), left, right, self.loc(op))
         return left
 
     def factor(self) -> RuleExpr:

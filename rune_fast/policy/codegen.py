@@ -75,6 +75,11 @@ def _chain(node: A.Binary, op: str) -> list:
     return out
 
 
+def _in_entity(x: str, t: str) -> str:
+    """The code of ``x in t`` for two entities (scopes and conditions alike)."""
+    return f"{x} == {t} or d.is_in({x}, {t})"
+
+
 def const_value(node: Any) -> Any:
     """The value of a literal subtree (literals, negated integer literals,
     sets and records of constants), or ``NOCONST``. Integer literals outside
@@ -481,14 +486,14 @@ class _CodeGen:
         rc = const_value(right)
         if type(rc) is Entity:
             t = self.k(rc)
-            self.emit(f"{v} = {x} == {t} or d.is_in({x}, {t})")
+            self.emit(f"{v} = {_in_entity(x, t)}")
             return
         if type(rc) is CSet and all(type(e) is Entity for e in rc):
             targets = tuple(rc)  # checked now, so only the search is left
             self.emit(f"{v} = {x} in {self.k(frozenset(targets))} or _in_any(d, {x}, {self.k(targets)})")
             return
         y, _ky = self.expr(right)
-        self.emit(f"if type({y}) is Entity: {v} = {x} == {y} or d.is_in({x}, {y})")
+        self.emit(f"if type({y}) is Entity: {v} = {_in_entity(x, y)}")
         self.emit(f"elif type({y}) is CSet: {v} = _in_set(d, {x}, {y})")
         self.emit(f"else: raise _te('one of [set, entity]', {y})")
 
@@ -625,7 +630,7 @@ class _CodeGen:
 
     def scope_in(self, var: str, target: Entity) -> None:
         t = self.k(target)
-        self.emit(f"if {var} != {t} and not d.is_in({var}, {t}): return False")
+        self.emit(f"if not ({_in_entity(var, t)}): return False")
 
     def build(self, result: str = "True", name: str = "test") -> Callable:
         """Compile the emitted lines as ``def <name>(p, a, r, c, d)`` returning ``result``."""
@@ -682,8 +687,7 @@ def generate_test(policy: A.Policy, policy_id: str) -> PolicyTest:
         raise RuneLimitError(
             f"policy {policy_id!r}: expression nested too deeply to compile", "max_nesting", **_loc(policy)
         ) from None
-    source = fn.__rune_source__  # type: ignore[attr-defined]  # set by build() on the generated function
-    return PolicyTest(fn, frozenset(g.relations), frozenset(g.patterns), source)
+    return PolicyTest(fn, frozenset(g.relations), frozenset(g.patterns), fn.__rune_source__)  # type: ignore[attr-defined]
 
 
 def generate_expression(node: Any, policy_id: str) -> Callable[..., Any]:

@@ -117,7 +117,7 @@ def ancestor_closure(parents: Mapping[Any, Iterable[Any]]) -> dict[Any, frozense
             stack.pop()
             onpath.discard(n)
             ps = graph[n]
-            anc: Optional[frozenset]
+            anc: Any
             if len(ps) == 1:
                 anc = _plus(ps[0], plus, result)
             else:

@@ -95,11 +95,8 @@ class CompiledPolicy:
         self.index = index
         self.id = policy.id or f"policy{index}"
         self.policy = policy
-        if policy.effect not in ("permit", "forbid"):
-            raise RuneSyntaxError(f"unknown effect {policy.effect!r}", **_loc(policy))
-        for c in policy.conditions:
-            if c.kind not in ("when", "unless"):
-                raise RuneSyntaxError(f"unknown condition {c.kind!r}", **_loc(c))
+        # ``effect`` and condition kinds are typed (``ast.Effect``,
+        # ``ast.ConditionKind``): the parser guarantees them.
         self.forbid = policy.effect == "forbid"
         p, r = policy.principal, policy.resource
         self.principal_eq: Optional[Entity] = p.entity if p.kind == "eq" else None
@@ -271,9 +268,9 @@ class PolicySet:
             # principal == policies, pre-merged with the general ones in
             # bundle order when the selection was built
             general = by_p.get(principal, general)
-        forbids: Optional[tuple[str, ...]] = None
-        permits: Optional[tuple[str, ...]] = None
-        errors: Optional[list[tuple[str, str]]] = None
+        forbids: Any = None
+        permits: Any = None
+        errors: Any = None
         forbid_failed = False
         for _idx, pid, forbid, test in general:
             try:

@@ -93,18 +93,18 @@ class Decider:
         by then (``record``/``count`` run after), so it is as if none was
         decided. Cache hits cost one dict lookup each."""
         authorize = self.engine.authorize
-        out = []
-        i = 0
+        out: list = []
         try:
-            for i, req in enumerate(requests):  # noqa: B007 - i names the failing request below
+            for req in requests:
                 out.append(authorize(*req))
         except RuneRequestError as e:
+            i = len(out)  # the item that failed
             err = request_error(e, f"{name}[{i}]")
             if rename is not None:
                 err.field = rename(i, e.field)
             raise err from None
         except RecursionError:
-            raise ApiError(400, "Invalid Request", "request nested too deeply", field=f"{name}[{i}]") from None
+            raise ApiError(400, "Invalid Request", "request nested too deeply", field=f"{name}[{len(out)}]") from None
         return out
 
     def count(self, decisions: list) -> None:
@@ -128,7 +128,8 @@ class Decider:
         if fn is None:
             raise ApiError(501, "Not Implemented", "this engine version has no explain()")
         try:
-            return fn(principal, action, resource, context, entities).to_dict()
+            result: dict = fn(principal, action, resource, context, entities).to_dict()
+            return result
         except RuneRequestError as e:
             raise request_error(e) from None
         except RuneError as e:

@@ -84,7 +84,8 @@ class Metrics:
     # -- request path: plain dict updates on the calling thread's own dict
     def _acc(self) -> dict:
         try:
-            return self._local.acc
+            acc_: dict = self._local.acc
+            return acc_
         except AttributeError:
             acc: dict = {}
             with self._lock:
