@@ -6,7 +6,7 @@ answers those relations for *this* request and everything else from the
 static data.  The engine's decision path picks one of these views per
 request; they are kept apart from ``engine.py`` because they are the one
 place where the three evaluators meet: the static snapshot (``FactData``),
-the demand-driven plans (``request_plans.py``) and the general Datalog
+the demand-driven plans (``request_plans/``) and the general Datalog
 evaluator (the request's full model, built lazily and only when a question
 has no plan or the plans run out of budget).
 

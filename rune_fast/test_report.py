@@ -1,8 +1,9 @@
 """The result of one embedded ``[tests.NAME]`` test, as ``Engine.run_tests`` returns it.
 
-A plain record apart from the engine so that fronts (``rune test``, its
-``--json`` output) and tools can read and render results without the
-engine's internals; ``rune_fast.engine.TestResult`` remains the public name.
+A plain record with no dependency on the engine's internals: ``rune test``
+prints ``render()`` (or the fields, with ``--json``). Kept out of
+``engine.py``, which only constructs it; ``rune_fast.engine.TestResult``
+remains the public name.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Rule bodies: safety, and what each body literal does (docs/language.md §4).
 
 The checker (``checks.py``) and the compilers (``datalog/compiler.py``,
-``request_plans.py``) need the same reading of a body: which ``=`` is an
+``request_plans/``) need the same reading of a body: which ``=`` is an
 assignment and which a comparison, which variables an aggregate groups by,
 in which order literals can run so that every test has its variables bound.
 This module computes that reading once, as a ``BodyInfo``, and records
