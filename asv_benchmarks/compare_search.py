@@ -24,8 +24,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmarks"))
 
-import rune_fast  # noqa: E402
-import search_scenario as S  # noqa: E402
+import rune_fast
+import search_scenario as S
 
 
 def all_pages(fn) -> list:

@@ -116,7 +116,7 @@ def parse_entities(entities: Any, limits: Limits = DEFAULT_LIMITS, budget: Optio
     """Validate and convert the ``entities`` of a request (``None``: none)."""
     if entities is None:
         return None
-    if isinstance(entities, (str, bytes)) or isinstance(entities, Mapping) or not isinstance(entities, Iterable):
+    if isinstance(entities, (str, bytes, Mapping)) or not isinstance(entities, Iterable):
         raise RuneRequestError(
             'entities must be a list of {"uid": {"type": .., "id": ..}, "attrs": {..}, "parents": [..]}',
             field="entities",

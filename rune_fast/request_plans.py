@@ -368,7 +368,7 @@ class RequestPlans:
             self._deps[name] = deps
         src = "\n".join(self._sources + [d[1] for d in dispatchers.values()])
         ns = self._names.ns
-        exec(compile(src, "<rune request plans>", "exec"), ns)  # noqa: S102 - our own generated code
+        exec(compile(src, "<rune request plans>", "exec"), ns)  # our own generated code
         self.source = src
         # The functions leave their module namespace and reach the plans they
         # call through keyword-only defaults: no function -> globals ->

@@ -175,11 +175,13 @@ def test_subcommands_are_a_fixed_table():
     """No registration at import time: the table is an immutable tuple built
     from each subcommand module's COMMANDS (test_layers.py checks that no CLI
     module imports app.py back)."""
-    from rune_fast.cli import check, engine_commands, manifest_command
+    from rune_fast.cli import check, engine_commands, manifest_command, search, serve
 
     assert isinstance(app.SUBCOMMANDS, tuple)
-    assert app.SUBCOMMANDS == check.COMMANDS + engine_commands.COMMANDS + manifest_command.COMMANDS
-    assert [s.name for s in app.SUBCOMMANDS][:4] == ["check", "eval", "test", "query"]
+    assert app.SUBCOMMANDS == (
+        check.COMMANDS + engine_commands.COMMANDS + search.COMMANDS + manifest_command.COMMANDS + serve.COMMANDS
+    )
+    assert [s.name for s in app.SUBCOMMANDS] == ["check", "eval", "test", "query", "search", "manifest", "serve"]
 
 
 def test_usage_error_is_2(capsys, policy):

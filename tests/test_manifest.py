@@ -173,7 +173,13 @@ def test_manifest_fifo_is_refused_without_blocking(tmp_path):
     (tmp_path / "a.rune").write_text(OLD)
     os.mkfifo(tmp_path / "rune.manifest")
     out: list = []
-    t = threading.Thread(target=lambda: out.append(pytest.raises(RuneManifestError, load, tmp_path)), daemon=True)
+
+    def attempt() -> None:
+        with pytest.raises(RuneManifestError) as ei:
+            load(tmp_path)
+        out.append(ei)
+
+    t = threading.Thread(target=attempt, daemon=True)
     t.start()
     t.join(5)
     try:

@@ -18,7 +18,7 @@ import rune_fast
 from rune_fast import PolicyStore
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "asv_benchmarks", "benchmarks"))
-from bench_reload import _alternating, fact_policy  # noqa: E402
+from bench_reload import _alternating, fact_policy
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 

@@ -76,7 +76,7 @@ def check_case(text: str, facts: dict, request: tuple, idb_facts: dict) -> int:
         static.pop(k, None)
     dependent_guess = _closure(dict(program.info.depends_on), REQUEST_VARS)
     given = {k: v for k, v in idb_facts.items() if k in program.compiled.slot_of}
-    static.update({k: v for k, v in given.items()})
+    static.update(given)
     model = program.evaluate(static)
     plans, dependent = build_plans(program, model, {k: v for k, v in given.items() if k in dependent_guess})
     p, a, r, ctx = request

@@ -17,7 +17,6 @@ import threading
 import time
 from collections import Counter, defaultdict
 
-import pytest
 import requests
 
 from server_helpers import POLICY_V1, POLICY_V2, Server, free_port, rune_cmd, wait_for

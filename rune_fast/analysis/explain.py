@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import itertools
 import weakref
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from dataclasses import dataclass
+from typing import Any, Optional
 
 from ..lang import ast as A
 from ..errors import RuneError, RuneEvalError

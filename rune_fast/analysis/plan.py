@@ -438,10 +438,9 @@ class _Search:
         if any(_mentions(c.expr, self.var) for c in ast.conditions):
             return False
         reads = self.ix.reads_var[self.var]
-        if pol.relations & reads:
-            return False
-        # request entities may give the open candidate its own attributes/parents
-        return True
+        # a relation read through the open variable depends on it (request
+        # entities may give the open candidate its own attributes/parents)
+        return not (pol.relations & reads)
 
     # -- the search ------------------------------------------------------------------
 

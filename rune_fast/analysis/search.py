@@ -188,7 +188,7 @@ def candidates(engine: Any, wanted: Callable[[str], bool], extra: set) -> list[E
     return out
 
 
-def candidates_of_type(engine: "Engine", ty: str, extra: set) -> tuple[Any, frozenset]:
+def candidates_of_type(engine: Any, ty: str, extra: set) -> tuple[Any, frozenset]:
     """(sorted candidates of one type, the same as a set); shared when the
     request adds no entity of that type."""
     known = known_entities(engine)

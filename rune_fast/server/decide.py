@@ -94,17 +94,19 @@ class Decider:
         decided. Cache hits cost one dict lookup each."""
         authorize = self.engine.authorize
         out = []
-        i = 0
+        # The failing item's index is the number decided before it
+        # (len(out)): no counter on the loop.
         try:
-            for i, req in enumerate(requests):
+            for req in requests:
                 out.append(authorize(*req))
         except RuneRequestError as e:
+            i = len(out)
             err = request_error(e, f"{name}[{i}]")
             if rename is not None:
                 err.field = rename(i, e.field)
             raise err from None
         except RecursionError:
-            raise ApiError(400, "Invalid Request", "request nested too deeply", field=f"{name}[{i}]") from None
+            raise ApiError(400, "Invalid Request", "request nested too deeply", field=f"{name}[{len(out)}]") from None
         return out
 
     def count(self, decisions: list) -> None:

@@ -22,7 +22,7 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import Any, Optional
+from typing import Any
 
 from .config import DEFAULT_BIND, ServerOptions
 
