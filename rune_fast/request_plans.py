@@ -58,7 +58,7 @@ a request.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional, cast
 
 from .datalog.compiler import string_test
 from .lang import ast as A
@@ -120,12 +120,12 @@ def _num(k: Any) -> Any:
     return None
 
 
-def _cmp(code: int, a: Any, b: Any) -> bool:
+def _cmp(code: int, a: object, b: object) -> bool:
     """A rule comparison: numbers numerically, other values by identity."""
     if a is None or b is None:  # an arithmetic failure: the binding derives nothing
         return False
-    x = _num(a)
-    y = _num(b)
+    x: Optional[float] = _num(a)
+    y: Optional[float] = _num(b)
     if x is not None and y is not None:
         if code == 0:
             return x == y
@@ -452,7 +452,7 @@ class RequestPlans:
             out.append((A.Rule(A.Atom(rel, args), (atom,)), classify_body((atom,))))
         return out
 
-    def static_rows_for(self, name: str) -> list:
+    def static_rows_for(self, name: str) -> Optional[list]:
         if name.startswith("\0given:"):
             return self._given_rows(name[len("\0given:"):])
         return self._static_rows(name)
@@ -505,6 +505,7 @@ class _FunctionGen:
         if name.startswith("\0given:"):
             if name not in self.plans._snapshots:
                 rows = self.plans.static_rows_for(name)
+                assert rows is not None  # given rows are always a list
                 keyed = list({tuple([row_key(v) for v in row]): None for row in rows})
                 self.plans._snapshots[name] = _Snapshot(keyed, len(keyed[0]) if keyed else 0)
             snap = self.plans._snapshots[name]
@@ -696,14 +697,16 @@ class _FunctionGen:
             if isinstance(t, A.Const):
                 self.emit(depth, f"if {x} == {self.term(t)}:")
                 depth += 1
-            elif t.name in cbound:
-                self.emit(depth, f"if {x} == {self.var(t.name)}:")
+                continue
+            name = cast(A.Var, t).name  # a head holds constants and variables (lang.checks)
+            if name in cbound:
+                self.emit(depth, f"if {x} == {self.var(name)}:")
                 depth += 1
-            elif t.name in info.positive:
-                self.emit(depth, f"{self.var(t.name)} = {x}")
-                cbound.add(t.name)
+            elif name in info.positive:
+                self.emit(depth, f"{self.var(name)} = {x}")
+                cbound.add(name)
             else:
-                post.append((t.name, x))
+                post.append((name, x))
 
         def finish(d: int, _b: set) -> None:
             for v, x in post:
@@ -736,7 +739,7 @@ class _FunctionGen:
         return f"({lhs} {_CMP_OPS[op]} {rhs} if type({lhs}) is int and type({rhs}) is int else _cmp({code}, {lhs}, {rhs}))"
 
     def aggregate(self, li: LiteralInfo, bound: set, depth: int) -> int:
-        agg: A.Aggregate = li.literal
+        agg = cast(A.Aggregate, li.literal)
         inner = li.body
         assert inner is not None
         if agg.func == "count":
@@ -748,6 +751,7 @@ class _FunctionGen:
         else:
             acc = self.fresh("acc")
             self.emit(depth, f"{acc} = []")
+            assert agg.target is not None  # only count has none
             target = self.var(agg.target.name)
 
             def collect(d: int, _b: set) -> None:
@@ -974,7 +978,7 @@ def _check_single_binders(info: BodyInfo) -> None:
         if li.role == ROLE_ASSIGN and li.target is not None:
             names.append(li.target)
         elif li.role == ROLE_AGGREGATE:
-            names.append(li.literal.result.name)
+            names.append(cast(A.Aggregate, li.literal).result.name)
             assert li.body is not None
             _check_single_binders(li.body)
         for n in names:
@@ -1010,7 +1014,7 @@ def _schedule(info: BodyInfo, bound: set) -> list[LiteralInfo]:
                 if li.role == ROLE_ASSIGN and li.target is not None:
                     bound.add(li.target)
                 elif li.role == ROLE_AGGREGATE:
-                    bound.add(li.literal.result.name)
+                    bound.add(cast(A.Aggregate, li.literal).result.name)
                 progressed = True
         atoms = [li for li in pending if li.role == ROLE_ATOM]
         if not atoms:
@@ -1019,13 +1023,15 @@ def _schedule(info: BodyInfo, bound: set) -> list[LiteralInfo]:
             break
 
         def score(li: LiteralInfo) -> tuple:
-            args = li.literal.args
+            atom = cast(A.Atom, li.literal)  # ROLE_ATOM
+            args = atom.args
             nb = sum(1 for t in args if isinstance(t, A.Const) or (isinstance(t, A.Var) and t.name in bound))
             full = nb == len(args)
-            return (full, _is_request_atom(li.literal), nb / len(args) if args else 1.0, -li.index)
+            return (full, _is_request_atom(atom), nb / len(args) if args else 1.0, -li.index)
 
         best = max(atoms, key=score)
         pending.remove(best)
         order.append(best)
-        bound.update(t.name for t in best.literal.args if isinstance(t, A.Var) and t.name != "_")
+        best_args = cast(A.Atom, best.literal).args
+        bound.update(t.name for t in best_args if isinstance(t, A.Var) and t.name != "_")
     return order

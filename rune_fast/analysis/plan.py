@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sized, cast
 
 from ..lang import ast as A
 from ..engine import _closure, _LazyModel, _RequestRelations
@@ -294,7 +294,8 @@ class _Search:
             sc, e = ast.resource, self.r
         if sc.kind == "eq" and e != sc.entity:
             return True
-        if sc.kind in ("in", "is") and sc.entity is not None and not data.is_in(e, sc.entity):
+        # the other side is the request's own entity, given by the search
+        if sc.kind in ("in", "is") and sc.entity is not None and not data.is_in(cast(Entity, e), sc.entity):
             return True
         reads = self.ix.reads_var[self.var]
         for cond in ast.conditions:
@@ -334,7 +335,8 @@ class _Search:
         if sc.kind == "eq":
             yield lambda: {sc.entity}
         elif sc.kind in ("in", "is") and sc.entity is not None and self.hier_ok:
-            yield lambda: self.ix.descendants(sc.entity)
+            scope_entity = sc.entity
+            yield lambda: self.ix.descendants(scope_entity)
         for cond in ast.conditions:
             if cond.kind != "when":
                 continue
@@ -491,7 +493,7 @@ class _Search:
                 gen = self.generator(pol)
                 if gen is _ALL:
                     pool = list(allowed)
-                elif len(gen) > len(allowed) and isinstance(gen, (set, frozenset)):
+                elif len(cast(Sized, gen)) > len(allowed) and isinstance(gen, (set, frozenset)):
                     pool = [c for c in allowed if c in gen]
                 else:
                     pool = [c for c in gen if c in allowed]

@@ -85,8 +85,8 @@ def run_search(args: argparse.Namespace, out: Optional[TextIO] = None, err: Opti
     if args.json:
         print_json({"ok": True, **page.to_dict()}, out)
         return code
-    for e in page.results:
-        print(e, file=out)
+    for entity in page.results:
+        print(entity, file=out)
     if not page.results:
         print("none", file=out)
     if page.next_token:

@@ -1270,8 +1270,13 @@ def bundle_manifest(
     statement that these files are complete, so it is only written for files
     that parse.
     """
-    kw = {} if limits is None else {"limits": limits}
-    bundle = load_bundle(path, recursive=recursive, source_roots=source_roots, manifest="off", **kw)
+    bundle = load_bundle(
+        path,
+        recursive=recursive,
+        limits=DEFAULT_LIMITS if limits is None else limits,
+        source_roots=source_roots,
+        manifest="off",
+    )
     root, _is_dir = _bundle_root(path)
     digests: dict[str, str] = {}
     for ap, digest in bundle.file_digests:

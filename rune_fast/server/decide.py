@@ -130,7 +130,8 @@ class Decider:
         if fn is None:
             raise ApiError(501, "Not Implemented", "this engine version has no explain()")
         try:
-            return fn(principal, action, resource, context, entities).to_dict()
+            explained: dict = fn(principal, action, resource, context, entities).to_dict()
+            return explained
         except RuneRequestError as e:
             raise request_error(e) from None
         except RuneError as e:

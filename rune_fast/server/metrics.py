@@ -84,7 +84,8 @@ class Metrics:
     # -- request path: plain dict updates on the calling thread's own dict
     def _acc(self) -> dict:
         try:
-            return self._local.acc
+            mine: dict = self._local.acc
+            return mine
         except AttributeError:
             acc: dict = {}
             with self._lock:
@@ -102,8 +103,8 @@ class Metrics:
         acc = self._acc()
         k = ("b", endpoint, bisect_left(LATENCY_BUCKETS, seconds))
         acc[k] = acc.get(k, 0) + 1
-        k = ("s", endpoint)
-        acc[k] = acc.get(k, 0.0) + seconds
+        sk = ("s", endpoint)
+        acc[sk] = acc.get(sk, 0.0) + seconds
 
     def request(self, route: str, status: int) -> None:
         acc = self._acc()

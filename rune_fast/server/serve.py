@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
             "accesslog": None,
             "proc_name": "rune-serve",
         }
-        return _Gunicorn(options, settings, asgi=args.worker_class == "uvicorn").run_foreground()
+        code: int = _Gunicorn(options, settings, asgi=args.worker_class == "uvicorn").run_foreground()
+        return code
     finally:
         # A worker exits by unwinding the stack it inherited from the fork,
         # i.e. through here too: only the master may remove the directories.
