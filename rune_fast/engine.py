@@ -218,7 +218,7 @@ class _PlanShared:
 class _PlannedRelations(RequestState):
     """``PolicyData`` for a request without entities whose policies call
     request-dependent relations: answered by the engine's demand-driven plans
-    (``request_plans.py``), this object being their per-request state; a
+    (``rune_fast/request_plans/``), this object being their per-request state; a
     question without a plan, or a request that exhausts the plans' step
     budget, goes to the general evaluator (the request's full model)."""
 
@@ -438,7 +438,7 @@ class Engine:
 
     def _build_request_plans(self, rules: Sequence[A.Rule], side: dict, given: dict) -> Optional[RequestPlans]:
         """Demand-driven plans for the request-dependent relations policies
-        call (``request_plans.py``); None when there are none."""
+        call (``rune_fast/request_plans/``); None when there are none."""
         core_dep = self._core_dep
         questions = [(rel, (True,) * self._compiled.rel(rel).arity)
                      for rel in self.policies.relations if rel in core_dep and rel in self._compiled.slot_of]

@@ -7,7 +7,11 @@ from typing import Any
 
 from .errors import RuneLimitError
 
-__all__ = ["Limits", "DEFAULT_LIMITS"]
+__all__ = ["Limits", "DEFAULT_LIMITS", "MAX_ARITY"]
+
+#: Columns of a relation, at most (a fixed property of the language, checked
+#: with the arities: a wider fact set, head or atom is a located error).
+MAX_ARITY = 64
 
 
 @dataclass(frozen=True)

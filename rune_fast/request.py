@@ -181,7 +181,7 @@ def parse_context(context: Any, limits: Limits = DEFAULT_LIMITS, budget: Optiona
     """Validate and convert a request's ``context`` (``None``: empty)."""
     if context is None:
         return EMPTY_CONTEXT
-    if not isinstance(context, Mapping):
+    if type(context) is not dict and not isinstance(context, Mapping):
         raise RuneRequestError(
             f"context must be a JSON object (a dict of names to values); got {type(context).__name__}",
             field="context",

@@ -48,7 +48,7 @@ class Server:
         self.proc: Optional[subprocess.Popen] = None
 
     def start(self, timeout: float = 30.0) -> "Server":
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - the server log, open until stop() closes it
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             self.cmd, stdout=self._log, stderr=subprocess.STDOUT, env=self.env, cwd=str(ROOT), start_new_session=True
         )

@@ -20,7 +20,7 @@ from rune_fast.cli.app import main
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "explain-and-search.md"
-BLOCK = re.compile(r"<!-- rune: (?P<args>.*?) -->\n```(?P<lang>\w*)\n(?P<body>.*?)```\n", re.S)
+BLOCK = re.compile(r"<!-- rune: (?P<args>.*?) -->\n```(?P<lang>\w*)\n(?P<body>.*?)```\n", re.DOTALL)
 
 
 def render(args: str) -> str:

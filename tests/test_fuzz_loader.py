@@ -9,11 +9,17 @@ engine), and never hang (each input is timed; 1 s is far above normal).
 Two input sources: random text over an alphabet rich in the language's own
 characters, and mutations of the real example policies (delete / insert /
 duplicate characters, delete / duplicate / swap lines), which explore the
-"almost valid" inputs where parsers usually break.
+"almost valid" inputs where parsers usually break. A third one builds
+relations of every width around the arity limit.
+
+Whatever passes the checks is then built into a whole ``Engine`` on both
+cores (the compiled one and its pure twin): the build, too, may only succeed
+or raise ``RuneError``, and both cores must agree on which.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -21,6 +27,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rune_fast import Engine, Limits
+from rune_fast.datalog import _core, _pycore, compiler
 from rune_fast.errors import RuneError
 
 from rune_fast.lang import parser
@@ -44,14 +52,48 @@ SPECIAL = list('[](){}<>=!:-.,;_"\'#/\\*@|&+%$?\n\t ') + [
 ]
 
 
+#: Small budgets: a mutated example may derive a lot; the limits must stop it.
+BUILD_LIMITS = Limits(max_tuples=200_000, load_deadline_ms=500)
+
+
+@contextlib.contextmanager
+def core_selected(module):
+    """Build engines on ``module`` (what RUNE_FAST_PURE selects, switched in-process)."""
+    saved = compiler.core
+    compiler.core = module
+    try:
+        yield
+    finally:
+        compiler.core = saved
+
+
+def build(bundle) -> "str | None":
+    """Build the engine on both cores: None, or the kind of RuneError both raised."""
+    outcomes = []
+    for module in (_core, _pycore):
+        with core_selected(module):
+            try:
+                Engine(bundle, limits=BUILD_LIMITS)
+                outcomes.append(None)
+            except RuneError as err:
+                err.render()
+                outcomes.append(type(err).__name__ + (f" {err.limit}" if hasattr(err, "limit") else ""))
+    # A time budget may run out on the slower core only; everything else must agree.
+    if "RuneLimitError load_deadline_ms" not in outcomes:
+        assert outcomes[0] == outcomes[1], outcomes
+    return outcomes[0]
+
+
 def load(text: str) -> None:
-    """Load like ``rune check``; return normally or raise RuneError only."""
+    """Load like ``rune check``, then build; return normally or raise RuneError only."""
     start = time.perf_counter()
     try:
         bundle = parser.bundle_from_text(text, "fuzz.rune", base_dir=EXAMPLES_DIR)
         check_program(bundle.facts, bundle.rules, bundle.policies)
     except RuneError as err:
         err.render()  # rendering must not fail either
+    else:
+        build(bundle)
     elapsed = time.perf_counter() - start
     assert elapsed < MAX_SECONDS, f"loading took {elapsed:.2f}s"
 
@@ -131,3 +173,23 @@ def test_hostile_inputs():
     ]
     for text in cases:
         load(text)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(st.integers(1, 80), st.integers(0, 3), st.booleans())
+def test_relations_of_every_width_build_on_both_cores(width, rows, with_rule):
+    """Facts and rule heads around the arity limit: built, or a located limit error, on both cores."""
+    data = ", ".join("[" + ", ".join(str(r * width + c) for c in range(width)) + "]" for r in range(rows))
+    text = f'version = "rune/1"\n[data]\nwide = [{data}]\n'
+    if with_rule:
+        args = ", ".join(f"X{c}" for c in range(width))
+        text += f"[rules]\ncopy({args}) :- wide({args}).\n"
+    try:
+        bundle = parser.bundle_from_text(text, "wide.rune", base_dir=EXAMPLES_DIR)
+        check_program(bundle.facts, bundle.rules, bundle.policies)
+    except RuneError as err:
+        assert width > 64 and err.errors, (width, str(err))
+        assert all(getattr(e, "limit", None) == "max_arity" and e.line >= 3 for e in err.errors), str(err)
+        return
+    assert width <= 64 or (rows == 0 and not with_rule)  # an empty array has no arity
+    assert build(bundle) is None

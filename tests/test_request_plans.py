@@ -1,4 +1,4 @@
-"""Differential tests of the per-request plans (rune_fast/request_plans.py).
+"""Differential tests of the per-request plans (rune_fast/request_plans/).
 
 The plans answer questions about request-dependent relations top-down; the
 oracle is the general evaluator: the model of the static facts plus the
@@ -108,7 +108,7 @@ def check_case(text: str, facts: dict, request: tuple, idb_facts: dict) -> int:
     return asked
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(programs(REQUEST_EDB), requests(), st.data())
 def test_plans_answer_like_the_full_model(case, request, data):
     text, facts = case
@@ -152,14 +152,26 @@ def without_plans(engine):
     return _without_request_plans(engine)  # the general evaluator only
 
 
+_ENGINES: dict = {}
+
+
+def example_engines(name: str) -> tuple:
+    """(planned, general) engines of an example, shared by every hypothesis
+    example: one long-lived engine also shows that no answer depends on an
+    earlier request."""
+    if name not in _ENGINES:
+        path = f"examples/{name}.rune"
+        planned = rune_fast.load(path, cache_size=0)
+        assert planned._req_plans is not None
+        _ENGINES[name] = (planned, without_plans(rune_fast.load(path, cache_size=0)))
+    return _ENGINES[name]
+
+
 @pytest.mark.parametrize("name", EXAMPLES)
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_examples_decide_alike_with_and_without_plans(name, data):
-    path = f"examples/{name}.rune"
-    planned = rune_fast.load(path, cache_size=0)
-    assert planned._req_plans is not None
-    general = without_plans(rune_fast.load(path, cache_size=0))
+    planned, general = example_engines(name)
     pool = entity_pool(planned) + ['User::"zoe"', 'Client::"nobody"', 'Agent::"ghost"']
     for _ in range(data.draw(st.integers(1, 8))):
         p, a, r = (data.draw(st.sampled_from(pool)) for _ in range(3))
@@ -191,7 +203,7 @@ calc(X) :- context("x", V), X = V * 2 + 1.
 """
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(
     st.sampled_from(['User::"a"', 'User::"b"', 'User::"c"', 'User::"z"']),
     st.sampled_from(['Doc::"x"', 'Doc::"y"']),

@@ -9,10 +9,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import rune_fast
-from rune_fast import Entity, RuneRequestError, SearchPage
-
 from search_programs import (
     ACTIONS,
     DOCS,
@@ -23,6 +19,9 @@ from search_programs import (
     programs,
     request_parts,
 )
+
+import rune_fast
+from rune_fast import Entity, RuneRequestError, SearchPage
 
 EXAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "doc_sharing.rune")
 
@@ -127,6 +126,11 @@ def test_paging_is_stable_and_token_checked(doc_engine):
     assert p1.results == full[:3] and p1.next_token
     p2 = doc_engine.search_resources(alice, read, "Document", limit=3, page_token=p1.next_token)
     assert p2.results == full[3:] and p2.next_token is None
+    # the next page is the same whether the first page's results are still remembered or not
+    from rune_fast.analysis import search as search_module
+
+    search_module._RECENT.clear()
+    assert doc_engine.search_resources(alice, read, "Document", limit=3, page_token=p1.next_token) == p2
     # the same token on a different query is refused
     with pytest.raises(RuneRequestError, match="different search"):
         doc_engine.search_resources('User::"bob"', read, "Document", page_token=p1.next_token)
@@ -244,3 +248,24 @@ def test_rich_program_every_generator_equals_brute_force(req):
             assert list(engine.search_subjects(a, r, "User", context=ctx, entities=ents).results) == want, (a, r)
             seen += len(want)
     assert seen > 10  # the program allows enough for the comparison to mean something
+
+
+SETS = r'''
+version = "rune/1"
+[data]
+attr = [['Doc::"a"', "tags", "x"], ['Doc::"a"', "tags", "y"], ['Doc::"b"', "tags", "x"],
+        ['Doc::"c"', "n", 1.0], ['Doc::"d"', "n", 1], ['User::"u"', "tags", "x"], ['User::"u"', "tags", "y"],
+        ['User::"u"', "n", 1]]
+[policies]
+permit(principal, action == Action::"sets", resource) when { resource.tags == principal.tags };
+permit(principal, action == Action::"nums", resource) when { resource.n == principal.n };
+'''
+
+
+@pytest.mark.parametrize("action", ['Action::"sets"', 'Action::"nums"'])
+def test_attribute_equality_with_sets_and_mixed_numbers(action):
+    """Multi-valued attributes are sets; 1 == 1.0 in policies: generators must not miss either."""
+    engine = rune_fast.load_text(SETS)
+    want = brute_resources(engine, 'User::"u"', action, "Doc", None, None)
+    assert want  # Doc::"a" (same tag set), or Doc::"c" and Doc::"d" (1.0 and 1)
+    assert list(engine.search_resources('User::"u"', action, "Doc").results) == want

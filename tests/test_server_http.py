@@ -315,11 +315,12 @@ def test_gunicorn_directly_and_uvicorn_asgi(tmp_path):
         assert srv.get("/nope").status_code == 404
 
 
-def test_rune_serve_uvicorn_worker_class(tmp_path):
+@pytest.mark.parametrize("worker_class", ["uvicorn", "gthread"])
+def test_rune_serve_other_worker_classes(tmp_path, worker_class):
     policy = tmp_path / "p.rune"
     policy.write_text(POLICY_V1)
     port = free_port()
-    with Server(rune_cmd(policy, port, "--worker-class", "uvicorn", "--workers", "1"), port, tmp_path) as srv:
+    with Server(rune_cmd(policy, port, "--worker-class", worker_class, "--workers", "1"), port, tmp_path) as srv:
         assert srv.post("/access/v1/evaluations", {**EVAL, "evaluations": [{}, {"subject": {"type": "User", "id": "bob"}}]}).json() == {
             "evaluations": [{"decision": True}, {"decision": False}]
         }

@@ -160,6 +160,8 @@ def test_detail_and_explain_flags(client):
     r = client.simulate_post("/access/v1/evaluation", json=ev("alice"), params={"explain": "true"}).json
     assert r["decision"] is True and r["context"]["reasons"] == ["staff-read"]
     assert r["context"]["explain"]["decision"]["decision"] == "permit"
+    r = client.simulate_post("/access/v1/evaluations", json={"evaluations": [ev("alice"), ev("carol")]}, params={"explain": "true"}).json
+    assert [e["context"]["explain"]["decision"]["decision"] for e in r["evaluations"]] == ["permit", "deny"]
     r = client.simulate_post("/v1/authorize", json={"principal": 'User::"carol"', "action": 'Action::"read"', "resource": 'Doc::"d"'}, params={"explain": "1"}).json
     assert r["allowed"] is False and r["explain"]["decision"]["decision"] == "deny"
 

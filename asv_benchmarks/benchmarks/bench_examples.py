@@ -10,7 +10,7 @@ the tests after one unrecorded warm-up pass, garbage collector enabled.
 
 Rules that read the request (``cleared/2`` in ``doc_sharing``,
 ``would_exceed/1`` in ``api_rate_limit``, most of ``agent_guardrails``) are
-answered by the engine's per-request plans (``rune_fast/request_plans.py``);
+answered by the engine's per-request plans (``rune_fast/request_plans/``);
 ``track_general_*`` measures the same requests with the plans switched off
 (the general evaluator: the request's model computed bottom-up), for
 comparison.

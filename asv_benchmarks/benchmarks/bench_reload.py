@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -277,6 +278,24 @@ def _atomic_write(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _writer_process(path: str, versions: list, invalid: str, interval: float, go: Any, halt: Any, counts: Any) -> None:
+    """Every ``interval`` s until ``halt``: 3 in 5 writes a new version by
+    atomic rename, 1 in 5 rewrites it in place in chunks, 1 in 5 installs
+    an invalid version by atomic rename; ends on a valid version."""
+    go.wait(60)
+    n = 0
+    while not halt.is_set():
+        n += 1
+        kind = (0, 0, 1, 0, 2)[n % 5]
+        if kind == 1:
+            _chunked_write(path, versions[n % len(versions)])
+        else:
+            _atomic_write(path, invalid if kind == 2 else versions[n % len(versions)])
+        counts[kind] += 1
+        time.sleep(interval)
+    _atomic_write(path, versions[0])
+
+
 def measure_reload_under_load(
     seconds: float = 10.0,
     readers: int = 8,
@@ -284,6 +303,7 @@ def measure_reload_under_load(
     interval: float = 0.02,
     debounce: float = 0.01,
     workdir: str | None = None,
+    gc_freeze: bool = True,
 ) -> dict:
     """Reader latency while a watched policy is rewritten continuously.
 
@@ -309,7 +329,16 @@ def measure_reload_under_load(
         versions = [fact_policy(n_facts, v) for v in range(4)]
         invalid = versions[0].replace("[rules]", "[rules]\nbroken(X :- .", 1)
         _atomic_write(path, versions[0])
-        store = PolicyStore(path, watch=True, debounce=debounce, cache_size=1024)
+        # The writer is another process (as an editor or a deploy tool would
+        # be): it must not wait for the GIL of the readers. Forked before the
+        # store starts any thread.
+        ctx = multiprocessing.get_context("fork")
+        go, halt = ctx.Event(), ctx.Event()
+        counts = ctx.Array("i", 3)
+        writer = ctx.Process(target=_writer_process, args=(path, versions, invalid, interval, go, halt, counts),
+                             daemon=True)
+        writer.start()
+        store = PolicyStore(path, watch=True, debounce=debounce, cache_size=1024, gc_freeze=gc_freeze)
         n_users = max(n_facts // 10, 10)
         hot = _requests(n_facts, 64)
         cold = [(("User", f"u{i % n_users}"), ("Action", ("read", "write", "delete")[i % 3]),
@@ -345,33 +374,17 @@ def measure_reload_under_load(
                     samples[key].extend(v)
                 errors.extend(bad)
 
-        writes = {"atomic": 0, "chunked": 0, "invalid": 0}
-
-        def writer() -> None:
-            n = 0
-            while not stop.is_set() and phase["name"] == "writing":
-                n += 1
-                kind = ("atomic", "atomic", "chunked", "atomic", "invalid")[n % 5]
-                text = invalid if kind == "invalid" else versions[n % len(versions)]
-                if kind == "chunked":
-                    _chunked_write(path, text)
-                else:
-                    _atomic_write(path, text)
-                writes[kind] += 1
-                time.sleep(interval)
-            _atomic_write(path, versions[0])  # end on a valid version
-
         threads = [threading.Thread(target=reader, args=(k,), daemon=True) for k in range(readers)]
         for t in threads:
             t.start()
         time.sleep(seconds / 4)
         gen0 = store.stats.generation
         phase["name"] = "writing"
-        w = threading.Thread(target=writer, daemon=True)
-        w.start()
+        go.set()
         time.sleep(seconds)
+        halt.set()
         phase["name"] = "settling"
-        w.join(30)
+        writer.join(30)
         time.sleep(max(0.5, debounce * 20))
         stats = store.stats
         phase["name"] = "steady"
@@ -384,9 +397,10 @@ def measure_reload_under_load(
         during = sorted(samples["writing"])
         res = {
             "readers": readers,
+            "gc_freeze": gc_freeze,
             "n_facts": n_facts,
             "seconds": seconds,
-            "writes": dict(writes),
+            "writes": {"atomic": counts[0], "chunked": counts[1], "invalid": counts[2]},
             "swaps": stats.generation - gen0,
             "failed_loads": stats.failures,
             "errors": len(errors),
@@ -412,7 +426,7 @@ def measure_reload_under_load(
 
 def format_under_load(r: dict) -> str:
     return (
-        f"reload under load: {r['readers']} readers, {r['n_facts']}-fact policy rewritten every 20 ms "
+        f"reload under load (gc_freeze={r['gc_freeze']}): {r['readers']} readers, {r['n_facts']}-fact policy rewritten every 20 ms "
         f"for {r['seconds']:.0f} s ({r['writes']}; {r['swaps']} swaps, {r['failed_loads']} refused loads)\n"
         f"  steady : p50 {r['steady_p50_us']:7.1f} us  p99 {r['steady_p99_us']:8.1f} us  "
         f"p99.9 {r['steady_p999_us']:8.1f} us  ({r['steady_calls']} calls)\n"
@@ -529,11 +543,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cache-size", type=int, default=0)
     ap.add_argument("--skip-times", action="store_true", help="only the latency measurement")
+    ap.add_argument("--no-gc-freeze", action="store_true", help="PolicyStore(gc_freeze=False), for comparison")
     ap.add_argument("--under-load", action="store_true",
                     help="only the reload-under-load measurement (8 readers, policy rewritten every 20 ms)")
     args = ap.parse_args(argv)
     if args.under_load:
-        print(format_under_load(measure_reload_under_load(seconds=args.seconds)))
+        print(format_under_load(measure_reload_under_load(seconds=args.seconds, gc_freeze=not args.no_gc_freeze)))
         return 0
 
     if not args.skip_times:

@@ -29,30 +29,25 @@ Why it is shaped like this:
 
 from __future__ import annotations
 
-import itertools
-import weakref
 from dataclasses import dataclass
-from typing import Any, Optional
+from itertools import pairwise
+from typing import Any
 
-from ..lang import ast as A
 from ..errors import RuneError, RuneEvalError
-from ..policy.codegen import generate_expression
+from ..lang import ast as A
+from ..policy.decision import Decision
 from ..policy.policies import MISSING, OverlayData, kind_name
+from ..values import Entity
 from ..values import from_key as from_row_key
-from ..values import Entity, value_key
 from . import render
+from .expressions import compiled
 from .proofs import ProofNode, Prover
 
-from ..policy.decision import Decision
-
-__all__ = ["Explanation", "PolicyReport", "ScopeCheck", "ClauseCheck", "FactUse", "explain"]
+__all__ = ["ClauseCheck", "Explanation", "FactUse", "PolicyReport", "ScopeCheck", "explain"]
 
 #: At most this many ancestors are listed when an ``in`` fails.
 MAX_LISTED = 20
 
-#: Closures of policy sub-expressions by (policy id, id(node)), each kept
-#: with its node (so the id cannot be reused while the entry lives).
-_FNS: dict = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +56,7 @@ class FactUse:
 
     fact: str
     present: bool
-    proof: Optional[ProofNode] = None
+    proof: ProofNode | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"fact": self.fact, "present": self.present}
@@ -114,7 +109,7 @@ class ClauseCheck:
     holds: bool
     value: Any = None
     error: str = ""
-    blame: Optional[dict] = None
+    blame: dict | None = None
     facts: tuple[FactUse, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -267,8 +262,11 @@ class _Context:
     def __init__(self, engine: Any, p: Entity, a: Entity, r: Entity, ctx: Any, ents: Any) -> None:
         self.engine = engine
         self.p, self.a, self.r, self.ctx, self.ents = p, a, r, ctx, ents
-        model = engine._with_request([(p,)], [(a,)], [(r,)], ctx, ents)
         has_ents = ents is not None and bool(ents.parents or ents.attrs)
+        if engine._core_dep or has_ents:
+            model = engine._with_request([(p,)], [(a,)], [(r,)], ctx, ents)
+        else:  # no rule reads the request: its model is the engine's own
+            model = engine._model
         data = OverlayData(engine._static, ents.parents if ents else None, ents.attrs if ents else None)
         if engine._dynamic_hierarchy or (has_ents and engine._entity_hierarchy):
             data.hierarchy = model
@@ -282,9 +280,11 @@ class _Context:
             req_rows.update(("parent", tuple(r)) for r in ents.parent_rows)
             req_rows.update(("attr", tuple(r)) for r in ents.attr_rows)
         self.req_rows = req_rows
-        self.prover = Prover(_Facts(model, engine), {}, engine.rules, engine.info.rule_info, self.base)
+        # parent/attr rows the engine keeps out of the core are read by no
+        # rule, so a proof only ever meets them as leaves (``base``)
+        self.prover = Prover(model, {}, engine.rules, engine.info.rule_info, self.base)
 
-    def base(self, rel: str, row: tuple) -> Optional[dict]:
+    def base(self, rel: str, row: tuple) -> dict | None:
         """The origin of a base fact, ``None`` for a derived one."""
         if rel in ("principal", "action", "resource"):
             return {"kind": "request", "field": rel}
@@ -303,21 +303,14 @@ class _Context:
     def evaluate(self, pid: str, node: Any, data: Any) -> tuple[bool, Any]:
         """``(True, value)`` or ``(False, error message)`` for one expression."""
         try:
-            hit = _FNS.get((pid, id(node)))
-            if hit is not None and hit[0] is node:
-                fn = hit[1]
-            else:
-                fn = generate_expression(node, pid)
-                if len(_FNS) > 4096:
-                    _FNS.clear()
-                _FNS[(pid, id(node))] = (node, fn)
+            fn = compiled(node, pid)
             return True, fn(self.p, self.a, self.r, self.ctx, data)
         except RuneEvalError as e:
             return False, e.message
         except RuneError as e:  # cannot compile on its own (should not happen)
             return False, e.message
 
-    def proof_of(self, rel: str, row: tuple) -> Optional[ProofNode]:
+    def proof_of(self, rel: str, row: tuple) -> ProofNode | None:
         """A proof of a fact; ``row`` may hold ``None`` (``_``): the first witness is proved."""
         if None in row:
             rows = self.prover.match(rel, row)
@@ -365,7 +358,7 @@ class _Context:
             return ScopeCheck(slot, text, False, f"{e} is not in {target}; its ancestors: {listed or 'none'}")
         chain = self.path(e, target)
         proofs = []
-        for child, par in itertools.pairwise(chain):
+        for child, par in pairwise(chain):
             node = self.proof_of("parent", (child, par))
             proofs.append(node if node is not None else ProofNode("request", "parent", (child, par),
                                                                   origin={"kind": "request", "field": "entities"}))
@@ -451,7 +444,7 @@ class _Context:
         out["value"] = render.json_value(v)
         t = type(node)
         if t is A.RelCall:
-            args: list[Any] = []
+            args: list = []
             for a in node.args:
                 if type(a) is A.Wildcard:
                     args.append(None)
@@ -513,69 +506,6 @@ class _Context:
         return PolicyReport(pol.id, effect, ast.loc, "satisfied", determining, tuple(scopes), tuple(conds))
 
 
-class _Facts:
-    """The request's model plus the ``parent``/``attr`` rows the engine keeps
-    outside the core (indexed by first column once per engine): what the
-    prover reads."""
-
-    def __init__(self, model: Any, engine: Any) -> None:
-        self.model = model
-        self.compiled = model.compiled
-        self.side = side_index(engine)
-
-    def _side_rows(self, rel: str, prefix: tuple) -> list:
-        idx = self.side.get(rel)
-        if idx is None:
-            return []
-        if not prefix:
-            return [r for rows in idx.values() for r in rows]
-        rows = idx.get(value_key(prefix[0]), ())
-        n = len(prefix)
-        return [r[n:] for r in rows if all(value_key(a) == value_key(b) for a, b in zip(prefix[1:], r[1:n]))]
-
-    def contains(self, rel: str, row: tuple) -> bool:
-        if self.model.contains(rel, row):
-            return True
-        if rel not in self.side:
-            return False
-        k = 0
-        while k < len(row) and row[k] is not None:
-            k += 1
-        return any(all(v is None or value_key(v) == value_key(x) for v, x in zip(row[k:], rest))
-                   for rest in self._side_rows(rel, row[:k]))
-
-    def match(self, rel: str, prefix: tuple) -> list:
-        rows = self.model.match(rel, prefix)
-        if rel in self.side:
-            extra = [r for r in self._side_rows(rel, prefix) if r not in rows]
-            rows = rows + extra
-        return rows
-
-    def rows(self, rel: str) -> list:
-        rows = self.model.rows(rel)
-        if rel in self.side:
-            have = set(rows)
-            rows = rows + [r for r in self._side_rows(rel, ()) if r not in have]
-        return rows
-
-
-_SIDE: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
-
-
-def side_index(engine: Any) -> dict:
-    """relation -> first-column value key -> rows, for the facts kept out of the core."""
-    idx = _SIDE.get(engine)
-    if idx is None:
-        idx = {}
-        for rel, rows in engine._side_facts.items():
-            d: dict = {}
-            for r in rows:
-                d.setdefault(value_key(r[0]), []).append(tuple(r))
-            idx[rel] = d
-        _SIDE[engine] = idx
-    return idx
-
-
 def _flatten(node: Any, op: str) -> list:
     out = []
     todo = [node]
@@ -603,7 +533,6 @@ def _operands(node: Any) -> list[tuple[str, Any]]:
 def explain(engine: Any, principal: Any, action: Any, resource: Any, context: Any = None,
             entities: Any = None) -> Explanation:
     """See ``Engine.explain``."""
-
     p, a, r, ctx, ents = engine._parse_request(principal, action, resource, context, entities)
     kind, reasons, errors = engine._decide(p, a, r, ctx, ents)
     decision = Decision(kind, kind == "permit", reasons, errors, False, engine.version)
@@ -611,7 +540,7 @@ def explain(engine: Any, principal: Any, action: Any, resource: Any, context: An
         return Explanation(decision, p, a, r, (), kind == "deny")
     try:
         cx = _Context(engine, p, a, r, ctx, ents)
-    except Exception as e:  # the request's model failed after all: report, deny
+    except Exception as e:
         msg = e.message if isinstance(e, RuneError) else f"internal error: {type(e).__name__}: {e}"
         failed = Decision("deny", False, (), (("<engine>", msg),), False, engine.version)
         return Explanation(failed, p, a, r, (), True)

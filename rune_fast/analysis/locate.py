@@ -17,7 +17,8 @@ built from text), the location falls back to the ``[data]`` key's line.
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ..lang import ast as A
 from ..values import value_key
@@ -32,7 +33,7 @@ def _key(row: Iterable[Any]) -> tuple:
 class Provenance:
     """What an engine remembers about where its facts came from (small)."""
 
-    __slots__ = ("origins", "idb_data", "_index", "_lock")
+    __slots__ = ("_index", "_lock", "idb_data", "origins")
 
     def __init__(self, bundle: A.Bundle, facts: Mapping[str, list], idb: Iterable[str]) -> None:
         origins: dict[str, list[tuple]] = {}
@@ -78,7 +79,7 @@ class Provenance:
                     self._index_data(rel, place, index)
                 else:
                     self._index_source(rel, place, index)
-            except Exception:  # unreadable or changed: fall back to the key's line
+            except Exception:
                 continue
         return index
 

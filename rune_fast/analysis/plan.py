@@ -42,17 +42,16 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sized, cast
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from ..lang import ast as A
-from ..engine import _closure, _LazyModel, _RequestRelations
+from ..engine import _closure, _LazyModel, _PlannedRelations, _RequestRelations
 from ..errors import RuneEvalError
-from ..policy.codegen import generate_expression
+from ..lang import ast as A
 from ..policy.policies import OverlayData
 from ..values import Entity, value_key
+from .expressions import compiled
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..engine import Engine
 
 __all__ = ["resources", "subjects"]
 
@@ -67,11 +66,11 @@ class _Indexes:
     """Reverse indexes over an engine's static model; each part is built once
     (under a lock) and never changes afterwards, so readers take no lock."""
 
-    def __init__(self, engine: "Engine") -> None:
+    def __init__(self, engine: Any) -> None:
         self.engine = engine
         self.lock = threading.Lock()
-        self._children: Optional[dict] = None
-        self._attrs: Optional[dict] = None
+        self._children: dict | None = None
+        self._attrs: dict = {}
         self._rels: dict = {}
         self._desc: dict = {}
         deps = dict(engine.info.depends_on)
@@ -108,30 +107,72 @@ class _Indexes:
             self._desc[e] = out
         return out
 
-    def attr_index(self) -> dict:
-        """attribute name -> value key -> entities having that (scalar) value."""
-        idx = self._attrs
+    def attr_index(self, name: str) -> dict:
+        """value key -> entities whose attribute ``name`` has that (scalar) value;
+        built per attribute name on first use."""
+        idx = self._attrs.get(name)
         if idx is None:
             with self.lock:
-                if self._attrs is None:
-                    out: dict = {}
+                idx = self._attrs.get(name)
+                if idx is None:
+                    idx = {}
                     for e, rec in self.engine._static._attrs.items():
-                        for name, v in rec.items():
-                            try:
-                                k = value_key(v)
-                            except TypeError:
-                                continue  # sets and records are never == a scalar
-                            out.setdefault(name, {}).setdefault(k, []).append(e)
-                    self._attrs = out
-                idx = self._attrs
+                        v = rec.get(name)
+                        if v is None:
+                            continue
+                        try:
+                            k = value_key(v)
+                        except TypeError:
+                            continue  # a set or a record: with_attr never looks those up
+                        idx.setdefault(k, []).append(e)
+                    self._attrs[name] = idx
         return idx
 
-    def with_attr(self, name: str, v: Any) -> list:
+    def with_attr(self, name: str, v: Any) -> list | None:
+        """Entities whose scalar attribute ``name`` is Cedar-equal to ``v``
+        (an integer and a float of the same value are equal); None when ``v``
+        is a set or a record (the index holds scalars only)."""
         try:
             k = value_key(v)
         except TypeError:
-            return []
-        return self.attr_index().get(name, {}).get(k, [])
+            return None
+        by_value = self.attr_index(name)
+        found = by_value.get(k, [])
+        t = type(v)
+        other = None
+        if t is int:
+            f = float(v)
+            other = f if f == v else None
+        elif t is float and v.is_integer():
+            other = int(v)
+        if other is not None:
+            more = by_value.get(value_key(other))
+            if more:
+                found = found + more
+        return found
+
+    def lookup(self, rel: str, fixed: tuple, vals: tuple, open_col: int) -> list:
+        """Values in ``open_col`` of the rows of ``rel`` whose columns ``fixed``
+        hold the values ``vals``. With column 0 among the fixed ones this is a
+        probe of the core's index on the first column (every relation a
+        policy calls has one) and a filter; otherwise a per-engine index on
+        exactly those columns, built once."""
+        if fixed and fixed[0] == 0:
+            model = self.engine._model
+            if rel not in model.compiled.slot_of:
+                return []
+            rest = model.match(rel, (vals[0],))  # columns 1.. of the matching rows
+            keys = [value_key(v) for v in vals]
+            checks = [(c - 1, k) for c, k in zip(fixed[1:], keys[1:])]
+            out = []
+            for r in rest:
+                for c, k in checks:
+                    if value_key(r[c]) != k:
+                        break
+                else:
+                    out.append(r[open_col - 1])
+            return out
+        return self.column(rel, fixed, open_col).get(tuple(value_key(v) for v in vals), [])
 
     def column(self, rel: str, fixed: tuple, open_col: int) -> dict:
         """For ``rel``: key of the values in columns ``fixed`` -> values in ``open_col``."""
@@ -151,11 +192,11 @@ class _Indexes:
         return idx
 
 
-_INDEXES: "weakref.WeakKeyDictionary[Any, _Indexes]" = weakref.WeakKeyDictionary()
+_INDEXES: weakref.WeakKeyDictionary[Any, _Indexes] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
-def indexes(engine: "Engine") -> _Indexes:
+def indexes(engine: Any) -> _Indexes:
     ix = _INDEXES.get(engine)
     if ix is None:
         with _LOCK:
@@ -172,7 +213,7 @@ def indexes(engine: "Engine") -> _Indexes:
 class _Search:
     """The state of one search: the request, the open variable, the data."""
 
-    def __init__(self, engine: "Engine", var: str, p: Optional[Entity], a: Entity, r: Optional[Entity],
+    def __init__(self, engine: Any, var: str, p: Entity | None, a: Entity, r: Entity | None,
                  ctx: Any, ents: Any, cands: Any, cand_set: frozenset) -> None:
         self.engine = engine
         self.var = var  # "resource" or "principal"
@@ -211,7 +252,10 @@ class _Search:
             dyn = self.rels_needed & engine._core_dep
             if not dyn:
                 return self._static_data
-            d = _RequestRelations(engine._static, dyn, _LazyModel(engine, p, a, r, self.ctx, None))
+            if engine._planned is not None:  # as Engine._evaluate: demand-driven plans first
+                d = _PlannedRelations(engine._planned, p, a, r, self.ctx)
+            else:
+                d = _RequestRelations(engine._static, dyn, _LazyModel(engine, p, a, r, self.ctx, None))
         else:
             ents = self.ents
             d = OverlayData(engine._static, ents.parents if ents else None, ents.attrs if ents else None)
@@ -224,7 +268,7 @@ class _Search:
             self._data[c] = d
         return d
 
-    def test(self, pol: Any, c: Entity) -> Optional[bool]:
+    def test(self, pol: Any, c: Entity) -> bool | None:
         """Whether ``pol`` is satisfied with ``c`` in the open slot; ``None``
         when deciding fails (the engine would fail closed: deny)."""
         p, a, r = self.request(c)
@@ -292,6 +336,7 @@ class _Search:
             sc, e = ast.principal, self.p
         else:
             sc, e = ast.resource, self.r
+        assert e is not None
         if sc.kind == "eq" and e != sc.entity:
             return True
         # the other side is the request's own entity, given by the search
@@ -311,32 +356,56 @@ class _Search:
 
     # -- generators ---------------------------------------------------------------
 
-    def generator(self, pol: Any) -> Optional[Iterable[Entity]]:
-        """The smallest index-derived superset of the candidates satisfying
-        ``pol``, or ``_ALL`` when none applies."""
+    def generator(self, pol: Any) -> tuple[Any, bool]:
+        """``(generated, exact)``: the smallest index-derived superset of the
+        candidates satisfying ``pol`` (``_ALL`` when none applies), and
+        whether every generated candidate satisfies it (see ``_exact``)."""
         best: Any = None
+        best_gen: Any = None
         for gen in self._generators(pol):
-            s = gen()
-            if s is None:
+            got = gen()
+            if got is None:
                 continue
-            if best is None or len(s) < len(best):
-                best = s
+            if best is None or len(got) < len(best):
+                best, best_gen = got, gen
                 if not best:
                     break
         if best is None:
-            return _ALL
+            return _ALL, False
+        exact = getattr(best_gen, "node", None) is not None and best_gen.node is self._exact(pol)
         if self.req_uids:
             best = set(best) | self.req_uids
-        return best
+        return best, exact
+
+    def _exact(self, pol: Any) -> Any:
+        """The one condition of a policy that is nothing but that condition.
+
+        For ``permit(principal, action, resource) when { rel(principal,
+        action, resource.folder) }`` (no other condition, no constraint on the
+        open slot beyond its type, and data that no request entity changes),
+        a candidate the condition's generator finds satisfies the policy by
+        construction: the index holds exactly the rows and attribute values
+        the compiled test would read. Returns that condition's expression,
+        or None.
+        """
+        ast: A.Policy = pol.policy
+        if self._static_data is None or len(ast.conditions) != 1 or ast.conditions[0].kind != "when":
+            return None
+        sc = ast.resource if self.var == "resource" else ast.principal
+        if sc.kind not in ("any", "is") or sc.entity is not None:
+            return None
+        if self.var == "principal" and pol.principal_eq is not None:
+            return None
+        return ast.conditions[0].expr
 
     def _generators(self, pol: Any) -> Iterable[Callable[[], Any]]:
         ast: A.Policy = pol.policy
         sc = ast.resource if self.var == "resource" else ast.principal
+        target = sc.entity
         if sc.kind == "eq":
-            yield lambda: {sc.entity}
-        elif sc.kind in ("in", "is") and sc.entity is not None and self.hier_ok:
-            scope_entity = sc.entity
-            yield lambda: self.ix.descendants(scope_entity)
+            yield lambda: {target}
+        elif sc.kind in ("in", "is") and target is not None and self.hier_ok:
+            yield lambda: self.ix.descendants(target)
         for cond in ast.conditions:
             if cond.kind != "when":
                 continue
@@ -348,9 +417,10 @@ class _Search:
     def _fixed(self, pol: Any, node: Any) -> tuple[bool, Any]:
         """Evaluate an argument that does not mention the open variable."""
         try:
-            fn = generate_expression(node, pol.id)
+            fn = compiled(node, pol.id)
             dummy = Entity("", "")
             p, a, r = (self.p, self.a, dummy) if self.var == "resource" else (dummy, self.a, self.r)
+            assert p is not None and r is not None
             data = self._static_data if self._static_data is not None else self.data(dummy)
             return True, fn(p, a, r, self.ctx, data)
         except Exception:
@@ -359,12 +429,12 @@ class _Search:
     def _is_open(self, node: Any) -> bool:
         return type(node) is A.VarRef and node.name == self.var
 
-    def _open_attr(self, node: Any) -> Optional[str]:
+    def _open_attr(self, node: Any) -> str | None:
         if type(node) is A.GetAttr and self._is_open(node.obj) and self.attrs_ok:
             return node.name
         return None
 
-    def _conjunct_generator(self, pol: Any, node: Any) -> Optional[Callable[[], Any]]:
+    def _conjunct_generator(self, pol: Any, node: Any) -> Callable[[], Any] | None:
         t = type(node)
         if t is A.RelCall:
             return self._relcall_generator(pol, node)
@@ -374,21 +444,21 @@ class _Search:
                 if name is not None and not _mentions(other, self.var) and _simple(other):
                     def gen(name: str = name, other: Any = other) -> Any:
                         ok, v = self._fixed(pol, other)
-                        return self.ix.with_attr(name, v) if ok else ()
-                    return gen
+                        return self.ix.with_attr(name, v) if ok else ()  # None: no generator
+                    return _exactly(gen, node)
                 if self._is_open(side) and not _mentions(other, self.var) and _simple(other):
                     def gen_eq(other: Any = other) -> Any:
                         ok, v = self._fixed(pol, other)
                         return {v} if ok and type(v) is Entity else set()
-                    return gen_eq
+                    return _exactly(gen_eq, node)
             return None
         if t is A.Binary and node.op == "in" and self._is_open(node.left) and type(node.right) is A.Lit \
                 and type(node.right.value) is Entity and self.hier_ok:
             target = node.right.value
-            return lambda: self.ix.descendants(target)
+            return _exactly(lambda: self.ix.descendants(target), node)
         return None
 
-    def _relcall_generator(self, pol: Any, node: A.RelCall) -> Optional[Callable[[], Any]]:
+    def _relcall_generator(self, pol: Any, node: A.RelCall) -> Callable[[], Any] | None:
         name = node.name
         if name in ("principal", "action", "resource", "context") or name in self.unstable:
             return None
@@ -396,6 +466,7 @@ class _Search:
             return None
         open_col, open_attr = -1, None
         fixed: list[tuple[int, Any]] = []
+        complete = True  # every argument is open, fixed or `_`
         for i, arg in enumerate(node.args):
             if type(arg) is A.Wildcard:
                 continue
@@ -404,7 +475,7 @@ class _Search:
             elif open_col < 0 and self._open_attr(arg) is not None:
                 open_col, open_attr = i, self._open_attr(arg)
             elif _mentions(arg, self.var) or not _simple(arg):
-                continue  # checked by the policy's own test
+                complete = False  # checked by the policy's own test
             else:
                 fixed.append((i, arg))
         if open_col < 0:
@@ -417,19 +488,19 @@ class _Search:
                 if not ok:
                     return set()
                 try:
-                    vals.append(value_key(v))
+                    value_key(v)
                 except TypeError:
                     return set()  # a set or record is never in a relation
-            idx = self.ix.column(name, tuple(i for i, _ in fixed), open_col)
-            hits = idx.get(tuple(vals), ())
+                vals.append(v)
+            hits = self.ix.lookup(name, tuple(i for i, _ in fixed), tuple(vals), open_col)
             if open_attr is None:
                 return {h for h in hits if type(h) is Entity}
             out: set = set()
             for h in hits:
-                out.update(self.ix.with_attr(open_attr, h))
+                out.update(self.ix.with_attr(open_attr, h) or ())
             return out
 
-        return gen
+        return _exactly(gen, node) if complete else gen
 
     def independent(self, pol: Any) -> bool:
         """Whether ``pol`` cannot depend on the open variable (evaluate once)."""
@@ -439,10 +510,8 @@ class _Search:
             return False
         if any(_mentions(c.expr, self.var) for c in ast.conditions):
             return False
-        reads = self.ix.reads_var[self.var]
-        # a relation read through the open variable depends on it (request
-        # entities may give the open candidate its own attributes/parents)
-        return not (pol.relations & reads)
+        # and no relation it calls reads the open variable through the rules
+        return not (pol.relations & self.ix.reads_var[self.var])
 
     # -- the search ------------------------------------------------------------------
 
@@ -470,8 +539,13 @@ class _Search:
                     return set()
                 continue
             else:
-                gen = self.generator(pol)
-                pool = self.cands if gen is _ALL else [c for c in gen if c in cand_set]
+                gen, exact = self.generator(pol)
+                if exact:
+                    # satisfied by construction, except request entities (tested)
+                    allowed.update(c for c in gen if c in cand_set and c not in self.req_uids)
+                    pool = [c for c in self.req_uids if c in gen and c in cand_set]
+                else:
+                    pool = self.cands if gen is _ALL else [c for c in gen if c in cand_set]
             sat, bad = self.satisfying(pol, pool, allowed)
             allowed.update(sat)
             broken.update(bad)
@@ -490,10 +564,10 @@ class _Search:
                     return set()
                 continue
             else:
-                gen = self.generator(pol)
+                gen, _exact = self.generator(pol)
                 if gen is _ALL:
                     pool = list(allowed)
-                elif len(cast(Sized, gen)) > len(allowed) and isinstance(gen, (set, frozenset)):
+                elif isinstance(gen, (set, frozenset)) and len(gen) > len(allowed):
                     pool = [c for c in allowed if c in gen]
                 else:
                     pool = [c for c in gen if c in allowed]
@@ -501,6 +575,12 @@ class _Search:
             allowed.difference_update(sat)
             allowed.difference_update(bad)
         return allowed
+
+
+def _exactly(gen: Callable[[], Any], node: Any) -> Callable[[], Any]:
+    """Mark a generator as exact for ``node`` (used when ``node`` is a policy's only condition)."""
+    gen.node = node  # type: ignore[attr-defined]
+    return gen
 
 
 def _conjuncts(node: Any) -> list:
@@ -564,7 +644,7 @@ def _mentions(node: Any, var: str) -> bool:
     return False
 
 
-def _select(engine: "Engine", a: Entity, ptype: str, rtype: str, principal: Optional[Entity], data: Any) -> list:
+def _select(engine: Any, a: Entity, ptype: str, rtype: str, principal: Entity | None, data: Any) -> list:
     """The policies the engine's index would run for this (action, types), in bundle order."""
     anc = data.ancestors(a)
     out = []
@@ -581,20 +661,20 @@ def _select(engine: "Engine", a: Entity, ptype: str, rtype: str, principal: Opti
     return out
 
 
-def _action_data(engine: "Engine", ents: Any) -> Any:
+def _action_data(engine: Any, ents: Any) -> Any:
     """What the policy index reads the action hierarchy from (as ``_evaluate``)."""
     if ents is not None and ents.parents:
         return OverlayData(engine._static, ents.parents, ents.attrs)
     return engine._static
 
 
-def _per_candidate_only(engine: "Engine", ents: Any) -> bool:
+def _per_candidate_only(engine: Any, ents: Any) -> bool:
     """Rules derive the hierarchy from the request: nothing static to enumerate."""
     has_ents = ents is not None and bool(ents.parents or ents.attrs)
     return engine._dynamic_hierarchy or (has_ents and engine._entity_hierarchy)
 
 
-def resources(engine: "Engine", p: Entity, a: Entity, rtype: str, ctx: Any, ents: Any, cands: Any,
+def resources(engine: Any, p: Entity, a: Entity, rtype: str, ctx: Any, ents: Any, cands: Any,
               cand_set: frozenset) -> set:
     """Candidates (of ``rtype``) that ``p`` may ``a``."""
     if _per_candidate_only(engine, ents):
@@ -603,7 +683,7 @@ def resources(engine: "Engine", p: Entity, a: Entity, rtype: str, ctx: Any, ents
     return _Search(engine, "resource", p, a, None, ctx, ents, cands, cand_set).run(pols)
 
 
-def subjects(engine: "Engine", a: Entity, r: Entity, ptype: str, ctx: Any, ents: Any, cands: Any,
+def subjects(engine: Any, a: Entity, r: Entity, ptype: str, ctx: Any, ents: Any, cands: Any,
              cand_set: frozenset) -> set:
     """Candidates (of ``ptype``) that may ``a`` on ``r``."""
     if _per_candidate_only(engine, ents):

@@ -30,16 +30,24 @@ Why it is shaped like this:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 from ..lang import ast as A
-from ..lang.checks import ROLE_AGGREGATE, ROLE_ASSIGN, ROLE_ATOM, ROLE_FILTER, ROLE_METHOD, ROLE_NEGATION
+from ..lang.checks import (
+    ROLE_AGGREGATE,
+    ROLE_ASSIGN,
+    ROLE_ATOM,
+    ROLE_FILTER,
+    ROLE_METHOD,
+    ROLE_NEGATION,
+)
 from ..like import glob_matcher
 from ..values import INT_MAX, INT_MIN, value_key
 from . import render
 
-__all__ = ["ProofNode", "Prover", "MAX_STEPS"]
+__all__ = ["MAX_STEPS", "ProofNode", "Prover"]
 
 #: Rule instances the prover may try for one explanation before it gives up
 #: on a fact (shown as ``omitted``); generous: real proofs need a few dozen.
@@ -62,10 +70,10 @@ class ProofNode:
     kind: str
     relation: str = ""
     row: tuple = ()
-    rule: Optional[A.Rule] = None
+    rule: A.Rule | None = None
     bindings: tuple[tuple[str, Any], ...] = ()
-    children: tuple["ProofNode", ...] = ()
-    origin: Optional[dict] = None
+    children: tuple[ProofNode, ...] = ()
+    origin: dict | None = None
     text: str = ""
 
     @property
@@ -110,7 +118,7 @@ class ProofNode:
         return [f"{indent}{self.fact}  <- in the model (proof omitted: {self.text})"]
 
 
-def origin_text(origin: Optional[dict]) -> str:
+def origin_text(origin: dict | None) -> str:
     """``[data] file:line``, ``[sources] file row N``, ``request: ...``."""
     if not origin:
         return "base fact"
@@ -220,7 +228,7 @@ class Prover:
         side: dict,
         rules: tuple,
         rule_info: tuple,
-        base: Callable[[str, tuple], Optional[dict]],
+        base: Callable[[str, tuple], dict | None],
         max_steps: int = MAX_STEPS,
     ) -> None:
         self.model = model
@@ -263,7 +271,7 @@ class Prover:
 
     # -- proofs --------------------------------------------------------------
 
-    def prove(self, rel: str, row: tuple, path: frozenset = frozenset()) -> Optional[ProofNode]:
+    def prove(self, rel: str, row: tuple, path: frozenset = frozenset()) -> ProofNode | None:
         """A proof of a fact in the model avoiding facts on ``path``; None if none exists."""
         key = (rel, tuple(value_key(v) for v in row))
         hit = self.memo.get(key)
@@ -285,22 +293,22 @@ class Prover:
                 self.steps += 1
                 if self.steps > self.max_steps:
                     break
-                children: list[Any] = []  # sub-proofs and the source of each base fact
-                complete = True
+                children: list | None = []
                 for item in items:
+                    assert children is not None
                     if item[0] == "fact":
                         ik = (item[1], tuple(value_key(v) for v in item[2]))
                         if ik in path:
-                            complete = False
+                            children = None
                             break
                         c = self.prove(item[1], item[2], path)
                         if c is None:
-                            complete = False
+                            children = None
                             break
                         children.append(c)
                     else:
                         children.append(item[1])
-                if not complete:
+                if children is None:
                     continue
                 names = _rule_vars(rule)
                 node = ProofNode("rule", rel, row, rule, tuple((n, binding[n]) for n in names if n in binding),
@@ -310,7 +318,7 @@ class Prover:
         return None
 
     @staticmethod
-    def _unify_head(head: A.Atom, row: tuple) -> Optional[dict]:
+    def _unify_head(head: A.Atom, row: tuple) -> dict | None:
         if len(head.args) != len(row):
             return None
         b: dict = {}
@@ -321,13 +329,12 @@ class Prover:
                         return None
                 else:
                     b[t.name] = v
-            elif type(t) is A.Const:
-                if not _same(t.value, v):
-                    return None
+            elif type(t) is A.Const and not _same(t.value, v):
+                return None
         return b
 
     def _pattern(self, atom: A.Atom, b: dict) -> tuple:
-        out: list[Any] = []  # None marks a free position
+        out: list = []
         for t in atom.args:
             if type(t) is A.Const:
                 out.append(t.value)
@@ -337,7 +344,7 @@ class Prover:
                 out.append(None)
         return tuple(out)
 
-    def _bind_row(self, atom: A.Atom, row: tuple, b: dict) -> Optional[dict]:
+    def _bind_row(self, atom: A.Atom, row: tuple, b: dict) -> dict | None:
         nb = dict(b)
         for t, v in zip(atom.args, row):
             if type(t) is A.Var:
@@ -382,12 +389,13 @@ class Prover:
         atom = lits[best].literal
         rest = [j for j in todo if j != best]
         for row in self.match(atom.name, self._pattern(atom, b)):
-            bound = self._bind_row(atom, row, b)
-            if bound is None:
+            nb2 = self._bind_row(atom, row, b)
+            if nb2 is None:
                 continue
+            nb = nb2
             items2 = dict(items)
             items2[best] = ("fact", atom.name, tuple(row))
-            yield from self._solve_rec(info, rest, bound, items2)
+            yield from self._solve_rec(info, rest, nb, items2)
 
     def _non_atom(self, li: Any, b: dict) -> Iterator[tuple[dict, tuple]]:
         lit = li.literal

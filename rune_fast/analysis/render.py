@@ -10,13 +10,14 @@ while building an explanation, never on the decision path.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from ..lang import ast as A
 from ..policy.policies import CRecord, CSet
 from ..values import Entity, format_value
 
-__all__ = ["value", "json_value", "fact", "rule", "literal", "expr", "scope", "where"]
+__all__ = ["expr", "fact", "json_value", "literal", "rule", "scope", "value", "where"]
 
 
 def value(v: Any) -> str:
@@ -37,7 +38,7 @@ def json_value(v: Any) -> Any:
         return sorted((json_value(x) for x in v), key=lambda x: json.dumps(x, sort_keys=True))
     if t is CRecord or isinstance(v, dict):
         return {k: json_value(x) for k, x in v.items()}
-    if t is float and v != v:  # NaN is not JSON
+    if t is float and math.isnan(v):  # NaN is not JSON
         return str(v)
     return v
 

@@ -34,15 +34,15 @@ import json
 import threading
 import weakref
 from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any
 
-from ..lang import ast as A
 from ..errors import RuneRequestError
+from ..lang import ast as A
 from ..values import Entity, is_type_name
 
-
-__all__ = ["SearchPage", "MAX_LIMIT", "search_resources", "search_subjects", "search_actions", "known_entities"]
+__all__ = ["MAX_LIMIT", "SearchPage", "known_entities", "search_actions", "search_resources", "search_subjects"]
 
 #: Upper bound of ``limit`` (a page is built in memory).
 MAX_LIMIT = 10_000
@@ -62,7 +62,7 @@ class SearchPage:
     """
 
     results: tuple[Entity, ...]
-    next_token: Optional[str] = None
+    next_token: str | None = None
 
     def __iter__(self) -> Iterator[Entity]:
         return iter(self.results)
@@ -85,7 +85,7 @@ class SearchPage:
 class KnownEntities:
     """Every entity an engine knows, by type, in sorted order."""
 
-    __slots__ = ("by_type", "all", "_sets")
+    __slots__ = ("_sets", "all", "by_type")
 
     def __init__(self, entities: Iterable[Entity]) -> None:
         by_type: dict[str, list[Entity]] = {}
@@ -102,7 +102,7 @@ class KnownEntities:
         return s
 
 
-_KNOWN: "weakref.WeakKeyDictionary[Any, KnownEntities]" = weakref.WeakKeyDictionary()
+_KNOWN: weakref.WeakKeyDictionary[Any, KnownEntities] = weakref.WeakKeyDictionary()
 _KNOWN_LOCK = threading.Lock()
 
 
@@ -140,9 +140,10 @@ def known_entities(engine: Any) -> KnownEntities:
         k = _KNOWN.get(engine)
         if k is None:
             found: set = set()
-            # the core's relations, then the parent/attr rows kept out of it
-            tables = list(engine._model.relations().values()) + list(engine._side_facts.values())
-            for rows in tables:
+            # every entity the core interned (its facts' and rules' values),
+            # then the parent/attr rows kept out of the core
+            found.update(v for v in engine._model.symbols.table() if type(v) is Entity)
+            for rows in engine._side_facts.values():
                 for row in rows:
                     for v in row:
                         if type(v) is Entity:
@@ -285,12 +286,49 @@ def page(
     return SearchPage(tuple(out), token)
 
 
+#: Full result lists of recent searches per engine, for their next pages.
+RECENT_RESULTS = 16
+_RECENT: weakref.WeakKeyDictionary[Any, dict] = weakref.WeakKeyDictionary()
+_RECENT_LOCK = threading.Lock()
+
+
+def remembered(engine: Any, digest: str, page_token: Any, compute: Callable[[], list[Entity]]) -> list[Entity]:
+    """The sorted results of a search, computed once for all its pages.
+
+    A token is checked before anything is computed. The results of the last
+    ``RECENT_RESULTS`` searches of an engine that had more than one page are
+    kept, so the next pages cost a lookup; an engine is immutable and the
+    digest names the whole query, so a kept list is exactly what computing
+    again would give.
+    """
+    if page_token is not None:
+        read_token(page_token, engine.version, digest)
+        recent = _RECENT.get(engine)
+        hit = recent.get(digest) if recent is not None else None
+        if hit is not None:
+            return hit
+    return compute()
+
+
+def _remember(engine: Any, digest: str, results: list[Entity]) -> None:
+    with _RECENT_LOCK:
+        recent = _RECENT.get(engine)
+        if recent is None:
+            recent = _RECENT[engine] = {}
+        recent.pop(digest, None)
+        recent[digest] = results
+        while len(recent) > RECENT_RESULTS:
+            recent.pop(next(iter(recent)))
+
+
 def page_of_sorted(engine: Any, digest: str, results: list[Entity], limit: int, page_token: Any) -> SearchPage:
     """A page of an already computed, sorted result list."""
     start = 0
     if page_token is not None:
         after = read_token(page_token, engine.version, digest)
         start = bisect_right(results, after)
+    elif len(results) > limit:
+        _remember(engine, digest, results)
     chunk = results[start : start + limit]
     more = start + limit < len(results)
     return SearchPage(tuple(chunk), make_token(engine.version, digest, chunk[-1]) if more else None)
@@ -360,7 +398,7 @@ def search_resources(
     entities: Any = None,
     within: Any = None,
     limit: int = 100,
-    page_token: Optional[str] = None,
+    page_token: str | None = None,
 ) -> SearchPage:
     """Resources of ``resource_type`` that ``principal`` may ``action`` (see ``Engine.search_resources``)."""
     limit = _check_limit(limit)
@@ -370,12 +408,15 @@ def search_resources(
     digest = _query_digest("resources", (p, a, rtype, w, _freeze_digest(context), _freeze_digest(entities)))
     from . import plan
 
-    cands, cand_set = candidates_of_type(engine, rtype, request_entities(ctx, ents))
-    found = plan.resources(engine, p, a, rtype, ctx, ents, cands, cand_set)
-    if w is not None:
-        inside = within_checker(engine, p, a, ctx, ents, w)
-        found = {e for e in found if inside(e)}
-    return page_of_sorted(engine, digest, sorted(found), limit, page_token)
+    def compute() -> list[Entity]:
+        cands, cand_set = candidates_of_type(engine, rtype, request_entities(ctx, ents))
+        found = plan.resources(engine, p, a, rtype, ctx, ents, cands, cand_set)
+        if w is not None:
+            inside = within_checker(engine, p, a, ctx, ents, w)
+            found = {e for e in found if inside(e)}
+        return sorted(found)
+
+    return page_of_sorted(engine, digest, remembered(engine, digest, page_token, compute), limit, page_token)
 
 
 def search_subjects(
@@ -387,7 +428,7 @@ def search_subjects(
     context: Any = None,
     entities: Any = None,
     limit: int = 100,
-    page_token: Optional[str] = None,
+    page_token: str | None = None,
 ) -> SearchPage:
     """Principals of ``principal_type`` that may ``action`` on ``resource``."""
     limit = _check_limit(limit)
@@ -396,9 +437,11 @@ def search_subjects(
     digest = _query_digest("subjects", (a, r, ptype, _freeze_digest(context), _freeze_digest(entities)))
     from . import plan
 
-    cands, cand_set = candidates_of_type(engine, ptype, request_entities(ctx, ents))
-    found = plan.subjects(engine, a, r, ptype, ctx, ents, cands, cand_set)
-    return page_of_sorted(engine, digest, sorted(found), limit, page_token)
+    def compute() -> list[Entity]:
+        cands, cand_set = candidates_of_type(engine, ptype, request_entities(ctx, ents))
+        return sorted(plan.subjects(engine, a, r, ptype, ctx, ents, cands, cand_set))
+
+    return page_of_sorted(engine, digest, remembered(engine, digest, page_token, compute), limit, page_token)
 
 
 def search_actions(
@@ -409,7 +452,7 @@ def search_actions(
     context: Any = None,
     entities: Any = None,
     limit: int = 100,
-    page_token: Optional[str] = None,
+    page_token: str | None = None,
 ) -> SearchPage:
     """Actions ``principal`` may do on ``resource``."""
     limit = _check_limit(limit)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Optional, TextIO
+from typing import Any, TextIO
 
 from ..errors import RuneError
 from .common import (
@@ -58,7 +58,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     a.add_argument("--resource", required=True, metavar="ENTITY")
 
 
-def run_search(args: argparse.Namespace, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int:
+def run_search(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """One page of a search; exit 1 when it is empty."""
     out = out or sys.stdout
     err = err or sys.stderr
@@ -85,8 +85,8 @@ def run_search(args: argparse.Namespace, out: Optional[TextIO] = None, err: Opti
     if args.json:
         print_json({"ok": True, **page.to_dict()}, out)
         return code
-    for entity in page.results:
-        print(entity, file=out)
+    for ent in page.results:
+        print(ent, file=out)
     if not page.results:
         print("none", file=out)
     if page.next_token:

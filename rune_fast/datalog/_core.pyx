@@ -36,61 +36,70 @@ from cpython.long cimport PyLong_FromLongLong
 cdef extern from "Python.h":
     void PyObject_GC_UnTrack(void* op)
 from libc.string cimport memset, memcpy
+from libc.stdlib cimport malloc, realloc, free
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
-cdef extern from "<sched.h>":
-    int sched_yield() noexcept nogil
+cdef extern from "<time.h>":
+    int nanosleep(const timespec* req, timespec* rem) noexcept nogil
 
 cdef extern from *:
     bint mul_overflow "__builtin_mul_overflow"(int64_t a, int64_t b, int64_t* res) noexcept nogil
     bint add_overflow "__builtin_add_overflow"(int64_t a, int64_t b, int64_t* res) noexcept nogil
 
 # --------------------------------------------------------------------------
-# Constants shared with compiler.py / _pycore.py
+# The plan format is defined once, in plan.py (shared with compiler.py and
+# _pycore.py); its codes are read into C globals when this module is imported.
 
-DEF K_JOIN = 1
-DEF K_NOT = 2
-DEF K_CMP = 3
-DEF K_ASSIGN = 4
-DEF K_METHOD = 5
-DEF K_AGG = 6
-DEF K_EMIT = 7
-DEF K_COLLECT = 8
+from . import plan as _plan  # noqa: E402
+from .plan import Op as _Op, PlanSpec as _PlanSpec  # noqa: E402
+from . import symbols as _symbols  # noqa: E402
 
-DEF T_ALL = 0
-DEF T_STABLE = 1
-DEF T_RECENT = 2
+cdef int K_JOIN = _plan.Kind.JOIN
+cdef int K_NOT = _plan.Kind.NOT
+cdef int K_CMP = _plan.Kind.CMP
+cdef int K_ASSIGN = _plan.Kind.ASSIGN
+cdef int K_METHOD = _plan.Kind.METHOD
+cdef int K_AGG = _plan.Kind.AGG
+cdef int K_EMIT = _plan.Kind.EMIT
+cdef int K_COLLECT = _plan.Kind.COLLECT
 
-DEF C_EQ = 0
-DEF C_NE = 1
-DEF C_LT = 2
-DEF C_LE = 3
-DEF C_GT = 4
-DEF C_GE = 5
+cdef int T_ALL = _plan.Tier.ALL
+cdef int T_STABLE = _plan.Tier.STABLE
+cdef int T_RECENT = _plan.Tier.RECENT
 
-DEF E_PUSH = 0
-DEF E_ADD = 1
-DEF E_SUB = 2
-DEF E_MUL = 3
-DEF E_DIV = 4
-DEF E_MOD = 5
+cdef int C_EQ = _plan.Cmp.EQ
+cdef int C_NE = _plan.Cmp.NE
+cdef int C_LT = _plan.Cmp.LT
+cdef int C_LE = _plan.Cmp.LE
+cdef int C_GT = _plan.Cmp.GT
+cdef int C_GE = _plan.Cmp.GE
 
-DEF A_COUNT = 0
-DEF A_SUM = 1
-DEF A_MIN = 2
-DEF A_MAX = 3
-DEF A_MEAN = 4
+cdef int E_PUSH = _plan.Arith.PUSH
+cdef int E_ADD = _plan.Arith.ADD
+cdef int E_SUB = _plan.Arith.SUB
+cdef int E_MUL = _plan.Arith.MUL
+cdef int E_DIV = _plan.Arith.DIV
+cdef int E_MOD = _plan.Arith.MOD
 
-DEF INLINE_MIN = -(1 << 62)
-DEF INLINE_MAX = (1 << 62) - 1
-DEF STACK = 256
-DEF CHECK_EVERY = 8192
+cdef int A_COUNT = _plan.Agg.COUNT
+cdef int A_SUM = _plan.Agg.SUM
+
+cdef int LIMIT_TUPLES = _plan.LimitKind.TUPLES
+cdef int LIMIT_BYTES = _plan.LimitKind.BYTES
+cdef int LIMIT_AGGREGATE = _plan.LimitKind.AGGREGATE
+
+cdef int INDEX_SCAN = _plan.INDEX_SCAN
+cdef int INDEX_ROW = _plan.INDEX_ROW
+
+cdef int64_t INLINE_MIN = _symbols.INLINE_MIN
+cdef int64_t INLINE_MAX = _symbols.INLINE_MAX
+cdef int STACK = _plan.STACK
+
+DEF CHECK_EVERY = 1024          # steps between two looks at the clock
+DEF YIELD_AFTER = 0.001         # seconds of work between two GIL hand-overs
+DEF YIELD_SLEEP_NS = 50000      # how long the GIL is left free at a hand-over
 DEF SMALL_INTS = 65536
-
-DEF LIMIT_TUPLES = 0
-DEF LIMIT_BYTES = 1
-DEF LIMIT_AGGREGATE = 2
 
 COMPILED = True
 
@@ -131,23 +140,99 @@ cdef inline uint64_t hash_row(const int64_t* row, int arity) noexcept nogil:
 
 
 # --------------------------------------------------------------------------
+# Memory of relations, indexes and aggregate buffers
+#
+# libc's allocator (not PyMem_*, which needs the GIL): growing a large array
+# copies it, tens of milliseconds for a big relation, and that copy runs
+# without the GIL so that other threads keep running. Every array allocated
+# here is freed with ``big_free``.
+
+DEF BIG = 1 << 20
+
+
+cdef inline void* big_malloc(size_t n) noexcept:
+    cdef void* p
+    if n < BIG:
+        return malloc(n)
+    with nogil:
+        p = malloc(n)
+    return p
+
+
+cdef inline void* big_realloc(void* old, size_t n) noexcept:
+    cdef void* p
+    if n < BIG:
+        return realloc(old, n)
+    with nogil:
+        p = realloc(old, n)
+    return p
+
+
+cdef inline void big_free(void* p) noexcept:
+    free(p)
+
+
+# --------------------------------------------------------------------------
+# Sharing the GIL
+
+
+cdef inline double now_seconds() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+cdef extern from "Python.h":
+    ctypedef struct PyInterpreterState:
+        pass
+    ctypedef struct PyThreadState:
+        pass
+    PyInterpreterState* PyInterpreterState_Get()
+    PyThreadState* PyInterpreterState_ThreadHead(PyInterpreterState* interp)
+    PyThreadState* PyThreadState_Next(PyThreadState* tstate)
+
+
+cdef double give_gil_turn() noexcept:
+    """Leave the GIL free long enough for a waiting thread to take it; returns the time after.
+
+    Releasing the GIL and taking it straight back (``with nogil:
+    sched_yield()``) hands nothing over on a multi-core machine: the waiting
+    thread is woken on another core, and we re-take the free GIL before it
+    gets there. A short sleep leaves the GIL free until it does. Called after
+    every ``YIELD_AFTER`` of work, it bounds what a request thread waits for
+    the GIL to a few milliseconds. When this interpreter has no other thread,
+    nobody can be waiting: no sleep (a benchmark or ``rune check`` pays
+    nothing).
+    """
+    cdef timespec ts
+    cdef PyThreadState* head = PyInterpreterState_ThreadHead(PyInterpreterState_Get())
+    if head == NULL or PyThreadState_Next(head) == NULL:
+        return now_seconds()
+    ts.tv_sec = 0
+    ts.tv_nsec = YIELD_SLEEP_NS
+    with nogil:
+        nanosleep(&ts, NULL)
+    return now_seconds()
+
+
+# --------------------------------------------------------------------------
 # Indexes
 
 
 cdef int idx_init(Index* ix, list cols) except -1:
     cdef int i
     ix.ncols = len(cols)
-    ix.cols = <int*>PyMem_Malloc(sizeof(int) * (ix.ncols if ix.ncols else 1))
+    ix.cols = <int*>big_malloc(sizeof(int) * (ix.ncols if ix.ncols else 1))
     if ix.cols == NULL:
         raise MemoryError()
     for i in range(ix.ncols):
         ix.cols[i] = cols[i]
     ix.mask = 15
-    ix.slots = <int32_t*>PyMem_Malloc(sizeof(int32_t) * 16)
+    ix.slots = <int32_t*>big_malloc(sizeof(int32_t) * 16)
     ix.gcap = 8
-    ix.ghead = <int32_t*>PyMem_Malloc(sizeof(int32_t) * 8)
-    ix.gtail = <int32_t*>PyMem_Malloc(sizeof(int32_t) * 8)
-    ix.ghash = <uint64_t*>PyMem_Malloc(sizeof(uint64_t) * 8)
+    ix.ghead = <int32_t*>big_malloc(sizeof(int32_t) * 8)
+    ix.gtail = <int32_t*>big_malloc(sizeof(int32_t) * 8)
+    ix.ghash = <uint64_t*>big_malloc(sizeof(uint64_t) * 8)
     ix.ncap = 0
     ix.next = NULL
     ix.ngroups = 0
@@ -157,13 +242,23 @@ cdef int idx_init(Index* ix, list cols) except -1:
     return 0
 
 
-cdef void idx_free(Index* ix) noexcept:
-    PyMem_Free(ix.cols)
-    PyMem_Free(ix.slots)
-    PyMem_Free(ix.ghead)
-    PyMem_Free(ix.gtail)
-    PyMem_Free(ix.ghash)
-    PyMem_Free(ix.next)
+cdef void idx_free(Index* ix) noexcept nogil:
+    free(ix.cols)
+    free(ix.slots)
+    free(ix.ghead)
+    free(ix.gtail)
+    free(ix.ghash)
+    free(ix.next)
+
+
+cdef void rel_free(RelData* d) noexcept nogil:
+    cdef int k
+    for k in range(d.nidx):
+        idx_free(&d.idx[k])
+    free(d.idx)
+    free(d.rows)
+    free(d.fslots)
+    free(d)
 
 
 cdef inline bint key_equal(const int64_t* row, const int* cols, int ncols, const int64_t* vals) noexcept nogil:
@@ -184,17 +279,20 @@ cdef inline bint cols_equal(const int64_t* a, const int64_t* b, const int* cols,
 
 cdef int idx_grow_slots(Index* ix) except -1:
     cdef int64_t newcap = (ix.mask + 1) * 2
-    cdef int32_t* ns = <int32_t*>PyMem_Malloc(sizeof(int32_t) * newcap)
+    cdef int32_t* ns = <int32_t*>big_malloc(sizeof(int32_t) * newcap)
     cdef int64_t g, i, m = newcap - 1
     if ns == NULL:
         raise MemoryError()
-    memset(ns, 0, sizeof(int32_t) * newcap)
-    for g in range(ix.ngroups):
-        i = ix.ghash[g] & m
-        while ns[i]:
-            i = (i + 1) & m
-        ns[i] = <int32_t>(g + 1)
-    PyMem_Free(ix.slots)
+    # The index belongs to a relation being built by this thread (shared
+    # relations are never written): rehash without holding the GIL.
+    with nogil:
+        memset(ns, 0, sizeof(int32_t) * newcap)
+        for g in range(ix.ngroups):
+            i = ix.ghash[g] & m
+            while ns[i]:
+                i = (i + 1) & m
+            ns[i] = <int32_t>(g + 1)
+    big_free(ix.slots)
     ix.slots = ns
     ix.mask = m
     return 0
@@ -211,7 +309,7 @@ cdef int idx_add(Index* ix, const int64_t* rows, int arity, int64_t r) except -1
         newcap = ix.ncap * 2 if ix.ncap else 16
         while newcap <= r:
             newcap *= 2
-        ix.next = <int32_t*>PyMem_Realloc(ix.next, sizeof(int32_t) * newcap)
+        ix.next = <int32_t*>big_realloc(ix.next, sizeof(int32_t) * newcap)
         if ix.next == NULL:
             raise MemoryError()
         ix.ncap = newcap
@@ -228,9 +326,9 @@ cdef int idx_add(Index* ix, const int64_t* rows, int arity, int64_t r) except -1
         i = (i + 1) & ix.mask
     if ix.ngroups == ix.gcap:
         ix.gcap *= 2
-        ix.ghead = <int32_t*>PyMem_Realloc(ix.ghead, sizeof(int32_t) * ix.gcap)
-        ix.gtail = <int32_t*>PyMem_Realloc(ix.gtail, sizeof(int32_t) * ix.gcap)
-        ix.ghash = <uint64_t*>PyMem_Realloc(ix.ghash, sizeof(uint64_t) * ix.gcap)
+        ix.ghead = <int32_t*>big_realloc(ix.ghead, sizeof(int32_t) * ix.gcap)
+        ix.gtail = <int32_t*>big_realloc(ix.gtail, sizeof(int32_t) * ix.gcap)
+        ix.ghash = <uint64_t*>big_realloc(ix.ghash, sizeof(uint64_t) * ix.gcap)
         if ix.ghead == NULL or ix.gtail == NULL or ix.ghash == NULL:
             raise MemoryError()
     g = ix.ngroups
@@ -291,17 +389,18 @@ cdef inline int64_t rel_find_own(const RelData* r, const int64_t* vals) noexcept
 
 cdef int rel_grow_fslots(RelData* r) except -1:
     cdef int64_t newcap = (r.fmask + 1) * 2
-    cdef int32_t* ns = <int32_t*>PyMem_Malloc(sizeof(int32_t) * newcap)
+    cdef int32_t* ns = <int32_t*>big_malloc(sizeof(int32_t) * newcap)
     cdef int64_t row, i, m = newcap - 1
     if ns == NULL:
         raise MemoryError()
-    memset(ns, 0, sizeof(int32_t) * newcap)
-    for row in range(r.n):
-        i = hash_row(r.rows + row * r.arity, r.arity) & m
-        while ns[i]:
-            i = (i + 1) & m
-        ns[i] = <int32_t>(row + 1)
-    PyMem_Free(r.fslots)
+    with nogil:  # see idx_grow_slots
+        memset(ns, 0, sizeof(int32_t) * newcap)
+        for row in range(r.n):
+            i = hash_row(r.rows + row * r.arity, r.arity) & m
+            while ns[i]:
+                i = (i + 1) & m
+            ns[i] = <int32_t>(row + 1)
+    big_free(r.fslots)
     r.fslots = ns
     r.fmask = m
     return 0
@@ -320,7 +419,7 @@ cdef int rel_insert(RelData* r, const int64_t* vals) except -1:
         raise OverflowError("relation has more than 2**31 rows")
     if r.n == r.cap:
         newcap = r.cap * 2 if r.cap else 16
-        r.rows = <int64_t*>PyMem_Realloc(r.rows, sizeof(int64_t) * newcap * (r.arity if r.arity else 1))
+        r.rows = <int64_t*>big_realloc(r.rows, sizeof(int64_t) * newcap * (r.arity if r.arity else 1))
         if r.rows == NULL:
             raise MemoryError()
         r.cap = newcap
@@ -349,19 +448,19 @@ cdef class Relation:
     def __cinit__(self, str name, int arity, list index_cols, Relation base=None):
         cdef int k
         self.name = name
-        self.d = <RelData*>PyMem_Malloc(sizeof(RelData))
+        self.d = <RelData*>big_malloc(sizeof(RelData))
         if self.d == NULL:
             raise MemoryError()
         memset(self.d, 0, sizeof(RelData))
         self.d.arity = arity
         self.d.fmask = 15
-        self.d.fslots = <int32_t*>PyMem_Malloc(sizeof(int32_t) * 16)
+        self.d.fslots = <int32_t*>big_malloc(sizeof(int32_t) * 16)
         if self.d.fslots == NULL:
             raise MemoryError()
         memset(self.d.fslots, 0, sizeof(int32_t) * 16)
         self.d.nidx = len(index_cols)
         if self.d.nidx:
-            self.d.idx = <Index*>PyMem_Malloc(sizeof(Index) * self.d.nidx)
+            self.d.idx = <Index*>big_malloc(sizeof(Index) * self.d.nidx)
             if self.d.idx == NULL:
                 raise MemoryError()
             memset(self.d.idx, 0, sizeof(Index) * self.d.nidx)
@@ -374,15 +473,17 @@ cdef class Relation:
             self.d.base = base.d
 
     def __dealloc__(self):
-        cdef int k
-        if self.d != NULL:
-            for k in range(self.d.nidx):
-                idx_free(&self.d.idx[k])
-            PyMem_Free(self.d.idx)
-            PyMem_Free(self.d.rows)
-            PyMem_Free(self.d.fslots)
-            PyMem_Free(self.d)
-            self.d = NULL
+        cdef RelData* d = self.d
+        self.d = NULL
+        if d == NULL:
+            return
+        if d.cap * (d.arity + 1) * 8 < BIG:
+            rel_free(d)
+        else:
+            # returning a big relation's pages to the OS takes milliseconds:
+            # nothing else can reach it any more, so do it without the GIL
+            with nogil:
+                rel_free(d)
 
     @property
     def arity(self):
@@ -398,14 +499,6 @@ cdef class Relation:
 
     def __len__(self):
         return self.d.n + (self.d.base.n if self.d.base != NULL else 0)
-
-    def memory_bytes(self):
-        """Approximate heap bytes held by this relation's own rows and indexes."""
-        cdef int k
-        cdef int64_t total = self.d.cap * self.d.arity * 8 + (self.d.fmask + 1) * 4
-        for k in range(self.d.nidx):
-            total += (self.d.idx[k].mask + 1) * 4 + self.d.idx[k].gcap * 16 + self.d.idx[k].ncap * 4
-        return total
 
     def add(self, row):
         """Insert one row of ids; True if it was new."""
@@ -432,13 +525,13 @@ cdef class Relation:
     def add_many(self, rows):
         """Insert many rows of ids; returns how many were new."""
         cdef int64_t added = 0, seen = 0
+        cdef double last = now_seconds()
         for row in rows:
             if self.add(row):
                 added += 1
             seen += 1
-            if seen % CHECK_EVERY == 0:
-                with nogil:   # bulk loads run on reload threads: let requests in
-                    sched_yield()
+            if seen % CHECK_EVERY == 0 and now_seconds() - last > YIELD_AFTER:
+                last = give_gil_turn()   # bulk loads run on reload threads: let requests in
         return added
 
     def add_columns(self, list cols):
@@ -450,6 +543,7 @@ cdef class Relation:
         cdef Py_ssize_t r, n
         cdef int k, a = self.d.arity
         cdef int64_t added = 0
+        cdef double last = now_seconds()
         if len(cols) != a or a == 0 or a > 64:
             raise ValueError("add_columns needs one column per position (arity 1..64)")
         n = len(cols[0])
@@ -460,20 +554,8 @@ cdef class Relation:
             for k in range(a):
                 buf[k] = (<list>cols[k])[r]
             added += rel_insert(self.d, buf)
-            if r % CHECK_EVERY == CHECK_EVERY - 1:
-                with nogil:
-                    sched_yield()
-        return added
-
-    def add_flat(self, const int64_t[:] flat):
-        """Insert rows given as one flat buffer of ids (fast bulk load)."""
-        cdef int64_t i, added = 0, a = self.d.arity
-        if a == 0:
-            raise ValueError("add_flat needs arity > 0")
-        if flat.shape[0] % a:
-            raise ValueError("buffer length is not a multiple of the arity")
-        for i in range(0, flat.shape[0], a):
-            added += rel_insert(self.d, &flat[i])
+            if r % CHECK_EVERY == CHECK_EVERY - 1 and now_seconds() - last > YIELD_AFTER:
+                last = give_gil_turn()
         return added
 
     def contains(self, row):
@@ -512,6 +594,7 @@ cdef class Relation:
         cdef int k, a = self.d.arity
         cdef object t, v
         cdef Py_ssize_t ntab = len(table)
+        cdef double last = now_seconds()
         # Small non-negative integers recur across rows (node ids, counts):
         # share one int object per value instead of allocating one per cell.
         cdef list small = [None] * SMALL_INTS if self.d.n > SMALL_INTS else None
@@ -538,9 +621,8 @@ cdef class Relation:
             # part of a cycle, so keep it out of the cyclic GC's work lists.
             PyObject_GC_UnTrack(<void*>t)
             out.append(t)
-            if r % CHECK_EVERY == CHECK_EVERY - 1:
-                with nogil:
-                    sched_yield()
+            if r % CHECK_EVERY == CHECK_EVERY - 1 and now_seconds() - last > YIELD_AFTER:
+                last = give_gil_turn()
         return out
 
     def match(self, int index, key):
@@ -567,8 +649,6 @@ cdef class Relation:
         self.d.recent_hi = recent_hi
         self.d.all_hi = all_hi
 
-    def tiers(self):
-        return (self.d.stable_hi, self.d.recent_lo, self.d.recent_hi, self.d.all_hi)
 
 
 cdef void _collect(const RelData* r, int index, const int64_t* key, list out):
@@ -593,13 +673,16 @@ cdef class Plan:
     cdef readonly int npool
     cdef int64_t* consts
     cdef readonly int nregs
-    cdef readonly int head_rel
     cdef readonly object methods     # list of (method name, argument) for K_METHOD
     cdef readonly object label       # for diagnostics: the rule's text location
 
-    def __cinit__(self, list ops, list pool, list consts, int nregs, int head_rel, list methods, label=""):
-        cdef int i, j
+    def __cinit__(self, spec):
+        """Copy a ``PlanSpec`` (already checked by ``plan.validate``) into C arrays."""
+        cdef int i
         cdef Op* op
+        if type(spec) is not _PlanSpec:
+            raise TypeError("Plan needs a PlanSpec (see plan.validate)")
+        ops, pool, consts = spec.ops, spec.pool, spec.consts
         self.nops = len(ops)
         self.ops = <Op*>PyMem_Malloc(sizeof(Op) * (self.nops if self.nops else 1))
         self.pool = <int*>PyMem_Malloc(sizeof(int) * (len(pool) if pool else 1))
@@ -613,30 +696,31 @@ cdef class Plan:
         for i in range(len(consts)):
             self.consts[i] = consts[i]
         for i in range(self.nops):
-            spec = ops[i]
+            spec_op = ops[i]
+            if type(spec_op) is not _Op:
+                raise TypeError(f"op {i} is not an Op record")
             op = &self.ops[i]
-            op.kind = spec.get("kind", 0)
-            op.rel = spec.get("rel", 0)
-            op.tier = spec.get("tier", 0)
-            op.index = spec.get("index", -1)
-            op.nkey = spec.get("nkey", 0)
-            op.key_off = spec.get("key_off", 0)
-            op.nbind = spec.get("nbind", 0)
-            op.bind_off = spec.get("bind_off", 0)
-            op.ncheck = spec.get("ncheck", 0)
-            op.check_off = spec.get("check_off", 0)
-            op.cmp = spec.get("cmp", 0)
-            op.lhs_off = spec.get("lhs_off", 0)
-            op.lhs_len = spec.get("lhs_len", 0)
-            op.rhs_off = spec.get("rhs_off", 0)
-            op.rhs_len = spec.get("rhs_len", 0)
-            op.reg = spec.get("reg", 0)
-            op.aux = spec.get("aux", 0)
-            op.sub_start = spec.get("sub_start", 0)
-        self.nregs = nregs
-        self.head_rel = head_rel
-        self.methods = methods
-        self.label = label
+            op.kind = spec_op.kind
+            op.rel = spec_op.rel
+            op.tier = spec_op.tier
+            op.index = spec_op.index
+            op.nkey = spec_op.nkey
+            op.key_off = spec_op.key_off
+            op.nbind = spec_op.nbind
+            op.bind_off = spec_op.bind_off
+            op.ncheck = spec_op.ncheck
+            op.check_off = spec_op.check_off
+            op.cmp = spec_op.cmp
+            op.lhs_off = spec_op.lhs_off
+            op.lhs_len = spec_op.lhs_len
+            op.rhs_off = spec_op.rhs_off
+            op.rhs_len = spec_op.rhs_len
+            op.reg = spec_op.reg
+            op.aux = spec_op.aux
+            op.sub_start = spec_op.sub_start
+        self.nregs = spec.nregs
+        self.methods = spec.methods
+        self.label = spec.label
 
     def __dealloc__(self):
         PyMem_Free(self.ops)
@@ -646,12 +730,6 @@ cdef class Plan:
 
 # --------------------------------------------------------------------------
 # The executor
-
-
-cdef inline double now_seconds() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec + ts.tv_nsec * 1e-9
 
 
 cdef class Executor:
@@ -680,6 +758,7 @@ cdef class Executor:
     cdef int64_t max_bytes
     cdef double deadline
     cdef int64_t steps
+    cdef double last_yield
     cdef Plan plan
     cdef int64_t* rowbuf
     cdef int64_t* keybuf
@@ -694,7 +773,7 @@ cdef class Executor:
         self.rels = <RelData**>PyMem_Malloc(sizeof(RelData*) * (self.nrels if self.nrels else 1))
         self.stack = <int64_t*>PyMem_Malloc(sizeof(int64_t) * STACK)
         self.collcap = 64
-        self.coll = <int64_t*>PyMem_Malloc(sizeof(int64_t) * self.collcap)
+        self.coll = <int64_t*>big_malloc(sizeof(int64_t) * self.collcap)
         if self.rels == NULL or self.stack == NULL or self.coll == NULL:
             raise MemoryError()
         for i in range(self.nrels):
@@ -707,6 +786,7 @@ cdef class Executor:
         self.collected = 0
         self.nbytes = 0
         self.steps = 0
+        self.last_yield = now_seconds()
         self.diagnostics = []
         self.method_memo = {}
         self.regs = NULL
@@ -717,7 +797,7 @@ cdef class Executor:
         PyMem_Free(self.rels)
         PyMem_Free(self.regs)
         PyMem_Free(self.stack)
-        PyMem_Free(self.coll)
+        big_free(self.coll)
         PyMem_Free(self.rowbuf)
         PyMem_Free(self.keybuf)
 
@@ -827,15 +907,17 @@ cdef class Executor:
         return self.plan.consts[-s - 1]
 
     cdef int tick(self) except -1:
+        cdef double t
         self.steps += 1
         if self.steps % CHECK_EVERY == 0:
-            if self.deadline > 0 and now_seconds() > self.deadline:
+            t = now_seconds()
+            if self.deadline > 0 and t > self.deadline:
                 self.hooks.deadline(self.plan.label)
-            # A long evaluation (a reload compiling on a background thread)
-            # must not starve request threads of the GIL: hand it over now
-            # and then, so they wait microseconds, not the whole evaluation.
-            with nogil:
-                sched_yield()
+            # A long evaluation (a reload compiling on a background thread,
+            # a heavy request) must not starve other threads of the GIL:
+            # hand it over after every millisecond of work.
+            if t - self.last_yield > YIELD_AFTER:
+                self.last_yield = give_gil_turn()
         return 0
 
     cdef int step(self, int pc) except -1:
@@ -882,10 +964,12 @@ cdef class Executor:
             self.regs[p[2 * j + 1]] = row[p[2 * j]]
 
     cdef int visit(self, Op* op, int pc, const int64_t* row) except -1:
+        # every visited row counts (a scan whose rows all fail their checks
+        # is work too): the deadline and the GIL hand-over depend on it
+        self.tick()
         # bind first: a check may compare with a variable this same row binds
         self.bind(op, row)
         if self.row_ok(op, row):
-            self.tick()
             self.step(pc + 1)
         return 0
 
@@ -907,7 +991,7 @@ cdef class Executor:
         else:
             lo = r.recent_lo
             hi = r.recent_hi
-        if op.index == -1:
+        if op.index == INDEX_SCAN:
             if use_base:
                 b = r.base
                 for i in range(b.n):
@@ -921,7 +1005,7 @@ cdef class Executor:
         kp = self.plan.pool + op.key_off
         for j in range(op.nkey):
             key[j] = self.src(kp[j])
-        if op.index == -2:
+        if op.index == INDEX_ROW:
             if use_base and rel_find_own(r.base, key) >= 0:
                 return self.visit(op, pc, key)
             row = rel_find_own(r, key)
@@ -953,11 +1037,11 @@ cdef class Executor:
             raise ValueError("negated atom with more than 64 bound columns")
         for j in range(op.nkey):
             key[j] = self.src(kp[j])
-        if op.index == -2:
+        if op.index == INDEX_ROW:
             if r.base != NULL and rel_find_own(r.base, key) >= 0:
                 return True
             return rel_find_own(r, key) >= 0
-        if op.index == -1:  # nothing bound: any row at all
+        if op.index == INDEX_SCAN:  # nothing bound: any row at all
             return r.n > 0 or (r.base != NULL and r.base.n > 0)
         if r.base != NULL:
             b = r.base
@@ -1076,7 +1160,7 @@ cdef class Executor:
     cdef int collect(self, Op* op) except -1:
         if self.ncoll == self.collcap:
             self.collcap *= 2
-            self.coll = <int64_t*>PyMem_Realloc(self.coll, sizeof(int64_t) * self.collcap)
+            self.coll = <int64_t*>big_realloc(self.coll, sizeof(int64_t) * self.collcap)
             if self.coll == NULL:
                 raise MemoryError()
         self.coll[self.ncoll] = self.regs[op.aux] if op.aux >= 0 else 1

@@ -3,7 +3,9 @@
 It exists so that the package still works where the extension cannot be built,
 so that ``RUNE_FAST_PURE=1`` can force it (the test suite runs the core tests
 both ways), and as the "what Cython buys us" row of the benchmarks. It mirrors
-the compiled module op for op; keep the two in step.
+the compiled module op for op; both take their op codes and plan records from
+``plan.py``, and ``tests/test_cores_agree_on_examples.py`` checks that they
+derive the same models.
 """
 
 from __future__ import annotations
@@ -11,22 +13,26 @@ from __future__ import annotations
 import sys
 import time
 
+from ..errors import EvalFailure  # (shared by both cores)
+from .plan import INDEX_ROW, INDEX_SCAN, Agg, Arith, Cmp, Kind, LimitKind, Op, PlanSpec, Tier
+from .symbols import INLINE_MAX, INLINE_MIN
+
 COMPILED = False
 
-K_JOIN, K_NOT, K_CMP, K_ASSIGN, K_METHOD, K_AGG, K_EMIT, K_COLLECT = range(1, 9)
-T_ALL, T_STABLE, T_RECENT = 0, 1, 2
-E_PUSH, E_ADD, E_SUB, E_MUL, E_DIV, E_MOD = range(6)
-A_COUNT = 0
-A_SUM = 1
-INLINE_MIN = -(1 << 62)
-INLINE_MAX = (1 << 62) - 1
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
 CHECK_EVERY = 32768
-LIMIT_TUPLES, LIMIT_BYTES, LIMIT_AGGREGATE = 0, 1, 2
 
-
-from ..errors import EvalFailure  # noqa: E402  (shared by both cores)
+# The plan format (op codes, tiers...) is defined once, in plan.py; plain
+# ints here because this loop compares them millions of times.
+K_JOIN, K_NOT, K_CMP, K_ASSIGN = int(Kind.JOIN), int(Kind.NOT), int(Kind.CMP), int(Kind.ASSIGN)
+K_METHOD, K_AGG, K_EMIT, K_COLLECT = int(Kind.METHOD), int(Kind.AGG), int(Kind.EMIT), int(Kind.COLLECT)
+T_ALL, T_STABLE, T_RECENT = int(Tier.ALL), int(Tier.STABLE), int(Tier.RECENT)
+E_PUSH, E_ADD, E_SUB, E_MUL = int(Arith.PUSH), int(Arith.ADD), int(Arith.SUB), int(Arith.MUL)
+E_DIV, E_MOD = int(Arith.DIV), int(Arith.MOD)
+A_COUNT, A_SUM = int(Agg.COUNT), int(Agg.SUM)
+C_EQ, C_NE = int(Cmp.EQ), int(Cmp.NE)
+LIMIT_TUPLES, LIMIT_BYTES, LIMIT_AGGREGATE = int(LimitKind.TUPLES), int(LimitKind.BYTES), int(LimitKind.AGGREGATE)
 
 
 class Relation:
@@ -52,9 +58,6 @@ class Relation:
 
     def __len__(self) -> int:
         return len(self.data) + (len(self.base) if self.base is not None else 0)
-
-    def memory_bytes(self) -> int:
-        return 0
 
     def _insert(self, row: tuple) -> bool:
         if self.base is not None and row in self.base.rowset:
@@ -88,14 +91,6 @@ class Relation:
             raise ValueError("add_columns needs one column per position (arity 1..64)")
         return self.add_many(zip(*cols))
 
-    def add_flat(self, flat) -> int:
-        a = self.arity
-        if a == 0:
-            raise ValueError("add_flat needs arity > 0")
-        if len(flat) % a:
-            raise ValueError("buffer length is not a multiple of the arity")
-        return sum(1 for i in range(0, len(flat), a) if self._insert(tuple(flat[i:i + a])))
-
     def contains(self, row) -> bool:
         row = tuple(row)
         return row in self.rowset or (self.base is not None and row in self.base.rowset)
@@ -126,18 +121,20 @@ class Relation:
 
 
 class Plan:
-    def __init__(self, ops: list, pool: list, consts: list, nregs: int, head_rel: int, methods: list, label: str = "") -> None:
-        keys = ("kind", "rel", "tier", "index", "nkey", "key_off", "nbind", "bind_off", "ncheck", "check_off",
-                "cmp", "lhs_off", "lhs_len", "rhs_off", "rhs_len", "reg", "aux", "sub_start")
-        defaults = {"index": -1}
-        self.ops = [tuple(op.get(k, defaults.get(k, 0)) for k in keys) for op in ops]
-        self.pool = list(pool)
-        self.npool = len(pool)
-        self.consts = list(consts)
-        self.nregs = nregs
-        self.head_rel = head_rel
-        self.methods = methods
-        self.label = label
+    """One rule (or one delta variant of a rule): a validated ``PlanSpec`` (see plan.py)."""
+
+    __slots__ = ("ops", "pool", "npool", "consts", "nregs", "methods", "label")
+
+    def __init__(self, spec: PlanSpec) -> None:
+        if type(spec) is not PlanSpec or any(type(op) is not Op for op in spec.ops):
+            raise TypeError("Plan needs a PlanSpec of Op records (see plan.validate)")
+        self.ops = spec.ops
+        self.pool = spec.pool
+        self.npool = len(spec.pool)
+        self.consts = spec.consts
+        self.nregs = spec.nregs
+        self.methods = spec.methods
+        self.label = spec.label
 
 
 class Executor:
@@ -225,7 +222,7 @@ class Executor:
 
     def step(self, pc: int) -> None:
         op = self.plan.ops[pc]
-        kind = op[0]
+        kind = op.kind
         if kind == K_JOIN:
             self.do_join(op, pc)
         elif kind == K_NOT:
@@ -235,9 +232,9 @@ class Executor:
             if self.compare(op):
                 self.step(pc + 1)
         elif kind == K_ASSIGN:
-            v = self.eval_expr(op[11], op[12])
+            v = self.eval_expr(op.lhs_off, op.lhs_len)
             if v is not None:
-                self.regs[op[15]] = v
+                self.regs[op.reg] = v
                 self.step(pc + 1)
         elif kind == K_METHOD:
             if self.method(op):
@@ -247,7 +244,7 @@ class Executor:
         elif kind == K_EMIT:
             self.emit(op)
         elif kind == K_COLLECT:
-            self.coll.append(self.regs[op[16]] if op[16] >= 0 else 1)
+            self.coll.append(self.regs[op.aux] if op.aux >= 0 else 1)
             self.collected += 1
             if self.derived + self.collected > self.max_tuples:
                 self.hooks.limit(LIMIT_AGGREGATE, "", self.plan.label)
@@ -259,17 +256,17 @@ class Executor:
     def visit(self, op, pc: int, row: tuple) -> None:
         pool = self.plan.pool
         regs = self.regs
-        for j in range(op[6]):
-            regs[pool[op[7] + 2 * j + 1]] = row[pool[op[7] + 2 * j]]
-        for j in range(op[8]):
-            if row[pool[op[9] + 2 * j]] != self.src(pool[op[9] + 2 * j + 1]):
+        for j in range(op.nbind):
+            regs[pool[op.bind_off + 2 * j + 1]] = row[pool[op.bind_off + 2 * j]]
+        for j in range(op.ncheck):
+            if row[pool[op.check_off + 2 * j]] != self.src(pool[op.check_off + 2 * j + 1]):
                 return
         self.tick()
         self.step(pc + 1)
 
     def do_join(self, op, pc: int) -> None:
-        r = self.relations[op[1]]
-        tier = op[2]
+        r = self.relations[op.rel]
+        tier = op.tier
         stable_hi, recent_lo, recent_hi, all_hi = r.tiers
         if tier == T_ALL:
             lo, hi = 0, all_hi
@@ -278,16 +275,16 @@ class Executor:
         else:
             lo, hi = recent_lo, recent_hi
         use_base = tier != T_RECENT and r.base is not None
-        index = op[3]
-        if index == -1:
+        index = op.index
+        if index == INDEX_SCAN:
             if use_base:
                 for row in list(r.base.data):
                     self.visit(op, pc, row)
             for i in range(lo, hi):
                 self.visit(op, pc, r.data[i])
             return
-        key = tuple(self.src(self.plan.pool[op[5] + j]) for j in range(op[4]))
-        if index == -2:
+        key = tuple(self.src(self.plan.pool[op.key_off + j]) for j in range(op.nkey))
+        if index == INDEX_ROW:
             if use_base and key in r.base.rowset:
                 self.visit(op, pc, key)
                 return
@@ -311,12 +308,12 @@ class Executor:
                 i += 1
 
     def exists(self, op) -> bool:
-        r = self.relations[op[1]]
-        key = tuple(self.src(self.plan.pool[op[5] + j]) for j in range(op[4]))
-        index = op[3]
-        if index == -2:
+        r = self.relations[op.rel]
+        key = tuple(self.src(self.plan.pool[op.key_off + j]) for j in range(op.nkey))
+        index = op.index
+        if index == INDEX_ROW:
             return r.contains(key)
-        if index == -1:
+        if index == INDEX_SCAN:
             return len(r) > 0
         if r.base is not None and key in r.base.indexes[index]:
             return True
@@ -369,26 +366,26 @@ class Executor:
         return r * 2 + 1
 
     def compare(self, op) -> bool:
-        a = self.eval_expr(op[11], op[12])
+        a = self.eval_expr(op.lhs_off, op.lhs_len)
         if a is None:
             return False
-        b = self.eval_expr(op[13], op[14])
+        b = self.eval_expr(op.rhs_off, op.rhs_len)
         if b is None:
             return False
-        cmp = op[10]
+        cmp = op.cmp
         if a & 1 and b & 1:
             x, y = a >> 1, b >> 1
             return (x == y, x != y, x < y, x <= y, x > y, x >= y)[cmp]
         if a == b:
-            if cmp == 0:
+            if cmp == C_EQ:
                 return True
-            if cmp == 1:
+            if cmp == C_NE:
                 return False
         return self.hooks.compare(cmp, a, b)
 
     def method(self, op) -> bool:
-        v = self.regs[op[15]]
-        spec = self.plan.methods[op[16]]
+        v = self.regs[op.reg]
+        spec = self.plan.methods[op.aux]
         key = (spec, v)  # memo shared by all plans: key by (method, arg), not position
         cached = self.method_memo.get(key)
         if cached is None:
@@ -401,12 +398,12 @@ class Executor:
     # -- aggregates
     def do_agg(self, op, pc: int) -> None:
         start = len(self.coll)
-        self.step(op[17])
+        self.step(op.sub_start)
         values = self.coll[start:]
         del self.coll[start:]
-        func = op[10]
+        func = op.cmp
         if func == A_COUNT:
-            self.regs[op[15]] = len(values) * 2 + 1
+            self.regs[op.reg] = len(values) * 2 + 1
             self.step(pc + 1)
             return
         if not values:
@@ -427,13 +424,13 @@ class Executor:
             except EvalFailure as exc:
                 self.note(str(exc))
                 return
-        self.regs[op[15]] = res
+        self.regs[op.reg] = res
         self.step(pc + 1)
 
     # -- heads
     def emit(self, op) -> None:
-        r = self.relations[op[1]]
-        row = tuple(self.src(self.plan.pool[op[5] + j]) for j in range(op[4]))
+        r = self.relations[op.rel]
+        row = tuple(self.src(self.plan.pool[op.key_off + j]) for j in range(op.nkey))
         if r._insert(row):
             self.derived += 1
             self.nbytes += 8 * (r.arity or 1)

@@ -43,6 +43,8 @@ from ..lang.checks import (
 from ..errors import EvalFailure, RuneError, RuneLimitError
 from ..like import glob_matcher
 from ..limits import DEFAULT_LIMITS, Limits
+from .plan import (AGG_OF, ARITH_OF, CMP_OF, INDEX_ROW, INDEX_SCAN, Arith, Cmp, LimitKind, Op, PlanSpec, RelShape,
+                   Tier, agg_op, assign_op, cmp_op, collect_op, emit_op, join_op, method_op, not_op, validate)
 from .symbols import Symbols
 from ..values import INT_MAX, INT_MIN, format_value
 
@@ -57,15 +59,8 @@ else:
 
 __all__ = ["CompiledProgram", "compile_program", "core", "EvalFailure", "Database"]
 
-# Op kinds, tiers and codes: must match _core.pyx / _pycore.py.
-K_JOIN, K_NOT, K_CMP, K_ASSIGN, K_METHOD, K_AGG, K_EMIT, K_COLLECT = range(1, 9)
-T_ALL, T_STABLE, T_RECENT = 0, 1, 2
-CMP_CODES = {"=": 0, "!=": 1, "<": 2, "<=": 3, ">": 4, ">=": 5}
-E_PUSH = 0
-ARITH_CODES = {"+": 1, "-": 2, "*": 3, "/": 4, "%": 5}
-AGG_CODES = {"count": 0, "sum": 1, "min": 2, "max": 3, "mean": 4}
-AGG_NAMES = {v: k for k, v in AGG_CODES.items()}
-ARITH_NAMES = {v: k for k, v in ARITH_CODES.items()}
+AGG_NAMES = {v: k for k, v in AGG_OF.items()}
+ARITH_NAMES = {v: k for k, v in ARITH_OF.items()}
 
 #: Relations a request supplies facts for (they change per request).
 REQUEST_INPUTS = frozenset(REQUEST_RELATIONS) | frozenset(RESERVED_RELATIONS)
@@ -79,15 +74,11 @@ def _is_number(v: object) -> bool:
     return type(v) is int or type(v) is float
 
 
-#: ``Hooks.limit`` kinds: which budget an evaluation exhausted.
-LIMIT_TUPLES, LIMIT_BYTES, LIMIT_AGGREGATE = 0, 1, 2
-
-
 def string_test(name: str, arg: str, v: object) -> bool:
     """``V.name(arg)`` in a rule body (false for a value that is not a string).
 
     Shared by the executor's hooks and the per-request plans
-    (``rune_fast/request_plans.py``) so that both read strings alike."""
+    (``rune_fast/request_plans/``) so that both read strings alike."""
     if type(v) is not str:
         return False
     if name == "starts_with":
@@ -181,14 +172,14 @@ class Hooks:
         return self._result(math.fsum(vals) / len(vals))
 
     def limit(self, kind: int, relation: str, label: str) -> None:
-        """Raise the located ``RuneLimitError`` for an exhausted budget (``LIMIT_*``)."""
+        """Raise the located ``RuneLimitError`` for an exhausted budget (a ``LimitKind``)."""
         lim = self.limits
-        if kind == LIMIT_BYTES:
+        if kind == LimitKind.BYTES:
             name = "max_request_model_bytes" if self.per_request else "max_model_bytes"
             detail = f"relation {relation!r} kept growing"
         else:
             name = "max_request_tuples" if self.per_request else "max_tuples"
-            detail = "aggregates matched too many rows" if kind == LIMIT_AGGREGATE else f"relation {relation!r} kept growing"
+            detail = "aggregates matched too many rows" if kind == LimitKind.AGGREGATE else f"relation {relation!r} kept growing"
         raise self._located(f"limit {name}={getattr(lim, name)} exceeded: {detail}", name, label)
 
     def deadline(self, label: str) -> None:
@@ -240,13 +231,11 @@ class _PlanBuilder:
         self.p = program
         self.rule = rule
         self.label = label
-        self.ops: list[dict] = []
         self.pool: list[int] = []
         self.consts: list[int] = []
         self.const_index: dict[int, int] = {}
         self.regs: dict[str, int] = {}
         self.methods: list = []
-        self.subplans: list[tuple[dict, list[dict]]] = []
 
     # -- sources and registers
     def reg(self, name: str) -> int:
@@ -278,11 +267,11 @@ class _PlanBuilder:
 
     def expr_code(self, expr: A.RuleExpr) -> list[int]:
         if isinstance(expr, A.BinOp):
-            return self.expr_code(expr.left) + self.expr_code(expr.right) + [ARITH_CODES[expr.op], 0]
-        return [E_PUSH, self.term_src(expr)]
+            return self.expr_code(expr.left) + self.expr_code(expr.right) + [ARITH_OF[expr.op], 0]
+        return [Arith.PUSH, self.term_src(expr)]
 
     # -- literals
-    def atom_op(self, atom: A.Atom, tier: int, bound: set) -> dict:
+    def atom_op(self, atom: A.Atom, tier: int, bound: set) -> Op:
         rel = self.p.rel(atom.name)
         key_cols: list[int] = []
         key_srcs: list[int] = []
@@ -302,36 +291,32 @@ class _PlanBuilder:
                 binds += [col, self.reg(term.name)]
         bound.update(newly)
         if len(key_cols) == rel.arity and rel.arity > 0:
-            index = -2
+            index = INDEX_ROW
         elif key_cols:
             index = rel.index_for(tuple(key_cols))
         else:
-            index = -1
-        op = {"kind": K_JOIN, "rel": rel.slot, "tier": tier, "index": index}
-        op["nkey"], op["key_off"] = len(key_srcs), self.put(key_srcs)
-        op["nbind"], op["bind_off"] = len(binds) // 2, self.put(binds)
-        op["ncheck"], op["check_off"] = len(checks) // 2, self.put(checks)
-        return op
+            index = INDEX_SCAN
+        return join_op(rel.slot, tier, index, len(key_srcs), self.put(key_srcs), len(binds) // 2, self.put(binds),
+                       len(checks) // 2, self.put(checks))
 
-    def negation_op(self, atom: A.Atom) -> dict:
+    def negation_op(self, atom: A.Atom) -> Op:
         rel = self.p.rel(atom.name)
         cols = [c for c, t in enumerate(atom.args) if not (isinstance(t, A.Wildcard) or (isinstance(t, A.Var) and t.name == "_"))]
         srcs = [self.term_src(atom.args[c]) for c in cols]
         if len(cols) == rel.arity and rel.arity > 0:
-            index = -2
+            index = INDEX_ROW
         elif cols:
             index = rel.index_for(tuple(cols))
         else:
-            index = -1
-        return {"kind": K_NOT, "rel": rel.slot, "index": index, "nkey": len(srcs), "key_off": self.put(srcs)}
+            index = INDEX_SCAN
+        return not_op(rel.slot, index, len(srcs), self.put(srcs))
 
-    def cmp_op(self, code: int, left: A.RuleExpr, right: A.RuleExpr) -> dict:
+    def cmp_op(self, code: int, left: A.RuleExpr, right: A.RuleExpr) -> Op:
         lhs = self.expr_code(left)
         rhs = self.expr_code(right)
-        return {"kind": K_CMP, "cmp": code, "lhs_off": self.put(lhs), "lhs_len": len(lhs) // 2,
-                "rhs_off": self.put(rhs), "rhs_len": len(rhs) // 2}
+        return cmp_op(code, self.put(lhs), len(lhs) // 2, self.put(rhs), len(rhs) // 2)
 
-    def body_ops(self, info: BodyInfo, bound: set, first: Optional[int], tiers: Mapping[int, int], terminal: dict) -> list[dict]:
+    def body_ops(self, info: BodyInfo, bound: set, first: Optional[int], tiers: Mapping[int, int], terminal: Op) -> list:
         """Schedule one body: ``first`` (a literal index) goes first if given.
 
         Greedy: every test, assignment and aggregate runs as soon as the
@@ -342,7 +327,7 @@ class _PlanBuilder:
         updated only when one of their variables becomes bound): a
         4,000-literal body plans in milliseconds, not seconds.
         """
-        ops: list[dict] = []
+        ops: list = []   # Op records, and _PendingAgg until build() places the sub-plans
         lits = info.literals
         is_atom = [li.role == ROLE_ATOM for li in lits]
         width = [len(li.literal.args) if is_atom[k] else 0 for k, li in enumerate(lits)]
@@ -395,7 +380,7 @@ class _PlanBuilder:
         def schedule_atom(k: int) -> None:
             done[k] = True
             li = lits[k]
-            ops.append(self.atom_op(li.literal, tiers.get(li.index, T_ALL), bound))
+            ops.append(self.atom_op(li.literal, tiers.get(li.index, Tier.ALL), bound))
             mark(t.name for t in li.literal.args if isinstance(t, A.Var))
 
         if first is not None:
@@ -428,53 +413,65 @@ class _PlanBuilder:
         ops.append(terminal)
         return ops
 
-    def literal_ops(self, li: LiteralInfo, bound: set) -> list[dict]:
+    def literal_ops(self, li: LiteralInfo, bound: set) -> list:
         lit = li.literal
         if li.role == ROLE_NEGATION:
             return [self.negation_op(lit.atom)]
         if li.role == ROLE_FILTER:
-            return [self.cmp_op(CMP_CODES[lit.op], lit.left, lit.right)]
+            return [self.cmp_op(CMP_OF[lit.op], lit.left, lit.right)]
         if li.role == ROLE_METHOD:
             self.methods.append((lit.method, lit.arg))
-            return [{"kind": K_METHOD, "reg": self.reg(lit.var.name), "aux": len(self.methods) - 1}]
+            return [method_op(self.reg(lit.var.name), len(self.methods) - 1)]
         if li.role == ROLE_ASSIGN:
             if li.target in bound:  # an earlier atom bound it: this is an equality test
-                return [self.cmp_op(0, A.Var(li.target), li.expr)]
+                return [self.cmp_op(Cmp.EQ, A.Var(li.target), li.expr)]
             code = self.expr_code(li.expr)
             bound.add(li.target)
-            return [{"kind": K_ASSIGN, "reg": self.reg(li.target), "lhs_off": self.put(code), "lhs_len": len(code) // 2}]
+            return [assign_op(self.reg(li.target), self.put(code), len(code) // 2)]
         if li.role == ROLE_AGGREGATE:
             agg: A.Aggregate = lit
             inner_bound = set(li.keys)
             target = -1
             if agg.target is not None:
                 target = self.reg(agg.target.name)
-            sub = self.body_ops(li.body, inner_bound, None, {}, {"kind": K_COLLECT, "aux": target})
+            sub = self.body_ops(li.body, inner_bound, None, {}, collect_op(target))
             result_bound = agg.result.name in bound
             out = self.temp() if result_bound else self.reg(agg.result.name)
-            op = {"kind": K_AGG, "cmp": AGG_CODES[agg.func], "reg": out}
-            self.subplans.append((op, sub))
-            ops = [op]
+            ops: list = [_PendingAgg(AGG_OF[agg.func], out, sub)]
             if result_bound:  # R was bound before: the aggregate tests R == f(...)
-                ops.append(self.cmp_op(0, A.Var(agg.result.name), A.Var(f"#t{out}")))
+                ops.append(self.cmp_op(Cmp.EQ, A.Var(agg.result.name), A.Var(f"#t{out}")))
             bound.add(agg.result.name)
             return ops
         raise AssertionError(li.role)
 
-    def head_op(self) -> dict:
+    def head_op(self) -> Op:
         srcs = [self.term_src(t) for t in self.rule.head.args]
-        return {"kind": K_EMIT, "rel": self.p.rel(self.rule.head.name).slot, "nkey": len(srcs), "key_off": self.put(srcs)}
+        return emit_op(self.p.rel(self.rule.head.name).slot, len(srcs), self.put(srcs))
 
     def build(self, info: BodyInfo, first: Optional[int], tiers: Mapping[int, int]):
         ops = self.body_ops(info, set(), first, tiers, self.head_op())
-        # Aggregate bodies go after the main sequence (each ends in K_COLLECT).
-        pending = list(self.subplans)
-        while pending:
-            op, sub = pending.pop(0)
-            op["sub_start"] = len(ops)
-            ops.extend(sub)
-        return self.p.core.Plan(ops, self.pool, self.consts, max(len(self.regs), 1),
-                         self.p.rel(self.rule.head.name).slot, self.methods, self.label)
+        # Aggregate bodies go after the main sequence (each ends in COLLECT);
+        # the scan reaches the aggregates inside them too, as they are appended.
+        pc = 0
+        while pc < len(ops):
+            op = ops[pc]
+            if type(op) is _PendingAgg:
+                ops[pc] = agg_op(op.func, op.reg, len(ops))
+                ops.extend(op.sub)
+            pc += 1
+        spec = PlanSpec(tuple(ops), tuple(self.pool), tuple(self.consts), max(len(self.regs), 1),
+                        tuple(self.methods), self.label)
+        validate(spec, [RelShape(r.arity, r.index_cols) for r in self.p.rels])
+        return self.p.core.Plan(spec)
+
+
+class _PendingAgg:
+    """An aggregate op whose sub-plan is not placed yet (see ``_PlanBuilder.build``)."""
+
+    __slots__ = ("func", "reg", "sub")
+
+    def __init__(self, func: int, reg: int, sub: list) -> None:
+        self.func, self.reg, self.sub = func, reg, sub
 
 
 # --------------------------------------------------------------------------
@@ -632,8 +629,8 @@ class CompiledProgram:
         def variants(tracked: list[LiteralInfo]) -> dict:
             out = {}
             for k, li in enumerate(tracked):
-                tiers = {t.index: T_STABLE for t in tracked[:k]}
-                tiers[li.index] = T_RECENT
+                tiers = {t.index: Tier.STABLE for t in tracked[:k]}
+                tiers[li.index] = Tier.RECENT
                 out[li.index] = _PlanBuilder(self, rule, label).build(binfo, li.index, tiers)
             return out
 

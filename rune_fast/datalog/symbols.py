@@ -124,9 +124,6 @@ class Symbols:
         table[value] = ident
         return ident
 
-    def intern_row(self, row: Iterable[object]) -> tuple[int, ...]:
-        return tuple([self.intern(v) for v in row])
-
     def value(self, ident: int) -> object:
         """The value an id stands for."""
         if ident & 1:

@@ -36,12 +36,14 @@ from ..errors import (
     RuneDuplicateIdError,
     RuneError,
     RuneHeadWildcardError,
+    RuneLimitError,
     RuneSafetyError,
     RuneStratificationError,
     RuneUndefinedError,
     raise_collected,
 )
 from ..graphs import strongly_connected_components
+from ..limits import MAX_ARITY
 
 __all__ = [
     "REQUEST_RELATIONS",
@@ -638,7 +640,15 @@ def _check_arities(uses: list[_Use], errors: list[RuneError]) -> dict[str, int]:
     so the message blames the least authoritative place.
     """
     first: dict[str, _Use] = {}
+    too_wide: set[str] = set()
     for use in uses:
+        if use.arity > MAX_ARITY and use.name not in too_wide:
+            too_wide.add(use.name)
+            loc = use.loc
+            errors.append(RuneLimitError(
+                f"relation {use.name} has {use.arity} columns here ({use.what}); at most {MAX_ARITY} are allowed",
+                "max_arity", file=loc.file, line=loc.line, column=loc.col, source_line=loc.text or None,
+            ))
         ref = first.get(use.name)
         if ref is None:
             first[use.name] = use

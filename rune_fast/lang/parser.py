@@ -1270,13 +1270,8 @@ def bundle_manifest(
     statement that these files are complete, so it is only written for files
     that parse.
     """
-    bundle = load_bundle(
-        path,
-        recursive=recursive,
-        limits=DEFAULT_LIMITS if limits is None else limits,
-        source_roots=source_roots,
-        manifest="off",
-    )
+    bundle = load_bundle(path, recursive=recursive, source_roots=source_roots, manifest="off",
+                         limits=DEFAULT_LIMITS if limits is None else limits)
     root, _is_dir = _bundle_root(path)
     digests: dict[str, str] = {}
     for ap, digest in bundle.file_digests:

@@ -250,14 +250,15 @@ def to_value(x: Any, field: str = "context", budget: Optional[ValueBudget] = Non
         if budget is not None:
             budget.charge(field)
         return x
-    if isinstance(x, (Mapping, list, tuple, set, frozenset)):
+    is_dict = t is dict  # the common case, without the slow ABC check
+    if is_dict or isinstance(x, (Mapping, list, tuple, set, frozenset)):
         if budget is not None:
             if depth >= budget.depth:
                 raise RuneRequestError(
                     f"value nested deeper than max_value_depth={budget.depth}", field=field
                 )
             budget.charge(field, 1 + len(x))
-        if isinstance(x, Mapping):
+        if is_dict or isinstance(x, Mapping):
             if len(x) == 1 and "__entity" in x:
                 return _json_entity(x["__entity"], field, budget)
             if len(x) == 1 and "__extn" in x:

@@ -41,6 +41,8 @@ from ..errors import RuneError, RuneErrors, raise_collected
 from ..lang.fileio import FileRefused, read_regular
 
 if TYPE_CHECKING:
+    from ..analysis.explain import Explanation
+    from ..analysis.search import SearchPage
     from .watch import PolicyWatcher
 
 __all__ = [
@@ -318,22 +320,40 @@ class PolicyStore:
         engine = self.engine
         return engine.authorize(principal, action, resource, context, entities)
 
-    def search_resources(self, principal: Any, action: Any, resource_type: str, **kw: Any) -> Any:
+    def search_resources(
+        self, principal: Any, action: Any, resource_type: str, *, context: Any = None, entities: Any = None,
+        within: Any = None, limit: int = 100, page_token: Optional[str] = None,
+    ) -> SearchPage:
         """``Engine.search_resources`` on the current engine (a page token
         from before a reload is refused: it names the old version)."""
-        return self.engine.search_resources(principal, action, resource_type, **kw)
+        page: SearchPage = self.engine.search_resources(principal, action, resource_type, context=context,
+                                                        entities=entities, within=within, limit=limit,
+                                                        page_token=page_token)
+        return page
 
-    def search_subjects(self, action: Any, resource: Any, principal_type: str, **kw: Any) -> Any:
+    def search_subjects(
+        self, action: Any, resource: Any, principal_type: str, *, context: Any = None, entities: Any = None,
+        limit: int = 100, page_token: Optional[str] = None,
+    ) -> SearchPage:
         """``Engine.search_subjects`` on the current engine."""
-        return self.engine.search_subjects(action, resource, principal_type, **kw)
+        page: SearchPage = self.engine.search_subjects(action, resource, principal_type, context=context,
+                                                       entities=entities, limit=limit, page_token=page_token)
+        return page
 
-    def search_actions(self, principal: Any, resource: Any, **kw: Any) -> Any:
+    def search_actions(
+        self, principal: Any, resource: Any, *, context: Any = None, entities: Any = None,
+        limit: int = 100, page_token: Optional[str] = None,
+    ) -> SearchPage:
         """``Engine.search_actions`` on the current engine."""
-        return self.engine.search_actions(principal, resource, **kw)
+        page: SearchPage = self.engine.search_actions(principal, resource, context=context, entities=entities,
+                                                      limit=limit, page_token=page_token)
+        return page
 
-    def explain(self, principal: Any, action: Any, resource: Any, context: Any = None, entities: Any = None) -> Any:
+    def explain(self, principal: Any, action: Any, resource: Any, context: Any = None,
+                entities: Any = None) -> Explanation:
         """``Engine.explain`` on the current engine."""
-        return self.engine.explain(principal, action, resource, context, entities)
+        explanation: Explanation = self.engine.explain(principal, action, resource, context, entities)
+        return explanation
 
     @property
     def version(self) -> str:

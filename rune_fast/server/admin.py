@@ -15,6 +15,7 @@ request needs ``Authorization: Bearer <token>``, compared with
 from __future__ import annotations
 
 import hmac
+import os
 from typing import Any
 
 from .decide import snapshot
@@ -48,7 +49,10 @@ def _result(r: Any, seq: Any) -> dict:
 def _publish(state: Any, op: str, **fields: Any) -> Any:
     if state.control is None:
         return None
-    return state.control.publish(op, **fields)
+    try:
+        return state.control.publish(op, **fields)
+    except OSError as e:  # the change is applied here; say the others missed it
+        raise ApiError(503, "Broadcast Failed", f"applied in worker {os.getpid()} but not broadcast: {e}") from None
 
 
 def reload(state: Any, call: Call) -> Reply:

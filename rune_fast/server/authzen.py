@@ -74,11 +74,9 @@ def evaluation(state: Any, call: Call) -> Reply:
     if not detail:
         d.finish()
         return Reply(200, _TRUE_BYTES if decision.allowed else _FALSE_BYTES)
-    out: dict[str, Any] = {"decision": decision.allowed}
-    if detail:
-        out["context"] = decision_context(decision, did)
-        if explain:
-            out["context"]["explain"] = d.explain(*req)
+    out: dict[str, Any] = {"decision": decision.allowed, "context": decision_context(decision, did)}
+    if explain:
+        out["context"]["explain"] = d.explain(*req)
     d.finish()
     return json_reply(out)
 
@@ -95,7 +93,7 @@ def evaluations(state: Any, call: Call) -> Reply:
     limit = state.options.max_batch_items
     if len(items) > limit:
         raise ApiError(413, "Payload Too Large", f"{len(items)} evaluations; at most {limit} per request", field="evaluations")
-    detail, _ = _detail_flags(call)
+    detail, explain = _detail_flags(call)
     semantic = (body.get("options") or {}).get("evaluations_semantic", "execute_all")
     log_items = state.decision_log is not None
     # Validate and map every item first: a malformed item is a 400 for the
@@ -140,11 +138,13 @@ def evaluations(state: Any, call: Call) -> Reply:
         decisions = _until(decisions, True)
     results: list = []
     if d.wants_id:
-        for decision, merged in zip(decisions, logged or [None] * len(decisions)):
+        for i, (decision, merged) in enumerate(zip(decisions, logged or [None] * len(decisions))):
             decision, did = d.record(decision, merged)
             r_: dict[str, Any] = {"decision": decision.allowed}
             if detail:
                 r_["context"] = decision_context(decision, did)
+                if explain:
+                    r_["context"]["explain"] = d.explain(*requests[i])
             results.append(r_)
     else:
         d.count(decisions)

@@ -38,7 +38,8 @@ class ControlChannel:
         self._apply = apply
         self._path = os.path.join(run_dir, FILE)
         self._lock_path = os.path.join(run_dir, FILE + ".lock")
-        os.makedirs(run_dir, mode=0o700, exist_ok=True)
+        # The directory is created by the first publish: a server whose admin
+        # API is never used leaves nothing behind.
         current = self.read()
         self.seq = current.get("seq", 0) if current else 0
         self._stamp = self._stat()
@@ -66,6 +67,7 @@ class ControlChannel:
         The caller has already applied the operation, so its own watcher skips
         this ``seq``.
         """
+        os.makedirs(self.run_dir, mode=0o700, exist_ok=True)
         with open(self._lock_path, "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:

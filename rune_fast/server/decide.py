@@ -93,14 +93,12 @@ class Decider:
         by then (``record``/``count`` run after), so it is as if none was
         decided. Cache hits cost one dict lookup each."""
         authorize = self.engine.authorize
-        out = []
-        # The failing item's index is the number decided before it
-        # (len(out)): no counter on the loop.
+        out: list = []
         try:
             for req in requests:
                 out.append(authorize(*req))
         except RuneRequestError as e:
-            i = len(out)
+            i = len(out)  # the item that failed
             err = request_error(e, f"{name}[{i}]")
             if rename is not None:
                 err.field = rename(i, e.field)
@@ -130,8 +128,8 @@ class Decider:
         if fn is None:
             raise ApiError(501, "Not Implemented", "this engine version has no explain()")
         try:
-            explained: dict = fn(principal, action, resource, context, entities).to_dict()
-            return explained
+            result: dict = fn(principal, action, resource, context, entities).to_dict()
+            return result
         except RuneRequestError as e:
             raise request_error(e) from None
         except RuneError as e:

@@ -84,8 +84,8 @@ class Metrics:
     # -- request path: plain dict updates on the calling thread's own dict
     def _acc(self) -> dict:
         try:
-            mine: dict = self._local.acc
-            return mine
+            acc_: dict = self._local.acc
+            return acc_
         except AttributeError:
             acc: dict = {}
             with self._lock:
@@ -101,10 +101,10 @@ class Metrics:
 
     def observe(self, endpoint: str, seconds: float) -> None:
         acc = self._acc()
-        k = ("b", endpoint, bisect_left(LATENCY_BUCKETS, seconds))
-        acc[k] = acc.get(k, 0) + 1
-        sk = ("s", endpoint)
-        acc[sk] = acc.get(sk, 0.0) + seconds
+        kb = ("b", endpoint, bisect_left(LATENCY_BUCKETS, seconds))
+        acc[kb] = acc.get(kb, 0) + 1
+        ks = ("s", endpoint)
+        acc[ks] = acc.get(ks, 0.0) + seconds
 
     def request(self, route: str, status: int) -> None:
         acc = self._acc()
@@ -181,7 +181,7 @@ def render() -> bytes:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
     return generate_latest(REGISTRY)
 
@@ -191,4 +191,4 @@ def mark_worker_dead(pid: int) -> None:
     if _multiproc():
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(pid)
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

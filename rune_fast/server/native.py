@@ -35,7 +35,7 @@ def _hashable(x: Any) -> Any:
 
 
 def _decision_json(d: Any, did: Any) -> dict:
-    out: dict = d.to_dict()
+    out: dict[str, Any] = d.to_dict()
     if did:
         out["decision_id"] = did
     return out

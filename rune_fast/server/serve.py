@@ -103,8 +103,7 @@ def run(args: argparse.Namespace) -> int:
             "accesslog": None,
             "proc_name": "rune-serve",
         }
-        code: int = _Gunicorn(options, settings, asgi=args.worker_class == "uvicorn").run_foreground()
-        return code
+        return int(_Gunicorn(options, settings, asgi=args.worker_class == "uvicorn").run_foreground())
     finally:
         # A worker exits by unwinding the stack it inherited from the fork,
         # i.e. through here too: only the master may remove the directories.
@@ -136,7 +135,7 @@ def _gunicorn_app_class() -> Any:
 
     from . import hooks
 
-    class GunicornApp(BaseApplication):
+    class GunicornApp(BaseApplication):  # type: ignore[misc]
         def __init__(self, options: ServerOptions, settings: dict, asgi: bool) -> None:
             self.options = options
             self.settings = settings

@@ -123,11 +123,8 @@ class ServerState:
         if self.control is None:
             from .control import ControlChannel
 
-            try:
-                self.control = ControlChannel(o.resolved_run_dir(), o.control_poll, self._apply_control)
-                self.control.start()
-            except OSError:
-                log.exception("rune_fast.server: no control channel; admin calls reach one worker only")
+            self.control = ControlChannel(o.resolved_run_dir(), o.control_poll, self._apply_control)
+            self.control.start()
         self.store = store  # published last: readers see a complete state
 
     # -- reload events ---------------------------------------------------------

@@ -1,68 +1,12 @@
-"""Per-request rules compiled for the request shape (demand-driven plans).
-
-Why this exists: a rule that reads the request (``principal``, ``action``,
-``resource``, ``context``) cannot be evaluated once per engine. The general
-way, ``Model.with_request``, runs every request-dependent stratum bottom-up
-over per-request overlays of the model: correct for any program, but it
-interns the request's values, allocates overlay relations and indexes and
-derives every request-dependent tuple, whether or not a policy asks for it
-(tens of microseconds even when a policy asks one question).
-
-Policies ask *questions*: ``cleared(principal, resource)`` with both
-arguments known, or ``secret_path(_)``. This module answers them top-down,
-the way a query planner would: for each (relation, bound positions) pair a
-policy can ask, and transitively for every sub-question a rule body asks,
-it generates a Python function that starts from the bound constants, reads
-the request directly (no facts are made of it), probes precomputed Python
-indexes of the request-independent relations, and stops at the first
-derivation when only existence matters. Nothing is interned: values stay
-Python values in the policy layer's *key form* (``row_key``: booleans and
-floats wrapped so that ``1``, ``1.0`` and ``true`` stay three values), so a
-value the model never saw simply matches nothing.
-
-Scope and fallbacks. Plans exist only for what is guaranteed to give the
-same answer as the general evaluator:
-
-- request-dependent relations in a recursive stratum, rules in which a
-  variable has several binders (two assignments to ``X``), a relation
-  bigger than ``SNAPSHOT_LIMIT`` rows read by a plan, or a body the
-  generator cannot express are *unsupported*: questions about them (and
-  about everything that reads them) go to the general evaluator;
-- at run time a request falls back to the general evaluator (``Fallback``)
-  when its plans have visited and derived more than ``STEP_BUDGET`` rows
-  (the general evaluator then applies the ``max_request_tuples`` and
-  ``deadline_ms`` limits; an engine whose ``max_request_tuples`` is below
-  ``STEP_BUDGET`` does not use the plans at all, so that a tight limit
-  means exactly what it says) or when an aggregate's value would depend on the order in which
-  rows are visited (an integer sum that overflows on some orders only, a
-  min/max tie between ``1`` and ``1.0``);
-- request-supplied ``entities`` and rules that derive ``parent``/``attr``
-  from the request are never handled here (the engine routes those requests
-  to the general evaluator before asking).
-
-Semantics mirror the executor (``datalog/_pycore.py``) operation by
-operation: joins compare values kind-strictly, comparisons compare numbers
-numerically and everything else by identity (ordering of non-numbers is
-false), arithmetic failing (overflow, division by zero, a non-number)
-makes that binding derive nothing, ``count`` counts solutions of the
-aggregate body (not distinct values), the other aggregates of nothing
-derive nothing. ``tests/test_request_plans.py`` checks the two evaluators
-against each other on random programs.
-
-Thread safety: a ``RequestPlans`` is immutable after construction; each
-request has its own evaluation state (``RequestState``: the request, a memo
-of the answers of this request only, and the step budget). No memo outlives
-a request.
-"""
+"""Code generation of the per-request plans: one Python function per
+(relation, bound positions, mode), see the package docstring."""
 
 from __future__ import annotations
 
-import math
-from typing import Any, Callable, Iterable, Mapping, Optional, cast
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .datalog.compiler import string_test
-from .lang import ast as A
-from .lang.checks import (
+from ..lang import ast as A
+from ..lang.checks import (
     ROLE_AGGREGATE,
     ROLE_ASSIGN,
     ROLE_ATOM,
@@ -71,21 +15,16 @@ from .lang.checks import (
     ROLE_NEGATION,
     BodyInfo,
     LiteralInfo,
-    classify_body,
 )
-from .values import INT_MAX, INT_MIN, Entity
-from .values import FloatKey as _FloatKey
-from .values import value_key as row_key
+from ..datalog.compiler import string_test
+from ..values import FloatKey as _FloatKey
+from ..values import value_key as row_key
+from .ops import Fallback, Unsupported, _agg, _ar, _cmp
 
-__all__ = ["RequestPlans", "RequestState", "Fallback", "STEP_BUDGET", "SNAPSHOT_LIMIT"]
+if TYPE_CHECKING:  # pragma: no cover
+    from . import RequestPlans
 
-#: Rows a request's plans may visit before the request is handed to the
-#: general evaluator (which enforces the configured limits).
-STEP_BUDGET = 20_000
-
-#: A request-independent relation read by a plan is copied into Python
-#: indexes; beyond this many rows the plans that read it are not built.
-SNAPSHOT_LIMIT = 200_000
+__all__ = ["FunctionGen", "Names", "Snapshot", "Unsupported"]
 
 _REQUEST_ENTITY = {"principal": "p", "action": "a", "resource": "r"}
 _CMP_OPS = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
@@ -98,162 +37,7 @@ _MEMO = "#memo#"  # marks the generated lines that exist only when a plan memoiz
 INLINE_LITERALS = 6
 
 
-class Fallback(Exception):
-    """This request needs the general evaluator (budget spent, or an
-    aggregate whose value the plans cannot decide order-independently)."""
-
-
-class Unsupported(Exception):
-    """A rule or relation the plans do not handle (decided at build time)."""
-
-
-# ---------------------------------------------------------------------------
-# Value helpers used by the generated code (values are in key form)
-
-
-def _num(k: Any) -> Any:
-    t = type(k)
-    if t is int:
-        return k
-    if t is _FloatKey:
-        return k[0]
-    return None
-
-
-def _cmp(code: int, a: object, b: object) -> bool:
-    """A rule comparison: numbers numerically, other values by identity."""
-    if a is None or b is None:  # an arithmetic failure: the binding derives nothing
-        return False
-    x: Optional[float] = _num(a)
-    y: Optional[float] = _num(b)
-    if x is not None and y is not None:
-        if code == 0:
-            return x == y
-        if code == 1:
-            return x != y
-        if code == 2:
-            return x < y
-        if code == 3:
-            return x <= y
-        if code == 4:
-            return x > y
-        return x >= y
-    if code == 0:
-        return a == b
-    if code == 1:
-        return a != b
-    return False
-
-
-def _result(r: Any) -> Any:
-    """A computed number in key form, or None when it is not a value (overflow)."""
-    if type(r) is int:
-        return r if INT_MIN <= r <= INT_MAX else None
-    if r != r or r in (math.inf, -math.inf):
-        return None
-    return _FloatKey((r,))
-
-
-def _ar(code: int, a: Any, b: Any) -> Any:
-    """Rule arithmetic (``+ - * / %``); None when it fails."""
-    if a is None or b is None:
-        return None
-    x = _num(a)
-    y = _num(b)
-    if x is None or y is None:
-        return None
-    if code == 1:
-        r = x + y
-    elif code == 2:
-        r = x - y
-    elif code == 3:
-        r = x * y
-    else:
-        if y == 0:
-            return None
-        if type(x) is int and type(y) is int:
-            q = abs(x) // abs(y)
-            q = q if (x >= 0) == (y >= 0) else -q
-            r = q if code == 4 else x - q * y
-        else:
-            r = x / y if code == 4 else math.fmod(x, y)
-    return _result(r)
-
-
-def _agg(code: int, vals: list) -> Any:
-    """``sum``/``min``/``max``/``mean`` of collected values; None derives nothing."""
-    if not vals:
-        return None
-    nums = []
-    for v in vals:
-        x = _num(v)
-        if x is None:
-            return None
-        nums.append(x)
-    floats = any(type(x) is float for x in nums)
-    try:
-        if code == 1:
-            if floats:
-                r = math.fsum(nums)
-            else:
-                # The executor checks the running total in visiting order;
-                # answer only when no order can overflow, or every order does.
-                pos = sum(x for x in nums if x > 0)
-                neg = sum(x for x in nums if x < 0)
-                if pos <= INT_MAX and neg >= INT_MIN:
-                    r = pos + neg
-                elif not INT_MIN <= pos + neg <= INT_MAX:
-                    return None
-                else:
-                    raise Fallback("integer sum overflows on some visiting orders")
-        elif code == 2 or code == 3:
-            r = min(nums) if code == 2 else max(nums)
-            if floats and any(x == r and type(x) is not type(r) for x in nums):
-                raise Fallback("min/max tie between an integer and a float")
-        else:
-            r = math.fsum(nums) / len(nums)
-    except OverflowError:
-        raise Fallback("float overflow in an aggregate") from None
-    return _result(r)
-
-
-# ---------------------------------------------------------------------------
-# Per-request state
-
-
-class RequestState:
-    """What one request's plans share: the request, the answers computed so
-    far for this request (``memo``), and the rows it may still visit."""
-
-    __slots__ = ("p", "a", "r", "ctx", "cx", "memo", "budget")
-
-    def __init__(self, p: Entity, a: Entity, r: Entity, ctx: Mapping[str, Any], budget: int = STEP_BUDGET) -> None:
-        self.p = p
-        self.a = a
-        self.r = r
-        self.ctx = ctx
-        self.cx: Optional[dict] = None
-        self.memo: dict = {}
-        self.budget = budget
-
-    def load_cx(self) -> dict:
-        """``context(K, V)`` facts as a dict K -> V (key form): top-level scalars."""
-        cx = {}
-        for k, v in self.ctx.items():
-            t = type(v)
-            if t is str or t is int or t is Entity:
-                cx[k] = v
-            elif t is bool or t is float:
-                cx[k] = row_key(v)
-        self.cx = cx
-        return cx
-
-
-# ---------------------------------------------------------------------------
-# Code generation
-
-
-class _Names:
+class Names:
     """Module-level names of one generated source (constants, indexes, functions)."""
 
     def __init__(self) -> None:
@@ -272,7 +56,7 @@ class _Names:
         return name
 
 
-class _Snapshot:
+class Snapshot:
     """A request-independent relation as Python indexes over key-form rows."""
 
     def __init__(self, rows: list[tuple], arity: int) -> None:
@@ -308,157 +92,7 @@ class _Snapshot:
         return got
 
 
-class RequestPlans:
-    """Demand-driven plans for the request-dependent relations of one engine.
-
-    ``rules``/``rule_info``: the bundle's rules and their classification;
-    ``dependent``: relations whose rows depend on the request; ``recursive``:
-    request-dependent relations in a recursive stratum; ``arities``;
-    ``static_rows(name)``: the request-independent rows of a relation (Python
-    values; ``None`` when the relation is too big to copy);
-    ``given_rows(name)``: the facts given for a request-dependent relation;
-    ``questions``: (relation, mask) pairs the policies ask (mask: which
-    positions are bound).
-    """
-
-    def __init__(
-        self,
-        rules: Iterable[A.Rule],
-        rule_info: Iterable[BodyInfo],
-        dependent: frozenset,
-        recursive: frozenset,
-        arities: Mapping[str, int],
-        static_rows: Callable[[str], Optional[list]],
-        given_rows: Callable[[str], list],
-        questions: Iterable[tuple[str, tuple]],
-    ) -> None:
-        self.dependent = dependent
-        self.arities = dict(arities)
-        self._static_rows = static_rows
-        self._given_rows = given_rows
-        self._by_head: dict[str, list[tuple[A.Rule, BodyInfo]]] = {}
-        for rule, info in zip(rules, rule_info):
-            if rule.head.name in dependent:
-                self._by_head.setdefault(rule.head.name, []).append((rule, info))
-        self._recursive = recursive
-        self._names = _Names()
-        self._snapshots: dict[str, Optional[_Snapshot]] = {}
-        self._fns: dict[tuple, str] = {}       # (relation, mask, mode) -> function name
-        self._failed: set = set()              # (relation, mask, mode) that cannot be planned
-        self._counter = 0
-        self._cheap: set = set()               # plans that do not memoize
-        self._deps: dict[str, set] = {}        # function -> the functions it calls
-        self._sources: list[str] = []
-        #: relation -> function(state, *row) for questions with every position bound
-        self.exists: dict[str, Callable] = {}
-        #: relation -> function(state, row with None for wildcards)
-        self.matches: dict[str, Callable] = {}
-        wanted: dict[str, dict[tuple, str]] = {}
-        for rel, mask in sorted(set(questions)):
-            if rel not in dependent:
-                continue
-            try:
-                wanted.setdefault(rel, {})[mask] = self._plan(rel, mask, "exists")
-            except Unsupported:
-                continue
-        if not wanted:
-            return
-        dispatchers = {rel: self._dispatcher(n, by_mask) for n, (rel, by_mask) in enumerate(sorted(wanted.items()))}
-        for name, _src, deps in dispatchers.values():
-            self._deps[name] = deps
-        src = "\n".join(self._sources + [d[1] for d in dispatchers.values()])
-        ns = self._names.ns
-        exec(compile(src, "<rune request plans>", "exec"), ns)  # our own generated code
-        self.source = src
-        # The functions leave their module namespace and reach the plans they
-        # call through keyword-only defaults: no function -> globals ->
-        # function cycle, so a replaced engine is freed by reference counting
-        # alone (the call graph is acyclic: recursive relations have no plans).
-        fns = {name: ns.pop(name) for name in self._deps}
-        for name, deps in self._deps.items():
-            if deps:
-                fns[name].__kwdefaults__ = {d: fns[d] for d in deps}
-        for rel, by_mask in wanted.items():
-            arity = self.arities[rel]
-            full = tuple([True] * arity)
-            if full in by_mask:
-                self.exists[rel] = fns[by_mask[full]]
-            self.matches[rel] = fns[dispatchers[rel][0]]
-
-    @staticmethod
-    def _dispatcher(n: int, by_mask: dict) -> tuple[str, str, set]:
-        """``M(ev, row)``: a question with ``None`` for wildcards, routed to
-        the plan of its mask (``Fallback`` for a mask without one)."""
-        name = f"M{n}"
-        deps = set(by_mask.values())
-        lines = [f"def {name}(ev, row, *, {', '.join(f'{d}=None' for d in sorted(deps))}):"]
-        for mask, fn in sorted(by_mask.items()):
-            cond = " and ".join(f"row[{j}] is {'not ' if b else ''}None" for j, b in enumerate(mask)) or "True"
-            args = "".join(f", row[{j}]" for j, b in enumerate(mask) if b)
-            lines.append(f"    if {cond}:")
-            lines.append(f"        return {fn}(ev{args})")
-        lines.append("    raise _FB('no plan for this question')")
-        return name, "\n".join(lines) + "\n", deps
-
-    # -- planning ------------------------------------------------------------------
-
-    def _snapshot(self, name: str) -> _Snapshot:
-        if name not in self._snapshots:
-            rows = self._static_rows(name)
-            if rows is None or len(rows) > SNAPSHOT_LIMIT:
-                self._snapshots[name] = None
-            else:
-                keyed = list({tuple([row_key(v) for v in row]): None for row in rows})
-                self._snapshots[name] = _Snapshot(keyed, self.arities.get(name, 0))
-        snap = self._snapshots[name]
-        if snap is None:
-            raise Unsupported(f"relation {name} is too big to copy for per-request plans")
-        return snap
-
-    def _plan(self, rel: str, mask: tuple, mode: str) -> str:
-        """The name of the generated function answering ``rel`` under ``mask``
-        (``mode`` "exists": a bool; "rows": the set of matching rows)."""
-        key = (rel, mask, mode)
-        name = self._fns.get(key)
-        if name is not None:
-            return name
-        if key in self._failed:
-            raise Unsupported(f"{rel}{mask}")
-        if rel in self._recursive:
-            self._failed.add(key)
-            raise Unsupported(f"{rel} is recursive per request")
-        self._counter += 1
-        name = self._fns[key] = f"F{self._counter}_{mode}"
-        try:
-            gen = _FunctionGen(self, rel, mask, mode, name)
-            src = gen.source()
-            compile(src, "<rune request plan>", "exec")  # nesting limits etc.: fail here, at build time
-        except (Unsupported, SyntaxError, RecursionError, MemoryError, ValueError) as exc:
-            del self._fns[key]
-            self._failed.add(key)
-            raise Unsupported(str(exc)) from None
-        self._sources.append(src)
-        self._deps[name] = gen.deps
-        return name
-
-    def rules_of(self, rel: str) -> list[tuple[A.Rule, BodyInfo]]:
-        """The rules of a request-dependent relation, plus one that reads its given facts."""
-        out = list(self._by_head.get(rel, ()))
-        given = self._given_rows(rel)
-        if given:
-            arity = self.arities[rel]
-            args = tuple(A.Var(f"G{i}") for i in range(arity))
-            atom = A.Atom("\0given:" + rel, args)
-            out.append((A.Rule(A.Atom(rel, args), (atom,)), classify_body((atom,))))
-        return out
-
-    def static_rows_for(self, name: str) -> Optional[list]:
-        if name.startswith("\0given:"):
-            return self._given_rows(name[len("\0given:"):])
-        return self._static_rows(name)
-
-
-class _FunctionGen:
+class FunctionGen:
     """Generates one function: every rule of ``rel`` for one binding mask."""
 
     def __init__(self, plans: RequestPlans, rel: str, mask: tuple, mode: str, name: str) -> None:
@@ -501,13 +135,12 @@ class _FunctionGen:
             return f"_ar({_ARITH_CODES[e.op]}, {self.expr(e.left)}, {self.expr(e.right)})"
         return self.term(e)
 
-    def static(self, name: str) -> _Snapshot:
+    def static(self, name: str) -> Snapshot:
         if name.startswith("\0given:"):
             if name not in self.plans._snapshots:
-                rows = self.plans.static_rows_for(name)
-                assert rows is not None  # given rows are always a list
+                rows = self.plans.static_rows_for(name) or []
                 keyed = list({tuple([row_key(v) for v in row]): None for row in rows})
-                self.plans._snapshots[name] = _Snapshot(keyed, len(keyed[0]) if keyed else 0)
+                self.plans._snapshots[name] = Snapshot(keyed, len(keyed[0]) if keyed else 0)
             snap = self.plans._snapshots[name]
             assert snap is not None
             return snap
@@ -698,9 +331,9 @@ class _FunctionGen:
                 self.emit(depth, f"if {x} == {self.term(t)}:")
                 depth += 1
                 continue
-            name = cast(A.Var, t).name  # a head holds constants and variables (lang.checks)
-            if name in cbound:
-                self.emit(depth, f"if {x} == {self.var(name)}:")
+            assert isinstance(t, A.Var)  # the checks refuse `_` in a head
+            if t.name in cbound:
+                self.emit(depth, f"if {x} == {self.var(t.name)}:")
                 depth += 1
             elif name in info.positive:
                 self.emit(depth, f"{self.var(name)} = {x}")
@@ -739,7 +372,8 @@ class _FunctionGen:
         return f"({lhs} {_CMP_OPS[op]} {rhs} if type({lhs}) is int and type({rhs}) is int else _cmp({code}, {lhs}, {rhs}))"
 
     def aggregate(self, li: LiteralInfo, bound: set, depth: int) -> int:
-        agg = cast(A.Aggregate, li.literal)
+        agg = li.literal
+        assert isinstance(agg, A.Aggregate)
         inner = li.body
         assert inner is not None
         if agg.func == "count":
@@ -751,7 +385,7 @@ class _FunctionGen:
         else:
             acc = self.fresh("acc")
             self.emit(depth, f"{acc} = []")
-            assert agg.target is not None  # only count has none
+            assert isinstance(agg.target, A.Var)  # checked: sum/min/max/mean have a target
             target = self.var(agg.target.name)
 
             def collect(d: int, _b: set) -> None:
@@ -978,8 +612,8 @@ def _check_single_binders(info: BodyInfo) -> None:
         if li.role == ROLE_ASSIGN and li.target is not None:
             names.append(li.target)
         elif li.role == ROLE_AGGREGATE:
-            names.append(cast(A.Aggregate, li.literal).result.name)
-            assert li.body is not None
+            assert isinstance(li.literal, A.Aggregate) and li.body is not None
+            names.append(li.literal.result.name)
             _check_single_binders(li.body)
         for n in names:
             if n in seen or n in info.positive:
@@ -1014,7 +648,8 @@ def _schedule(info: BodyInfo, bound: set) -> list[LiteralInfo]:
                 if li.role == ROLE_ASSIGN and li.target is not None:
                     bound.add(li.target)
                 elif li.role == ROLE_AGGREGATE:
-                    bound.add(cast(A.Aggregate, li.literal).result.name)
+                    assert isinstance(li.literal, A.Aggregate)
+                    bound.add(li.literal.result.name)
                 progressed = True
         atoms = [li for li in pending if li.role == ROLE_ATOM]
         if not atoms:
@@ -1023,7 +658,8 @@ def _schedule(info: BodyInfo, bound: set) -> list[LiteralInfo]:
             break
 
         def score(li: LiteralInfo) -> tuple:
-            atom = cast(A.Atom, li.literal)  # ROLE_ATOM
+            atom = li.literal
+            assert isinstance(atom, A.Atom)
             args = atom.args
             nb = sum(1 for t in args if isinstance(t, A.Const) or (isinstance(t, A.Var) and t.name in bound))
             full = nb == len(args)
@@ -1032,6 +668,7 @@ def _schedule(info: BodyInfo, bound: set) -> list[LiteralInfo]:
         best = max(atoms, key=score)
         pending.remove(best)
         order.append(best)
-        best_args = cast(A.Atom, best.literal).args
-        bound.update(t.name for t in best_args if isinstance(t, A.Var) and t.name != "_")
+        best_atom = best.literal
+        assert isinstance(best_atom, A.Atom)
+        bound.update(t.name for t in best_atom.args if isinstance(t, A.Var) and t.name != "_")
     return order
