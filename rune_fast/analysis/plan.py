@@ -339,8 +339,7 @@ class _Search:
         assert e is not None
         if sc.kind == "eq" and e != sc.entity:
             return True
-        # the other side is the request's own entity, given by the search
-        if sc.kind in ("in", "is") and sc.entity is not None and not data.is_in(cast(Entity, e), sc.entity):
+        if sc.kind in ("in", "is") and sc.entity is not None and not data.is_in(e, sc.entity):
             return True
         reads = self.ix.reads_var[self.var]
         for cond in ast.conditions:

@@ -335,11 +335,11 @@ class FunctionGen:
             if t.name in cbound:
                 self.emit(depth, f"if {x} == {self.var(t.name)}:")
                 depth += 1
-            elif name in info.positive:
-                self.emit(depth, f"{self.var(name)} = {x}")
-                cbound.add(name)
+            elif t.name in info.positive:
+                self.emit(depth, f"{self.var(t.name)} = {x}")
+                cbound.add(t.name)
             else:
-                post.append((name, x))
+                post.append((t.name, x))
 
         def finish(d: int, _b: set) -> None:
             for v, x in post:
