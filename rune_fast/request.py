@@ -103,9 +103,10 @@ def parse_entity(x: Any, field: str, limits: Limits = DEFAULT_LIMITS) -> Entity:
 class RequestEntities:
     """Request-supplied entities, parsed: parents, attributes and their facts."""
 
-    __slots__ = ("parents", "attrs", "parent_rows", "attr_rows")
+    __slots__ = ("uids", "parents", "attrs", "parent_rows", "attr_rows")
 
     def __init__(self) -> None:
+        self.uids: list[Entity] = []  # every entity given, in request order (with or without attrs/parents)
         self.parents: dict[Entity, tuple[Entity, ...]] = {}
         self.attrs: dict[Entity, CRecord] = {}
         self.parent_rows: list[tuple] = []
@@ -148,6 +149,7 @@ def parse_entities(entities: Any, limits: Limits = DEFAULT_LIMITS, budget: Optio
         if uid in seen:
             raise RuneRequestError(f"{f}: entity {_show(str(uid))} is given twice", field=f"{f}.uid")
         seen.add(uid)
+        out.uids.append(uid)
         if attrs_raw is None:
             attrs_raw = {}
         if not isinstance(attrs_raw, Mapping):

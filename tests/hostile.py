@@ -82,7 +82,7 @@ def bounded(fn: Callable[[], Any], timeout: float = WATCHDOG_S) -> tuple[str, An
     def run() -> None:
         try:
             out.append(("ok", fn()))
-        except BaseException as e:  # classified by the caller
+        except BaseException as e:
             out.append(("raised", e))
 
     t = threading.Thread(target=run, daemon=True, name="hostile-case")

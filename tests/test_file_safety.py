@@ -47,7 +47,7 @@ def bounded(fn, timeout: float = 5.0):
     def run() -> None:
         try:
             out.append(("ok", fn()))
-        except BaseException as e:  # reported to the test
+        except BaseException as e:
             out.append(("raised", e))
 
     t = threading.Thread(target=run, daemon=True)

@@ -1,4 +1,4 @@
-"""A large, seeded scenario for search and explain (issue 12).
+"""A large, seeded scenario for search and explain.
 
 - 100,000 documents in a three-level folder tree (10 top folders, 100
   middle, 1,000 leaf folders; every document in a leaf folder), each with a

@@ -182,7 +182,7 @@ class PolicySet:
     def __len__(self) -> int:
         return len(self.policies)
 
-    def __iter__(self) -> Iterator[CompiledPolicy]:
+    def __iter__(self) -> Iterator[Any]:
         return iter(self.policies)
 
     def __getitem__(self, policy_id: str) -> CompiledPolicy:
