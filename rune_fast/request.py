@@ -101,11 +101,18 @@ def parse_entity(x: Any, field: str, limits: Limits = DEFAULT_LIMITS) -> Entity:
 
 
 class RequestEntities:
-    """Request-supplied entities, parsed: parents, attributes and their facts."""
+    """Request-supplied entities, parsed: parents, attributes and their facts.
 
-    __slots__ = ("parents", "attrs", "parent_rows", "attr_rows")
+    ``uids`` lists every entity the request supplies, in request order, even
+    one with neither attributes nor parents: such an entity changes no
+    decision, but it is still a candidate of search (``parents`` and
+    ``attrs`` only hold the entities that have some).
+    """
+
+    __slots__ = ("uids", "parents", "attrs", "parent_rows", "attr_rows")
 
     def __init__(self) -> None:
+        self.uids: list[Entity] = []
         self.parents: dict[Entity, tuple[Entity, ...]] = {}
         self.attrs: dict[Entity, CRecord] = {}
         self.parent_rows: list[tuple] = []
@@ -148,6 +155,7 @@ def parse_entities(entities: Any, limits: Limits = DEFAULT_LIMITS, budget: Optio
         if uid in seen:
             raise RuneRequestError(f"{f}: entity {_show(str(uid))} is given twice", field=f"{f}.uid")
         seen.add(uid)
+        out.uids.append(uid)
         if attrs_raw is None:
             attrs_raw = {}
         if not isinstance(attrs_raw, Mapping):

@@ -161,7 +161,7 @@ def request_entities(context: Any, ents: Any) -> set:
     if context:
         _entities_in(context, out)
     if ents is not None:
-        out.update(ents.parents)
+        out.update(ents.uids)  # with or without attributes and parents
         for ps in ents.parents.values():
             out.update(ps)
         out.update(ents.attrs)
