@@ -135,7 +135,7 @@ def test_request_entities_are_candidates(doc_engine):
 
 
 @pytest.mark.parametrize("ents", [[{"uid": 'User::"new"'}], [{"uid": 'User::"new"', "attrs": {}, "parents": []}],
-                                  [{"uid": 'User::"new"', "attrs": None, "parents": None}]])
+                                  [{"uid": 'User::"new"', "attrs": {}}]])
 def test_request_entity_without_attributes_or_parents_is_a_candidate(ents):
     """Regression: a request entity with no attributes and no parents was not a
     candidate, so search missed a principal, resource or action that
