@@ -60,9 +60,9 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)  # this checkout's rune_fast, whatever is installed
 sys.path.insert(0, os.path.join(HERE, "benchmarks"))
 
-import auth_scenario as S  # noqa: E402 - after the sys.path set-up above
+import auth_scenario as S
 
-import rune_fast  # noqa: E402
+import rune_fast
 
 pc = time.perf_counter_ns
 

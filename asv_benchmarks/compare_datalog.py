@@ -49,7 +49,7 @@ sys.path.insert(0, os.path.join(HERE, "benchmarks"))
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(HERE))
 
-import workloads as W  # noqa: E402
+import workloads as W
 
 ENGINES = ("rune_fast", "rune_pure", "plain", "clingo", "pyDatalog")
 REFERENCE = "rune_fast"

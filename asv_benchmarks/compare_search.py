@@ -1,4 +1,4 @@
-"""Search and explain on the 100k-document scenario (issue 12), with checks.
+"""Search and explain on the 100k-document scenario, with checks.
 
     python asv_benchmarks/compare_search.py [--users N] [--rounds R] [--docs N]
 

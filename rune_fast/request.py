@@ -101,18 +101,12 @@ def parse_entity(x: Any, field: str, limits: Limits = DEFAULT_LIMITS) -> Entity:
 
 
 class RequestEntities:
-    """Request-supplied entities, parsed: parents, attributes and their facts.
-
-    ``uids`` lists every entity the request supplies, in request order, even
-    one with neither attributes nor parents: such an entity changes no
-    decision, but it is still a candidate of search (``parents`` and
-    ``attrs`` only hold the entities that have some).
-    """
+    """Request-supplied entities, parsed: parents, attributes and their facts."""
 
     __slots__ = ("uids", "parents", "attrs", "parent_rows", "attr_rows")
 
     def __init__(self) -> None:
-        self.uids: list[Entity] = []
+        self.uids: list[Entity] = []  # every entity given, in request order (with or without attrs/parents)
         self.parents: dict[Entity, tuple[Entity, ...]] = {}
         self.attrs: dict[Entity, CRecord] = {}
         self.parent_rows: list[tuple] = []
@@ -123,7 +117,7 @@ def parse_entities(entities: Any, limits: Limits = DEFAULT_LIMITS, budget: Optio
     """Validate and convert the ``entities`` of a request (``None``: none)."""
     if entities is None:
         return None
-    if isinstance(entities, (str, bytes)) or isinstance(entities, Mapping) or not isinstance(entities, Iterable):
+    if isinstance(entities, (str, bytes, Mapping)) or not isinstance(entities, Iterable):
         raise RuneRequestError(
             'entities must be a list of {"uid": {"type": .., "id": ..}, "attrs": {..}, "parents": [..]}',
             field="entities",

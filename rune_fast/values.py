@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterable, NamedTuple, Optional, Union
+from typing import Any, Iterable, NamedTuple, Optional, Union, overload
 
 __all__ = [
     "Entity",
@@ -67,6 +67,10 @@ def entity_problem(ty: object, ident: object) -> Optional[str]:
     return None
 
 
+@overload
+def plain_str(x: str) -> str: ...
+@overload
+def plain_str(x: object) -> object: ...
 def plain_str(x: object) -> object:
     """``x`` as an exact ``str`` if it is a ``str`` subclass instance, else ``x``."""
     if type(x) is not str and isinstance(x, str):

@@ -14,6 +14,7 @@ import re
 import resource
 import threading
 import tracemalloc
+from pathlib import Path
 from typing import Any, Callable
 
 from hypothesis import strategies as st
@@ -23,7 +24,7 @@ from rune_fast import Decision, Engine, Entity, RuneError, RuneRequestError, loa
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES_DIR = os.path.join(ROOT, "examples")
 EXAMPLES = {
-    name: open(os.path.join(EXAMPLES_DIR, name), encoding="utf-8").read()
+    name: Path(EXAMPLES_DIR, name).read_text(encoding="utf-8")
     for name in sorted(os.listdir(EXAMPLES_DIR))
     if name.endswith(".rune")
 }
@@ -81,7 +82,7 @@ def bounded(fn: Callable[[], Any], timeout: float = WATCHDOG_S) -> tuple[str, An
     def run() -> None:
         try:
             out.append(("ok", fn()))
-        except BaseException as e:  # noqa: BLE001 - classified by the caller
+        except BaseException as e:
             out.append(("raised", e))
 
     t = threading.Thread(target=run, daemon=True, name="hostile-case")

@@ -33,7 +33,7 @@ import reference_policies
 
 import cedarpy  # the test extra installs it; a missing cedarpy must fail, not skip
 
-import rune_fast.engine as rf_engine  # noqa: E402
+import rune_fast.engine as rf_engine
 
 N_POLICY_SETS = int(os.environ.get("RUNE_DIFF_SETS", "250"))
 REQUESTS_PER_SET = 10

@@ -37,20 +37,6 @@ def blocks(page: Path) -> list[tuple[str, str]]:
     return [(m.group(1).strip(), m.group(2)) for m in FENCE.finditer(page.read_text(encoding="utf-8"))]
 
 
-def join_continuations(lines: list[str]) -> list[str]:
-    out: list[str] = []
-    current = ""
-    for line in lines:
-        if line.endswith("\\"):
-            current += line[:-1] + " "
-            continue
-        out.append(current + line)
-        current = ""
-    if current:
-        out.append(current)
-    return out
-
-
 def console_steps(body: str) -> list[tuple[str, list[str]]]:
     """(command, expected output lines) for every ``$ `` prompt of a console block."""
     steps: list[tuple[str, list[str]]] = []
@@ -136,16 +122,61 @@ def _subcommands() -> set[str]:
     return {s.name for s in SUBCOMMANDS}
 
 
+def shell_commands(body: str) -> list[list[str]]:
+    """The simple commands of a shell snippet, as argument lists.
+
+    Quote-aware: a newline or ``#`` inside quotes (a multi-line JSON body
+    for curl) is part of the argument; ``\\``-newline continues a line;
+    ``&&``, ``||``, ``;`` and ``|`` separate commands.
+    """
+    lines: list[str] = []
+    cur: list[str] = []
+    quote = ""
+    i = 0
+    while i < len(body):
+        c = body[i]
+        if quote:
+            cur.append(c)
+            if c == "\\" and quote == '"' and i + 1 < len(body):
+                cur.append(body[i + 1])
+                i += 1
+            elif c == quote:
+                quote = ""
+        elif c in "'\"":
+            quote = c
+            cur.append(c)
+        elif c == "\\" and body[i + 1 : i + 2] == "\n":
+            i += 1
+        elif c == "#" and (not cur or cur[-1].isspace()):
+            while i < len(body) and body[i] != "\n":
+                i += 1
+            continue
+        elif c == "\n":
+            lines.append("".join(cur))
+            cur = []
+        else:
+            cur.append(c)
+        i += 1
+    lines.append("".join(cur))
+    commands: list[list[str]] = []
+    for line in lines:
+        argv: list[str] = []
+        for tok in shlex.split(line):
+            if tok in ("&&", "||", ";", "|"):
+                commands.append(argv)
+                argv = []
+            else:
+                argv.append(tok)
+        commands.append(argv)
+    return [c for c in commands if c]
+
+
 def sh_commands() -> list[tuple[str, str]]:
     out = []
     for page in [*PAGES, ROOT / "README.md"]:
         for info, body in blocks(page):
             if info.split(" ")[0] in ("sh", "bash", "shell"):
-                lines = [line.split("  #", 1)[0].rstrip() for line in body.splitlines()]
-                for cmd in join_continuations(lines):
-                    for part in re.split(r"\s*(?:&&|;)\s*", cmd.strip()):
-                        if part and not part.startswith("#"):
-                            out.append((page.name, part))
+                out.extend((page.name, shlex.join(argv)) for argv in shell_commands(body))
     return out
 
 
@@ -188,6 +219,7 @@ def test_page_stands_alone(page):
     text = page.read_text(encoding="utf-8")
     for bad in ("SPEC.md", "SPEC §", "SPEC section", "../shared", "/work/"):
         assert bad not in text, f"{page.name} refers to {bad!r}, which users do not have"
+    assert not re.search(r"\b[Ii]ssue #?\d", text), f"{page.name} cites an issue number; say what it means instead"
     for target in re.findall(r"\]\(([^)#]+\.md)(?:#[^)]*)?\)", text):
         assert (page.parent / target).is_file(), f"{page.name} links to missing {target}"
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -44,7 +43,7 @@ def bounded(fn, timeout: float = 5.0):
     def run() -> None:
         try:
             out.append(("ok", fn()))
-        except BaseException as e:  # noqa: BLE001 - reported to the test
+        except BaseException as e:
             out.append(("raised", e))
 
     t = threading.Thread(target=run, daemon=True)

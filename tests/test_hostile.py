@@ -270,7 +270,7 @@ def check_file_ops(ops: list, mode: str, tmp_path_factory) -> None:
     d, outside, scratch = base / "bundle", base / "outside", base / "scratch"
     d.mkdir()
     outside.mkdir()
-    (outside / "secret.csv").write_text('User::"alice"\n')
+    (outside / "secret.csv").write_text('User::"outsider-7f3a"\n')
     (d / "p.rune").write_text(BUNDLE_TEXTS[0])
     (d / "blocked.csv").write_text(BLOCKED[0])
     sealed: dict[str, list] = {}  # version -> decisions, for every version a manifest sealed
@@ -314,7 +314,7 @@ def check_file_ops(ops: list, mode: str, tmp_path_factory) -> None:
                 assert store.version in sealed, "served a version no manifest sealed"
                 assert expected[store.version] == sealed[store.version]
             for err in r.errors:
-                assert 'User::"alice"' not in err.render()  # nothing from outside/secret.csv leaks
+                assert 'outsider-7f3a' not in err.render()  # nothing from outside/secret.csv leaks
     finally:
         unblock_fifos(d)
 

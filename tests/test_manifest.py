@@ -173,7 +173,12 @@ def test_manifest_fifo_is_refused_without_blocking(tmp_path):
     (tmp_path / "a.rune").write_text(OLD)
     os.mkfifo(tmp_path / "rune.manifest")
     out: list = []
-    t = threading.Thread(target=lambda: out.append(pytest.raises(RuneManifestError, load, tmp_path)), daemon=True)
+    def load_in_thread() -> None:
+        with pytest.raises(RuneManifestError) as info:
+            load(tmp_path)
+        out.append(info)
+
+    t = threading.Thread(target=load_in_thread, daemon=True)
     t.start()
     t.join(5)
     try:

@@ -100,9 +100,9 @@ def _corruptions(spec: P.PlanSpec):
             }[op.kind]
             if field not in relevant:
                 continue
-            if field == "bind_off" and not op.nbind or field == "check_off" and not op.ncheck:
+            if (field == "bind_off" and not op.nbind) or (field == "check_off" and not op.ncheck):
                 continue
-            if field == "lhs_off" and not op.lhs_len or field == "rhs_off" and not op.rhs_len:
+            if (field == "lhs_off" and not op.lhs_len) or (field == "rhs_off" and not op.rhs_len):
                 continue
             if field == "aux" and op.kind == P.Kind.COLLECT and op.aux == -1:
                 continue

@@ -623,7 +623,7 @@ def test_index_matches_unindexed_evaluation(backend):
     ascopes = ["action", "action == {a}", "action in {a}", "action in [{a}, {a2}]"]
     rscopes = ["resource", "resource == {d}", "resource is Doc", "resource is Folder", "resource in {d}",
                "resource is Doc in {d}"]
-    for trial in range(20):
+    for _trial in range(20):
         indexed, flat = [], []
         for i in range(rng.randint(5, 40)):
             parts = [

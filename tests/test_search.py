@@ -310,3 +310,24 @@ def test_attribute_equality_with_sets_and_mixed_numbers(action):
     want = brute_resources(engine, 'User::"u"', action, "Doc", None, None)
     assert want  # Doc::"a" (same tag set), or Doc::"c" and Doc::"d" (1.0 and 1)
     assert list(engine.search_resources('User::"u"', action, "Doc").results) == want
+
+
+def test_request_entity_without_attrs_or_parents_is_a_candidate():
+    """An entity given in the request with only its uid is searched like any other."""
+    engine = rune_fast.load_text(
+        'version = "rune/1"\n\n[data]\nattr = [[\'Doc::"d0"\', "level", 1]]\n\n[policies]\n'
+        'permit(principal is User, action == Action::"read", resource is Doc) when { context.flag };\n'
+    )
+    ctx, ents = {"flag": True}, [{"uid": 'Doc::"d1"'}]
+    seen: list = []
+    token = None
+    while True:
+        page = engine.search_resources('User::"u"', 'Action::"read"', "Doc", context=ctx, entities=ents,
+                                       limit=1, page_token=token)
+        seen.extend(page.results)
+        token = page.next_token
+        if token is None:
+            break
+    brute = [d for d in (rune_fast.Entity("Doc", "d0"), rune_fast.Entity("Doc", "d1"))
+             if engine.authorize('User::"u"', 'Action::"read"', d, ctx, ents).allowed]
+    assert seen == brute == [rune_fast.Entity("Doc", "d0"), rune_fast.Entity("Doc", "d1")]

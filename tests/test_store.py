@@ -418,7 +418,7 @@ def _reload_many(tmp_path: Path, reloads: int) -> None:
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc")
 def test_memory_returns_after_a_few_reloads(tmp_path):
     """The quick form of the soak test, in the default suite."""
-    _reload_many(tmp_path, 12)
+    _reload_many(tmp_path, 8)
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """The decision-cache hit path against the floor of a dict lookup.
 
 ``engine.authorize(p, a, r)`` on a warm cache (every request decided once,
-``cache_size=4096``) over the 2,000 requests of the issue 4 scenario, with
+``cache_size=4096``) over the 2,000 requests of the document-sharing scenario, with
 entities written the two ways applications write them: literals
 (``'User::"u1"'``) and ``("User", "u1")`` tuples. The floor is the same
 lookup without an engine: ``floor(p, a, r)`` = ``d.get((p, a, r))`` over a

@@ -23,12 +23,12 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 if __name__ == "__main__" and __package__ in (None, ""):  # running from a checkout
     sys.path.insert(0, REPO)
 
-import falcon  # noqa: E402
-import falcon.testing  # noqa: E402
-from rune_fast.middleware import Guard  # noqa: E402
-from rune_fast.middleware.falcon import RuneMiddleware  # noqa: E402
+import falcon
+import falcon.testing
+from rune_fast.middleware import Guard
+from rune_fast.middleware.falcon import RuneMiddleware
 
-import rune_fast  # noqa: E402
+import rune_fast
 
 POLICY = """version = "rune/1"
 [policies]

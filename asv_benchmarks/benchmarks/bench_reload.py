@@ -31,7 +31,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 if __name__ == "__main__" and __package__ in (None, ""):  # running from a checkout
     sys.path.insert(0, REPO)
 
-from rune_fast import PolicyStore  # noqa: E402 - after the sys.path set-up above
+from rune_fast import PolicyStore
 
 EXAMPLES = os.path.join(REPO, "examples")
 

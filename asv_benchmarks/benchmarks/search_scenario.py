@@ -1,4 +1,4 @@
-"""A large, seeded scenario for search and explain (issue 12).
+"""A large, seeded scenario for search and explain.
 
 - 100,000 documents in a three-level folder tree (10 top folders, 100
   middle, 1,000 leaf folders; every document in a leaf folder), each with a
@@ -32,6 +32,7 @@ search against authorize over every candidate first).
 
 from __future__ import annotations
 
+import itertools
 import functools
 import random
 
@@ -86,14 +87,14 @@ def rune_text(n_docs: int = N_DOCS, seed: int = SEED) -> str:
         tiers.append([f"f{n + i}" for i in range(size)])
         n += size
     tiers[0][0] = "archive"
-    folder_parent = {f: rng.choice(up) for up, low in zip(tiers, tiers[1:]) for f in low}
+    folder_parent = {f: rng.choice(up) for up, low in itertools.pairwise(tiers) for f in low}
     folders = [f for t in tiers for f in t]
     gtiers, n = [], 0
     for size in GROUP_TIERS:
         gtiers.append([f"g{n + i}" for i in range(size)])
         n += size
     gtiers[2][0] = "auditors"
-    group_parent = {g: rng.choice(up) for up, low in zip(gtiers, gtiers[1:]) for g in low}
+    group_parent = {g: rng.choice(up) for up, low in itertools.pairwise(gtiers) for g in low}
     groups = [g for t in gtiers for g in t]
     users = [f"u{i}" for i in range(N_USERS)]
     membership = [(u, g) for u in users for g in rng.sample(groups, rng.randint(1, 2))]

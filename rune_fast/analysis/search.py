@@ -161,7 +161,8 @@ def request_entities(context: Any, ents: Any) -> set:
     if context:
         _entities_in(context, out)
     if ents is not None:
-        out.update(ents.uids)  # with or without attributes and parents
+        out.update(ents.uids)  # an entity given with no attrs or parents is a candidate too
+        out.update(ents.parents)
         for ps in ents.parents.values():
             out.update(ps)
         out.update(ents.attrs)

@@ -27,7 +27,7 @@ import hashlib
 import json
 import os
 import tempfile
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import Iterable, Mapping, Optional
 
 from ..errors import RuneManifestError
 from ..limits import Limits

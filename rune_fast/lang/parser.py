@@ -552,7 +552,7 @@ class _FileParser:
             # holds this parser and all its data): break it so the parse is
             # freed by reference counting (engines are built with the cyclic
             # collector paused; see engine._gc_paused).
-            walk = None  # type: ignore[assignment]  # noqa: F841
+            walk = None  # type: ignore[assignment]
         return out
 
     def fact_set(self, path: tuple[str, ...], v: Any, index: _KeyIndex) -> Optional[FactSet]:

@@ -29,7 +29,6 @@ import gc
 import io
 import json
 import math
-import os
 import re
 import threading
 from contextlib import contextmanager

@@ -644,7 +644,7 @@ class _CodeGen:
             code = compile(src, f"<policy {self.policy_id}>", "exec")
         exec(code, glb)
         fn = glb.pop(name)  # not kept in its own globals: no cycle, freed by reference counting
-        fn.__rune_source__ = src  # type: ignore[attr-defined]
+        fn.__rune_source__ = src  # fn is the generated function (Any): it carries its source
         return fn
 
 

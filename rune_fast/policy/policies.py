@@ -29,7 +29,7 @@ import them from ``rune_fast.policy.policies``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from ..errors import RuneEvalError, RuneSyntaxError
 from ..lang import ast as A
@@ -182,7 +182,7 @@ class PolicySet:
     def __len__(self) -> int:
         return len(self.policies)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         return iter(self.policies)
 
     def __getitem__(self, policy_id: str) -> CompiledPolicy:
@@ -272,7 +272,7 @@ class PolicySet:
         permits: Any = None
         errors: Any = None
         forbid_failed = False
-        for idx, pid, forbid, test in general:
+        for _idx, pid, forbid, test in general:
             try:
                 if not test(principal, action, resource, context, data):
                     continue

@@ -19,7 +19,7 @@ Why it is shaped like this:
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Iterable, Iterator, Mapping, Optional
 
 from ..errors import RuneEvalError, RuneRequestError
 from ..values import (
@@ -84,7 +84,7 @@ class CSet:
         s.keys = keys
         return s
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         return (from_key(k) for k in self.keys)
 
     def __len__(self) -> int:
@@ -94,7 +94,7 @@ class CSet:
         return value_key(v) in self.keys
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is CSet and other.keys == self.keys  # type: ignore[attr-defined]
+        return type(other) is CSet and other.keys == self.keys
 
     def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)
@@ -119,7 +119,7 @@ class CRecord(dict):
         return frozenset((k, value_key(v)) for k, v in self.items())
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is CRecord and len(other) == len(self) and other._canon() == self._canon()  # type: ignore[attr-defined]
+        return type(other) is CRecord and len(other) == len(self) and other._canon() == self._canon()
 
     def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)

@@ -135,7 +135,7 @@ def _gunicorn_app_class() -> Any:
 
     from . import hooks
 
-    class GunicornApp(BaseApplication):  # type: ignore[misc]
+    class GunicornApp(BaseApplication):
         def __init__(self, options: ServerOptions, settings: dict, asgi: bool) -> None:
             self.options = options
             self.settings = settings
