@@ -331,3 +331,28 @@ def test_request_entity_without_attrs_or_parents_is_a_candidate():
     brute = [d for d in (rune_fast.Entity("Doc", "d0"), rune_fast.Entity("Doc", "d1"))
              if engine.authorize('User::"u"', 'Action::"read"', d, ctx, ents).allowed]
     assert seen == brute == [rune_fast.Entity("Doc", "d0"), rune_fast.Entity("Doc", "d1")]
+
+
+def test_remembered_pages_are_keyed_on_the_whole_request():
+    """Regression: the query digest (which names a search's remembered results
+    and checks its page tokens) made a set and its ``str`` one value, so page
+    2 of one search was read from another's results and listed a resource the
+    principal cannot access."""
+    engine = rune_fast.load_text('''version = "rune/1"
+[data]
+parent = [['Doc::"d1"', 'Folder::"f"'], ['Doc::"d2"', 'Folder::"f"'], ['Doc::"d0"', 'Folder::"g"'],
+          ['Doc::"d3"', 'Folder::"g"']]
+[policies]
+permit(principal, action, resource in Folder::"f") when { context.tags.contains("x") };
+permit(principal, action, resource in Folder::"g");
+''')
+    u, a = 'User::"u"', 'Action::"r"'
+    as_text, as_set = {"tags": "{'x'}"}, {"tags": {"x"}}
+    assert engine.search_resources(u, a, "Doc", context=as_text).results == (Entity("Doc", "d0"), Entity("Doc", "d3"))
+    p1 = engine.search_resources(u, a, "Doc", context=as_text, limit=1)
+    engine.search_resources(u, a, "Doc", context=as_set, limit=1)  # remembers its own, longer result list
+    p2 = engine.search_resources(u, a, "Doc", context=as_text, limit=1, page_token=p1.next_token)
+    assert p2.results == (Entity("Doc", "d3"),)
+    assert not engine.authorize(u, a, 'Doc::"d1"', as_text).allowed
+    with pytest.raises(RuneRequestError, match="different search"):
+        engine.search_resources(u, a, "Doc", context=as_set, limit=1, page_token=p1.next_token)
