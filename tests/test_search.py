@@ -356,3 +356,40 @@ permit(principal, action, resource in Folder::"g");
     assert not engine.authorize(u, a, 'Doc::"d1"', as_text).allowed
     with pytest.raises(RuneRequestError, match="different search"):
         engine.search_resources(u, a, "Doc", context=as_set, limit=1, page_token=p1.next_token)
+
+
+ERRORING_FORBID = '''version = "rune/1"
+[data]
+attr = [['Doc::"d0"', "level", 1], ['Doc::"d1"', "level", "high"], ['Doc::"d2"', "level", 3],
+        ['User::"u"', "level", 2]]
+[policies]
+permit(principal, action, resource is Doc);
+forbid(principal, action, resource) when { resource.level > principal.level && principal has level };
+'''
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_an_erroring_forbid_under_strict_forbid(strict):
+    """Regression: with ``strict_forbid`` a forbid whose condition raises
+    denies, but search treated the error as "forbid not satisfied" and listed
+    the resource (and the principal) anyway."""
+    engine = rune_fast.load_text(ERRORING_FORBID, strict_forbid=strict)
+    u, a = 'User::"u"', 'Action::"r"'
+    want = brute_resources(engine, u, a, "Doc", None, None)
+    assert want == ([Entity("Doc", "d0"), Entity("Doc", "d1")] if not strict else [Entity("Doc", "d0")])
+    assert list(engine.search_resources(u, a, "Doc").results) == want
+    for doc in ('Doc::"d0"', 'Doc::"d1"', 'Doc::"d2"'):
+        assert list(engine.search_subjects(a, doc, "User").results) == brute_subjects(engine, a, doc, "User", None, None)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(programs(), request_parts(), st.sampled_from(USERS), st.sampled_from(ACTIONS), st.sampled_from(DOCS))
+def test_strict_forbid_equals_brute_force(text, req, principal, action, resource):
+    """The random programs' forbids raise (``context.level`` missing,
+    ``resource.level`` absent): under strict_forbid that denies."""
+    engine = rune_fast.load_text(text, strict_forbid=True)
+    ctx, ents = req
+    assert list(engine.search_resources(principal, action, "Doc", context=ctx, entities=ents).results) == \
+        brute_resources(engine, principal, action, "Doc", ctx, ents)
+    assert list(engine.search_subjects(action, resource, "User", context=ctx, entities=ents).results) == \
+        brute_subjects(engine, action, resource, "User", ctx, ents)
