@@ -42,7 +42,7 @@ def _user(request: HttpRequest) -> Optional[str]:
     u = getattr(request, "user", None)
     if u is not None and getattr(u, "is_authenticated", False):
         return str(u.get_username())
-    return request.META.get("REMOTE_USER")  # type: ignore[no-any-return]
+    return request.META.get("REMOTE_USER")
 
 
 class RuneDjangoMiddleware:

@@ -190,7 +190,9 @@ def parse_context(context: Any, limits: Limits = DEFAULT_LIMITS, budget: Optiona
         )
     if not context:
         return EMPTY_CONTEXT
-    return to_value(context, "context", budget or budget_for(limits))
+    # a dict (checked above) converts to a record
+    record: CRecord = to_value(context, "context", budget or budget_for(limits))
+    return record
 
 
 #: The decision cache's key of a raw context or entities value (``None`` for

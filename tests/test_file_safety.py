@@ -14,13 +14,17 @@ Every call that could hang runs on a daemon thread joined with a timeout
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 
 from rune_fast import PolicyStore, RuneError, RuneLimitError, RuneSourceError, load, load_text
+from rune_fast.cli.app import main as cli_main
+from rune_fast.cli.common import EXIT_BAD_REQUEST
 from rune_fast.lang import parser
 
 POLICY = """version = "rune/1"
@@ -337,12 +341,6 @@ def test_load_time_limit_error_is_located_at_the_file(tmp_path):
 
 # --------------------------------------------------------------------------
 # Finding 10, CLI items: a clean error and a documented exit code, never a traceback
-
-import io  # noqa: E402
-import sys  # noqa: E402
-
-from rune_fast.cli.app import main as cli_main  # noqa: E402
-from rune_fast.cli.common import EXIT_BAD_REQUEST  # noqa: E402
 
 CLI_POLICY = """version = "rune/1"
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -32,11 +33,11 @@ from rune_fast.datalog import _core, _pycore, compiler
 from rune_fast.errors import RuneError
 
 from rune_fast.lang import parser
-from rune_fast.lang.checks import check_program  # noqa: E402
+from rune_fast.lang.checks import check_program
 
 EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 EXAMPLES = sorted(
-    open(os.path.join(EXAMPLES_DIR, name), encoding="utf-8").read()
+    Path(EXAMPLES_DIR, name).read_text(encoding="utf-8")
     for name in os.listdir(EXAMPLES_DIR)
     if name.endswith(".rune")
 )

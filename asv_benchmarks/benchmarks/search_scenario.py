@@ -32,8 +32,8 @@ search against authorize over every candidate first).
 
 from __future__ import annotations
 
-import itertools
 import functools
+import itertools
 import random
 
 N_DOCS = 100_000

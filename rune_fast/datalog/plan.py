@@ -102,7 +102,9 @@ class Op(NamedTuple):
     kind: int
     rel: int          # slot of the relation (JOIN, NOT, EMIT)
     tier: int         # Tier (JOIN)
-    index: int        # INDEX_SCAN, INDEX_ROW or an index number of the relation (JOIN, NOT)
+    # (the field shadows tuple.index(), which nothing calls on an Op; the
+    # name is the plan format's, shared with both cores)
+    index: int  # type: ignore[assignment]  # INDEX_SCAN, INDEX_ROW or an index number of the relation (JOIN, NOT)
     nkey: int         # pool[key_off:key_off+nkey]: sources of the key columns (JOIN, NOT, EMIT)
     key_off: int
     nbind: int        # pool pairs (column, register) a row binds (JOIN)

@@ -20,7 +20,7 @@ from ..lang import ast as A
 from ..lang.checks import REQUEST_RELATIONS, RESERVED_RELATIONS, check_program
 from .compiler import Columns, CompiledProgram, Database, core
 from ..errors import RuneDataError, RuneError, RuneSyntaxError, raise_collected
-from ..limits import DEFAULT_LIMITS, Limits
+from ..limits import Limits
 from ..lang.rules_parser import parse_atom, parse_rules
 from .symbols import Symbols
 from ..values import Entity, format_value

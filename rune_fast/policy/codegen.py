@@ -277,7 +277,7 @@ class _CodeGen:
         c = const_value(node)
         if c is not NOCONST:
             return self.lit(c)
-        method = getattr(self, "_" + type(node).__name__, None)
+        method: Optional[Callable[[Any], tuple[str, Optional[str]]]] = getattr(self, "_" + type(node).__name__, None)
         if method is None:
             raise RuneSyntaxError(f"unsupported expression {type(node).__name__}", **_loc(node))
         return method(node)
@@ -643,8 +643,8 @@ class _CodeGen:
             warnings.simplefilter("ignore")
             code = compile(src, f"<policy {self.policy_id}>", "exec")
         exec(code, glb)
-        fn = glb.pop(name)  # not kept in its own globals: no cycle, freed by reference counting
-        fn.__rune_source__ = src  # fn is the generated function (Any): it carries its source
+        fn: Callable = glb.pop(name)  # not kept in its own globals: no cycle, freed by reference counting
+        fn.__rune_source__ = src  # type: ignore[attr-defined]  # the generated function carries its source
         return fn
 
 

@@ -48,6 +48,13 @@ def _needs_keying(rows: Iterable[tuple]) -> bool:
 
 
 
+class RowSource(Protocol):
+    """Rows of a relation computed for one request (the request model, or a
+    lazy stand-in for it that builds the model on first use)."""
+
+    def contains(self, relation: str, row: tuple) -> bool: ...
+
+
 class PolicyData(Protocol):
     """What the evaluator needs from the world.
 
@@ -131,7 +138,7 @@ def ancestor_closure(parents: Mapping[Any, Iterable[Any]]) -> dict[Any, frozense
     return result
 
 
-def _plus(p: Any, plus: dict, result: dict) -> frozenset:
+def _plus(p: Any, plus: dict[Any, frozenset], result: dict) -> frozenset:
     s = plus.get(p)
     if s is None:
         s = plus[p] = result.get(p, _EMPTY) | {p}
@@ -378,15 +385,15 @@ class OverlayData:
         base: FactData,
         parents: Optional[Mapping[Entity, Iterable[Entity]]] = None,
         attrs: Optional[Mapping[Entity, Mapping[str, Any]]] = None,
-        relations: Optional[Mapping[str, Any]] = None,
+        relations: Optional[Mapping[str, RowSource]] = None,
         hierarchy: Any = None,
     ) -> None:
         self.base = base
         self.req_parents: dict = {k: tuple(v) for k, v in (parents or {}).items() if v}
         self.req_attrs: dict = dict(attrs or {})
-        self.rels: dict = dict(relations or {})
+        self.rels: dict[str, RowSource] = dict(relations or {})
         self.hierarchy = hierarchy
-        self._anc_memo: dict = {}
+        self._anc_memo: dict[Any, frozenset] = {}
         # Nodes whose ancestry differs from the static closure: request-parented
         # nodes; a node is affected if it or a static ancestor is one of them.
         self._dirty = frozenset(self.req_parents)

@@ -162,7 +162,7 @@ def format_cedar(v: Any) -> str:
         return repr(v)
 
 
-def cedar_eq(a: Any, b: Any) -> bool:
+def cedar_eq(a: object, b: object) -> bool:
     """Cedar ``==``: values of different kinds are unequal (never an error).
 
     Integers and floats (floats only come from data) compare numerically,
