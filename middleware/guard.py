@@ -397,7 +397,12 @@ class Guard:
         if counters is not None:
             next(counters[v[3]])
         if timed:
-            self._record(v, t0, principal, action, resource)
+            why = None
+            if v[3] == "would_deny":  # dry run only: the explanation is built for the audit record
+                if self._plain:
+                    ctx, ents = self.default_context(method, path, route, params, client), None
+                why = (engine, ctx, ents)
+            self._record(v, t0, principal, action, resource, why)
         return v
 
     async def check_async(
@@ -477,7 +482,12 @@ class Guard:
         if counters is not None:
             next(counters[v[3]])
         if timed:
-            self._record(v, t0, principal, action, resource)
+            why = None
+            if v[3] == "would_deny":
+                if self._plain:
+                    ctx, ents = self.default_context(method, path, route, params, client), None
+                why = (engine, ctx, ents)
+            self._record(v, t0, principal, action, resource, why)
         return v
 
     # -- defaults -------------------------------------------------------------------
@@ -593,8 +603,14 @@ class Guard:
         if self._counters is not None:
             next(self._counters[v[3]])
 
-    def _record(self, v: Verdict, t0: float, principal: Any, action: Any, resource: Any) -> None:
-        """Latency histogram and audit record of one decision (when enabled)."""
+    def _record(
+        self, v: Verdict, t0: float, principal: Any, action: Any, resource: Any, why: Optional[tuple] = None
+    ) -> None:
+        """Latency histogram and audit record of one decision (when enabled).
+
+        ``why`` is ``(engine, context, entities)`` of a dry-run ``would_deny``:
+        its record then carries the explanation (see :meth:`_explain`).
+        """
         dt = _perf() - t0 if t0 else 0.0
         m = self.metrics
         if m is not None and m.latency:
@@ -616,7 +632,27 @@ class Guard:
             }
             if v.reason:
                 fields["reason"] = v.reason
+            if why is not None:
+                self._explain(fields, why[0], principal, action, resource, why[1], why[2])
             audit.write(fields)
+
+    def _explain(self, fields: dict, engine: Engine, principal: Any, action: Any, resource: Any,
+                 ctx: Any, ents: Any) -> None:
+        """Add ``engine.explain(...).to_dict()`` to a ``would_deny`` record.
+
+        Only in dry run, only for a would-deny, only when the audit log takes
+        the record: an explanation re-runs the request, which the allow and
+        enforce paths must never pay for. It uses the engine that decided, so
+        it explains this decision even across a reload. Failure-safe: an
+        exception while explaining changes nothing about the request or its
+        outcome; it is logged, and the record says ``explanation_error``.
+        """
+        try:
+            fields["explanation"] = engine.explain(principal, action, resource, ctx, ents).to_dict()
+        except Exception as e:
+            msg = f"{type(e).__name__}: {e}"
+            fields["explanation_error"] = msg
+            log.warning("rune: explaining would_deny decision %s failed: %s", fields.get("decision_id"), msg)
 
     # -- response shapes ------------------------------------------------------------
 

@@ -7,6 +7,7 @@ test_middleware_servers.py.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import falcon
@@ -226,3 +227,102 @@ def test_a_misdeclared_rule_fails_closed() -> None:
     app.add_route("/bad", Bad())
     r = falcon.testing.TestClient(app).simulate_get("/bad", extras={"REMOTE_USER": "alice"})
     assert r.status_code == 403 and "reached" not in r.text
+
+
+class _SpyEngine:
+    """An engine stand-in that counts (or breaks) ``explain`` and delegates the rest."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.explained = 0
+        self.fail = fail
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(ENGINE, name)
+
+    def explain(self, *args: Any) -> Any:
+        self.explained += 1
+        if self.fail:
+            raise RuntimeError("explain bug")
+        return ENGINE.explain(*args)
+
+
+def _explain_app(asgi: bool, mode: str, engine: Any, plain: bool) -> Any:
+    holder = Holder()
+    holder.engine = engine
+    kw: dict = {} if plain else {"context": lambda req: {"via": "resolver"}}
+
+    def principal(req: Any) -> Any:
+        return ("User", req.get_header("X-User"))
+
+    class Doc:
+        rune_rule = RouteRule(action='Action::"read"', resource='Document::"{doc_id}"')
+
+        def on_get(self, req: Any, resp: Any, doc_id: str) -> None:
+            resp.media = {"reached": True}
+
+    guard = Guard(holder, principal=principal, mode=mode, metrics=False, **kw)
+    app = (falcon.asgi.App if asgi else falcon.App)(middleware=[RuneMiddleware(guard)])
+    if asgi:
+        class ADoc(Doc):
+            async def on_get(self, req: Any, resp: Any, doc_id: str) -> None:  # type: ignore[override]
+                resp.media = {"reached": True}
+        app.add_route("/docs/{doc_id}", ADoc())
+    else:
+        app.add_route("/docs/{doc_id}", Doc())
+    return falcon.testing.TestClient(app)
+
+
+def _records(caplog: Any) -> list:
+    return [r.rune for r in caplog.records if r.name == "rune_fast.middleware" and hasattr(r, "rune")]
+
+
+@pytest.mark.parametrize("asgi", [False, True])
+@pytest.mark.parametrize("plain", [True, False])
+def test_dry_run_would_deny_records_the_explanation(caplog: Any, asgi: bool, plain: bool) -> None:
+    spy = _SpyEngine()
+    c = _explain_app(asgi, DRY_RUN, spy, plain)
+    with caplog.at_level(logging.INFO, logger="rune_fast.middleware"):
+        assert c.simulate_get("/docs/b1", headers=ALICE).status_code == 200  # dry run: proceeds
+        assert c.simulate_get("/docs/a1", headers=ALICE).status_code == 200  # allowed
+    would, allow = _records(caplog)
+    assert would["outcome"] == "would_deny" and allow["outcome"] == "allow"
+    ex = would["explanation"]
+    want = ENGINE.explain('User::"alice"', 'Action::"read"', 'Document::"b1"',
+                          Guard.default_context("GET", "/docs/b1", "/docs/{doc_id}", {"doc_id": "b1"}, "127.0.0.1")
+                          if plain else {"via": "resolver"}).to_dict()
+    assert ex == want and ex["why_not"] is True
+    owner = [p for p in ex["policies"] if p["id"] == "owner"]
+    assert owner and owner[0]["status"] == "condition"
+    assert owner[0]["conditions"][0]["facts"][0] == {"fact": 'owner(Document::"b1", User::"alice")', "present": False}
+    assert "explanation" not in allow and spy.explained == 1  # never on the allow path
+
+
+@pytest.mark.parametrize("asgi", [False, True])
+def test_enforce_never_explains(caplog: Any, asgi: bool) -> None:
+    spy = _SpyEngine()
+    c = _explain_app(asgi, "enforce", spy, True)
+    with caplog.at_level(logging.INFO, logger="rune_fast.middleware"):
+        assert c.simulate_get("/docs/b1", headers=ALICE).status_code == 403
+    (rec,) = _records(caplog)
+    assert rec["outcome"] == "deny" and "explanation" not in rec and spy.explained == 0
+
+
+def test_dry_run_does_not_explain_when_the_audit_log_is_off(caplog: Any) -> None:
+    spy = _SpyEngine()
+    c = _explain_app(False, DRY_RUN, spy, True)
+    with caplog.at_level(logging.WARNING, logger="rune_fast.middleware"):
+        assert c.simulate_get("/docs/b1", headers=ALICE).status_code == 200
+    assert spy.explained == 0
+
+
+@pytest.mark.parametrize("asgi", [False, True])
+def test_a_failing_explanation_changes_nothing(caplog: Any, asgi: bool) -> None:
+    spy = _SpyEngine(fail=True)
+    c = _explain_app(asgi, DRY_RUN, spy, True)
+    with caplog.at_level(logging.INFO, logger="rune_fast.middleware"):
+        r = c.simulate_get("/docs/b1", headers=ALICE)
+    assert r.status_code == 200 and r.json == {"reached": True} and "explain bug" not in r.text
+    (rec,) = _records(caplog)
+    assert rec["outcome"] == "would_deny" and rec["explanation_error"] == "RuntimeError: explain bug"
+    assert "explanation" not in rec
+    assert any(r.levelno == logging.WARNING and "explain bug" in r.getMessage() for r in caplog.records)

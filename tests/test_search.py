@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from search_programs import (
     ACTIONS,
@@ -45,7 +45,21 @@ def _all_pages(search, limit: int) -> list:
 PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
+BARE = """version = "rune/1"
+[data]
+member = [['User::"u0"', 'Group::"g0"']]
+located = [['Doc::"d0"', 'Folder::"f0"']]
+[policies]
+permit(principal is User, action in [Action::"a0", Action::"a2"], resource is Doc) when { context.flag };
+"""
+#: A request entity with neither attributes nor parents (found by a long
+#: randomized run): it changes no decision, but it is still a candidate.
+BARE_USER = ({"flag": True}, [{"uid": 'User::"new"'}])
+BARE_DOC = ({"flag": True}, [{"uid": 'Doc::"new"', "parents": []}])
+
+
 @PROPS
+@example(BARE, BARE_DOC, 'User::"u0"', 'Action::"a0"', "Doc", None, 1)
 @given(programs(), request_parts(), st.sampled_from(USERS), st.sampled_from(ACTIONS),
        st.sampled_from(["Doc", "Folder"]), st.sampled_from([None, 'Folder::"f0"', 'Folder::"f1"']),
        st.integers(1, 3))
@@ -62,6 +76,7 @@ def test_resources_equal_brute_force(text, req, principal, action, rtype, within
 
 
 @PROPS
+@example(BARE, BARE_USER, 'Action::"a0"', 'Doc::"d0"')
 @given(programs(), request_parts(), st.sampled_from(ACTIONS), st.sampled_from(DOCS + ['Doc::"new"', 'Folder::"f1"']))
 def test_subjects_equal_brute_force(text, req, action, resource):
     engine = rune_fast.load_text(text)
@@ -117,6 +132,32 @@ def test_request_entities_are_candidates(doc_engine):
     assert Entity("Document", "draft") in got
     assert Entity("Document", "draft") not in doc_engine.search_resources(
         'User::"erin"', 'Action::"read"', "Document").results
+
+
+@pytest.mark.parametrize("ents", [[{"uid": 'User::"new"'}], [{"uid": 'User::"new"', "attrs": {}, "parents": []}],
+                                  [{"uid": 'User::"new"', "attrs": {}}]])
+def test_request_entity_without_attributes_or_parents_is_a_candidate(ents):
+    """Regression: a request entity with no attributes and no parents was not a
+    candidate, so search missed a principal, resource or action that
+    ``authorize`` permits (and whose decision needs nothing from the entity)."""
+    engine = rune_fast.load_text(BARE + 'permit(principal, action, resource is Folder) when { context.flag };\n')
+    ctx = {"flag": True}
+    new_user = Entity("User", "new")
+    assert engine.authorize(new_user, 'Action::"a0"', 'Doc::"d0"', ctx, ents).allowed
+    got = engine.search_subjects('Action::"a0"', 'Doc::"d0"', "User", context=ctx, entities=ents).results
+    assert got == (new_user, Entity("User", "u0"))
+    assert got == tuple(brute_subjects(engine, 'Action::"a0"', 'Doc::"d0"', "User", ctx, ents))
+    # the same entity type as the searched resource, and as an action
+    docs = [{**e, "uid": 'Doc::"new"'} for e in ents]
+    got = engine.search_resources('User::"u0"', 'Action::"a0"', "Doc", context=ctx, entities=docs).results
+    assert got == (Entity("Doc", "d0"), Entity("Doc", "new"))
+    assert got == tuple(brute_resources(engine, 'User::"u0"', 'Action::"a0"', "Doc", ctx, docs))
+    acts = [{**e, "uid": 'Action::"new"'} for e in ents]
+    got = engine.search_actions('User::"u0"', 'Folder::"f0"', context=ctx, entities=acts).results
+    assert Entity("Action", "new") in got
+    assert got == tuple(brute_actions(engine, 'User::"u0"', 'Folder::"f0"', ctx, acts))
+    # without the request entity it is not a candidate
+    assert new_user not in engine.search_subjects('Action::"a0"', 'Doc::"d0"', "User", context=ctx).results
 
 
 def test_paging_is_stable_and_token_checked(doc_engine):
@@ -290,3 +331,65 @@ def test_request_entity_without_attrs_or_parents_is_a_candidate():
     brute = [d for d in (rune_fast.Entity("Doc", "d0"), rune_fast.Entity("Doc", "d1"))
              if engine.authorize('User::"u"', 'Action::"read"', d, ctx, ents).allowed]
     assert seen == brute == [rune_fast.Entity("Doc", "d0"), rune_fast.Entity("Doc", "d1")]
+
+
+def test_remembered_pages_are_keyed_on_the_whole_request():
+    """Regression: the query digest (which names a search's remembered results
+    and checks its page tokens) made a set and its ``str`` one value, so page
+    2 of one search was read from another's results and listed a resource the
+    principal cannot access."""
+    engine = rune_fast.load_text('''version = "rune/1"
+[data]
+parent = [['Doc::"d1"', 'Folder::"f"'], ['Doc::"d2"', 'Folder::"f"'], ['Doc::"d0"', 'Folder::"g"'],
+          ['Doc::"d3"', 'Folder::"g"']]
+[policies]
+permit(principal, action, resource in Folder::"f") when { context.tags.contains("x") };
+permit(principal, action, resource in Folder::"g");
+''')
+    u, a = 'User::"u"', 'Action::"r"'
+    as_text, as_set = {"tags": "{'x'}"}, {"tags": {"x"}}
+    assert engine.search_resources(u, a, "Doc", context=as_text).results == (Entity("Doc", "d0"), Entity("Doc", "d3"))
+    p1 = engine.search_resources(u, a, "Doc", context=as_text, limit=1)
+    engine.search_resources(u, a, "Doc", context=as_set, limit=1)  # remembers its own, longer result list
+    p2 = engine.search_resources(u, a, "Doc", context=as_text, limit=1, page_token=p1.next_token)
+    assert p2.results == (Entity("Doc", "d3"),)
+    assert not engine.authorize(u, a, 'Doc::"d1"', as_text).allowed
+    with pytest.raises(RuneRequestError, match="different search"):
+        engine.search_resources(u, a, "Doc", context=as_set, limit=1, page_token=p1.next_token)
+
+
+ERRORING_FORBID = '''version = "rune/1"
+[data]
+attr = [['Doc::"d0"', "level", 1], ['Doc::"d1"', "level", "high"], ['Doc::"d2"', "level", 3],
+        ['User::"u"', "level", 2]]
+[policies]
+permit(principal, action, resource is Doc);
+forbid(principal, action, resource) when { resource.level > principal.level && principal has level };
+'''
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_an_erroring_forbid_under_strict_forbid(strict):
+    """Regression: with ``strict_forbid`` a forbid whose condition raises
+    denies, but search treated the error as "forbid not satisfied" and listed
+    the resource (and the principal) anyway."""
+    engine = rune_fast.load_text(ERRORING_FORBID, strict_forbid=strict)
+    u, a = 'User::"u"', 'Action::"r"'
+    want = brute_resources(engine, u, a, "Doc", None, None)
+    assert want == ([Entity("Doc", "d0"), Entity("Doc", "d1")] if not strict else [Entity("Doc", "d0")])
+    assert list(engine.search_resources(u, a, "Doc").results) == want
+    for doc in ('Doc::"d0"', 'Doc::"d1"', 'Doc::"d2"'):
+        assert list(engine.search_subjects(a, doc, "User").results) == brute_subjects(engine, a, doc, "User", None, None)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(programs(), request_parts(), st.sampled_from(USERS), st.sampled_from(ACTIONS), st.sampled_from(DOCS))
+def test_strict_forbid_equals_brute_force(text, req, principal, action, resource):
+    """The random programs' forbids raise (``context.level`` missing,
+    ``resource.level`` absent): under strict_forbid that denies."""
+    engine = rune_fast.load_text(text, strict_forbid=True)
+    ctx, ents = req
+    assert list(engine.search_resources(principal, action, "Doc", context=ctx, entities=ents).results) == \
+        brute_resources(engine, principal, action, "Doc", ctx, ents)
+    assert list(engine.search_subjects(action, resource, "User", context=ctx, entities=ents).results) == \
+        brute_subjects(engine, action, resource, "User", ctx, ents)

@@ -235,6 +235,9 @@ class _Search:
         if not self.has_ents and not engine._dynamic_hierarchy:
             self._static_data = engine._static
         self.rels_needed: frozenset = frozenset()
+        # With strict_forbid a forbid whose condition raises an evaluation
+        # error denies (PolicySet.run): for search it is then as good as satisfied.
+        self.strict = bool(engine.policies.strict_forbid)
 
     # -- request data per candidate (mirrors Engine._evaluate) -----------------
 
@@ -276,7 +279,7 @@ class _Search:
         try:
             return bool(pol.test(p, a, r, self.ctx, self.data(c)))
         except RuneEvalError:
-            return False
+            return self.strict and pol.forbid  # strict: an erroring forbid denies
         except Exception:
             return None
 
@@ -288,6 +291,7 @@ class _Search:
         test = pol.test
         ctx = self.ctx
         data = self._static_data
+        err_hit = self.strict and pol.forbid  # strict: an erroring forbid denies
         if data is not None and not (pol.relations & self.engine._core_dep):
             # the same data for every candidate: a tight loop over the compiled test
             if self.var == "resource":
@@ -299,7 +303,8 @@ class _Search:
                         if test(p, a, c, ctx, data):
                             sat.append(c)
                     except RuneEvalError:
-                        pass
+                        if err_hit:
+                            sat.append(c)
                     except Exception:
                         broken.append(c)
             else:
@@ -311,7 +316,8 @@ class _Search:
                         if test(c, a, r, ctx, data):
                             sat.append(c)
                     except RuneEvalError:
-                        pass
+                        if err_hit:
+                            sat.append(c)
                     except Exception:
                         broken.append(c)
             return sat, broken
@@ -342,6 +348,10 @@ class _Search:
             return True
         if sc.kind in ("in", "is") and sc.entity is not None and not data.is_in(e, sc.entity):
             return True
+        if self.strict and pol.forbid:
+            # a conjunct that is false here does not stop an earlier one from
+            # raising for some candidate, and a raising forbid denies
+            return False
         reads = self.ix.reads_var[self.var]
         for cond in ast.conditions:
             if cond.kind != "when":
@@ -564,7 +574,9 @@ class _Search:
                     return set()
                 continue
             else:
-                gen, _exact = self.generator(pol)
+                # strict: a candidate outside the generator may still make the
+                # forbid raise (an earlier conjunct), so test every permitted one
+                gen, _exact = (_ALL, False) if self.strict else self.generator(pol)
                 if gen is _ALL:
                     pool = list(allowed)
                 elif isinstance(gen, (set, frozenset)) and len(gen) > len(allowed):

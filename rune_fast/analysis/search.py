@@ -382,11 +382,48 @@ def within_checker(engine: Any, p: Entity, a: Entity, ctx: Any, ents: Any, withi
     return lambda r: static.is_in(r, within)
 
 
+def _canonical(x: Any) -> Any:
+    """A JSON-able form of a request value in which every value carries its
+    type, so two requests that mean different things never share a form.
+
+    The query digest names the remembered results of a search and checks
+    page tokens, so it must be keyed on everything the results depend on:
+    ``json.dumps(..., default=str)`` made the set ``{"x"}`` and the string
+    ``"{'x'}"`` one digest, and the next page of one search could be read
+    from the other's results. Values are already validated (bounded depth
+    and size) by the request parser when this runs.
+    """
+    t = type(x)
+    if x is None:
+        return ["n"]
+    if t is bool:
+        return ["b", x]
+    if t is int:
+        return ["i", x]
+    if t is float:
+        return ["f", repr(x)]
+    if t is str:
+        return ["s", x]
+    if t is Entity:
+        return ["e", x.type, x.id]
+    if isinstance(x, dict):
+        items = [[_canonical(k), _canonical(v)] for k, v in x.items()]
+        items.sort(key=lambda kv: json.dumps(kv[0]))
+        return ["d", items]
+    if t is list or t is tuple:
+        return ["l", [_canonical(v) for v in x]]
+    if isinstance(x, (set, frozenset)):
+        return ["S", sorted((_canonical(v) for v in x), key=json.dumps)]
+    # anything else (a str or int subclass, a CSet, an AST node): its exact
+    # type and repr, never confused with a plain value
+    return ["o", f"{t.__module__}.{t.__qualname__}", repr(x)]
+
+
 def _freeze_digest(x: Any) -> str:
     try:
-        return json.dumps(x, sort_keys=True, default=str)
+        return json.dumps(_canonical(x), separators=(",", ":"))
     except (TypeError, ValueError, RecursionError):
-        return repr(x)
+        return f"{type(x).__qualname__}:{x!r}"
 
 
 def search_resources(
