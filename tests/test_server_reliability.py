@@ -149,7 +149,10 @@ def test_admin_rollback_converges_within_two_seconds(tmp_path):
     srv, policy = _server(tmp_path, "--no-watch")
     auth = {"Authorization": f"Bearer {TOKEN}"}
     with srv:
-        (v1,) = set(srv.worker_views().values())
+        # Every worker has loaded v1 before the files change: a worker that
+        # boots after the rewrite starts at v2 and has no v1 to roll back to.
+        views = wait_for(lambda: (lambda v: v if len(v) == 3 else None)(srv.worker_views(12)))
+        (v1,) = set(views.values())
         policy.write_text(POLICY_V2)
         v2 = srv.post("/v1/admin/reload", None, headers=auth).json()["version"]
         wait_for(lambda: (lambda v: len(v) >= 2 and set(v.values()) == {v2})(srv.worker_views()), timeout=2)
