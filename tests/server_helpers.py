@@ -109,16 +109,24 @@ class Server:
         s = session or requests
         return s.get(self.url + path, timeout=kw.pop("timeout", 10), **kw)
 
-    def worker_views(self, n: int = 30) -> dict[int, str]:
-        """pid -> version as seen over ``n`` fresh connections (the kernel
-        spreads them over the workers)."""
-        out: dict[int, str] = {}
-        for _ in range(n):
+    def worker_views(self, n: int = 30, concurrency: int = 6) -> dict[int, str]:
+        """pid -> version as seen over ``n`` fresh connections.
+
+        The connections are made from several threads at once: a sync worker
+        busy with one request cannot accept the next, so the requests reach
+        more than one worker even when the kernel would hand every
+        sequential connection to the same one."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(_: int) -> tuple[int, str] | None:
             r = requests.get(self.url + "/v1/status", headers={"Connection": "close"}, timeout=5)
-            if r.status_code == 200:
-                d = r.json()
-                out[d["pid"]] = d["version"]
-        return out
+            if r.status_code != 200:
+                return None
+            d = r.json()
+            return d["pid"], d["version"]
+
+        with ThreadPoolExecutor(concurrency) as pool:
+            return dict(x for x in pool.map(one, range(n)) if x is not None)
 
 
 def wait_for(pred: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:

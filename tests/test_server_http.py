@@ -8,6 +8,7 @@ served /openapi.json.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 import re
 import sys
 import time
@@ -206,14 +207,15 @@ def test_metrics_totals_across_three_workers(env):
     time.sleep(3 * Metrics.FLUSH_INTERVAL)  # earlier tests' counts are all published
     before = srv.get("/metrics").text
     n = 60
-    pids = set()
-    for i in range(n):
+
+    def evaluate(i: int) -> int:
         body = EVAL if i % 3 else {**EVAL, "subject": {"type": "User", "id": "bob"}}
-        r = srv.post("/access/v1/evaluation", body, headers={"Connection": "close"})
-        assert r.status_code == 200
-    for _ in range(20):
-        pids.add(srv.get("/v1/status", headers={"Connection": "close"}).json()["pid"])
-    assert len(pids) >= 2, "connections were not spread over the workers"
+        return srv.post("/access/v1/evaluation", body, headers={"Connection": "close"}).status_code
+
+    # Several client threads, so the requests land on more than one worker.
+    with ThreadPoolExecutor(6) as pool:
+        assert list(pool.map(evaluate, range(n))) == [200] * n
+    wait_for(lambda: len(srv.worker_views()) >= 2, timeout=10)
 
     def delta(name: str, **labels: str) -> float:
         return metric_sum(after, name, **labels) - metric_sum(before, name, **labels)
