@@ -70,7 +70,7 @@ def test_reload_under_concurrent_load(tmp_path: Any) -> None:
     stop = threading.Event()
 
     def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)  # the port it really got
         out = []
         try:
             while not stop.is_set():
