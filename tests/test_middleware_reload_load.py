@@ -112,7 +112,7 @@ def test_reload_under_concurrent_load(tmp_path: Any) -> None:
             t.join(20)
 
         # Both workers must converge on the last valid file.
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60  # returns as soon as both workers agree
         finals: list[Any] = []
         while time.monotonic() < deadline:
             finals = [server.request(*PROBE) for _ in range(8)]
