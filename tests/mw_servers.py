@@ -83,10 +83,12 @@ class Server:
             conn.close()
 
     def wait_log(self, needle: str, timeout: float = 30.0) -> str:
-        """The log once it contains ``needle`` (records are flushed asynchronously)."""
+        """The complete lines of the log once they contain ``needle`` (records
+        are written asynchronously; a line still being written is left out)."""
         deadline = time.monotonic() + timeout
         while True:
             text = self.log()
+            text = text[: text.rfind("\n") + 1]
             if needle in text or time.monotonic() > deadline:
                 return text
             time.sleep(0.05)
