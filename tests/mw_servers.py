@@ -149,8 +149,14 @@ PORT_IN_USE = ("Connection in use", "Address already in use", "address already i
 
 def with_port(argv: list[str], old: int, new: int) -> list[str]:
     """``argv`` with the port ``old`` (``--port N``, ``-b host:N``) replaced."""
-    return [str(new) if a == str(old) else a[: -len(str(old))] + str(new) if a.endswith(f"127.0.0.1:{old}") else a
-            for a in argv]
+    out = []
+    for arg in argv:
+        if arg == str(old):
+            arg = str(new)
+        elif arg.endswith(f"127.0.0.1:{old}"):
+            arg = arg[: -len(str(old))] + str(new)
+        out.append(arg)
+    return out
 
 
 def _stop(proc: subprocess.Popen) -> None:

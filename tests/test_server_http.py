@@ -290,7 +290,7 @@ def test_sigterm_drains_and_exits_zero(tmp_path):
     policy.write_text(POLICY_V1)
     port = free_port()
     with Server(rune_cmd(policy, port, "--workers", "2"), port, tmp_path) as srv:
-        with ThreadPoolExecutor(4) as pool:  # traffic on both workers first
+        with ThreadPoolExecutor(4) as pool:  # some traffic first, from several clients at once
             assert set(pool.map(lambda _: srv.post("/access/v1/evaluation", EVAL, headers={"Connection": "close"}).status_code, range(20))) == {200}
         assert srv.stop() == 0
 
