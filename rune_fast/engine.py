@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Un
 from .lang import ast as A
 from .errors import RuneError, RuneRequestError
 from .limits import DEFAULT_LIMITS, Limits
-from .policy.codegen import generate_test
+from .policy.codegen import Link, generate_test
 from .policy.decision import Decision
 from .policy.policies import (
     PolicyGenerator,
@@ -59,6 +59,7 @@ from .policy.policies import (
     trie_probe,
 )
 from .request_plans import STEP_BUDGET, RequestPlans
+from .request_plans import Fallback as _Fallback
 from .analysis.locate import Provenance
 from .decision_cache import DecisionCache as _DecisionCache
 from .decision_cache import NoCache as _NoCache
@@ -66,6 +67,7 @@ from .request import (
     EMPTY_CONTEXT as _EMPTY_CONTEXT,
     RequestEntities as _RequestEntities,
     budget_for,
+    flat_context as _flat_context,
     freeze as _freeze,
     parse_context,
     parse_entities,
@@ -145,6 +147,8 @@ class Engine:
         "_full_model",
         "_req_plans",
         "_planned",
+        "_link",
+        "_linked",
         "_provenance",
         "__weakref__",
     )
@@ -246,6 +250,12 @@ class Engine:
         self._planned = None if self._req_plans is None else \
             _PlanShared(self, self._static, self._req_plans, self._core_dep)
 
+        # Policies re-generated to read this engine's data directly on the
+        # common path (see ``_linked_selection``); not with a custom generator.
+        self._link: Optional[Link] = None if policy_generator is not None else \
+            Link(self._link_relation, self._static.ancestor_map(), self._static.attr_map())
+        self._linked: dict = {}
+
         self._cache: Any = _DecisionCache(cache_size) if cache_size else _NoCache()
         self._decisions: dict = {}
         self._ent_memo: dict = {}
@@ -280,6 +290,57 @@ class Engine:
         plans = RequestPlans(rules, self.info.rule_info, core_dep, recursive, self.info.arities,
                              static_rows, lambda name: list(given.get(name, ())), questions)
         return plans if plans.matches else None
+
+    def _link_relation(self, name: str, mask: tuple) -> Optional[tuple]:
+        """How a linked policy reads relation ``name`` (bound positions
+        ``mask``) on the common path (``codegen.Link``): a request plan for a
+        relation that depends on the request, the static rows otherwise;
+        ``None`` (through ``d``) when neither applies."""
+        if name in self._core_dep:
+            plans = self._req_plans
+            fn = plans.by_mask.get((name, mask)) if plans is not None and self._planned is not None else None
+            return None if fn is None else ("plan", fn, _Fallback)
+        static = self._static
+        rows = static.snapshot(name)
+        if not all(mask):  # FactData.matches: the projection of the snapshot
+            return None if rows is None else ("proj", static.build_projection(name, mask))
+        probe = static.probe(name)  # FactData.contains: the probe
+        if probe is None:
+            return None
+        if rows is not None and probe == rows.__contains__:
+            return ("rows", rows)
+        return ("probe", probe)
+
+    def _linked_selection(self, sel: tuple) -> tuple:
+        """A candidate selection with each test replaced by its linked twin:
+        the same policy generated to read this engine's static data and
+        request plans directly (``codegen.Link``). Valid only where
+        ``_evaluate`` uses it: no request entities and a hierarchy no rule
+        derives, so that every relation outside ``_core_dep``, every
+        ancestor and every attribute is the static data's, and request-
+        dependent relations are asked of a ``_PlannedRelations`` (or not at
+        all). Linked tests are made on first use and kept per policy."""
+        link = self._link
+        if link is None:
+            return sel
+        linked = self._linked
+
+        def twin(entry: tuple) -> tuple:
+            idx, pid, forbid, _test = entry
+            fn = linked.get(idx)
+            if fn is None:
+                pol = self.policies.policies[idx]
+                # a test that reads nothing through ``d`` has nothing to link
+                fn = generate_test(pol.policy, pol.id, link).test if "d." in pol.source else pol.test
+                linked[idx] = fn
+            return (idx, pid, forbid, fn)
+
+        general, by_p, rels = sel
+        return (
+            tuple(twin(e) for e in general),
+            None if by_p is None else {k: tuple(twin(e) for e in v) for k, v in by_p.items()},
+            rels,
+        )
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Immutable once built: sharing between threads relies on it.
@@ -393,6 +454,22 @@ class Engine:
             hit = cache.get_old(key)
             if hit is not None:
                 return hit
+        if entities is None and type(context) is dict:
+            # The common request with a context: entities already seen and a
+            # flat context, converted in one pass (anything else, including
+            # every invalid request, takes the full parse below, which
+            # reports errors in its usual order).
+            memo = self._ent_memo
+            try:
+                p = memo.get(principal)
+                a = memo.get(action)
+                r = memo.get(resource)
+            except TypeError:
+                p = None
+            if p is not None and a is not None and r is not None:
+                ctx = _flat_context(context, self.limits) if context else _EMPTY_CONTEXT
+                if ctx is not None:
+                    return self._answer(p, a, r, ctx, None, key)
         p, a, r, ctx, ents = self._parse_request(principal, action, resource, context, entities)
         return self._answer(p, a, r, ctx, ents, key)
 
@@ -508,7 +585,7 @@ class Engine:
         hierarchy; memoized (a complete value per key, so no lock)."""
         sel = self.policies.candidates(p, a, r, self._static)
         dyn = sel[2] & self._core_dep
-        plan = (sel, dyn or None)
+        plan = (self._linked_selection(sel), dyn or None)
         if len(self._plans) < 16384 and len(a.id) <= MEMO_MAX_ID:
             self._plans[(a, p[0], r[0])] = plan
         return plan
@@ -722,6 +799,8 @@ def _without_request_plans(engine: Engine) -> Engine:
     evaluator only (for the differential tests and the benchmarks)."""
     object.__setattr__(engine, "_req_plans", None)
     object.__setattr__(engine, "_planned", None)
+    engine._plans.clear()  # selections linked to the plans
+    engine._linked.clear()
     return engine
 
 

@@ -29,7 +29,7 @@ from .lang import ast as A
 from .limits import DEFAULT_LIMITS, Limits
 from .policy.values import CRecord, CSet, ValueBudget, to_value
 from .policy.values import show as _show
-from .values import Entity, entity_problem, json_key, parse_entity_literal, plain_str
+from .values import INT_MAX, INT_MIN, Entity, entity_problem, json_key, parse_entity_literal, plain_str
 
 __all__ = [
     "EMPTY_CONTEXT",
@@ -37,6 +37,7 @@ __all__ = [
     "parse_entity",
     "parse_entities",
     "parse_context",
+    "flat_context",
     "budget_for",
     "freeze",
 ]
@@ -190,9 +191,69 @@ def parse_context(context: Any, limits: Limits = DEFAULT_LIMITS, budget: Optiona
         )
     if not context:
         return EMPTY_CONTEXT
+    if type(context) is dict:
+        flat = flat_context(context, limits, budget)
+        if flat is not None:
+            return flat
     # a dict (checked above) converts to a record
     record: CRecord = to_value(context, "context", budget or budget_for(limits))
     return record
+
+
+_INF = float("inf")
+
+
+def flat_context(context: dict, limits: Limits = DEFAULT_LIMITS, budget: Optional[ValueBudget] = None) -> Optional[CRecord]:
+    """The common context, converted in one pass: a non-empty ``dict`` whose
+    keys are strings and whose values are strings, booleans, 64-bit integers
+    or finite floats (exact types), within the limits. ``None`` for anything
+    else (nested values, entities, ``__entity``/``__extn`` objects, a value
+    over a limit, a subclass of a scalar type): the caller then converts it
+    with ``to_value``, which accepts or refuses it with the precise error.
+
+    The result equals ``to_value(context, "context", budget)`` for every
+    context it accepts (``tests/test_request_context.py`` checks that), and
+    ``budget``, when given, is charged exactly what ``to_value`` would charge:
+    one value for the record, one per key, one per value, and the characters
+    of every key and string value. Nothing is charged when ``None`` is
+    returned.
+    """
+    n = len(context)
+    if n == 1 and ("__entity" in context or "__extn" in context):
+        return None
+    if budget is None:
+        depth, longest = limits.max_value_depth, limits.max_string_length
+        values, chars = limits.max_request_values, limits.max_request_chars
+    else:
+        depth, longest, values, chars = budget.depth, budget.string, budget.values, budget.chars
+    if depth <= 0:
+        return None
+    used = 0
+    for k, v in context.items():
+        if type(k) is not str or len(k) > longest:
+            return None
+        used += len(k)
+        t = type(v)
+        if t is str:
+            if len(v) > longest:
+                return None
+            used += len(v)
+        elif t is int:
+            if v < INT_MIN or v > INT_MAX:
+                return None
+        elif t is float:
+            if v != v or v == _INF or v == -_INF:
+                return None
+        elif t is not bool:
+            return None
+    values -= 1 + 3 * n
+    chars -= used
+    if values < 0 or chars < 0:
+        return None
+    if budget is not None:
+        budget.values = values
+        budget.chars = chars
+    return CRecord(context)
 
 
 #: The decision cache's key of a raw context or entities value (``None`` for

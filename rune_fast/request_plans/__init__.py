@@ -117,6 +117,9 @@ class RequestPlans:
         self.exists: dict[str, Callable] = {}
         #: relation -> function(state, row with None for wildcards)
         self.matches: dict[str, Callable] = {}
+        #: (relation, mask) -> function(state, *the bound values): the plan
+        #: of one question shape, without the dispatch on the row
+        self.by_mask: dict[tuple[str, tuple], Callable] = {}
         wanted: dict[str, dict[tuple, str]] = {}
         for rel, mask in sorted(set(questions)):
             if rel not in dependent:
@@ -147,6 +150,8 @@ class RequestPlans:
             full = tuple([True] * arity)
             if full in by_mask:
                 self.exists[rel] = fns[by_mask[full]]
+            for mask, fname in by_mask.items():
+                self.by_mask[(rel, mask)] = fns[fname]
             self.matches[rel] = fns[dispatchers[rel][0]]
 
     @staticmethod

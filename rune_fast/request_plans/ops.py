@@ -161,9 +161,21 @@ class RequestState:
         self.budget = budget
 
     def load_cx(self) -> dict:
-        """``context(K, V)`` facts as a dict K -> V (key form): top-level scalars."""
+        """``context(K, V)`` facts as a dict K -> V (key form): top-level scalars.
+
+        When every value is a string, an integer or an entity (their own
+        key form), that dict is the context record itself: no copy."""
+        ctx = self.ctx
+        if isinstance(ctx, dict):
+            for v in ctx.values():
+                t = type(v)
+                if t is not str and t is not int and t is not Entity:
+                    break
+            else:
+                self.cx = ctx  # read only, like every cx
+                return ctx
         cx = {}
-        for k, v in self.ctx.items():
+        for k, v in ctx.items():
             t = type(v)
             if t is str or t is int or t is Entity:
                 cx[k] = v
