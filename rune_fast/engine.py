@@ -67,7 +67,7 @@ from .request import (
     EMPTY_CONTEXT as _EMPTY_CONTEXT,
     RequestEntities as _RequestEntities,
     budget_for,
-    flat_context as _flat_context,
+    flat_context_facts as _flat_context_facts,
     freeze as _freeze,
     parse_context,
     parse_entities,
@@ -467,22 +467,27 @@ class Engine:
             except TypeError:
                 p = None
             if p is not None and a is not None and r is not None:
-                ctx = _flat_context(context, self.limits) if context else _EMPTY_CONTEXT
-                if ctx is not None:
-                    return self._answer(p, a, r, ctx, None, key)
+                if not context:
+                    return self._answer(p, a, r, _EMPTY_CONTEXT, None, key)
+                flat = _flat_context_facts(context, self.limits)
+                if flat is not None:
+                    ctx, plain = flat
+                    return self._answer(p, a, r, ctx, None, key, ctx if plain else None)
         p, a, r, ctx, ents = self._parse_request(principal, action, resource, context, entities)
         return self._answer(p, a, r, ctx, ents, key)
 
-    def _answer(self, p: Entity, a: Entity, r: Entity, ctx: Any, ents: Any, key: Any) -> Decision:
+    def _answer(self, p: Entity, a: Entity, r: Entity, ctx: Any, ents: Any, key: Any, cx: Optional[dict] = None) -> Decision:
         """Run the policies on a parsed request and answer with a shared Decision.
 
         The one place that turns an evaluation into a decision for both
         authorize paths, so they cannot drift apart: a failure fails closed
         and is never cached; otherwise the cached variant is stored under
-        ``key`` (``None``: not cacheable, e.g. unhashable context).
+        ``key`` (``None``: not cacheable, e.g. unhashable context). ``cx``:
+        the context's facts in key form when the caller has them (see
+        ``_evaluate``).
         """
         try:
-            out = self._evaluate(p, a, r, ctx, ents)
+            out = self._evaluate(p, a, r, ctx, ents, cx)
         except Exception as e:
             return self._failed(e)
         pair = self._decisions.get(out)
@@ -551,7 +556,11 @@ class Engine:
             d = self._failed(e)
             return (d.decision, d.reasons, d.errors)
 
-    def _evaluate(self, p: Entity, a: Entity, r: Entity, ctx: CRecord, ents: Optional[_RequestEntities]) -> tuple:
+    def _evaluate(
+        self, p: Entity, a: Entity, r: Entity, ctx: CRecord, ents: Optional[_RequestEntities], cx: Optional[dict] = None
+    ) -> tuple:
+        """``(decision, reasons, errors)``; ``cx``, when given, must be
+        ``ctx``'s ``context(K, V)`` facts in key form (``RequestState.cx``)."""
         policies = self.policies
         static = self._static
         has_ents = ents is not None and bool(ents.parents or ents.attrs)
@@ -564,7 +573,7 @@ class Engine:
                 return policies.run(sel, p, a, r, ctx, static)
             planned = self._planned
             if planned is not None:
-                return policies.run(sel, p, a, r, ctx, _PlannedRelations(planned, p, a, r, ctx))
+                return policies.run(sel, p, a, r, ctx, _PlannedRelations(planned, p, a, r, ctx, cx))
             lazy = _LazyModel(self, p, a, r, ctx, None)
             return policies.run(sel, p, a, r, ctx, _RequestRelations(static, dyn, lazy))
         # Request entities and/or a hierarchy that rules derive per request.

@@ -38,6 +38,7 @@ __all__ = [
     "parse_entities",
     "parse_context",
     "flat_context",
+    "flat_context_facts",
     "budget_for",
     "freeze",
 ]
@@ -212,12 +213,22 @@ def flat_context(context: dict, limits: Limits = DEFAULT_LIMITS, budget: Optiona
     with ``to_value``, which accepts or refuses it with the precise error.
 
     The result equals ``to_value(context, "context", budget)`` for every
-    context it accepts (``tests/test_request_context.py`` checks that), and
+    context it accepts (``tests/test_request_fastpath.py`` checks that), and
     ``budget``, when given, is charged exactly what ``to_value`` would charge:
     one value for the record, one per key, one per value, and the characters
     of every key and string value. Nothing is charged when ``None`` is
     returned.
     """
+    got = flat_context_facts(context, limits, budget)
+    return None if got is None else got[0]
+
+
+def flat_context_facts(
+    context: dict, limits: Limits = DEFAULT_LIMITS, budget: Optional[ValueBudget] = None
+) -> Optional[tuple[CRecord, bool]]:
+    """``flat_context`` and whether every value is a string or an integer:
+    then the record is also its own ``context(K, V)`` facts in key form
+    (``RequestState.load_cx``), and the engine hands it over as such."""
     n = len(context)
     if n == 1 and ("__entity" in context or "__extn" in context):
         return None
@@ -229,23 +240,31 @@ def flat_context(context: dict, limits: Limits = DEFAULT_LIMITS, budget: Optiona
     if depth <= 0:
         return None
     used = 0
+    plain = True
     for k, v in context.items():
-        if type(k) is not str or len(k) > longest:
+        if type(k) is not str:
             return None
         used += len(k)
         t = type(v)
         if t is str:
-            if len(v) > longest:
-                return None
             used += len(v)
         elif t is int:
             if v < INT_MIN or v > INT_MAX:
                 return None
+        elif t is bool:
+            plain = False
         elif t is float:
             if v != v or v == _INF or v == -_INF:
                 return None
-        elif t is not bool:
+            plain = False
+        else:
             return None
+    # No single string is longer than all of them together: the per-string
+    # limit needs checking one by one only when the total exceeds it.
+    if used > longest:
+        for k, v in context.items():
+            if len(k) > longest or (type(v) is str and len(v) > longest):
+                return None
     values -= 1 + 3 * n
     chars -= used
     if values < 0 or chars < 0:
@@ -253,7 +272,7 @@ def flat_context(context: dict, limits: Limits = DEFAULT_LIMITS, budget: Optiona
     if budget is not None:
         budget.values = values
         budget.chars = chars
-    return CRecord(context)
+    return CRecord(context), plain
 
 
 #: The decision cache's key of a raw context or entities value (``None`` for

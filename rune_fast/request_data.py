@@ -19,7 +19,7 @@ has no plan or the plans run out of budget).
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from .policy.policies import CRecord, FactData, unkey_row
 from .request_plans import STEP_BUDGET, Fallback, RequestPlans, RequestState
@@ -117,12 +117,12 @@ class _PlannedRelations(RequestState):
 
     __slots__ = ("sh", "lazy")
 
-    def __init__(self, sh: _PlanShared, p: Entity, a: Entity, r: Entity, ctx: CRecord) -> None:
+    def __init__(self, sh: _PlanShared, p: Entity, a: Entity, r: Entity, ctx: CRecord, cx: Optional[dict] = None) -> None:
         self.p = p
         self.a = a
         self.r = r
         self.ctx = ctx
-        self.cx = None
+        self.cx = cx  # None: built on first use (load_cx)
         self.memo = {}
         self.budget = STEP_BUDGET
         self.sh = sh

@@ -652,9 +652,9 @@ class _CodeGen:
             bound = [x for x, b in zip(keyed, mask) if b]
             self.emit(f"{v} = ({', '.join(bound)}{',' if len(bound) == 1 else ''}) in {self.k(how[1])}")
         elif how[0] == "plan":
-            args = "".join(f", {x}" for x, b in zip(keyed, mask) if b)
+            call_args = "".join(f", {x}" for x, b in zip(keyed, mask) if b)
             self.emit("if d.budget >= 0:")
-            self.emit(f"    try: {v} = {self.k(how[1])}(d{args})")
+            self.emit(f"    try: {v} = {self.k(how[1])}(d{call_args})")
             self.emit(f"    except {self.k(how[2])}: d.budget = -1; {v} = d.general({rel}, {row})")
             self.emit(f"else: {v} = d.general({rel}, {row})")
         else:  # pragma: no cover - the engine's link answers one of the above

@@ -17,6 +17,7 @@ from ..lang.safety import (
     LiteralInfo,
 )
 from ..datalog.compiler import string_test
+from ..like import WILDCARD, glob_matcher, pattern_from_glob
 from ..values import FloatKey as _FloatKey
 from ..values import value_key as row_key
 from .ops import Fallback, Unsupported, _agg, _ar, _cmp
@@ -146,6 +147,23 @@ class FunctionGen:
             return snap
         return self.plans._snapshot(name)
 
+    def like_test(self, v: str, glob: str) -> str:
+        """The code of ``string_test("like", glob, v)``: one string method
+        for the common shapes (``*lit*``, ``lit*``, ``*lit``, ``lit``), the
+        glob's matcher, compiled once, otherwise (``rune_fast/like.py``)."""
+        pat = pattern_from_glob(glob)
+        if pat == (WILDCARD,):
+            return f"type({v}) is str"
+        if len(pat) == 1:
+            return f"type({v}) is str and {v} == {pat[0]!r}"
+        if len(pat) == 2 and pat[0] is WILDCARD:
+            return f"type({v}) is str and {v}.endswith({pat[1]!r})"
+        if len(pat) == 2 and pat[1] is WILDCARD:
+            return f"type({v}) is str and {v}.startswith({pat[0]!r})"
+        if len(pat) == 3 and pat[0] is WILDCARD and pat[2] is WILDCARD:
+            return f"type({v}) is str and {pat[1]!r} in {v}"
+        return f"type({v}) is str and {self.bind_name(glob_matcher(glob), 'L')}({v})"
+
     def bind_name(self, obj: Any, prefix: str) -> str:
         n = f"{prefix}{len(self.names.ns)}"
         self.names.ns[n] = obj
@@ -263,7 +281,7 @@ class FunctionGen:
             elif lit.method == "contains":
                 cond = f"type({v}) is str and {arg} in {v}"
             else:
-                cond = f"_st({lit.method!r}, {arg}, {v})"
+                cond = self.like_test(v, lit.arg) if lit.method == "like" else f"_st({lit.method!r}, {arg}, {v})"
             self.emit(depth, f"if {cond}:")
             depth += 1
         elif role == ROLE_ASSIGN:
