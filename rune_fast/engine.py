@@ -41,12 +41,14 @@ paused collector, locating build errors), ``test_report.py`` (``TestResult``),
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Union
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 from .lang import ast as A
 from .errors import RuneError, RuneRequestError
 from .limits import DEFAULT_LIMITS, Limits
 from .policy.codegen import Link, generate_test
+from .policy.fused import MAX_FUSED, generate_selection
 from .policy.decision import Decision
 from .policy.policies import (
     PolicyGenerator,
@@ -331,7 +333,10 @@ class Engine:
             if fn is None:
                 pol = self.policies.policies[idx]
                 # a test that reads nothing through ``d`` has nothing to link
-                fn = generate_test(pol.policy, pol.id, link).test if "d." in pol.source else pol.test
+                try:
+                    fn = generate_test(pol.policy, pol.id, link).test if "d." in pol.source else pol.test
+                except RuneError:  # pragma: no cover - it compiled unlinked; keep that one
+                    fn = pol.test
                 linked[idx] = fn
             return (idx, pid, forbid, fn)
 
@@ -341,6 +346,27 @@ class Engine:
             None if by_p is None else {k: tuple(twin(e) for e in v) for k, v in by_p.items()},
             rels,
         )
+
+    def _runner(self, sel: tuple) -> Callable[..., tuple]:
+        """What ``_evaluate`` calls to decide a selection on its common path
+        (see ``_plan``); the fused functions are kept per set of candidates."""
+        general, by_p, _rels = sel
+        link = self._link
+        if link is not None and by_p is None and len(general) <= MAX_FUSED:
+            idxs = tuple(e[0] for e in general)
+            fn = self._linked.get(idxs)  # int keys: linked tests; tuples: fused selections
+            if fn is None:
+                pols = self.policies.policies
+                try:
+                    fn = generate_selection([(pols[i].policy, pols[i].id, pols[i].forbid) for i in idxs],
+                                            link, self.policies.strict_forbid)
+                except (RuneError, SyntaxError, RecursionError, MemoryError):  # e.g. nesting: keep the loop
+                    fn = None
+                if fn is not None:
+                    self._linked[idxs] = fn
+            if fn is not None:
+                return fn
+        return partial(self.policies.run, self._linked_selection(sel))
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Immutable once built: sharing between threads relies on it.
@@ -568,14 +594,14 @@ class Engine:
             plan = self._plans.get((a, p[0], r[0]))
             if plan is None:
                 plan = self._plan(p, a, r)
-            sel, dyn = plan
+            run, dyn = plan
             if dyn is None:
-                return policies.run(sel, p, a, r, ctx, static)
+                return run(p, a, r, ctx, static)
             planned = self._planned
             if planned is not None:
-                return policies.run(sel, p, a, r, ctx, _PlannedRelations(planned, p, a, r, ctx, cx))
+                return run(p, a, r, ctx, _PlannedRelations(planned, p, a, r, ctx, cx))
             lazy = _LazyModel(self, p, a, r, ctx, None)
-            return policies.run(sel, p, a, r, ctx, _RequestRelations(static, dyn, lazy))
+            return run(p, a, r, ctx, _RequestRelations(static, dyn, lazy))
         # Request entities and/or a hierarchy that rules derive per request.
         data = OverlayData(static, ents.parents if ents else None, ents.attrs if ents else None)
         lazy = _LazyModel(self, p, a, r, ctx, ents)
@@ -589,12 +615,16 @@ class Engine:
         return policies.run(sel, p, a, r, ctx, data)
 
     def _plan(self, p: Entity, a: Entity, r: Entity) -> tuple:
-        """(candidate selection, request-dependent relations it calls or None)
-        for an (action, principal type, resource type) under the static
-        hierarchy; memoized (a complete value per key, so no lock)."""
+        """(``run(p, a, r, c, d)`` deciding the candidate selection,
+        request-dependent relations it calls or None) for an (action,
+        principal type, resource type) under the static hierarchy; memoized
+        (a complete value per key, so no lock). ``run`` is the selection
+        fused into one function (``policy/fused.py``) when it is small and
+        has no ``principal ==`` policies, else ``PolicySet.run`` over its
+        linked tests."""
         sel = self.policies.candidates(p, a, r, self._static)
         dyn = sel[2] & self._core_dep
-        plan = (self._linked_selection(sel), dyn or None)
+        plan = (self._runner(sel), dyn or None)
         if len(self._plans) < 16384 and len(a.id) <= MEMO_MAX_ID:
             self._plans[(a, p[0], r[0])] = plan
         return plan

@@ -262,10 +262,14 @@ _METHOD_ARITY = {"contains": 1, "containsAll": 1, "containsAny": 1, "isEmpty": 0
 class _CodeGen:
     """Generates ``def test(p, a, r, c, d)`` for one policy."""
 
-    def __init__(self, policy_id: str, link: Optional[Link] = None) -> None:
+    def __init__(self, policy_id: str, link: Optional[Link] = None, prefix: str = "", indent: int = 1) -> None:
         self.policy_id = policy_id
         self.lines: list[str] = []
-        self.ind = 1
+        self.ind = indent
+        #: names of constants and temporaries start with it (several policies in one function)
+        self.prefix = prefix
+        #: what a failed condition does: leave the test (or, in a block, the loop around it)
+        self.reject = "return False" if not prefix else "break"
         self.ntmp = 0
         self.consts: dict[str, Any] = {}
         self._const_ids: dict[Any, str] = {}
@@ -287,14 +291,14 @@ class _CodeGen:
 
     def tmp(self) -> str:
         self.ntmp += 1
-        return f"t{self.ntmp}"
+        return f"{self.prefix}t{self.ntmp}"
 
     def k(self, value: Any) -> str:
         """A global name bound to ``value`` (never its text in the source)."""
         key = (type(value), value) if type(value) in (str, int, bool, Entity) else id(value)
         name = self._const_ids.get(key)
         if name is None:
-            name = f"k{len(self.consts)}"
+            name = f"{self.prefix}k{len(self.consts)}"
             self.consts[name] = value
             self._const_ids[key] = name
         return name
@@ -684,18 +688,18 @@ class _CodeGen:
                 continue
             x, kx = self.expr(n)
             if kx == "bool":
-                self.emit(f"if {'not ' if w else ''}{x}: return False")
+                self.emit(f"if {'not ' if w else ''}{x}: {self.reject}")
                 continue
             good, bad = ("True", "False") if w else ("False", "True")
             self.emit(f"if {x} is not {good}:")
             self.ind += 1
-            self.emit(f"if {x} is {bad}: return False")
+            self.emit(f"if {x} is {bad}: {self.reject}")
             self.emit(f"raise _te('bool', {x})")
             self.ind -= 1
 
     def scope_in(self, var: str, target: Entity) -> None:
         t = self.k(target)
-        self.emit(f"if not ({_in_entity(var, t, self.anc)}): return False")
+        self.emit(f"if not ({_in_entity(var, t, self.anc)}): {self.reject}")
 
     def build(self, result: str = "True", name: str = "test") -> Callable:
         """Compile the emitted lines as ``def <name>(p, a, r, c, d)`` returning ``result``."""
@@ -728,6 +732,32 @@ class PolicyTest(NamedTuple):
     source: str
 
 
+def _emit_policy(g: _CodeGen, policy: A.Policy) -> None:
+    """The body of a policy's test: the scope checks the index leaves, then
+    the conditions (each failing one runs ``g.reject``)."""
+    p, r = policy.principal, policy.resource
+    # principal ``==`` and the type of ``is`` are guaranteed by the index.
+    if p.kind in ("in", "is") and p.entity is not None:
+        g.scope_in("p", p.entity)
+    if r.kind == "eq":
+        g.emit(f"if r != {g.k(r.entity)}: {g.reject}")
+    elif r.kind in ("in", "is") and r.entity is not None:
+        g.scope_in("r", r.entity)
+    for c in policy.conditions:
+        g.cond(c.expr, c.kind == "when")
+
+
+def policy_block(policy: A.Policy, policy_id: str, link: Optional[Link], prefix: str, indent: int) -> tuple[list[str], dict]:
+    """A policy's test as lines of code to paste into a larger function
+    (``policy/fused.py``): the same code as ``generate_test``'s, at
+    ``indent``, names starting with ``prefix``, a failing condition running
+    ``break`` (the caller wraps the block in a one-pass loop). Returns the
+    lines and the constants they name."""
+    g = _CodeGen(policy_id, link, prefix, indent)
+    _emit_policy(g, policy)
+    return g.lines, g.consts
+
+
 def generate_test(policy: A.Policy, policy_id: str, link: Optional[Link] = None) -> PolicyTest:
     """Generate and compile the test function of one policy (``link``: read
     an engine's data directly, see ``Link``).
@@ -737,17 +767,8 @@ def generate_test(policy: A.Policy, policy_id: str, link: Optional[Link] = None)
     for Python to compile; never falls back to anything else.
     """
     g = _CodeGen(policy_id, link)
-    p, r = policy.principal, policy.resource
     try:
-        # principal ``==`` and the type of ``is`` are guaranteed by the index.
-        if p.kind in ("in", "is") and p.entity is not None:
-            g.scope_in("p", p.entity)
-        if r.kind == "eq":
-            g.emit(f"if r != {g.k(r.entity)}: return False")
-        elif r.kind in ("in", "is") and r.entity is not None:
-            g.scope_in("r", r.entity)
-        for c in policy.conditions:
-            g.cond(c.expr, c.kind == "when")
+        _emit_policy(g, policy)
         fn = g.build()
     except (SyntaxError, RecursionError, MemoryError):
         raise RuneLimitError(
