@@ -18,6 +18,7 @@ from ..lang.safety import (
 )
 from ..datalog.compiler import string_test
 from ..like import WILDCARD, glob_matcher, pattern_from_glob
+from ..values import INT_MAX, INT_MIN
 from ..values import FloatKey as _FloatKey
 from ..values import value_key as row_key
 from .ops import Fallback, Unsupported, _agg, _ar, _cmp
@@ -107,6 +108,7 @@ class FunctionGen:
         self.vars: dict[str, str] = {}
         self.tmp = 0
         self.uses_cx = False
+        self.cx_reads: dict[str, str] = {}  # constant context key -> local read once at the top
         self.costly = False   # a loop or a call of a costly plan: memoize per request
         self.scope = ""       # prefix of the variables of an inlined rule
         self.deps: set = set()  # plans this one calls (passed as keyword-only defaults)
@@ -146,6 +148,17 @@ class FunctionGen:
             assert snap is not None
             return snap
         return self.plans._snapshot(name)
+
+    def context_value(self, kexpr: str) -> str:
+        """The code of ``cx.get(kexpr)``: for a constant key, a local read
+        once at the top of the function (rules of one relation often read the
+        same context entry: ``req_path(P)`` copied into each of them)."""
+        if kexpr in self.names.ns and kexpr[:1] == "K" and kexpr[1:].isdigit():  # a Names.const
+            local = self.cx_reads.get(kexpr)
+            if local is None:
+                local = self.cx_reads[kexpr] = f"c{kexpr}"
+            return local
+        return f"cx.get({kexpr})"
 
     def like_test(self, v: str, glob: str) -> str:
         """The code of ``string_test("like", glob, v)``: one string method
@@ -195,6 +208,7 @@ class FunctionGen:
                      "    if hit is not None:", "        return hit"]
         if self.uses_cx:
             head += ["    cx = ev.cx", "    if cx is None:", "        cx = ev.load_cx()"]
+            head += [f"    {local} = cx.get({key})" for key, local in self.cx_reads.items()]
         kw = "".join(f", {d}=None" for d in sorted(self.deps))
         params = "".join(", " + a for a in bound_args) + (", *" + kw if kw else "")
         lines = [f"def {self.name}(ev{params}):"] + head
@@ -268,7 +282,12 @@ class FunctionGen:
             depth = self.negation(li.literal.atom, bound, depth)
         elif role == ROLE_FILTER:
             lit = li.literal
-            self.emit(depth, f"if {self.compare(lit.op, lit.left, lit.right)}:")
+            lhs = self.operand(lit.left, depth)
+            rhs = self.operand(lit.right, depth)
+            code = _CMP_CODES[lit.op]
+            # integers inline, anything else (None: failed arithmetic) through _cmp
+            self.emit(depth, f"if ({lhs} {_CMP_OPS[lit.op]} {rhs} if type({lhs}) is int and type({rhs}) is int "
+                             f"else _cmp({code}, {lhs}, {rhs})):")
             depth += 1
         elif role == ROLE_METHOD:
             lit = li.literal
@@ -380,14 +399,23 @@ class FunctionGen:
         self.steps(_schedule(info, set(cbound)), 0, set(cbound), depth, finish, counting=False)
         self.scope = caller_scope
 
-    def compare(self, op: str, left: Any, right: Any) -> str:
-        lhs = self.expr(left)
-        rhs = self.expr(right)
-        code = _CMP_CODES[op]
-        if isinstance(left, A.BinOp) or isinstance(right, A.BinOp):
-            return f"_cmp({code}, {lhs}, {rhs})"
-        # both sides plain: integers inline, anything else through _cmp
-        return f"({lhs} {_CMP_OPS[op]} {rhs} if type({lhs}) is int and type({rhs}) is int else _cmp({code}, {lhs}, {rhs}))"
+    def operand(self, e: Any, depth: int) -> str:
+        """A name holding the value of a comparison operand: a term as
+        itself, arithmetic computed into a local first (``_ar``'s value;
+        ``+``, ``-`` and ``*`` of two integers inline, with its 64-bit
+        check), so the comparison reads each side once."""
+        if not isinstance(e, A.BinOp):
+            return self.term(e)
+        t = self.fresh("ar")
+        code = _ARITH_CODES[e.op]
+        if e.op in ("+", "-", "*") and not isinstance(e.left, A.BinOp) and not isinstance(e.right, A.BinOp):
+            x, y = self.term(e.left), self.term(e.right)
+            self.emit(depth, f"{t} = {x} {e.op} {y} if type({x}) is int and type({y}) is int else _ar({code}, {x}, {y})")
+            self.emit(depth, f"if type({t}) is int and not ({INT_MIN} <= {t} <= {INT_MAX}):")
+            self.emit(depth + 1, f"{t} = None")
+        else:
+            self.emit(depth, f"{t} = {self.expr(e)}")
+        return t
 
     def aggregate(self, li: LiteralInfo, bound: set, depth: int) -> int:
         agg = li.literal
@@ -484,7 +512,7 @@ class FunctionGen:
                     self.emit(depth, f"if cx.get({kexpr}) == {kpos[1]}:")
                     depth += 1
                 elif 1 in bpos:
-                    self.emit(depth, f"{bpos[1]} = cx.get({kexpr})")
+                    self.emit(depth, f"{bpos[1]} = {self.context_value(kexpr)}")
                     self.emit(depth, f"if {bpos[1]} is not None:")
                     depth += 1
                 else:
