@@ -261,7 +261,7 @@ class FunctionGen:
         self.body(info, bound, depth, terminal, counting=False)
 
     def body(self, info: BodyInfo, bound: set, depth: int, terminal: Callable[[int, set], None], counting: bool) -> None:
-        steps = _schedule(info, set(bound))
+        steps = _schedule(info, set(bound), self.plans.few)
         self.steps(steps, 0, set(bound), depth, terminal, counting)
         self.emit(depth, "pass")
 
@@ -396,7 +396,7 @@ class FunctionGen:
             cont(d)
             self.scope = tag
 
-        self.steps(_schedule(info, set(cbound)), 0, set(cbound), depth, finish, counting=False)
+        self.steps(_schedule(info, set(cbound), self.plans.few), 0, set(cbound), depth, finish, counting=False)
         self.scope = caller_scope
 
     def operand(self, e: Any, depth: int) -> str:
@@ -438,7 +438,7 @@ class FunctionGen:
                 self.emit(d, f"{acc}.append({target})")
 
         keys = set(li.keys)
-        steps = _schedule(inner, set(keys))
+        steps = _schedule(inner, set(keys), self.plans.few)
         self.steps(steps, 0, set(keys), depth, collect, counting=True)
         res = self.fresh("res")
         if agg.func == "count":
@@ -509,7 +509,7 @@ class FunctionGen:
             if 0 in kpos:
                 kexpr = kpos[0]
                 if 1 in kpos:
-                    self.emit(depth, f"if cx.get({kexpr}) == {kpos[1]}:")
+                    self.emit(depth, f"if {self.context_value(kexpr)} == {kpos[1]}:")
                     depth += 1
                 elif 1 in bpos:
                     self.emit(depth, f"{bpos[1]} = {self.context_value(kexpr)}")
@@ -614,7 +614,7 @@ class FunctionGen:
             self.uses_cx = True
             kpos = dict(keys)
             if 0 in kpos and 1 in kpos:
-                self.emit(depth, f"if cx.get({kpos[0]}) != {kpos[1]}:")
+                self.emit(depth, f"if {self.context_value(kpos[0])} != {kpos[1]}:")
             elif 0 in kpos:
                 self.emit(depth, f"if {kpos[0]} not in cx:")
             elif 1 in kpos:
@@ -675,11 +675,13 @@ def _is_request_atom(atom: A.Atom) -> int:
     return 0
 
 
-def _schedule(info: BodyInfo, bound: set) -> list[LiteralInfo]:
+def _schedule(info: BodyInfo, bound: set, few: frozenset = frozenset()) -> list[LiteralInfo]:
     """Literal order for a body whose variables ``bound`` are known: tests
     as soon as their variables are bound (in source order, as the executor's
     planner does), then the atom with the most bound arguments (request atoms
-    first: they have at most a handful of rows)."""
+    and the relations in ``few`` first: they have at most a handful of rows,
+    see ``RequestPlans.few``). The order changes how many rows are visited,
+    never the answer."""
     order: list[LiteralInfo] = []
     pending = list(info.literals)
     while pending:
@@ -709,7 +711,8 @@ def _schedule(info: BodyInfo, bound: set) -> list[LiteralInfo]:
             args = atom.args
             nb = sum(1 for t in args if isinstance(t, A.Const) or (isinstance(t, A.Var) and t.name in bound))
             full = nb == len(args)
-            return (full, _is_request_atom(atom), nb / len(args) if args else 1.0, -li.index)
+            request = _is_request_atom(atom) or (1 if atom.name in few else 0)
+            return (full, request, nb / len(args) if args else 1.0, -li.index)
 
         best = max(atoms, key=score)
         pending.remove(best)
