@@ -39,6 +39,7 @@ __all__ = [
     "parse_context",
     "flat_context",
     "flat_context_facts",
+    "flat_context_within",
     "budget_for",
     "freeze",
 ]
@@ -229,14 +230,23 @@ def flat_context_facts(
     """``flat_context`` and whether every value is a string or an integer:
     then the record is also its own ``context(K, V)`` facts in key form
     (``RequestState.load_cx``), and the engine hands it over as such."""
+    if budget is None:
+        return flat_context_within(context, limits.max_value_depth, limits.max_string_length,
+                                   limits.max_request_values, limits.max_request_chars)
+    got = flat_context_within(context, budget.depth, budget.string, budget.values, budget.chars)
+    if got is not None:
+        budget.values -= 1 + 3 * len(context)
+        budget.chars -= sum(map(len, context)) + sum([len(v) for v in context.values() if type(v) is str])
+    return got
+
+
+def flat_context_within(context: dict, depth: int, longest: int, values: int, chars: int) -> Optional[tuple[CRecord, bool]]:
+    """``flat_context_facts`` under explicit limits (nesting ``depth``,
+    ``longest`` string, ``values`` and ``chars`` left for the request); the
+    engine keeps its own limits as such a tuple."""
     n = len(context)
     if n == 1 and ("__entity" in context or "__extn" in context):
         return None
-    if budget is None:
-        depth, longest = limits.max_value_depth, limits.max_string_length
-        values, chars = limits.max_request_values, limits.max_request_chars
-    else:
-        depth, longest, values, chars = budget.depth, budget.string, budget.values, budget.chars
     if depth <= 0:
         return None
     used = 0
@@ -244,7 +254,6 @@ def flat_context_facts(
     for k, v in context.items():
         if type(k) is not str:
             return None
-        used += len(k)
         t = type(v)
         if t is str:
             used += len(v)
@@ -259,19 +268,15 @@ def flat_context_facts(
             plain = False
         else:
             return None
+    used += sum(map(len, context))  # the keys, all strings by now
     # No single string is longer than all of them together: the per-string
     # limit needs checking one by one only when the total exceeds it.
     if used > longest:
         for k, v in context.items():
             if len(k) > longest or (type(v) is str and len(v) > longest):
                 return None
-    values -= 1 + 3 * n
-    chars -= used
-    if values < 0 or chars < 0:
+    if values < 1 + 3 * n or chars < used:
         return None
-    if budget is not None:
-        budget.values = values
-        budget.chars = chars
     return CRecord(context), plain
 
 
