@@ -123,7 +123,7 @@ class _PlannedRelations(RequestState):
         self.r = r
         self.ctx = ctx
         self.cx = cx  # None: built on first use (load_cx)
-        self.memo = {}
+        self.memo = None  # made by the first plan that memoizes
         self.budget = STEP_BUDGET
         self.sh = sh
         self.lazy = None

@@ -204,7 +204,8 @@ class FunctionGen:
         head = []
         if memoize:
             memo_key = f"({self.name!r}, {', '.join(bound_args)},)" if bound_args else repr(self.name)
-            head += ["    memo = ev.memo", f"    key = {memo_key}", "    hit = memo.get(key)",
+            head += ["    memo = ev.memo", "    if memo is None:", "        memo = ev.memo = {}",
+                     f"    key = {memo_key}", "    hit = memo.get(key)",
                      "    if hit is not None:", "        return hit"]
         if self.uses_cx:
             head += ["    cx = ev.cx", "    if cx is None:", "        cx = ev.load_cx()"]

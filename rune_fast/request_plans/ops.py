@@ -157,7 +157,7 @@ class RequestState:
         self.r = r
         self.ctx = ctx
         self.cx: Optional[dict] = None
-        self.memo: dict = {}
+        self.memo: Optional[dict] = {}  # None: none yet (plans make it on first use)
         self.budget = budget
 
     def load_cx(self) -> dict:
