@@ -247,35 +247,32 @@ def flat_context_within(context: dict, depth: int, longest: int, values: int, ch
     n = len(context)
     if n == 1 and ("__entity" in context or "__extn" in context):
         return None
-    if depth <= 0:
-        return None
-    used = 0
+    used = 0  # characters of every key and string value
     plain = True
     for k, v in context.items():
         if type(k) is not str:
             return None
         t = type(v)
         if t is str:
-            used += len(v)
+            used += len(k) + len(v)
         elif t is int:
+            used += len(k)
             if v < INT_MIN or v > INT_MAX:
                 return None
         elif t is bool:
+            used += len(k)
             plain = False
         elif t is float:
+            used += len(k)
             if v != v or v == _INF or v == -_INF:
                 return None
             plain = False
         else:
             return None
-    used += sum(map(len, context))  # the keys, all strings by now
-    # No single string is longer than all of them together: the per-string
-    # limit needs checking one by one only when the total exceeds it.
-    if used > longest:
-        for k, v in context.items():
-            if len(k) > longest or (type(v) is str and len(v) > longest):
-                return None
-    if values < 1 + 3 * n or chars < used:
+    # No single string is longer than all of them together, so ``used <=
+    # longest`` checks every string's length at once; a bigger context is
+    # left to to_value (correct, only slower).
+    if used > longest or depth <= 0 or values < 1 + 3 * n or chars < used:
         return None
     return CRecord(context), plain
 

@@ -551,7 +551,12 @@ class FunctionGen:
                 self.emit(depth, f"{rows} = {fn}(ev{args})")
                 self.emit(depth, f"if {rows}:")
                 depth += 1
+                was = self.costly
                 self._budget(depth, f"len({rows})")
+                if name in self.plans.few and fn in self.plans._cheap:
+                    # a handful of rows from a cheap plan: computing them
+                    # again costs less than memoizing (no memo dict per request)
+                    self.costly = was
                 self.emit(depth, f"for {row} in {rows}:")
                 depth = self._unpack(depth + 1, row, binds, checks)
         else:
