@@ -149,7 +149,7 @@ class Engine:
         "_full_model",
         "_req_plans",
         "_planned",
-        "_link",
+        "_linking",
         "_linked",
         "_flat_limits",
         "_provenance",
@@ -255,8 +255,7 @@ class Engine:
 
         # Policies re-generated to read this engine's data directly on the
         # common path (see ``_linked_selection``); not with a custom generator.
-        self._link: Optional[Link] = None if policy_generator is not None else \
-            Link(self._link_relation, self._static.ancestor_map(), self._static.attr_map())
+        self._linking = policy_generator is None
         self._linked: dict = {}
         #: flat_context_within's limits for a request's context
         self._flat_limits = (limits.max_value_depth, limits.max_string_length,
@@ -297,6 +296,15 @@ class Engine:
                              static_rows, lambda name: list(given.get(name, ())), questions)
         return plans if plans.matches else None
 
+    def _make_link(self) -> Optional[Link]:
+        """What linked policies read (``codegen.Link``), or ``None`` with a
+        custom policy generator. Made per use, never kept on the engine: it
+        holds a bound method of the engine, and an engine must not refer to
+        itself (it is freed by reference counting alone)."""
+        if not self._linking:
+            return None
+        return Link(self._link_relation, self._static.ancestor_map(), self._static.attr_map())
+
     def _link_relation(self, name: str, mask: tuple) -> Optional[tuple]:
         """How a linked policy reads relation ``name`` (bound positions
         ``mask``) on the common path (``codegen.Link``): a request plan for a
@@ -326,7 +334,7 @@ class Engine:
         ancestor and every attribute is the static data's, and request-
         dependent relations are asked of a ``_PlannedRelations`` (or not at
         all). Linked tests are made on first use and kept per policy."""
-        link = self._link
+        link = self._make_link()
         if link is None:
             return sel
         linked = self._linked
@@ -355,7 +363,7 @@ class Engine:
         """What ``_evaluate`` calls to decide a selection on its common path
         (see ``_plan``); the fused functions are kept per set of candidates."""
         general, by_p, _rels = sel
-        link = self._link
+        link = self._make_link()
         if link is not None and by_p is None and len(general) <= MAX_FUSED:
             idxs = tuple(e[0] for e in general)
             fn = self._linked.get(idxs)  # int keys: linked tests; tuples: fused selections
