@@ -104,6 +104,10 @@ ENGINE_ERROR_ID = "<engine>"
 MEMO_MAX_ID = 64
 ENTITY_MEMO_ENTRIES = 32768
 
+#: Fused selections kept per engine (each a generated function): beyond
+#: this many distinct candidate sets, new ones run as a loop over linked tests.
+FUSED_SELECTIONS = 512
+
 #: Relations the core may answer through its own index instead of a Python
 #: snapshot when they are bigger than this (memory over a few 100 ns).
 SNAPSHOT_LIMIT = 200_000
@@ -151,6 +155,7 @@ class Engine:
         "_planned",
         "_linking",
         "_linked",
+        "_fused",
         "_flat_limits",
         "_provenance",
         "__weakref__",
@@ -256,7 +261,8 @@ class Engine:
         # Policies re-generated to read this engine's data directly on the
         # common path (see ``_linked_selection``); not with a custom generator.
         self._linking = policy_generator is None
-        self._linked: dict = {}
+        self._linked: dict = {}  # policy index -> its linked test
+        self._fused: dict = {}  # candidate indexes -> the selection fused (at most FUSED_SELECTIONS)
         #: flat_context_within's limits for a request's context
         self._flat_limits = (limits.max_value_depth, limits.max_string_length,
                              limits.max_request_values, limits.max_request_chars)
@@ -361,13 +367,14 @@ class Engine:
 
     def _runner(self, sel: tuple) -> Callable[..., tuple]:
         """What ``_evaluate`` calls to decide a selection on its common path
-        (see ``_plan``); the fused functions are kept per set of candidates."""
+        (see ``_plan``); the fused functions are kept per set of candidates,
+        at most ``FUSED_SELECTIONS`` of them (bounded memory)."""
         general, by_p, _rels = sel
         link = self._make_link()
         if link is not None and by_p is None and len(general) <= MAX_FUSED:
             idxs = tuple(e[0] for e in general)
-            fn = self._linked.get(idxs)  # int keys: linked tests; tuples: fused selections
-            if fn is None:
+            fn = self._fused.get(idxs)
+            if fn is None and len(self._fused) < FUSED_SELECTIONS:
                 pols = self.policies.policies
                 try:
                     fn = generate_selection([(pols[i].policy, pols[i].id, pols[i].forbid) for i in idxs],
@@ -375,7 +382,7 @@ class Engine:
                 except (RuneError, SyntaxError, RecursionError, MemoryError):  # e.g. nesting: keep the loop
                     fn = None
                 if fn is not None:
-                    self._linked[idxs] = fn
+                    self._fused[idxs] = fn
             if fn is not None:
                 return fn
         return partial(self.policies.run, self._linked_selection(sel))
@@ -879,6 +886,7 @@ def _without_request_plans(engine: Engine) -> Engine:
     object.__setattr__(engine, "_planned", None)
     engine._plans.clear()  # selections linked to the plans
     engine._linked.clear()
+    engine._fused.clear()
     return engine
 
 

@@ -236,8 +236,7 @@ def test_linked_and_fused_tests_decide_like_plain_tests(policies, strict, reqs):
     assert fast._linking and not plain._linking
     for p, a, r, ctx in reqs + reqs:  # twice: memoized selections answer alike
         assert _outcome(fast.authorize(p, a, r, ctx)) == _outcome(plain.authorize(p, a, r, ctx)), (policies, p, a, r, ctx)
-    fused = [k for k in fast._linked if type(k) is tuple]
-    assert fused or not any(k for k in fast._plans)  # a selection ran fused
+    assert fast._fused or not fast._plans  # a selection ran fused
 
 
 def test_big_selections_keep_the_loop_over_linked_tests():
@@ -252,8 +251,8 @@ def test_big_selections_keep_the_loop_over_linked_tests():
     for p in PRINCIPALS:
         assert _outcome(fast.authorize(p, 'Action::"read"', 'Doc::"d1"', {"x": 1})) == \
             _outcome(plain.authorize(p, 'Action::"read"', 'Doc::"d1"', {"x": 1}))
-    assert not [k for k in fast._linked if type(k) is tuple]
-    assert len([k for k in fast._linked if type(k) is int]) == MAX_FUSED + 1
+    assert not fast._fused
+    assert len(fast._linked) == MAX_FUSED + 1
 
 
 @pytest.mark.parametrize("name", ["doc_sharing", "api_rate_limit", "agent_guardrails"])
@@ -263,3 +262,20 @@ def test_examples_pass_their_tests_on_the_fast_path(name):
     for t in e.tests:  # and through authorize, as an application calls it
         d = e.authorize(t.principal, t.action, t.resource, t.context or None)
         assert d.decision == t.expect or (t.expect == "deny" and not d.allowed), (t.name, d)
+
+
+def test_fused_selections_are_bounded(monkeypatch):
+    """Past FUSED_SELECTIONS distinct candidate sets, selections run as a loop
+    over linked tests (bounded memory), deciding alike."""
+    import rune_fast.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "FUSED_SELECTIONS", 1)
+    text = HEADER + DATA + "[policies]\n" + "\n".join(POLICIES) + "\n"
+    fast = rune_fast.load_text(text, cache_size=0)
+    plain = rune_fast.load_text(text, cache_size=0, policy_generator=generate_test)
+    for p in PRINCIPALS:
+        for a in ACTIONS:
+            for r in RESOURCES:
+                for ctx in (None, {"need": 1, "tag": 1, "deny": False}):
+                    assert _outcome(fast.authorize(p, a, r, ctx)) == _outcome(plain.authorize(p, a, r, ctx))
+    assert len(fast._fused) == 1 and len(fast._plans) > 1
