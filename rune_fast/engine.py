@@ -41,14 +41,12 @@ paused collector, locating build errors), ``test_report.py`` (``TestResult``),
 from __future__ import annotations
 
 import os
-from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Union
 
 from .lang import ast as A
 from .errors import RuneError, RuneRequestError
 from .limits import DEFAULT_LIMITS, Limits
-from .policy.codegen import Link, generate_test
-from .policy.fused import MAX_FUSED, generate_selection
+from .policy.codegen import generate_test
 from .policy.decision import Decision
 from .policy.policies import (
     PolicyGenerator,
@@ -61,7 +59,7 @@ from .policy.policies import (
     trie_probe,
 )
 from .request_plans import STEP_BUDGET, RequestPlans
-from .request_plans import Fallback as _Fallback
+from .request_link import runner as _runner
 from .analysis.locate import Provenance
 from .decision_cache import DecisionCache as _DecisionCache
 from .decision_cache import NoCache as _NoCache
@@ -103,10 +101,6 @@ ENGINE_ERROR_ID = "<engine>"
 #: characters, at most ENTITY_MEMO_ENTRIES of them: bounded in bytes.
 MEMO_MAX_ID = 64
 ENTITY_MEMO_ENTRIES = 32768
-
-#: Fused selections kept per engine (each a generated function): beyond
-#: this many distinct candidate sets, new ones run as a loop over linked tests.
-FUSED_SELECTIONS = 512
 
 #: Relations the core may answer through its own index instead of a Python
 #: snapshot when they are bigger than this (memory over a few 100 ns).
@@ -259,7 +253,7 @@ class Engine:
             _PlanShared(self, self._static, self._req_plans, self._core_dep)
 
         # Policies re-generated to read this engine's data directly on the
-        # common path (see ``_linked_selection``); not with a custom generator.
+        # common path (rune_fast/request_link.py); not with a custom generator.
         self._linking = policy_generator is None
         self._linked: dict = {}  # policy index -> its linked test
         self._fused: dict = {}  # candidate indexes -> the selection fused (at most FUSED_SELECTIONS)
@@ -301,91 +295,6 @@ class Engine:
         plans = RequestPlans(rules, self.info.rule_info, core_dep, recursive, self.info.arities,
                              static_rows, lambda name: list(given.get(name, ())), questions)
         return plans if plans.matches else None
-
-    def _make_link(self) -> Optional[Link]:
-        """What linked policies read (``codegen.Link``), or ``None`` with a
-        custom policy generator. Made per use, never kept on the engine: it
-        holds a bound method of the engine, and an engine must not refer to
-        itself (it is freed by reference counting alone)."""
-        if not self._linking:
-            return None
-        return Link(self._link_relation, self._static.ancestor_map(), self._static.attr_map())
-
-    def _link_relation(self, name: str, mask: tuple) -> Optional[tuple]:
-        """How a linked policy reads relation ``name`` (bound positions
-        ``mask``) on the common path (``codegen.Link``): a request plan for a
-        relation that depends on the request, the static rows otherwise;
-        ``None`` (through ``d``) when neither applies."""
-        if name in self._core_dep:
-            plans = self._req_plans
-            fn = plans.by_mask.get((name, mask)) if plans is not None and self._planned is not None else None
-            return None if fn is None else ("plan", fn, _Fallback)
-        static = self._static
-        rows = static.snapshot(name)
-        if not all(mask):  # FactData.matches: the projection of the snapshot
-            return None if rows is None else ("proj", static.build_projection(name, mask))
-        probe = static.probe(name)  # FactData.contains: the probe
-        if probe is None:
-            return None
-        if rows is not None and probe == rows.__contains__:
-            return ("rows", rows)
-        return ("probe", probe)
-
-    def _linked_selection(self, sel: tuple) -> tuple:
-        """A candidate selection with each test replaced by its linked twin:
-        the same policy generated to read this engine's static data and
-        request plans directly (``codegen.Link``). Valid only where
-        ``_evaluate`` uses it: no request entities and a hierarchy no rule
-        derives, so that every relation outside ``_core_dep``, every
-        ancestor and every attribute is the static data's, and request-
-        dependent relations are asked of a ``_PlannedRelations`` (or not at
-        all). Linked tests are made on first use and kept per policy."""
-        link = self._make_link()
-        if link is None:
-            return sel
-        linked = self._linked
-
-        def twin(entry: tuple) -> tuple:
-            idx, pid, forbid, _test = entry
-            fn = linked.get(idx)
-            if fn is None:
-                pol = self.policies.policies[idx]
-                # a test that reads nothing through ``d`` has nothing to link
-                try:
-                    fn = generate_test(pol.policy, pol.id, link).test if "d." in pol.source else pol.test
-                except RuneError:  # pragma: no cover - it compiled unlinked; keep that one
-                    fn = pol.test
-                linked[idx] = fn
-            return (idx, pid, forbid, fn)
-
-        general, by_p, rels = sel
-        return (
-            tuple(twin(e) for e in general),
-            None if by_p is None else {k: tuple(twin(e) for e in v) for k, v in by_p.items()},
-            rels,
-        )
-
-    def _runner(self, sel: tuple) -> Callable[..., tuple]:
-        """What ``_evaluate`` calls to decide a selection on its common path
-        (see ``_plan``); the fused functions are kept per set of candidates,
-        at most ``FUSED_SELECTIONS`` of them (bounded memory)."""
-        general, by_p, _rels = sel
-        link = self._make_link()
-        if link is not None and by_p is None and len(general) <= MAX_FUSED:
-            idxs = tuple(e[0] for e in general)
-            fn = self._fused.get(idxs)
-            if fn is None and len(self._fused) < FUSED_SELECTIONS:
-                pols = self.policies.policies
-                try:
-                    fn = generate_selection([(pols[i].policy, pols[i].id, pols[i].forbid) for i in idxs],
-                                            link, self.policies.strict_forbid)
-                except (RuneError, SyntaxError, RecursionError, MemoryError):  # e.g. nesting: keep the loop
-                    fn = None
-                if fn is not None:
-                    self._fused[idxs] = fn
-            if fn is not None:
-                return fn
-        return partial(self.policies.run, self._linked_selection(sel))
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Immutable once built: sharing between threads relies on it.
@@ -665,12 +574,12 @@ class Engine:
         request-dependent relations it calls or None) for an (action,
         principal type, resource type) under the static hierarchy; memoized
         (a complete value per key, so no lock). ``run`` is the selection
-        fused into one function (``policy/fused.py``) when it is small and
-        has no ``principal ==`` policies, else ``PolicySet.run`` over its
-        linked tests."""
+        fused into one function when it is small and has no ``principal ==``
+        policies, else ``PolicySet.run`` over its linked tests
+        (``request_link.runner``)."""
         sel = self.policies.candidates(p, a, r, self._static)
         dyn = sel[2] & self._core_dep
-        plan = (self._runner(sel), dyn or None)
+        plan = (_runner(self, sel), dyn or None)
         if len(self._plans) < 16384 and len(a.id) <= MEMO_MAX_ID:
             self._plans[(a, p[0], r[0])] = plan
         return plan

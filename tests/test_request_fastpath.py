@@ -267,9 +267,9 @@ def test_examples_pass_their_tests_on_the_fast_path(name):
 def test_fused_selections_are_bounded(monkeypatch):
     """Past FUSED_SELECTIONS distinct candidate sets, selections run as a loop
     over linked tests (bounded memory), deciding alike."""
-    import rune_fast.engine as engine_module
+    import rune_fast.request_link as request_link
 
-    monkeypatch.setattr(engine_module, "FUSED_SELECTIONS", 1)
+    monkeypatch.setattr(request_link, "FUSED_SELECTIONS", 1)
     text = HEADER + DATA + "[policies]\n" + "\n".join(POLICIES) + "\n"
     fast = rune_fast.load_text(text, cache_size=0)
     plain = rune_fast.load_text(text, cache_size=0, policy_generator=generate_test)
