@@ -34,7 +34,8 @@ Why it is shaped like this:
 Around this module, in the same layer: ``request_data.py`` (the per-request
 views of the data policies read), ``building.py`` (request dependence, the
 paused collector, locating build errors), ``test_report.py`` (``TestResult``),
-``request.py`` (request parsing), ``request_plans/`` and
+``request.py`` (request parsing), ``engine_data.py`` (the snapshots and
+request plans built from the model), ``request_plans/`` and
 ``decision_cache.py``.
 """
 
@@ -51,14 +52,13 @@ from .policy.decision import Decision
 from .policy.policies import (
     PolicyGenerator,
     CRecord,
-    FactData,
     OverlayData,
     PolicySet,
     compile_policies,
     context_rows,
-    trie_probe,
 )
-from .request_plans import STEP_BUDGET, RequestPlans
+from .request_plans import STEP_BUDGET
+from .engine_data import request_plans as _request_plans, static_data as _static_data
 from .request_link import runner as _runner
 from .analysis.locate import Provenance
 from .decision_cache import DecisionCache as _DecisionCache
@@ -66,6 +66,7 @@ from .decision_cache import NoCache as _NoCache
 from .request import (
     EMPTY_CONTEXT as _EMPTY_CONTEXT,
     RequestEntities as _RequestEntities,
+    batch_arguments as _batch_arguments,
     budget_for,
     flat_context_within as _flat_context_within,
     freeze as _freeze,
@@ -101,10 +102,6 @@ ENGINE_ERROR_ID = "<engine>"
 #: characters, at most ENTITY_MEMO_ENTRIES of them: bounded in bytes.
 MEMO_MAX_ID = 64
 ENTITY_MEMO_ENTRIES = 32768
-
-#: Relations the core may answer through its own index instead of a Python
-#: snapshot when they are bigger than this (memory over a few 100 ns).
-SNAPSHOT_LIMIT = 200_000
 
 _REQUEST_VARS = frozenset(("principal", "action", "resource", "context"))
 _ENTITY_FACTS = frozenset(("parent", "attr"))
@@ -218,37 +215,13 @@ class Engine:
         self._dynamic_hierarchy = bool(_ENTITY_FACTS & self._core_dep)
         self._entity_hierarchy = bool(_ENTITY_FACTS & _closure(deps, _ENTITY_FACTS))
 
-        def rel_rows(name: str) -> frozenset:
-            if name in side:
-                return frozenset(side[name])
-            return model.relation(name) if name in compiled.slot_of else frozenset()
-
-        # Relations policies call: small ones as frozensets of rows, big ones
-        # (beyond SNAPSHOT_LIMIT rows) as lazily filled tries over the
-        # model's index on the first column.
-        snapshots: dict[str, frozenset] = {}
-        probes: dict = {}
-        for name in self.policies.relations:
-            if name not in compiled.slot_of:
-                snapshots[name] = frozenset()
-                continue
-            arity = compiled.rel(name).arity
-            if arity < 2 or model.size(name) <= SNAPSHOT_LIMIT:
-                snapshots[name] = model.relation(name)
-            else:
-                # calls with `_` go to the model, which has an index on the
-                # bound columns (extra_indexes above)
-                probes[name] = trie_probe(lambda prefix, _n=name: model.match(_n, prefix), arity)
-        self._static = FactData.from_facts(
-            rel_rows("parent"), rel_rows("attr"), snapshots, fallback=model, probes=probes
-        )
-        for rel, mask in self.policies.patterns:
-            if rel in snapshots:
-                self._static.build_projection(rel, mask)
+        # What requests read (rune_fast/engine_data.py).
+        self._static = _static_data(compiled, model, self.policies, side)
 
         # A limit tighter than the plans' own budget is the general evaluator's to apply.
-        self._req_plans = self._build_request_plans(bundle.rules, side, given) \
-            if limits.max_request_tuples >= STEP_BUDGET else None
+        self._req_plans = _request_plans(
+            compiled, model, info, self.policies, self._core_dep, bundle.rules, side, given
+        ) if limits.max_request_tuples >= STEP_BUDGET else None
         self._planned = None if self._req_plans is None else \
             _PlanShared(self, self._static, self._req_plans, self._core_dep)
 
@@ -266,35 +239,6 @@ class Engine:
         self._ent_memo: dict = {}
         self._plans: dict = {}
         self._sealed = True
-
-    def _build_request_plans(self, rules: Sequence[A.Rule], side: dict, given: dict) -> Optional[RequestPlans]:
-        """Demand-driven plans for the request-dependent relations policies
-        call (``rune_fast/request_plans/``); None when there are none."""
-        core_dep = self._core_dep
-        questions = [(rel, (True,) * self._compiled.rel(rel).arity)
-                     for rel in self.policies.relations if rel in core_dep and rel in self._compiled.slot_of]
-        questions += [(rel, mask) for rel, mask in self.policies.patterns if rel in core_dep]
-        if not questions:
-            return None
-        compiled, model = self._compiled, self._model
-        recursive = frozenset(
-            compiled.rels[slot].name
-            for st in compiled.strata if st.recursive
-            for slot in st.relations if compiled.rels[slot].name in core_dep
-        )
-
-        def static_rows(name: str) -> Optional[list]:
-            if name in side:
-                return list(side[name])
-            if name not in compiled.slot_of:
-                return []
-            if model.size(name) > SNAPSHOT_LIMIT:
-                return None
-            return model.rows(name)
-
-        plans = RequestPlans(rules, self.info.rule_info, core_dep, recursive, self.info.arities,
-                             static_rows, lambda name: list(given.get(name, ())), questions)
-        return plans if plans.matches else None
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Immutable once built: sharing between threads relies on it.
@@ -610,21 +554,7 @@ class Engine:
         """
         items = []
         for i, req in enumerate(requests):
-            if isinstance(req, Mapping):
-                unknown = [k for k in req if k not in ("principal", "action", "resource", "context", "entities")]
-                if unknown:
-                    raise RuneRequestError(f"requests[{i}]: unknown field {unknown[0]!r}", field=f"requests[{i}].{unknown[0]}")
-                missing = [k for k in ("principal", "action", "resource") if k not in req]
-                if missing:
-                    raise RuneRequestError(f"requests[{i}]: missing {missing[0]}", field=f"requests[{i}].{missing[0]}")
-                args = (req["principal"], req["action"], req["resource"], req.get("context"), req.get("entities"))
-            elif isinstance(req, (tuple, list)) and 3 <= len(req) <= 5:
-                args = tuple(req) + (None,) * (5 - len(req))
-            else:
-                raise RuneRequestError(
-                    f"requests[{i}] must be a dict with principal, action, resource (and context, entities)",
-                    field=f"requests[{i}]",
-                )
+            args = _batch_arguments(i, req)
             try:
                 parsed = self._parse_request(*args)
             except RuneRequestError as e:

@@ -41,6 +41,7 @@ __all__ = [
     "flat_context_facts",
     "flat_context_within",
     "budget_for",
+    "batch_arguments",
     "freeze",
 ]
 
@@ -180,6 +181,30 @@ def parse_entities(entities: Any, limits: Limits = DEFAULT_LIMITS, budget: Optio
             out.parents[uid] = tuple(ps)
             out.parent_rows.extend((uid, p) for p in ps)
     return out
+
+
+_BATCH_FIELDS = ("principal", "action", "resource", "context", "entities")
+
+
+def batch_arguments(i: int, req: Any) -> tuple:
+    """``(principal, action, resource, context, entities)`` of the ``i``-th
+    request of a batch: a dict with those fields (the first three required)
+    or a tuple/list of 3 to 5 of them. Only the shape is checked here; the
+    fields are parsed like ``authorize``'s arguments."""
+    if isinstance(req, Mapping):
+        unknown = [k for k in req if k not in _BATCH_FIELDS]
+        if unknown:
+            raise RuneRequestError(f"requests[{i}]: unknown field {unknown[0]!r}", field=f"requests[{i}].{unknown[0]}")
+        missing = [k for k in _BATCH_FIELDS[:3] if k not in req]
+        if missing:
+            raise RuneRequestError(f"requests[{i}]: missing {missing[0]}", field=f"requests[{i}].{missing[0]}")
+        return (req["principal"], req["action"], req["resource"], req.get("context"), req.get("entities"))
+    if isinstance(req, (tuple, list)) and 3 <= len(req) <= 5:
+        return tuple(req) + (None,) * (5 - len(req))
+    raise RuneRequestError(
+        f"requests[{i}] must be a dict with principal, action, resource (and context, entities)",
+        field=f"requests[{i}]",
+    )
 
 
 def parse_context(context: Any, limits: Limits = DEFAULT_LIMITS, budget: Optional[ValueBudget] = None) -> CRecord:

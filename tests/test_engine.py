@@ -562,9 +562,9 @@ setting = [["x", 1], ["y", true], ["z", 2.5]]
 
 @pytest.mark.parametrize("limit", [0, 10**9])
 def test_relation_calls_with_and_without_snapshots(monkeypatch, limit):
-    import rune_fast.engine as engine_module
+    import rune_fast.engine_data as engine_data
 
-    monkeypatch.setattr(engine_module, "SNAPSHOT_LIMIT", limit)
+    monkeypatch.setattr(engine_data, "SNAPSHOT_LIMIT", limit)
     e = load_text(RELS, cache_size=0)
     assert e.authorize('User::"a"', 'Action::"read"', 'Doc::"1"').reasons == ("exact",)
     assert e.authorize('User::"a"', 'Action::"read"', 'Doc::"2"').decision == "deny"
