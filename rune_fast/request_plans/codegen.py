@@ -37,6 +37,11 @@ _MEMO = "#memo#"  # marks the generated lines that exist only when a plan memoiz
 #: A rule with at most this many literals, alone in its relation, is copied
 #: into the plans that read it instead of being called.
 INLINE_LITERALS = 6
+#: A relation of 2 to this many such rules is copied too (``path_zone(P, Z)``
+#: with one rule per zone), at most ``INLINE_NESTING`` copies deep: a copied
+#: call of several rules repeats the rest of the caller's body once per rule.
+INLINE_RULES = 4
+INLINE_NESTING = 2
 
 
 class Names:
@@ -112,6 +117,7 @@ class FunctionGen:
         self.costly = False   # a loop or a call of a costly plan: memoize per request
         self.scope = ""       # prefix of the variables of an inlined rule
         self.deps: set = set()  # plans this one calls (passed as keyword-only defaults)
+        self.nesting = 0      # copies of several-rule relations (or negations) being emitted
 
     # -- helpers
     def emit(self, depth: int, line: str) -> None:
@@ -278,9 +284,25 @@ class FunctionGen:
                 self.inline(li.literal, callee, bound, depth,
                             lambda d: self.steps(steps, i + 1, bound, d, terminal, counting))
                 return
+            several = self._inlinable_rules(li.literal, counting)
+            if several is not None:
+                # one copy of the rest of the body per rule, each from the
+                # variables bound so far (what calling the union would give)
+                self.nesting += 1
+                for callee in several:
+                    b = set(bound)
+                    self.inline(li.literal, callee, b, depth,
+                                lambda d, b=b: self.steps(steps, i + 1, b, d, terminal, counting))
+                self.nesting -= 1
+                return
             depth = self.atom(li.literal, bound, depth, counting)
         elif role == ROLE_NEGATION:
-            depth = self.negation(li.literal.atom, bound, depth)
+            atom = li.literal.atom
+            several = self._inlinable_rules(atom, counting, negated=bound)
+            if several is not None:
+                depth = self.inline_negation(atom, several, bound, depth)
+            else:
+                depth = self.negation(atom, bound, depth)
         elif role == ROLE_FILTER:
             lit = li.literal
             lhs = self.operand(lit.left, depth)
@@ -340,6 +362,51 @@ class FunctionGen:
         except Unsupported:
             return None
         return rule, info
+
+    def _inlinable_rules(self, atom: A.Atom, counting: bool,
+                         negated: Optional[set] = None) -> Optional[list[tuple[A.Rule, BodyInfo]]]:
+        """The rules of a request-dependent relation to be copied into the
+        caller: 2 to ``INLINE_RULES`` short ones for a positive call, 1 to
+        ``INLINE_RULES`` for a negated call whose arguments are all bound
+        (``negated``: the variables bound at that point); None to call its
+        plan instead. Not inside an aggregate body (see ``_inlinable``),
+        and at most ``INLINE_NESTING`` such copies deep."""
+        if counting or self.nesting >= INLINE_NESTING:
+            return None
+        if atom.name not in self.plans.dependent or atom.name in self.plans._recursive:
+            return None
+        if negated is not None and not all(
+                isinstance(t, A.Const) or (isinstance(t, A.Var) and t.name != "_" and t.name in negated)
+                for t in atom.args):
+            return None
+        rules = self.plans.rules_of(atom.name)
+        if not (1 if negated is not None else 2) <= len(rules) <= INLINE_RULES:
+            return None
+        for _rule, info in rules:
+            if len(info.literals) > INLINE_LITERALS or any(li.role == ROLE_AGGREGATE for li in info.literals):
+                return None
+            try:
+                _check_single_binders(info)
+            except Unsupported:
+                return None
+        return rules
+
+    def inline_negation(self, atom: A.Atom, rules: list[tuple[A.Rule, BodyInfo]], bound: set, depth: int) -> int:
+        """``not atom`` with the bodies of its rules copied in: a flag set by
+        the first rule that derives the (fully bound) row; the rest of the
+        caller's body goes under ``if not flag``."""
+        flag = self.fresh("ng")
+        self.emit(depth, f"{flag} = False")
+        self.nesting += 1
+        for n, callee in enumerate(rules):
+            d = depth
+            if n:
+                self.emit(d, f"if not {flag}:")
+                d += 1
+            self.inline(atom, callee, set(bound), d, lambda d2: self.emit(d2, f"{flag} = True"))
+        self.nesting -= 1
+        self.emit(depth, f"if not {flag}:")
+        return depth + 1
 
     def inline(self, atom: A.Atom, callee: tuple[A.Rule, BodyInfo], bound: set, depth: int,
                cont: Callable[[int], None]) -> None:
