@@ -269,3 +269,61 @@ step(X, Y) :- principal(P), n(X), n(Y), X = Y + 1.
     assert small._req_plans is None
     d = small.authorize('U::"a"', 'A::"near"', 'R::"c"')  # step/2 has 299 rows
     assert d.decision == "deny" and "max_request_tuples" in d.errors[0][1]
+
+
+COPIED_BUNDLE = """
+version = "rune/1"
+[data]
+zone_of = [['User::"a"', "tmp"], ['User::"a"', "ws"], ['User::"b"', "ws"], ['User::"b"', 1]]
+bad_word = ["x", "y"]
+[rules]
+req_path(P) :- context("path", P).
+zone(P, "tmp") :- req_path(P), P.starts_with("/tmp/").
+zone(P, "ws")  :- req_path(P), P.starts_with("/ws/").
+zone(P, 1)     :- req_path(P), P.ends_with(".one").
+secret(P) :- req_path(P), P.contains("..").
+secret(P) :- req_path(P), P.ends_with(".env").
+secret(P) :- context("who", P).
+mark(P, W) :- req_path(P), bad_word(W), context("who", W).
+ok(U) :- principal(U), req_path(P), zone(P, Z), zone_of(U, Z), not secret(P).
+clean(U) :- principal(U), req_path(P), bad_word(W), not mark(P, W).
+twice(U, U) :- principal(U), zone(_, Z), zone_of(U, Z).
+[policies]
+@id("ok") permit(principal, action, resource) when { ok(principal) };
+@id("clean") permit(principal, action == Action::"clean", resource) when { clean(principal) };
+@id("twice") forbid(principal, action == Action::"twice", resource) when { twice(principal, principal) };
+"""
+
+
+def test_several_rule_and_negated_relations_are_copied_into_the_calling_plan():
+    """``zone`` (three rules) and ``not secret(P)`` (three rules) are pasted
+    into ``ok``'s plan: it calls no other plan."""
+    e = rune_fast.load_text(COPIED_BUNDLE, cache_size=0)
+    src = e._req_plans.source
+    ok_fn = e._req_plans.by_mask[("ok", (True,))].__name__
+    head = next(line for line in src.splitlines() if line.startswith(f"def {ok_fn}("))
+    assert head == f"def {ok_fn}(ev, a0):", head  # no keyword-only callees
+    assert e.authorize('User::"a"', 'Action::"r"', 'Doc::"d"', {"path": "/tmp/f"}).allowed
+    assert not e.authorize('User::"a"', 'Action::"r"', 'Doc::"d"', {"path": "/tmp/f.env"}).allowed
+    assert not e.authorize('User::"a"', 'Action::"r"', 'Doc::"d"', {"path": "/tmp/f", "who": "/tmp/f"}).allowed
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(
+    st.sampled_from(['User::"a"', 'User::"b"', 'User::"z"']),
+    st.sampled_from(['Action::"r"', 'Action::"clean"', 'Action::"twice"']),
+    st.dictionaries(st.sampled_from(["path", "who"]),
+                    st.one_of(st.sampled_from(["/tmp/a", "/ws/b", "/ws/x.one", "/tmp/..", "/ws/.env", "/tmp/y", "y",
+                                               "/ws/x", "/q", "x", ""]),
+                              st.integers(0, 2), st.sampled_from([True, 1.0])), max_size=2),
+), min_size=1, max_size=6))
+def test_copied_relations_decide_like_the_general_evaluator(seq):
+    """Copied several-rule relations and negations (inside a loop over
+    ``bad_word`` too, head constants of mixed kinds, a repeated head
+    variable) answer exactly what the general evaluator derives."""
+    planned = rune_fast.load_text(COPIED_BUNDLE, cache_size=0)
+    general = without_plans(rune_fast.load_text(COPIED_BUNDLE, cache_size=0))
+    for p, a, ctx in seq:
+        got = planned.authorize(p, a, 'Doc::"d"', ctx)
+        want = general.authorize(p, a, 'Doc::"d"', ctx)
+        assert (got.decision, got.reasons, got.errors) == (want.decision, want.reasons, want.errors), (p, a, ctx)

@@ -290,9 +290,8 @@ class FunctionGen:
                 # variables bound so far (what calling the union would give)
                 self.nesting += 1
                 for callee in several:
-                    b = set(bound)
-                    self.inline(li.literal, callee, b, depth,
-                                lambda d, b=b: self.steps(steps, i + 1, b, d, terminal, counting))
+                    self.inline(li.literal, callee, set(bound), depth, None,
+                                lambda d, b: self.steps(steps, i + 1, b, d, terminal, counting))
                 self.nesting -= 1
                 return
             depth = self.atom(li.literal, bound, depth, counting)
@@ -409,7 +408,8 @@ class FunctionGen:
         return depth + 1
 
     def inline(self, atom: A.Atom, callee: tuple[A.Rule, BodyInfo], bound: set, depth: int,
-               cont: Callable[[int], None]) -> None:
+               cont: Optional[Callable[[int], None]],
+               cont_bound: Optional[Callable[[int, set], None]] = None) -> None:
         """Emit the callee's body in place of a call, with its variables
         renamed apart; the head is unified with the call's arguments exactly
         as a call would (``rule``): bound arguments pre-bind variables that a
@@ -461,7 +461,11 @@ class FunctionGen:
                     self.emit(d, f"{self.var(name)} = {val}")
                     newly.add(name)
             bound.update(newly)
-            cont(d)
+            if cont is not None:
+                cont(d)
+            else:
+                assert cont_bound is not None
+                cont_bound(d, bound)  # the rest of the body, from this copy's bound set
             self.scope = tag
 
         self.steps(_schedule(info, set(cbound), self.plans.few), 0, set(cbound), depth, finish, counting=False)
