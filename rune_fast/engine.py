@@ -73,7 +73,7 @@ from .request import (
 )
 from .values import Entity
 from .request_data import _LazyModel, _PlanShared, _PlannedRelations, _RequestRelations
-from .building import _closure, _gc_paused, _locate_unlocated
+from .building import _closure, _gc_paused, _locate_unlocated, _reads_context
 from .test_report import TestResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -308,6 +308,16 @@ class Engine:
     def diagnostics(self) -> list[str]:
         """Rule evaluation problems found while building (overflow, division by zero)."""
         return self._model.diagnostics
+
+    @property
+    def reads_context(self) -> bool:
+        """Whether any policy can read ``context`` (directly or through rules).
+
+        ``False`` guarantees that ``authorize(p, a, r, context)`` answers as
+        ``authorize(p, a, r)`` for every valid context, so a caller (the
+        middleware) need not build one. Computed on each access: cache it.
+        """
+        return _reads_context((p.policy for p in self.policies), self.info.depends_on)
 
     @property
     def policy_ids(self) -> tuple[str, ...]:
