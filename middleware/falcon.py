@@ -47,6 +47,7 @@ class RuneMiddleware:
         self._rules: dict = {}
         self._default_user = self.guard.needs_default_principal()
         self._headers = self.guard.decision_headers
+        self._decide = self.guard.decide
 
     # -- shared ---------------------------------------------------------------------
 
@@ -76,13 +77,14 @@ class RuneMiddleware:
         responder = getattr(cls, "on_websocket" if method == "WEBSOCKET" else "on_" + method.lower(), None)
         return rule_of(responder, method) or rule_of(cls, method) or _NO_RULE
 
-    def _allow_headers(self, resp: Any, v: Verdict) -> None:
+    def _allow_headers(self, resp: Any, f: tuple) -> None:
         """The decision headers on a request let through (``decision_headers=True``)."""
-        h = self.guard.headers(v)
+        h = self.guard.headers(self.guard.verdict(f))
         if h:
             resp.set_headers(h)
 
-    def _refuse(self, resp: Any, v: Verdict) -> None:
+    def _refuse(self, resp: Any, f: tuple) -> None:
+        v = self.guard.verdict(f)
         if v.status == 404:
             raise falcon.HTTPNotFound()
         resp.set_headers(self.guard.headers(v))
@@ -99,7 +101,8 @@ class RuneMiddleware:
         if r is None:
             r = self.rule_for(resource, method)
         env = req.env
-        v = self.guard.check(
+        # decide(): the verdict's fields, no Verdict built unless one is needed
+        v = self._decide(
             req, method, req.path, req.uri_template, params, env.get("REMOTE_ADDR") or "", r,
             _wsgi_user(req, env) if self._default_user else None,
         )
@@ -115,7 +118,7 @@ class RuneMiddleware:
     async def process_resource_async(self, req: Any, resp: Any, resource: Any, params: dict) -> None:
         method = req.method
         r = self.rule_for(resource, method)
-        v = await self.guard.check_async(
+        v = await self.guard.decide_async(
             req, method, req.path, req.uri_template, params, req.remote_addr, r,
             _user(req) if self._default_user else None,
         )

@@ -349,9 +349,38 @@ class Guard:
         ``route``/``params`` are the matched route template and parameters
         (``None`` when unknown), ``client`` the peer address, ``rule`` the
         route's :class:`RouteRule`, ``user`` the adapter's default principal
-        id (used only without a ``principal`` resolver). The common case (no
-        resolver but ``principal``, default action, resource and context) is
-        written out inline: this is the per-request cost of the middleware.
+        id (used only without a ``principal`` resolver).
+        """
+        f = self.decide(req, method, path, route, params, client, rule, user)
+        return f if type(f) is Verdict else _tuple_new(Verdict, f)
+
+    @staticmethod
+    def verdict(f: tuple) -> Verdict:
+        """The :class:`Verdict` of what :meth:`decide` returned (the same object if it is one)."""
+        return f if type(f) is Verdict else _tuple_new(Verdict, f)
+
+    def decide(
+        self,
+        req: Any,
+        method: str,
+        path: str,
+        route: Optional[str],
+        params: Optional[Mapping[str, Any]],
+        client: str,
+        rule: Optional[RouteRule] = None,
+        user: Optional[str] = None,
+    ) -> tuple:
+        """:meth:`check` without building the Verdict when nothing needs one yet.
+
+        Returns the verdict's fields, ``(status, decision, ...)``, indexable
+        like a :class:`Verdict`: often the memo's own shared tuple, so an
+        allowed request costs no allocation here; a Verdict when one was
+        already made (a refusal of the guard itself, or a decision the audit
+        log recorded, whose id is drawn). An adapter reads ``[0]`` (status)
+        and ``[1]`` (decision), and calls :meth:`verdict` when it needs the
+        id (headers, problem body). The common case (no resolver but
+        ``principal``, default action, resource and context) is written out
+        inline: this is the per-request cost of the middleware.
         """
         if rule is None:
             rule = self._default_rule
@@ -368,6 +397,7 @@ class Guard:
             return self._unavailable(t0)
         where = "principal"
         action = resource = None
+        f: Optional[tuple]
         try:
             fn = self.principal
             if fn is not None:
@@ -424,14 +454,17 @@ class Guard:
                     f = self._fields(engine.authorize(principal, action, resource, ctx, ents))
         except Exception as e:
             return self._error(engine, t0, rule, where, e)
-        v = _tuple_new(Verdict, f if f[0] != 403 or not rule.hide else (404,) + f[1:])
         counters = self._counters
         if counters is not None:
             next(counters[f[3]])
-        if timed:
+        if f[0] == 403 and rule.hide:
+            f = (404,) + f[1:]
+        if timed:  # the record draws the id: answer with the Verdict that carries it
+            v = _tuple_new(Verdict, f)
             self._record_decided(v, t0, engine, principal, action, resource, method, path, route, params, client,
                                  None if self._plain else (ctx, ents))
-        return v
+            return v
+        return f
 
     async def check_async(
         self,
@@ -445,6 +478,21 @@ class Guard:
         user: Optional[str] = None,
     ) -> Verdict:
         """:meth:`check` for ASGI: resolvers may be sync or async. Never raises."""
+        f = await self.decide_async(req, method, path, route, params, client, rule, user)
+        return f if type(f) is Verdict else _tuple_new(Verdict, f)
+
+    async def decide_async(
+        self,
+        req: Any,
+        method: str,
+        path: str,
+        route: Optional[str],
+        params: Optional[Mapping[str, Any]],
+        client: str,
+        rule: Optional[RouteRule] = None,
+        user: Optional[str] = None,
+    ) -> tuple:
+        """:meth:`decide` for ASGI: resolvers may be sync or async. Never raises."""
         if rule is None:
             rule = self._default_rule
         if rule.exempt or method in self.exempt_methods:
@@ -458,6 +506,7 @@ class Guard:
             return self._unavailable(t0)
         where = "principal"
         action = resource = None
+        f: Optional[tuple]
         try:
             if self.principal is not None:
                 principal = await _maybe(self.principal(req))
@@ -512,14 +561,17 @@ class Guard:
                     f = self._fields(engine.authorize(principal, action, resource, ctx, ents))
         except Exception as e:
             return self._error(engine, t0, rule, where, e)
-        v = _tuple_new(Verdict, f if f[0] != 403 or not rule.hide else (404,) + f[1:])
         counters = self._counters
         if counters is not None:
             next(counters[f[3]])
-        if timed:
+        if f[0] == 403 and rule.hide:
+            f = (404,) + f[1:]
+        if timed:  # the record draws the id: answer with the Verdict that carries it
+            v = _tuple_new(Verdict, f)
             self._record_decided(v, t0, engine, principal, action, resource, method, path, route, params, client,
                                  None if self._plain else (ctx, ents))
-        return v
+            return v
+        return f
 
     # -- defaults -------------------------------------------------------------------
 

@@ -547,3 +547,20 @@ def test_unhashable_principal_is_decided_without_the_memo() -> None:
     g = guard(principal=lambda r: ["User", "alice"])
     v = check(g, rule=None)
     assert v.status == 403 and v.outcome in ("deny", "error")
+
+
+def test_decide_returns_shared_fields_until_a_verdict_is_needed(caplog: Any) -> None:
+    g = guard(audit_logger="rune_fast.test_decide")
+    logging.getLogger("rune_fast.test_decide").setLevel(logging.WARNING)  # silent: nothing draws an id
+    args = ('User::"alice"', "GET", "/docs/a1", "/docs/{doc_id}", {"doc_id": "a1"}, "127.0.0.1", DOC)
+    f1, f2 = g.decide(*args), g.decide(*args)
+    assert type(f1) is tuple and f1 is f2  # the memo's tuple, no allocation per request
+    v1, v2 = g.verdict(f1), g.verdict(f2)
+    assert v1 == f1 and v1.outcome == "allow" and v1.decision_id != v2.decision_id
+    assert g.verdict(v1) is v1 and type(g.check(*args)) is type(v1)
+    hidden = g.decide('User::"bob"', *args[1:6], RouteRule(action='Action::"read"', resource='Document::"{doc_id}"', hide=True))
+    assert hidden[0] == 404 and g.decide('User::"bob"', *args[1:])[0] == 403  # the memo's 403 is untouched
+    with caplog.at_level(logging.INFO, logger="rune_fast.test_decide"):
+        recorded = g.decide(*args)
+    (rec,) = [r for r in caplog.records if r.name == "rune_fast.test_decide"]
+    assert type(recorded) is not tuple and rec.rune["decision_id"] == g.verdict(recorded).decision_id  # type: ignore[attr-defined]
