@@ -39,7 +39,7 @@ from typing import Any, Optional, Union
 
 from rune_fast import Decision, Engine, Entity, PolicyStore
 
-from .audit import AuditHook, AuditLog, GuardMetrics, register_metrics
+from .audit import OUTCOMES, AuditHook, AuditLog, GuardMetrics, register_metrics
 from .rules import EntitySpec, RouteRule, _is_async
 
 __all__ = [
@@ -89,6 +89,8 @@ if hasattr(os, "register_at_fork"):
 
 
 _perf = time.perf_counter
+#: The outcome counters of a guard without metrics: bumped, never read.
+_NO_TICKS = dict.fromkeys(OUTCOMES, itertools.count())
 _tuple_new = tuple.__new__
 
 
@@ -305,7 +307,9 @@ class Guard:
         # Per-request bookkeeping, resolved once: the outcome counters of this
         # mode, whether decisions are timed (an audit log or the histogram),
         # and the audit logger's level cache.
-        self._counters = self.metrics.counters[self._mode_index] if self.metrics is not None else None
+        # ``_ticks[outcome]``: the counter to bump (a shared, never-read one
+        # without metrics, so the request path has no branch for it).
+        self._ticks: dict = self.metrics.counters[self._mode_index] if self.metrics is not None else _NO_TICKS
         self._histogram = bool(self.metrics is not None and self.metrics.latency)
         self._audit_level = audit_level
         self._audit_cache: dict = getattr(self.audit.logger, "_cache", {}) if self.audit is not None else {}
@@ -397,7 +401,7 @@ class Guard:
             return self._unavailable(t0)
         where = "principal"
         action = resource = None
-        f: Optional[tuple]
+        e: Optional[tuple]
         try:
             fn = self.principal
             if fn is not None:
@@ -417,12 +421,12 @@ class Guard:
                 key: Optional[tuple] = (principal, method, route if route is not None else path) if memo[3] else \
                     (principal, method, path, route, client)
                 try:
-                    f = memo[1].get(key)
+                    e = memo[1].get(key)
                 except TypeError:  # an unhashable resolver result: decide without the memo
-                    f = key = None
-                if f is None:
+                    e = key = None
+                if e is None:
                     action, resource = self._method_action(method), self._route_resource(route, path)
-                    f = self._decide_default(engine, memo[1], memo[3], key, principal, action, resource,
+                    e = self._decide_default(engine, memo[1], memo[3], key, principal, action, resource,
                                              method, path, route, params, client)
             else:
                 where = "action"
@@ -443,7 +447,7 @@ class Guard:
                     resource = self._route_resource(route, path)
                 if self._plain:
                     where = "authorize"
-                    f = self._decide_plain(engine, principal, action, resource, method, path, route, params, client)
+                    e = self._decide_plain(engine, principal, action, resource, method, path, route, params, client)
                 else:
                     where = "context"
                     ctx = self.context(req) if self.context is not None else \
@@ -451,12 +455,11 @@ class Guard:
                     where = "entities"
                     ents = self.entities(req) if self.entities is not None else None
                     where = "authorize"
-                    f = self._fields(engine.authorize(principal, action, resource, ctx, ents))
+                    e = self._entry(engine.authorize(principal, action, resource, ctx, ents))
         except Exception as e:
             return self._error(engine, t0, rule, where, e)
-        counters = self._counters
-        if counters is not None:
-            next(counters[f[3]])
+        f: tuple = e[0]
+        next(e[1])  # count the outcome
         if f[0] == 403 and rule.hide:
             f = (404,) + f[1:]
         if timed:  # the record draws the id: answer with the Verdict that carries it
@@ -506,7 +509,7 @@ class Guard:
             return self._unavailable(t0)
         where = "principal"
         action = resource = None
-        f: Optional[tuple]
+        e: Optional[tuple]
         try:
             if self.principal is not None:
                 principal = await _maybe(self.principal(req))
@@ -522,12 +525,12 @@ class Guard:
                 key: Optional[tuple] = (principal, method, route if route is not None else path) if memo[3] else \
                     (principal, method, path, route, client)
                 try:
-                    f = memo[1].get(key)
+                    e = memo[1].get(key)
                 except TypeError:
-                    f = key = None
-                if f is None:
+                    e = key = None
+                if e is None:
                     action, resource = self._method_action(method), self._route_resource(route, path)
-                    f = self._decide_default(engine, memo[1], memo[3], key, principal, action, resource,
+                    e = self._decide_default(engine, memo[1], memo[3], key, principal, action, resource,
                                              method, path, route, params, client)
             else:
                 where = "action"
@@ -548,7 +551,7 @@ class Guard:
                     resource = self._route_resource(route, path)
                 if self._plain:
                     where = "authorize"
-                    f = self._decide_plain(engine, principal, action, resource, method, path, route, params, client)
+                    e = self._decide_plain(engine, principal, action, resource, method, path, route, params, client)
                 else:
                     where = "context"
                     if self.context is not None:
@@ -558,12 +561,11 @@ class Guard:
                     where = "entities"
                     ents = await _maybe(self.entities(req)) if self.entities is not None else None
                     where = "authorize"
-                    f = self._fields(engine.authorize(principal, action, resource, ctx, ents))
+                    e = self._entry(engine.authorize(principal, action, resource, ctx, ents))
         except Exception as e:
             return self._error(engine, t0, rule, where, e)
-        counters = self._counters
-        if counters is not None:
-            next(counters[f[3]])
+        f: tuple = e[0]
+        next(e[1])  # count the outcome
         if f[0] == 403 and rule.hide:
             f = (404,) + f[1:]
         if timed:  # the record draws the id: answer with the Verdict that carries it
@@ -621,7 +623,7 @@ class Guard:
     def _new_memo(self, engine: Engine) -> tuple:
         """A fresh memo ``(engine, by_route, by_entities, context_free)`` for a newly seen engine.
 
-        Two tables of verdict fields: ``by_route`` keyed on (principal,
+        Two tables of entries (:meth:`_entry`): ``by_route`` keyed on (principal,
         method, route or path) for requests whose action and resource are the
         defaults, ``by_entities`` keyed on (principal, action, resource) for
         the others (route rules, action/resource resolvers). ``context_free``:
@@ -639,26 +641,26 @@ class Guard:
         self, engine: Engine, principal: Any, action: Any, resource: Any,
         method: str, path: str, route: Optional[str], params: Optional[Mapping[str, Any]], client: str,
     ) -> tuple:
-        """Verdict fields with the default context, through the ``by_entities`` memo."""
+        """The memo entry (:meth:`_entry`) with the default context, through the ``by_entities`` memo."""
         memo = self._memo
         if memo[0] is not engine:
             memo = self._new_memo(engine)
         key: Optional[tuple] = (principal, action, resource) if memo[3] else \
             (principal, action, resource, method, path, route, client)
         try:
-            f = memo[2].get(key)
+            e = memo[2].get(key)
         except TypeError:  # an unhashable resolver result: decide without the memo
-            f = key = None
-        if f is None:
-            f = self._decide_default(engine, memo[2], memo[3], key, principal, action, resource,
+            e = key = None
+        if e is None:
+            e = self._decide_default(engine, memo[2], memo[3], key, principal, action, resource,
                                      method, path, route, params, client)
-        return f  # type: ignore[no-any-return]
+        return e  # type: ignore[no-any-return]
 
     def _decide_default(
         self, engine: Engine, table: dict, context_free: bool, key: Optional[tuple], principal: Any, action: Any,
         resource: Any, method: str, path: str, route: Optional[str], params: Optional[Mapping[str, Any]], client: str,
     ) -> tuple:
-        """A memo miss: decide with the default context and remember the answer's verdict fields.
+        """A memo miss: decide with the default context and remember the answer (:meth:`_entry`).
 
         Answers with errors are not remembered (they may quote request values).
         """
@@ -666,12 +668,17 @@ class Guard:
             d = engine.authorize(principal, action, resource)
         else:
             d = engine.authorize(principal, action, resource, self.default_context(method, path, route, params, client))
-        f = self._fields(d)
+        e = self._entry(d)
         if key is not None and not d.errors:
             if len(table) >= self.memo_size:
                 table.clear()  # a plain generation drop; the engine's own cache stays warm
-            table[key] = f
-        return f
+            table[key] = e
+        return e
+
+    def _entry(self, d: Decision) -> tuple:
+        """``(verdict fields, outcome counter)``: what the memo keeps per answer."""
+        f = self._fields(d)
+        return (f, self._ticks[f[3]])
 
     def _fields(self, d: Decision) -> tuple:
         """The verdict fields of a decision in this guard's mode (id drawn lazily).
@@ -748,8 +755,7 @@ class Guard:
         return on  # type: ignore[no-any-return]
 
     def _count(self, v: Verdict) -> None:
-        if self._counters is not None:
-            next(self._counters[v[3]])
+        next(self._ticks[v[3]])
 
     def _record(
         self, v: Verdict, t0: float, principal: Any, action: Any, resource: Any, why: Optional[tuple] = None
