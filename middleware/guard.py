@@ -15,13 +15,16 @@ Why it is shaped like this:
   route template, params, client address); the defaults are looked up in
   small dicts (``Action::"GET"`` and ``Route::"/docs/{id}"`` are built once),
   and with the default context the guard keeps a per-engine memo keyed by
-  those plain values, so a repeated request costs a tuple hash instead of
-  freezing a context dict for the engine's own cache. The memo belongs to
-  one engine and is dropped with it, so it can never answer for another
-  version.
+  those plain values (the context's inputs only when a policy can read the
+  context: ``Engine.reads_context``), so a repeated request costs a tuple
+  hash instead of freezing a context dict for the engine's own cache. The
+  memo belongs to one engine and is dropped with it, so it can never answer
+  for another version. A hit allocates nothing: ``decide`` returns the
+  memo's shared verdict fields, and decision ids are drawn only when read.
 - **Adapters stay thin.** ``check`` / ``check_async`` return a
-  :class:`Verdict`; an adapter only translates it into its framework's
-  response (``problem_body`` and ``headers`` give the shared shapes).
+  :class:`Verdict` (``decide`` / ``decide_async`` its fields); an adapter
+  only translates it into its framework's response (``problem_body`` and
+  ``headers`` give the shared shapes).
 """
 
 from __future__ import annotations
@@ -34,13 +37,13 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from operator import itemgetter as _itemgetter
 from typing import Any, Optional, Union
 
 from rune_fast import Decision, Engine, Entity, PolicyStore
 
 from .audit import OUTCOMES, AuditHook, AuditLog, GuardMetrics, register_metrics
 from .rules import EntitySpec, RouteRule, _is_async
+from .verdict import EXEMPT, Verdict, _tuple_new, new_decision_id
 
 __all__ = [
     "BodyTooLarge",
@@ -68,35 +71,9 @@ _HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TR
 _TITLES = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 413: "Content Too Large", 503: "Service Unavailable"}
 
 
-# ---------------------------------------------------------------------------
-# Decision ids: a random per-process prefix and a counter. uuid4 costs a
-# system call per request; this costs an increment. The prefix is redrawn in
-# every forked child (gunicorn workers fork after import), so workers never
-# share a sequence.
-
-_id_prefix = os.urandom(5).hex()
-_id_counter = itertools.count(1)
-
-
-def _reseed_ids() -> None:
-    global _id_prefix, _id_counter
-    _id_prefix = os.urandom(5).hex()
-    _id_counter = itertools.count(1)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reseed_ids)
-
-
 _perf = time.perf_counter
 #: The outcome counters of a guard without metrics: bumped, never read.
 _NO_TICKS = dict.fromkeys(OUTCOMES, itertools.count())
-_tuple_new = tuple.__new__
-
-
-def new_decision_id() -> str:
-    """A process-unique decision id: 10 hex digits of prefix, then a counter."""
-    return _id_prefix + "%x" % next(_id_counter)  # noqa: UP031 - %x is the cheapest hex formatting
 
 
 class ResolverError(Exception):
@@ -109,63 +86,6 @@ class BodyTooLarge(ResolverError):
     """A resolver asked for a body larger than the guard's ``max_body``."""
 
     status = 413
-
-
-class Verdict(tuple):
-    """What the guard decided for one request, for an adapter to act on.
-
-    ``status`` is 0 when the request proceeds (allowed, exempt, or any
-    outcome in dry-run), else the HTTP status to answer with (401, 403, 404,
-    413, 503). ``decision`` is the ``rune_fast.Decision`` the handler sees
-    (``None`` for an exempt route); ``outcome`` the audit outcome;
-    ``reason`` a located explanation for the log (never sent to the client).
-
-    A tuple underneath: one is built per request, and ``tuple.__new__`` is
-    a single C call where an ``__init__`` would be a Python frame.
-
-    ``decision_id`` is drawn lazily, on first read (``None`` in the tuple
-    until then): most allowed requests send no decision header and write no
-    audit record, so they never need one. Once drawn it is kept on the
-    verdict, so the header, the problem body and the audit record of one
-    request always carry the same id.
-    """
-
-    # No ``__slots__``: the instance dict (created only when an id is drawn)
-    # holds the lazily drawn decision id.
-
-    def __new__(
-        cls, status: int, decision: Optional[Decision], decision_id: Optional[str], outcome: str, reason: str,
-        version: str,
-    ) -> "Verdict":
-        return _tuple_new(cls, (status, decision, decision_id, outcome, reason, version))
-
-    status: int = property(_itemgetter(0))  # type: ignore[assignment]
-    decision: Optional[Decision] = property(_itemgetter(1))  # type: ignore[assignment]
-    outcome: str = property(_itemgetter(3))  # type: ignore[assignment]
-    reason: str = property(_itemgetter(4))  # type: ignore[assignment]
-    version: str = property(_itemgetter(5))  # type: ignore[assignment]
-
-    @property
-    def decision_id(self) -> str:
-        """This decision's id ("" for an exempt request), drawn on first read."""
-        i: Optional[str] = self[2]
-        if i is None:
-            d = self.__dict__
-            i = d.get("_id")
-            if i is None:
-                i = d.setdefault("_id", new_decision_id())  # atomic: one id even if two threads race
-        return i
-
-    @property
-    def proceed(self) -> bool:
-        return bool(self[0] == 0)
-
-    def __repr__(self) -> str:
-        return f"<Verdict {self[0] or 'proceed'} {self[3]} id={self.decision_id} reason={self[4]!r}>"
-
-
-#: The verdict for exempt routes and methods: proceed, no decision, no headers.
-EXEMPT = Verdict(0, None, "", "exempt", "", "")
 
 
 class _FixedEngine:
