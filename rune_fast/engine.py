@@ -212,9 +212,11 @@ class Engine:
         self._dynamic_hierarchy = bool(_ENTITY_FACTS & self._core_dep)
         self._entity_hierarchy = bool(_ENTITY_FACTS & _closure(deps, _ENTITY_FACTS))
 
-        def rel_rows(name: str) -> frozenset:
+        def rel_rows(name: str) -> Iterable[tuple]:
+            # attr rows go as they are (FactData.from_facts copes with
+            # repeated rows without hashing every row into a set)
             if name in side:
-                return frozenset(side[name])
+                return side[name] if name == "attr" else frozenset(side[name])
             return model.relation(name) if name in compiled.slot_of else frozenset()
 
         # Relations policies call: small ones as frozensets of rows, big ones

@@ -52,7 +52,14 @@ _PATH = rf"{_KEY}(?:[ \t]*\.[ \t]*{_KEY})*"
 #: Candidate header lines: ``[`` or ``[[`` in column 0 followed by a bare name.
 #: Requiring a letter or ``_`` keeps inner-array lines of a multi-line TOML
 #: array (``["alice", "admin"],``, ``[1, 2]``) from ever being headers.
-_HEADER_START = re.compile(r"^\[\[?[ \t]*[A-Za-z_]", re.M)
+#: The patterns over whole sections start with a literal newline instead of
+#: ``^`` with ``re.M``: the regex engine then jumps from newline to newline
+#: (a fast scan for one character) instead of attempting a match at every
+#: offset, which is ~10x faster on a 10^5-line ``[data]`` section. The
+#: callers search from one character before the first line start (or test
+#: the start of the text on its own).
+_HEADER_START = re.compile(r"\[\[?[ \t]*[A-Za-z_]")
+_HEADER_START_NL = re.compile(r"\n\[\[?[ \t]*[A-Za-z_]")
 _HEADER_LINE = re.compile(
     rf"(?:\[\[[ \t]*(?P<dbl>{_PATH})[ \t]*\]\]|\[[ \t]*(?P<sgl>{_PATH})[ \t]*\])[ \t]*(?:#[^\n]*)?\r?"
 )
@@ -60,7 +67,7 @@ _HEADER_LINE = re.compile(
 #: ``[true]`` and friends in column 0 are one-element inner arrays, not headers.
 _VALUE_WORDS = frozenset(("true", "false", "inf", "nan"))
 _KEY_PART = re.compile(rf"[ \t]*(?:({_BARE})|({_BASIC})|({_LITERAL}))[ \t]*")
-_KEY_LINE = re.compile(rf"^[ \t]*({_PATH})[ \t]*=", re.M)
+_KEY_LINE_NL = re.compile(rf"\n[ \t]*({_PATH})[ \t]*=")
 _BLANK_OR_COMMENT = re.compile(r"[ \t]*(?:#[^\n]*)?\r?")
 _TOMLLIB_POS = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)\s*\Z")
 _RTOML_POS = re.compile(r"\s*at line (\d+) column (\d+)\s*\Z")
@@ -160,8 +167,9 @@ def _split(text: str) -> list[_Chunk]:
     line = 1
     last = 0
     n = len(text)
-    for m in _HEADER_START.finditer(text):
-        s = m.start()
+    starts = [0] if _HEADER_START.match(text) else []
+    starts += [m.start() + 1 for m in _HEADER_START_NL.finditer(text)]
+    for s in starts:
         eol = text.find("\n", s)
         if eol < 0:
             eol = n
@@ -202,8 +210,10 @@ class _KeyIndex:
             self.map.setdefault(prefix, (c.line, c.col, c.start))
             line = c.line + 1
             pos = c.body
-            for m in _KEY_LINE.finditer(text, c.body, c.end):
-                ls = m.start()
+            # c.body starts a line, so text[c.body - 1] is the header's "\n"
+            # (a header on the last line without one has c.body == c.end).
+            for m in _KEY_LINE_NL.finditer(text, c.body - 1, c.end):
+                ls = m.start() + 1
                 line += text.count("\n", pos, ls)
                 pos = ls
                 keys = _split_key_path(m.group(1))
