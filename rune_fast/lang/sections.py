@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from .ast import Loc
 from ..errors import RuneError
@@ -162,14 +162,29 @@ class _Chunk:
     end: int  # offset of the next header (or end of text)
 
 
+def _header_candidates(text: str) -> list[int]:
+    """Offsets of the lines that start like a header (``_HEADER_START`` at a
+    line start), in order."""
+    starts = [0] if _HEADER_START.match(text) else []
+    starts += [m.start() + 1 for m in _HEADER_START_NL.finditer(text)]
+    return starts
+
+
+def _key_lines(text: str, start: int, end: int) -> Iterator[tuple[int, int, str]]:
+    """``(line_start, key_start, key_path_text)`` of every ``key =`` line that
+    starts in ``text[start:end]``. ``start`` is a line start after the first
+    line (a section body follows its header line), so ``text[start - 1]`` is
+    the newline the pattern begins with."""
+    for m in _KEY_LINE_NL.finditer(text, start - 1, end):
+        yield m.start() + 1, m.start(1), m.group(1)
+
+
 def _split(text: str) -> list[_Chunk]:
     chunks: list[_Chunk] = []
     line = 1
     last = 0
     n = len(text)
-    starts = [0] if _HEADER_START.match(text) else []
-    starts += [m.start() + 1 for m in _HEADER_START_NL.finditer(text)]
-    for s in starts:
+    for s in _header_candidates(text):
         eol = text.find("\n", s)
         if eol < 0:
             eol = n
@@ -210,15 +225,12 @@ class _KeyIndex:
             self.map.setdefault(prefix, (c.line, c.col, c.start))
             line = c.line + 1
             pos = c.body
-            # c.body starts a line, so text[c.body - 1] is the header's "\n"
-            # (a header on the last line without one has c.body == c.end).
-            for m in _KEY_LINE_NL.finditer(text, c.body - 1, c.end):
-                ls = m.start() + 1
+            for ls, ks, path in _key_lines(text, c.body, c.end):
                 line += text.count("\n", pos, ls)
                 pos = ls
-                keys = _split_key_path(m.group(1))
+                keys = _split_key_path(path)
                 if keys is not None:
-                    hit = (line, m.start(1) - ls + 1, ls)
+                    hit = (line, ks - ls + 1, ls)
                     for k in range(1, len(keys) + 1):  # a.b.c = 1 also defines a and a.b
                         self.map.setdefault(prefix + keys[:k], hit)
 

@@ -130,6 +130,8 @@ def convert_column(col: Sequence[Any], cache: EntityCache) -> tuple[tuple, int]:
         return tuple(col), -1
     if not types <= _SCALAR_TYPES:
         return (), _first_bad(col)
+    if float not in types:
+        return _convert_mixed(col, cache)
     out: list[Any] = []
     append = out.append
     for i, c in enumerate(col):
@@ -144,6 +146,26 @@ def convert_column(col: Sequence[Any], cache: EntityCache) -> tuple[tuple, int]:
                 return (), i
         append(c)
     return tuple(out), -1
+
+
+def _convert_mixed(col: Sequence[Any], cache: EntityCache) -> tuple[tuple, int]:
+    """A column of strings, integers and booleans (no floats): an attribute
+    value column (``"secret"``, ``3``, ``true``, ``Folder::"f1"``).
+
+    The distinct strings are converted as one column into ``cache``; then
+    ``cache.get(cell, cell)`` maps every cell in one C loop: a string to its
+    converted value, any other cell to itself (the cache holds only string
+    keys, and no string equals a number). Integers are range-checked over the
+    distinct values: ``1 == True`` may hide one behind the other in the set,
+    but only 0 and 1, which are in range (a float could hide ``2**63``, hence
+    no floats here).
+    """
+    distinct = set(col)
+    ints = [v for v in distinct if type(v) is int]
+    if ints and (min(ints) < INT_MIN or max(ints) > INT_MAX):
+        return (), _first_bad(col)
+    _fill_cache([v for v in distinct if type(v) is str], cache, False)
+    return tuple(map(cache.get, col, col)), -1
 
 
 def _first_bad(col: Sequence[Any]) -> int:
