@@ -238,7 +238,7 @@ REF_KEY_LINE = re.compile(rf"^[ \t]*({sections._PATH})[ \t]*=", re.M)
 lines = st.sampled_from([
     "[data]", "[[tests.t]]", "[ data . x ]", "[true]", "  [1, 2],", "['a', 'b'],", "[_x]",
     "key = 1", "a.b = 2", '  "q k" = 3', "x=4", "\tk\t= 5", "# c", "", "\r", "=", "a. = 1", "[", "k = [",
-    "[rules]", "p(X) :- q(X).",
+    "[rules]", "p(X) :- q(X).", "  ['a=b', 1],", "a == b", "k = 1 # = 2", "  [k = 1]", "= k",
 ])
 
 

@@ -174,9 +174,26 @@ def _key_lines(text: str, start: int, end: int) -> Iterator[tuple[int, int, str]
     """``(line_start, key_start, key_path_text)`` of every ``key =`` line that
     starts in ``text[start:end]``. ``start`` is a line start after the first
     line (a section body follows its header line), so ``text[start - 1]`` is
-    the newline the pattern begins with."""
-    for m in _KEY_LINE_NL.finditer(text, start - 1, end):
-        yield m.start() + 1, m.start(1), m.group(1)
+    the newline the pattern begins with.
+
+    Only a line with an ``=`` can be a key line, and the rows of a big
+    ``[data]`` array have none: the scan jumps from ``=`` to ``=``
+    (``str.find``) and tries the pattern once at the start of each such line.
+    """
+    pos = start
+    find, rfind, match = text.find, text.rfind, _KEY_LINE_NL.match
+    while True:
+        eq = find("=", pos, end)
+        if eq < 0:
+            return
+        ls = rfind("\n", start - 1, eq) + 1
+        m = match(text, ls - 1, end)
+        if m is not None:
+            yield ls, m.start(1), m.group(1)
+        nl = find("\n", eq, end)
+        if nl < 0:
+            return
+        pos = nl + 1
 
 
 def _split(text: str) -> list[_Chunk]:
