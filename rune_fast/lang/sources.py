@@ -8,10 +8,13 @@ per million cells, so this module avoids per-cell Python code:
   included) is split with ``str.split``.  Otherwise the csv module reads it.
 - Cells are then handled column by column.  A column is joined into one
   string and checked with substring counts and regexes that start with a
-  literal newline (integers? plain strings? one entity type?).  It is
-  converted with ``map`` over builtins.  A column of many repeated values is
-  converted once per distinct value.  Only a column that mixes kinds falls
-  back to a dict cache whose ``__missing__`` types each distinct string.
+  literal newline (integers? plain strings? entities of a few types?).  It
+  is converted with ``map`` over builtins.  A column of many repeated values
+  is converted once per distinct value, through a cache shared by all the
+  columns of a file, so that a repeated text becomes one object (one
+  ``Entity`` per literal).  Only a column that mixes kinds and cannot be
+  handled whole falls back to a dict cache whose ``__missing__`` types each
+  distinct string.
 - The cyclic garbage collector is paused while the tuples are built (see
   ``paused_gc``).
 
