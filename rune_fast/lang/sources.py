@@ -53,6 +53,7 @@ __all__ = [
     "source_format",
     "EntityCache",
     "convert_column",
+    "convert_values",
     "describe_bad_value",
     "paused_gc",
     "type_csv_column",
@@ -118,7 +119,11 @@ def convert_column(col: Sequence[Any], cache: EntityCache) -> tuple[tuple, int]:
     values: non-scalars (arrays, tables, null, dates), integers outside 64
     bits, nan.
     """
-    types = set(map(type, col))
+    return convert_values(col, cache, set(map(type, col)))
+
+
+def convert_values(col: Sequence[Any], cache: EntityCache, types: set) -> tuple[tuple, int]:
+    """``convert_column`` given ``types``, the set of the cells' types."""
     if types == {str}:
         return _convert_strings(col, cache, False), -1
     if types <= {int}:
@@ -322,8 +327,23 @@ def _fill_cache(strs: Sequence[str], cache: dict, csv_typed: bool, plain: bool =
     very same key object (an identity check, no string compare).
     """
     new = list(filterfalse(cache.__contains__, strs))
-    if new:
-        cache.update(zip(new, new) if plain else zip(new, _convert_strings(new, cache, csv_typed)))
+    if not new:
+        return
+    if plain:
+        cache.update(zip(new, new))
+        return
+    if not csv_typed:
+        # Entity literals and plain strings mixed (the distinct cells of a
+        # whole [data] array): the literals as one column (the entity fast
+        # paths need a column of literals only), the rest stay strings.
+        ents = [s for s in new if '::"' in s]
+        if len(ents) < len(new):
+            others = [s for s in new if '::"' not in s]
+            cache.update(zip(others, others))
+            new = ents
+            if not new:
+                return
+    cache.update(zip(new, _convert_strings(new, cache, csv_typed)))
 
 
 def _convert_strings(col: Sequence[str], cache: dict, csv_typed: bool) -> tuple:
