@@ -262,7 +262,7 @@ def test_mixed_literals_that_miss_the_fast_paths_still_convert():
 
 
 # --------------------------------------------------------------------------
-# A [data] array of rows: one flat pass == column by column == per cell
+# A [data] array of rows == per cell
 
 
 def data_parser():
@@ -274,30 +274,20 @@ def data_parser():
     return p, sections._KeyIndex(p.src, [c for c in chunks if c.keys[0] == "data"], 1)
 
 
-def fact_rows(rows, flat: bool):
-    p, index = data_parser()
-    if not flat:
-        p.rows_flat = lambda v, n: None  # the column-wise path
-    fs = p.fact_set(("r",), rows, index)
-    return fs, [e.message for e in p.errors]
-
-
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(st.integers(1, 4).flatmap(lambda w: st.lists(st.lists(scalar_cells, min_size=w, max_size=w), min_size=1,
                                                      max_size=60)),
        st.integers(1, 4), st.one_of(st.none(), bad_cells), st.integers(0, 10**6))
-def test_data_rows_flat_match_columns_and_the_reference(rows, k, bad, where):
+def test_data_rows_match_the_reference(rows, k, bad, where):
     rows = [list(r) for r in rows] * k
     if bad is not None:
         i = where % len(rows)
         rows[i][where % len(rows[i])] = bad
-    fs, errs = fact_rows(rows, True)
-    fs_cols, errs_cols = fact_rows(rows, False)
-    assert errs == errs_cols  # the same first bad cell is reported
+    p, index = data_parser()
+    fs = p.fact_set(("r",), rows, index)
     cells = [reference_column(r) for r in rows]
     if any(b >= 0 for _, b in cells):
-        assert fs is None and errs
+        assert fs is None and len(p.errors) == 1
         return
-    assert fs is not None and fs_cols is not None and not errs
+    assert fs is not None and not p.errors and fs.arity == len(rows[0])
     assert len(fs.rows) == len(rows) and all(same(a, b) for a, b in zip(fs.rows, (c for c, _ in cells)))
-    assert all(same(a, b) for a, b in zip(fs.rows, fs_cols.rows))

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import os
 import re
-from itertools import chain
 from operator import itemgetter
 from typing import Any, Optional
 
 from .ast import FactSet, Loc, SourceSpec
 from ..errors import RuneDataError, RuneError, RuneSourceError
 from ..limits import Limits
-from .sources import EntityCache, convert_column, convert_values, describe_bad_value
+from .sources import EntityCache, convert_column, describe_bad_value
 from .sections import _KeyIndex, _Src
 
 __all__ = ["DataSection"]
@@ -108,9 +107,6 @@ class DataSection:
                 n = lens.pop()
                 if n == 0:
                     return FactSet(name, 0, ((),) * len(v), loc)
-                rows = self.rows_flat(v, n)
-                if rows is not None:
-                    return FactSet(name, n, rows, loc)
                 cols = []
                 # columns by C-level item picks (cheaper than zip(*v), which
                 # makes an iterator per row)
@@ -141,26 +137,6 @@ class DataSection:
             self.error_at(RuneDataError, f"[data] key {name!r} is {describe_bad_value(v)}; {_DATA_SHAPES}", loc)
             return None
         return FactSet(name, 1, (vals,), loc)
-
-    def rows_flat(self, v: list, n: int) -> Optional[tuple]:
-        """The rows of an array of ``n``-wide arrays converted as one flat
-        column, then cut back into rows (``zip`` over one iterator ``n``
-        times): a cell's value does not depend on its column, and one pass
-        over all cells costs less than a transposition, a pass per column
-        and a re-zip. None, for the column-wise path, when a float is among
-        the cells (floats take the per-cell loop, which should then see only
-        their column) or a cell is bad (the column-wise path reports the
-        first bad cell of the first bad column, as it always has).
-        """
-        flat = list(chain.from_iterable(v))
-        types = set(map(type, flat))
-        if float in types:
-            return None
-        vals, bad = convert_values(flat, self.cache, types)
-        if bad >= 0:
-            return None
-        it = iter(vals)
-        return tuple(zip(*(it,) * n))
 
     # -- [sources]
     def source_specs(self, table: dict, index: _KeyIndex) -> list[SourceSpec]:

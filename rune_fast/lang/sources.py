@@ -53,7 +53,6 @@ __all__ = [
     "source_format",
     "EntityCache",
     "convert_column",
-    "convert_values",
     "describe_bad_value",
     "paused_gc",
     "type_csv_column",
@@ -119,11 +118,7 @@ def convert_column(col: Sequence[Any], cache: EntityCache) -> tuple[tuple, int]:
     values: non-scalars (arrays, tables, null, dates), integers outside 64
     bits, nan.
     """
-    return convert_values(col, cache, set(map(type, col)))
-
-
-def convert_values(col: Sequence[Any], cache: EntityCache, types: set) -> tuple[tuple, int]:
-    """``convert_column`` given ``types``, the set of the cells' types."""
+    types = set(map(type, col))
     if types == {str}:
         return _convert_strings(col, cache, False), -1
     if types <= {int}:
@@ -333,9 +328,9 @@ def _fill_cache(strs: Sequence[str], cache: dict, csv_typed: bool, plain: bool =
         cache.update(zip(new, new))
         return
     if not csv_typed:
-        # Entity literals and plain strings mixed (the distinct cells of a
-        # whole [data] array): the literals as one column (the entity fast
-        # paths need a column of literals only), the rest stay strings.
+        # Entity literals and plain strings mixed (the distinct strings of
+        # an attribute value column): the literals as one column (the entity
+        # fast paths need a column of literals only), the rest stay strings.
         ents = [s for s in new if '::"' in s]
         if len(ents) < len(new):
             others = [s for s in new if '::"' not in s]
