@@ -302,6 +302,28 @@ class FactData:
     def attrs_of(self, e: Any) -> Optional[CRecord]:
         return self._attrs.get(e)
 
+    def snapshot(self, name: str) -> Optional[frozenset]:
+        """The rows of a relation held as a set (key form), or ``None``."""
+        return self._rels.get(name)
+
+    def probe(self, name: str) -> Optional[Callable[[tuple], bool]]:
+        """``contains(name, row)`` as ``probe(row)``, or ``None`` (fallback)."""
+        return self._probes.get(name)
+
+    def ancestor_map(self) -> Mapping[Any, frozenset]:
+        """entity -> its ancestors (what ``is_in`` and ``ancestors`` read); fixed once built."""
+        return self._anc
+
+    def attr_map(self) -> Mapping[Any, CRecord]:
+        """entity -> its attribute record (what ``get_attr`` reads); fixed once built."""
+        return self._attrs
+
+    def probes(self) -> dict[str, Callable[[tuple], bool]]:
+        """relation -> its probe (``probe(row)`` is ``contains(relation, row)``)
+        for the relations held in this data (snapshots and tries); fixed once
+        built."""
+        return dict(self._probes)
+
     def relation(self, name: str) -> frozenset:
         """The snapshot of a relation (rows in key form), empty if none."""
         return self._rels.get(name, _EMPTY)
