@@ -43,6 +43,7 @@ guard = Guard(
     principal=principal,
     mode=os.environ.get("RUNE_MODE", "enforce"),
     www_authenticate='Bearer realm="docs"',
+    decision_headers=True,  # X-Rune-Policy-Version on every response, to watch reloads (off by default)
 )
 
 _docs = {name: f"{name}: first draft" for name in ("design", "roadmap", "contract", "handbook", "mallory_notes")}

@@ -22,8 +22,6 @@ from typing import Any, Optional
 import falcon
 
 from .guard import (
-    DECISION_ID_HEADER,
-    POLICY_VERSION_HEADER,
     PROBLEM_JSON,
     Guard,
     Verdict,
@@ -49,6 +47,7 @@ class RuneMiddleware:
         self._rules: dict = {}
         self._default_user = self.guard.needs_default_principal()
         self._headers = self.guard.decision_headers
+        self._decide = self.guard.decide
 
     # -- shared ---------------------------------------------------------------------
 
@@ -78,11 +77,17 @@ class RuneMiddleware:
         responder = getattr(cls, "on_websocket" if method == "WEBSOCKET" else "on_" + method.lower(), None)
         return rule_of(responder, method) or rule_of(cls, method) or _NO_RULE
 
-    def _refuse(self, resp: Any, v: Verdict) -> None:
+    def _allow_headers(self, resp: Any, f: tuple) -> None:
+        """The decision headers on a request let through (``decision_headers=True``)."""
+        h = self.guard.headers(self.guard.verdict(f))
+        if h:
+            resp.set_headers(h)
+
+    def _refuse(self, resp: Any, f: tuple) -> None:
+        v = self.guard.verdict(f)
         if v.status == 404:
             raise falcon.HTTPNotFound()
-        for name, value in self.guard.headers(v):
-            resp.set_header(name, value)
+        resp.set_headers(self.guard.headers(v))
         resp.status = v.status
         resp.content_type = PROBLEM_JSON
         resp.data = self.guard.problem_body(v)
@@ -96,15 +101,15 @@ class RuneMiddleware:
         if r is None:
             r = self.rule_for(resource, method)
         env = req.env
-        v = self.guard.check(
+        # decide(): the verdict's fields, no Verdict built unless one is needed
+        v = self._decide(
             req, method, req.path, req.uri_template, params, env.get("REMOTE_ADDR") or "", r,
             _wsgi_user(req, env) if self._default_user else None,
         )
-        req.context.rune = v.decision
-        if v.status == 0:
-            if v.decision_id and self._headers:
-                resp.set_header(DECISION_ID_HEADER, v.decision_id)
-                resp.set_header(POLICY_VERSION_HEADER, v.version)
+        req.context.rune = v[1]  # the Decision
+        if v[0] == 0:
+            if self._headers:
+                self._allow_headers(resp, v)
             return
         self._refuse(resp, v)
 
@@ -113,15 +118,14 @@ class RuneMiddleware:
     async def process_resource_async(self, req: Any, resp: Any, resource: Any, params: dict) -> None:
         method = req.method
         r = self.rule_for(resource, method)
-        v = await self.guard.check_async(
+        v = await self.guard.decide_async(
             req, method, req.path, req.uri_template, params, req.remote_addr, r,
             _user(req) if self._default_user else None,
         )
-        req.context.rune = v.decision
-        if v.status == 0:
-            if v.decision_id and self._headers:
-                resp.set_header(DECISION_ID_HEADER, v.decision_id)
-                resp.set_header(POLICY_VERSION_HEADER, v.version)
+        req.context.rune = v[1]
+        if v[0] == 0:
+            if self._headers:
+                self._allow_headers(resp, v)
             return
         self._refuse(resp, v)
 

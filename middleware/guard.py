@@ -15,13 +15,16 @@ Why it is shaped like this:
   route template, params, client address); the defaults are looked up in
   small dicts (``Action::"GET"`` and ``Route::"/docs/{id}"`` are built once),
   and with the default context the guard keeps a per-engine memo keyed by
-  those plain values, so a repeated request costs a tuple hash instead of
-  freezing a context dict for the engine's own cache. The memo belongs to
-  one engine and is dropped with it, so it can never answer for another
-  version.
+  those plain values (the context's inputs only when a policy can read the
+  context: ``Engine.reads_context``), so a repeated request costs a tuple
+  hash instead of freezing a context dict for the engine's own cache. The
+  memo belongs to one engine and is dropped with it, so it can never answer
+  for another version. A hit allocates nothing: ``decide`` returns the
+  memo's shared verdict fields, and decision ids are drawn only when read.
 - **Adapters stay thin.** ``check`` / ``check_async`` return a
-  :class:`Verdict`; an adapter only translates it into its framework's
-  response (``problem_body`` and ``headers`` give the shared shapes).
+  :class:`Verdict` (``decide`` / ``decide_async`` its fields); an adapter
+  only translates it into its framework's response (``problem_body`` and
+  ``headers`` give the shared shapes).
 """
 
 from __future__ import annotations
@@ -34,13 +37,13 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from operator import itemgetter as _itemgetter
 from typing import Any, Optional, Union
 
 from rune_fast import Decision, Engine, Entity, PolicyStore
 
-from .audit import AuditHook, AuditLog, GuardMetrics, register_metrics
+from .audit import OUTCOMES, AuditHook, AuditLog, GuardMetrics, register_metrics
 from .rules import EntitySpec, RouteRule, _is_async
+from .verdict import EXEMPT, Verdict, _tuple_new, new_decision_id
 
 __all__ = [
     "BodyTooLarge",
@@ -68,33 +71,9 @@ _HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TR
 _TITLES = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 413: "Content Too Large", 503: "Service Unavailable"}
 
 
-# ---------------------------------------------------------------------------
-# Decision ids: a random per-process prefix and a counter. uuid4 costs a
-# system call per request; this costs an increment. The prefix is redrawn in
-# every forked child (gunicorn workers fork after import), so workers never
-# share a sequence.
-
-_id_prefix = os.urandom(5).hex()
-_id_counter = itertools.count(1)
-
-
-def _reseed_ids() -> None:
-    global _id_prefix, _id_counter
-    _id_prefix = os.urandom(5).hex()
-    _id_counter = itertools.count(1)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reseed_ids)
-
-
 _perf = time.perf_counter
-_tuple_new = tuple.__new__
-
-
-def new_decision_id() -> str:
-    """A process-unique decision id: 10 hex digits of prefix, then a counter."""
-    return _id_prefix + "%x" % next(_id_counter)  # noqa: UP031 - %x is the cheapest hex formatting
+#: The outcome counters of a guard without metrics: bumped, never read.
+_NO_TICKS = dict.fromkeys(OUTCOMES, itertools.count())
 
 
 class ResolverError(Exception):
@@ -107,45 +86,6 @@ class BodyTooLarge(ResolverError):
     """A resolver asked for a body larger than the guard's ``max_body``."""
 
     status = 413
-
-
-class Verdict(tuple):
-    """What the guard decided for one request, for an adapter to act on.
-
-    ``status`` is 0 when the request proceeds (allowed, exempt, or any
-    outcome in dry-run), else the HTTP status to answer with (401, 403, 404,
-    413, 503). ``decision`` is the ``rune_fast.Decision`` the handler sees
-    (``None`` for an exempt route); ``outcome`` the audit outcome;
-    ``reason`` a located explanation for the log (never sent to the client).
-
-    A tuple underneath: one is built per request, and ``tuple.__new__`` is
-    a single C call where an ``__init__`` would be a Python frame.
-    """
-
-    __slots__ = ()
-
-    def __new__(
-        cls, status: int, decision: Optional[Decision], decision_id: str, outcome: str, reason: str, version: str
-    ) -> "Verdict":
-        return _tuple_new(cls, (status, decision, decision_id, outcome, reason, version))
-
-    status: int = property(_itemgetter(0))  # type: ignore[assignment]
-    decision: Optional[Decision] = property(_itemgetter(1))  # type: ignore[assignment]
-    decision_id: str = property(_itemgetter(2))  # type: ignore[assignment]
-    outcome: str = property(_itemgetter(3))  # type: ignore[assignment]
-    reason: str = property(_itemgetter(4))  # type: ignore[assignment]
-    version: str = property(_itemgetter(5))  # type: ignore[assignment]
-
-    @property
-    def proceed(self) -> bool:
-        return bool(self[0] == 0)
-
-    def __repr__(self) -> str:
-        return f"<Verdict {self[0] or 'proceed'} {self[3]} id={self[2]} reason={self[4]!r}>"
-
-
-#: The verdict for exempt routes and methods: proceed, no decision, no headers.
-EXEMPT = Verdict(0, None, "", "exempt", "", "")
 
 
 class _FixedEngine:
@@ -203,7 +143,7 @@ class Guard:
         resource_type: str = "Route",
         www_authenticate: Optional[str] = None,
         expose_reasons: bool = False,
-        decision_headers: bool = True,
+        decision_headers: bool = False,
         max_body: int = 1 << 20,
         audit_logger: Union[str, logging.Logger, None] = "rune_fast.middleware",
         audit_level: int = logging.INFO,
@@ -281,16 +221,24 @@ class Guard:
         self._default_rule = RouteRule()
         self._actions = {m: Entity(action_type, m) for m in _HTTP_METHODS}
         self._routes: dict[str, Entity] = {}
-        self._memo: tuple = (None, {})
+        self._memo: tuple = (None, {}, {}, False)
         self._plain = self.context is None and self.entities is None and memo_size > 0
+        self._by_route = self._plain and self.action is None and self.resource is None
         # Per-request bookkeeping, resolved once: the outcome counters of this
         # mode, whether decisions are timed (an audit log or the histogram),
         # and the audit logger's level cache.
-        self._counters = self.metrics.counters[self._mode_index] if self.metrics is not None else None
+        # ``_ticks[outcome]``: the counter to bump (a shared, never-read one
+        # without metrics, so the request path has no branch for it).
+        self._ticks: dict = self.metrics.counters[self._mode_index] if self.metrics is not None else _NO_TICKS
         self._histogram = bool(self.metrics is not None and self.metrics.latency)
-        self._clock = self.audit is not None or self._histogram
         self._audit_level = audit_level
         self._audit_cache: dict = getattr(self.audit.logger, "_cache", {}) if self.audit is not None else {}
+        # ``_timed_cache.get(audit_level)``: whether to time a decision, in
+        # one lookup: always with the histogram, never without an audit log,
+        # else the audit logger's own level cache (cleared in place by
+        # logging whenever levels change; a miss falls back to _audit_on).
+        self._timed_cache: dict = {audit_level: True} if self._histogram else \
+            self._audit_cache if self.audit is not None else {audit_level: False}
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -325,22 +273,55 @@ class Guard:
         ``route``/``params`` are the matched route template and parameters
         (``None`` when unknown), ``client`` the peer address, ``rule`` the
         route's :class:`RouteRule`, ``user`` the adapter's default principal
-        id (used only without a ``principal`` resolver). The common case (no
-        resolver but ``principal``, default context) is written out inline:
-        this is the per-request cost of the middleware.
+        id (used only without a ``principal`` resolver).
+        """
+        f = self.decide(req, method, path, route, params, client, rule, user)
+        return f if type(f) is Verdict else _tuple_new(Verdict, f)
+
+    @staticmethod
+    def verdict(f: tuple) -> Verdict:
+        """The :class:`Verdict` of what :meth:`decide` returned (the same object if it is one)."""
+        return f if type(f) is Verdict else _tuple_new(Verdict, f)
+
+    def decide(
+        self,
+        req: Any,
+        method: str,
+        path: str,
+        route: Optional[str],
+        params: Optional[Mapping[str, Any]],
+        client: str,
+        rule: Optional[RouteRule] = None,
+        user: Optional[str] = None,
+    ) -> tuple:
+        """:meth:`check` without building the Verdict when nothing needs one yet.
+
+        Returns the verdict's fields, ``(status, decision, ...)``, indexable
+        like a :class:`Verdict`: often the memo's own shared tuple, so an
+        allowed request costs no allocation here; a Verdict when one was
+        already made (a refusal of the guard itself, or a decision the audit
+        log recorded, whose id is drawn). An adapter reads ``[0]`` (status)
+        and ``[1]`` (decision), and calls :meth:`verdict` when it needs the
+        id (headers, problem body). The common case (no resolver but
+        ``principal``, default action, resource and context) is written out
+        inline: this is the per-request cost of the middleware.
         """
         if rule is None:
             rule = self._default_rule
         if rule.exempt or method in self.exempt_methods:
             return EXEMPT
         # Timed only when something records the latency: the histogram, or an
-        # audit logger that takes records right now (its level cache is a dict).
-        timed = self._histogram or (self._clock and self._audit_on())
+        # audit logger that takes records right now (see _timed_cache).
+        timed = self._timed_cache.get(self._audit_level)
+        if timed is None:
+            timed = self._audit_on()
         t0 = _perf() if timed else 0.0
         engine = self.holder.engine
         if engine is None:
             return self._unavailable(t0)
         where = "principal"
+        action = resource = None
+        e: Optional[tuple]
         try:
             fn = self.principal
             if fn is not None:
@@ -349,61 +330,64 @@ class Guard:
                 principal = (self.principal_type, user) if user else None
             if principal is None:
                 return self._unauthenticated(engine, t0)
-            where = "action"
-            spec = rule.action_spec
-            if spec is not None:
-                action = spec.entity if spec.entity is not None else self._spec(spec, req, params)
-            elif self.action is not None:
-                action = self.action(req)
-            else:
-                action = self._actions.get(method) or Entity(self.action_type, method)
-            where = "resource"
-            spec = rule.resource_spec
-            if spec is not None:
-                resource = spec.entity if spec.entity is not None else self._spec(spec, req, params)
-            elif self.resource is not None:
-                resource = self.resource(req)
-            else:
-                resource = self._routes.get(route) if route is not None else None
-                if resource is None:
-                    resource = self._route_resource(route, path)
-            where = "authorize"
-            if self._plain:
+            if self._by_route and rule.defaults:
+                # Default action, resource and context: the answer is a
+                # function of the principal, the method, the route (or path)
+                # and, only when a policy reads the context, its inputs.
+                where = "authorize"
                 memo = self._memo
                 if memo[0] is not engine:
-                    memo = self._memo = (engine, {})
-                key: Optional[tuple] = (principal, action, resource, method, path, route, client)
+                    memo = self._new_memo(engine)
+                key: Optional[tuple] = (principal, method, route if route is not None else path) if memo[3] else \
+                    (principal, method, path, route, client)
                 try:
-                    d = memo[1].get(key)
+                    e = memo[1].get(key)
                 except TypeError:  # an unhashable resolver result: decide without the memo
-                    d = key = None
-                if d is None:
-                    d = self._authorize_default(engine, memo[1], key, principal, action, resource,
-                                                method, path, route, params, client)
+                    e = key = None
+                if e is None:
+                    action, resource = self._method_action(method), self._route_resource(route, path)
+                    e = self._decide_default(engine, memo[1], memo[3], key, principal, action, resource,
+                                             method, path, route, params, client)
             else:
-                where = "context"
-                ctx = self.context(req) if self.context is not None else self.default_context(method, path, route, params, client)
-                where = "entities"
-                ents = self.entities(req) if self.entities is not None else None
-                where = "authorize"
-                d = engine.authorize(principal, action, resource, ctx, ents)
+                where = "action"
+                spec = rule.action_spec
+                if spec is not None:
+                    action = spec.entity if spec.entity is not None else self._spec(spec, req, params)
+                elif self.action is not None:
+                    action = self.action(req)
+                else:
+                    action = self._method_action(method)
+                where = "resource"
+                spec = rule.resource_spec
+                if spec is not None:
+                    resource = spec.entity if spec.entity is not None else self._spec(spec, req, params)
+                elif self.resource is not None:
+                    resource = self.resource(req)
+                else:
+                    resource = self._route_resource(route, path)
+                if self._plain:
+                    where = "authorize"
+                    e = self._decide_plain(engine, principal, action, resource, method, path, route, params, client)
+                else:
+                    where = "context"
+                    ctx = self.context(req) if self.context is not None else \
+                        self.default_context(method, path, route, params, client)
+                    where = "entities"
+                    ents = self.entities(req) if self.entities is not None else None
+                    where = "authorize"
+                    e = self._entry(engine.authorize(principal, action, resource, ctx, ents))
         except Exception as e:
             return self._error(engine, t0, rule, where, e)
-        if d.allowed:
-            v = _tuple_new(Verdict, (0, d, _id_prefix + "%x" % next(_id_counter), "allow", "", d.version))  # noqa: UP031
-        else:
-            v = self._refuse(d, rule)
-        counters = self._counters
-        if counters is not None:
-            next(counters[v[3]])
-        if timed:
-            why = None
-            if v[3] == "would_deny":  # dry run only: the explanation is built for the audit record
-                if self._plain:
-                    ctx, ents = self.default_context(method, path, route, params, client), None
-                why = (engine, ctx, ents)
-            self._record(v, t0, principal, action, resource, why)
-        return v
+        f: tuple = e[0]
+        next(e[1])  # count the outcome
+        if f[0] == 403 and rule.hide:
+            f = (404,) + f[1:]
+        if timed:  # the record draws the id: answer with the Verdict that carries it
+            v = _tuple_new(Verdict, f)
+            self._record_decided(v, t0, engine, principal, action, resource, method, path, route, params, client,
+                                 None if self._plain else (ctx, ents))
+            return v
+        return f
 
     async def check_async(
         self,
@@ -417,18 +401,35 @@ class Guard:
         user: Optional[str] = None,
     ) -> Verdict:
         """:meth:`check` for ASGI: resolvers may be sync or async. Never raises."""
+        f = await self.decide_async(req, method, path, route, params, client, rule, user)
+        return f if type(f) is Verdict else _tuple_new(Verdict, f)
+
+    async def decide_async(
+        self,
+        req: Any,
+        method: str,
+        path: str,
+        route: Optional[str],
+        params: Optional[Mapping[str, Any]],
+        client: str,
+        rule: Optional[RouteRule] = None,
+        user: Optional[str] = None,
+    ) -> tuple:
+        """:meth:`decide` for ASGI: resolvers may be sync or async. Never raises."""
         if rule is None:
             rule = self._default_rule
         if rule.exempt or method in self.exempt_methods:
             return EXEMPT
-        # Timed only when something records the latency: the histogram, or an
-        # audit logger that takes records right now (its level cache is a dict).
-        timed = self._histogram or (self._clock and self._audit_on())
+        timed = self._timed_cache.get(self._audit_level)
+        if timed is None:
+            timed = self._audit_on()
         t0 = _perf() if timed else 0.0
         engine = self.holder.engine
         if engine is None:
             return self._unavailable(t0)
         where = "principal"
+        action = resource = None
+        e: Optional[tuple]
         try:
             if self.principal is not None:
                 principal = await _maybe(self.principal(req))
@@ -436,59 +437,63 @@ class Guard:
                 principal = self._default_principal(user)
             if principal is None:
                 return self._unauthenticated(engine, t0)
-            where = "action"
-            spec = rule.action_spec
-            if spec is not None:
-                action = spec.entity if spec.entity is not None else await _maybe(self._spec(spec, req, params))
-            elif self.action is not None:
-                action = await _maybe(self.action(req))
-            else:
-                action = self._actions.get(method) or Entity(self.action_type, method)
-            where = "resource"
-            spec = rule.resource_spec
-            if spec is not None:
-                resource = spec.entity if spec.entity is not None else await _maybe(self._spec(spec, req, params))
-            elif self.resource is not None:
-                resource = await _maybe(self.resource(req))
-            else:
-                resource = self._route_resource(route, path)
-            if self._plain:
+            if self._by_route and rule.defaults:
                 where = "authorize"
                 memo = self._memo
                 if memo[0] is not engine:
-                    memo = self._memo = (engine, {})
-                key: Optional[tuple] = (principal, action, resource, method, path, route, client)
+                    memo = self._new_memo(engine)
+                key: Optional[tuple] = (principal, method, route if route is not None else path) if memo[3] else \
+                    (principal, method, path, route, client)
                 try:
-                    d = memo[1].get(key)
+                    e = memo[1].get(key)
                 except TypeError:
-                    d = key = None
-                if d is None:
-                    d = self._authorize_default(engine, memo[1], key, principal, action, resource,
-                                                method, path, route, params, client)
+                    e = key = None
+                if e is None:
+                    action, resource = self._method_action(method), self._route_resource(route, path)
+                    e = self._decide_default(engine, memo[1], memo[3], key, principal, action, resource,
+                                             method, path, route, params, client)
             else:
-                where = "context"
-                if self.context is not None:
-                    ctx = await _maybe(self.context(req))
+                where = "action"
+                spec = rule.action_spec
+                if spec is not None:
+                    action = spec.entity if spec.entity is not None else await _maybe(self._spec(spec, req, params))
+                elif self.action is not None:
+                    action = await _maybe(self.action(req))
                 else:
-                    ctx = self.default_context(method, path, route, params, client)
-                where = "entities"
-                ents = await _maybe(self.entities(req)) if self.entities is not None else None
-                where = "authorize"
-                d = engine.authorize(principal, action, resource, ctx, ents)
+                    action = self._method_action(method)
+                where = "resource"
+                spec = rule.resource_spec
+                if spec is not None:
+                    resource = spec.entity if spec.entity is not None else await _maybe(self._spec(spec, req, params))
+                elif self.resource is not None:
+                    resource = await _maybe(self.resource(req))
+                else:
+                    resource = self._route_resource(route, path)
+                if self._plain:
+                    where = "authorize"
+                    e = self._decide_plain(engine, principal, action, resource, method, path, route, params, client)
+                else:
+                    where = "context"
+                    if self.context is not None:
+                        ctx = await _maybe(self.context(req))
+                    else:
+                        ctx = self.default_context(method, path, route, params, client)
+                    where = "entities"
+                    ents = await _maybe(self.entities(req)) if self.entities is not None else None
+                    where = "authorize"
+                    e = self._entry(engine.authorize(principal, action, resource, ctx, ents))
         except Exception as e:
             return self._error(engine, t0, rule, where, e)
-        v = self._allow(d) if d.allowed else self._refuse(d, rule)
-        counters = self._counters
-        if counters is not None:
-            next(counters[v[3]])
-        if timed:
-            why = None
-            if v[3] == "would_deny":
-                if self._plain:
-                    ctx, ents = self.default_context(method, path, route, params, client), None
-                why = (engine, ctx, ents)
-            self._record(v, t0, principal, action, resource, why)
-        return v
+        f: tuple = e[0]
+        next(e[1])  # count the outcome
+        if f[0] == 403 and rule.hide:
+            f = (404,) + f[1:]
+        if timed:  # the record draws the id: answer with the Verdict that carries it
+            v = _tuple_new(Verdict, f)
+            self._record_decided(v, t0, engine, principal, action, resource, method, path, route, params, client,
+                                 None if self._plain else (ctx, ents))
+            return v
+        return f
 
     # -- defaults -------------------------------------------------------------------
 
@@ -535,31 +540,101 @@ class Guard:
 
     # -- deciding -------------------------------------------------------------------
 
-    def _authorize_default(
-        self, engine: Engine, table: dict, key: Optional[tuple], principal: Any, action: Any, resource: Any,
+    def _new_memo(self, engine: Engine) -> tuple:
+        """A fresh memo ``(engine, by_route, by_entities, context_free)`` for a newly seen engine.
+
+        Two tables of entries (:meth:`_entry`): ``by_route`` keyed on (principal,
+        method, route or path) for requests whose action and resource are the
+        defaults, ``by_entities`` keyed on (principal, action, resource) for
+        the others (route rules, action/resource resolvers). ``context_free``:
+        no policy of this engine can read ``context``
+        (``Engine.reads_context``), so the keys stop there and a miss decides
+        without building the default context; otherwise the keys add the
+        default context's inputs (method, path, route, client; the route
+        parameters are a function of path and route). An engine-like source
+        without the property is treated as reading the context.
+        """
+        memo = self._memo = (engine, {}, {}, getattr(engine, "reads_context", True) is False)
+        return memo
+
+    def _decide_plain(
+        self, engine: Engine, principal: Any, action: Any, resource: Any,
         method: str, path: str, route: Optional[str], params: Optional[Mapping[str, Any]], client: str,
-    ) -> Decision:
-        """A memo miss: decide with the default context and remember the answer."""
-        d = engine.authorize(principal, action, resource, self.default_context(method, path, route, params, client))
+    ) -> tuple:
+        """The memo entry (:meth:`_entry`) with the default context, through the ``by_entities`` memo."""
+        memo = self._memo
+        if memo[0] is not engine:
+            memo = self._new_memo(engine)
+        key: Optional[tuple] = (principal, action, resource) if memo[3] else \
+            (principal, action, resource, method, path, route, client)
+        try:
+            e = memo[2].get(key)
+        except TypeError:  # an unhashable resolver result: decide without the memo
+            e = key = None
+        if e is None:
+            e = self._decide_default(engine, memo[2], memo[3], key, principal, action, resource,
+                                     method, path, route, params, client)
+        return e  # type: ignore[no-any-return]
+
+    def _decide_default(
+        self, engine: Engine, table: dict, context_free: bool, key: Optional[tuple], principal: Any, action: Any,
+        resource: Any, method: str, path: str, route: Optional[str], params: Optional[Mapping[str, Any]], client: str,
+    ) -> tuple:
+        """A memo miss: decide with the default context and remember the answer (:meth:`_entry`).
+
+        Answers with errors are not remembered (they may quote request values).
+        """
+        if context_free:
+            d = engine.authorize(principal, action, resource)
+        else:
+            d = engine.authorize(principal, action, resource, self.default_context(method, path, route, params, client))
+        e = self._entry(d)
         if key is not None and not d.errors:
             if len(table) >= self.memo_size:
                 table.clear()  # a plain generation drop; the engine's own cache stays warm
-            table[key] = d
-        return d
+            table[key] = e
+        return e
 
-    @staticmethod
-    def _allow(d: Decision) -> Verdict:
-        return Verdict(0, d, _id_prefix + "%x" % next(_id_counter), "allow", "", d.version)  # noqa: UP031
+    def _entry(self, d: Decision) -> tuple:
+        """``(verdict fields, outcome counter)``: what the memo keeps per answer."""
+        f = self._fields(d)
+        return (f, self._ticks[f[3]])
 
-    def _refuse(self, d: Decision, rule: RouteRule) -> Verdict:
+    def _fields(self, d: Decision) -> tuple:
+        """The verdict fields of a decision in this guard's mode (id drawn lazily).
+
+        A deny is 403 here; ``check`` turns it into 404 for a hiding route.
+        """
+        if d.allowed:
+            return (0, d, None, "allow", "", d.version)
         if self._mode_index:
-            return Verdict(0, d, new_decision_id(), "would_deny", _errors(d), d.version)
-        return Verdict(404 if rule.hide else 403, d, new_decision_id(), "deny", _errors(d), d.version)
+            return (0, d, None, "would_deny", _errors(d), d.version)
+        return (403, d, None, "deny", _errors(d), d.version)
+
+    def _record_decided(
+        self, v: Verdict, t0: float, engine: Engine, principal: Any, action: Any, resource: Any,
+        method: str, path: str, route: Optional[str], params: Optional[Mapping[str, Any]], client: str,
+        given: Optional[tuple],
+    ) -> None:
+        """:meth:`_record` for a decided request.
+
+        ``action``/``resource`` are ``None`` when the route memo answered
+        (they are the defaults, rebuilt here); ``given`` is the request's
+        (context, entities), ``None`` for the default context. A dry-run
+        ``would_deny`` record carries the explanation, built here.
+        """
+        if action is None:
+            action, resource = self._method_action(method), self._route_resource(route, path)
+        why = None
+        if v[3] == "would_deny":
+            ctx, ents = given if given is not None else (self.default_context(method, path, route, params, client), None)
+            why = (engine, ctx, ents)
+        self._record(v, t0, principal, action, resource, why)
 
     def _unavailable(self, t0: float) -> Verdict:
         reason = "no policy engine loaded"
         d = Decision("deny", False, (), ((GUARD_ERROR_ID, reason),), False, "")
-        v = Verdict(0 if self._mode_index else 503, d, new_decision_id(), "unavailable", reason, "")
+        v = Verdict(0 if self._mode_index else 503, d, None, "unavailable", reason, "")
         self._count(v)
         self._record(v, t0, None, None, None)
         return v
@@ -567,7 +642,7 @@ class Guard:
     def _unauthenticated(self, engine: Engine, t0: float) -> Verdict:
         reason = "no principal (unauthenticated caller)"
         d = Decision("deny", False, (), ((GUARD_ERROR_ID, reason),), False, engine.version)
-        v = Verdict(0 if self._mode_index else 401, d, new_decision_id(), "unauthenticated", reason, engine.version)
+        v = Verdict(0 if self._mode_index else 401, d, None, "unauthenticated", reason, engine.version)
         self._count(v)
         self._record(v, t0, None, None, None)
         return v
@@ -581,7 +656,7 @@ class Guard:
         status = exc.status if isinstance(exc, ResolverError) else (404 if rule.hide else 403)
         outcome = "too_large" if isinstance(exc, BodyTooLarge) else "error"
         d = Decision("deny", False, (), ((GUARD_ERROR_ID, reason),), False, engine.version)
-        v = Verdict(0 if self._mode_index else status, d, new_decision_id(), outcome, reason, engine.version)
+        v = Verdict(0 if self._mode_index else status, d, None, outcome, reason, engine.version)
         self._count(v)
         self._record(v, t0, None, None, None)
         return v
@@ -600,8 +675,7 @@ class Guard:
         return on  # type: ignore[no-any-return]
 
     def _count(self, v: Verdict) -> None:
-        if self._counters is not None:
-            next(self._counters[v[3]])
+        next(self._ticks[v[3]])
 
     def _record(
         self, v: Verdict, t0: float, principal: Any, action: Any, resource: Any, why: Optional[tuple] = None
@@ -660,16 +734,21 @@ class Guard:
         """Response headers for a verdict (none for an exempt route or a hidden deny).
 
         The decision id and policy version go on every refusal, and on the
-        responses the guard let through unless ``decision_headers=False``.
+        responses the guard let through only with ``decision_headers=True``
+        (so an allowed request draws no decision id for them).
         """
-        if v.status == 404 or not v.decision_id:
+        status = v[0]
+        if status == 404 or v[1] is None:  # hidden, or exempt (no decision)
             return []
-        out = []
-        if self.decision_headers or v.status:  # refusals always carry them
-            out.append((DECISION_ID_HEADER, v.decision_id))
-            if v.version:
-                out.append((POLICY_VERSION_HEADER, v.version))
-        if v.status == 401 and self.www_authenticate:
+        if not status:
+            if not self.decision_headers:
+                return []
+            return [(DECISION_ID_HEADER, v.decision_id), (POLICY_VERSION_HEADER, v[5])] if v[5] else \
+                [(DECISION_ID_HEADER, v.decision_id)]
+        out = [(DECISION_ID_HEADER, v.decision_id)]  # refusals always carry them
+        if v[5]:
+            out.append((POLICY_VERSION_HEADER, v[5]))
+        if status == 401 and self.www_authenticate:
             out.append(("WWW-Authenticate", self.www_authenticate))
         if v.status == 503:
             out.append(("Retry-After", "5"))

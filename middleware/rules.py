@@ -132,10 +132,12 @@ class RouteRule:
       exists.
 
     A plain slotted class rather than a dataclass: the guard reads these
-    attributes on every request.
+    attributes on every request. ``defaults`` is true when the rule leaves
+    both the action and the resource to the guard (then they are functions
+    of the method and route, and the guard's memo can key on those).
     """
 
-    __slots__ = ("exempt", "hide", "action", "resource", "action_spec", "resource_spec", "is_async")
+    __slots__ = ("exempt", "hide", "action", "resource", "action_spec", "resource_spec", "is_async", "defaults")
 
     exempt: bool
     hide: bool
@@ -144,6 +146,7 @@ class RouteRule:
     action_spec: Optional[EntitySpec]
     resource_spec: Optional[EntitySpec]
     is_async: bool
+    defaults: bool
 
     def __init__(
         self,
@@ -160,6 +163,7 @@ class RouteRule:
             ("exempt", exempt), ("hide", hide), ("action", action), ("resource", resource),
             ("action_spec", a), ("resource_spec", r),
             ("is_async", any(s is not None and s.is_async for s in (a, r))),
+            ("defaults", a is None and r is None),
         ):
             object.__setattr__(self, name, value)
 

@@ -11,11 +11,13 @@ relation, not a line).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import re
 from typing import Any, Iterable, Iterator, Mapping
 
 from .errors import RuneError
+from .lang import ast as A
 
 
 # ---------------------------------------------------------------------------
@@ -37,6 +39,37 @@ def _closure(graph: Mapping[str, Iterable[str]], roots: Iterable[str]) -> frozen
                 out.add(r)
                 todo.append(r)
     return frozenset(out)
+
+
+def _reads_context(policies: Iterable[A.Policy], depends_on: Mapping[str, Iterable[str]]) -> bool:
+    """Whether any policy can read the request's ``context``.
+
+    Directly (``context.x``, ``context has x``, ``context("k", V)``...),
+    through a relation call whose rules (transitively) read ``context``, or
+    through ``parent``/``attr`` when rules derive them from ``context``
+    (every ``in`` and attribute read may then depend on it).
+    A syntactic over-approximation, so ``False`` is a guarantee: then every
+    decision is the same whatever the context (a valid one), and a caller
+    may decide without building it. Walks the policy trees iteratively
+    (no recursion limit to hit).
+    """
+    names = _closure(depends_on, ("context",)) | {"context"}
+    if names & {"parent", "attr"}:
+        return True  # ``in`` and attribute reads go through them, unnamed
+    todo: list[Any] = list(policies)
+    while todo:
+        x = todo.pop()
+        t = type(x)
+        if t is A.VarRef:
+            if x.name == "context":
+                return True
+        elif t is A.RelCall and x.name in names:
+            return True
+        if t is tuple or t is list:
+            todo.extend(x)
+        elif t is not A.Loc and dataclasses.is_dataclass(x):
+            todo.extend(getattr(x, f.name) for f in dataclasses.fields(x))
+    return False
 
 
 # ---------------------------------------------------------------------------

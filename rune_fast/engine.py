@@ -76,7 +76,7 @@ from .request import (
 )
 from .values import Entity
 from .request_data import _LazyModel, _PlanShared, _PlannedRelations, _RequestRelations
-from .building import _closure, _gc_paused, _locate_unlocated
+from .building import _closure, _gc_paused, _locate_unlocated, _reads_context
 from .test_report import TestResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -267,6 +267,16 @@ class Engine:
     def diagnostics(self) -> list[str]:
         """Rule evaluation problems found while building (overflow, division by zero)."""
         return self._model.diagnostics
+
+    @property
+    def reads_context(self) -> bool:
+        """Whether any policy can read ``context`` (directly or through rules).
+
+        ``False`` guarantees that ``authorize(p, a, r, context)`` answers as
+        ``authorize(p, a, r)`` for every valid context, so a caller (the
+        middleware) need not build one. Computed on each access: cache it.
+        """
+        return _reads_context((p.policy for p in self.policies), self.info.depends_on)
 
     @property
     def policy_ids(self) -> tuple[str, ...]:
@@ -590,19 +600,8 @@ class Engine:
                 kind, reasons, errors = self._decide(p, a, r, ctx, ents)
             except RuneRequestError as e:
                 kind, reasons, errors = "deny", (), ((ENGINE_ERROR_ID, f"bad test request: {e.message}"),)
-            results.append(
-                TestResult(
-                    t.name,
-                    kind == t.expect,
-                    t.expect,
-                    kind,
-                    reasons,
-                    errors,
-                    t.loc.file,
-                    t.loc.line,
-                    t.loc.col,
-                )
-            )
+            results.append(TestResult(t.name, kind == t.expect, t.expect, kind, reasons, errors,
+                                      t.loc.file, t.loc.line, t.loc.col))
         return results
 
     # -- query -------------------------------------------------------------------------------
@@ -709,13 +708,8 @@ class Engine:
         return explain(self, principal, action, resource, context, entities)
 
     def _request_model_partial(self, p: Any, a: Any, r: Any, ctx: CRecord, ents: Any) -> Any:
-        return self._with_request(
-            [(p,)] if p is not None else [],
-            [(a,)] if a is not None else [],
-            [(r,)] if r is not None else [],
-            ctx,
-            ents,
-        )
+        return self._with_request([(p,)] if p is not None else [], [(a,)] if a is not None else [],
+                                  [(r,)] if r is not None else [], ctx, ents)
 
 
 def _without_request_plans(engine: Engine) -> Engine:

@@ -19,7 +19,7 @@ Nothing here keeps a reference to the engine.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 from .lang import ast as A
 from .policy.policies import FactData, PolicySet, trie_probe
@@ -36,9 +36,11 @@ def static_data(compiled: Any, model: Any, policies: PolicySet, side: dict) -> F
     """The request-independent data policies read. ``side``: the parent/attr
     rows kept out of the core (``Engine.__init__``), by relation."""
 
-    def rel_rows(name: str) -> frozenset:
+    def rel_rows(name: str) -> Iterable[tuple]:
+        # attr rows go as they are (FactData.from_facts copes with
+        # repeated rows without hashing every row into a set)
         if name in side:
-            return frozenset(side[name])
+            return side[name] if name == "attr" else frozenset(side[name])
         return model.relation(name) if name in compiled.slot_of else frozenset()
 
     # Relations policies call: small ones as frozensets of rows, big ones

@@ -58,8 +58,9 @@ def make_app(asgi: bool, **guard_kw: Any) -> tuple[Any, Holder]:
         return ("User", u) if u else None
 
     guard_kw.setdefault("principal", principal_async if asgi else principal_sync)
+    guard_kw.setdefault("decision_headers", True)  # the tests read them on allowed responses too
     guard = Guard(holder, www_authenticate="Bearer", metrics=False, **guard_kw)
-    dry = Guard(holder, principal=guard.principal, mode=DRY_RUN, metrics=False)
+    dry = Guard(holder, principal=guard.principal, mode=DRY_RUN, metrics=False, decision_headers=True)
 
     def respond(req: Any, resp: Any, **params: Any) -> None:
         d = req.context.rune

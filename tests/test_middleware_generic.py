@@ -56,7 +56,7 @@ def call_wsgi(app: Any, path: str, user: str = "", method: str = "GET") -> tuple
 
 
 def test_wsgi_middleware() -> None:
-    app = RuneWSGIMiddleware(wsgi_app, Guard(ENGINE, metrics=False), routes=ROUTES)
+    app = RuneWSGIMiddleware(wsgi_app, Guard(ENGINE, metrics=False, decision_headers=True), routes=ROUTES)
     status, headers, body = call_wsgi(app, "/docs/a1", "alice")  # REMOTE_USER is the default principal
     assert status == "200 OK" and json.loads(body)["decision"]["reasons"] == ["owner"]
     assert headers["X-Rune-Policy-Version"] == ENGINE.version and headers["Content-Type"] == "application/json"
@@ -118,7 +118,8 @@ async def principal(scope: dict) -> Any:
 
 
 def test_asgi_middleware_http_and_lifespan() -> None:
-    app = RuneASGIMiddleware(asgi_app, Guard(ENGINE, principal=principal, metrics=False), routes=ROUTES)
+    app = RuneASGIMiddleware(asgi_app, Guard(ENGINE, principal=principal, metrics=False, decision_headers=True),
+                             routes=ROUTES)
     sent = run_asgi(app, {"type": "lifespan"}, [{"type": "lifespan.startup"}])
     assert sent == [{"type": "lifespan.startup.complete", "seen": "lifespan.startup"}]  # passed through
     start, body = run_asgi(app, http_scope("/docs/a1", "alice"), [])

@@ -451,3 +451,116 @@ def test_decision_headers_off_keeps_them_on_refusals() -> None:
     assert g.headers(check(g)) == []
     names = [k for k, _ in g.headers(check(g, user='User::"bob"'))]
     assert names == ["X-Rune-Decision-Id", "X-Rune-Policy-Version"]
+
+
+def test_decision_headers_are_on_refusals_only_by_default() -> None:
+    g = guard()
+    assert g.headers(check(g)) == []  # an allowed request: no id, no policy version sent
+    assert [k for k, _ in g.headers(check(g, user='User::"bob"'))] == ["X-Rune-Decision-Id", "X-Rune-Policy-Version"]
+    on = guard(decision_headers=True)
+    v = check(on)
+    assert on.headers(v) == [("X-Rune-Decision-Id", v.decision_id), ("X-Rune-Policy-Version", ENGINE.version)]
+
+
+# -- the per-request work: lazy ids, the memo and its keys -----------------------------
+
+
+def test_decision_ids_are_drawn_lazily_and_kept() -> None:
+    g = guard()
+    a, b = check(g), check(g)
+    assert a[2] is None and not a.__dict__  # nothing drawn by the decision itself
+    first_b = b.decision_id                  # drawn out of order: still unique
+    assert a.decision_id != first_b and a.decision_id == a.decision_id and b.decision_id == first_b
+    assert re.fullmatch(r"[0-9a-f]{11,}", a.decision_id)
+    assert repr(a).count(a.decision_id) == 1
+
+
+CTX_POLICY = """version = "rune/1"
+[policies]
+@id("docs")
+permit(principal, action == Action::"GET", resource == Route::"/docs/{doc_id}")
+  unless { context.path like "/docs/secret*" || context.client == "10.6.6.6" };
+"""
+
+PLAIN_POLICY = """version = "rune/1"
+[policies]
+@id("docs")
+permit(principal, action == Action::"GET", resource == Route::"/docs/{doc_id}");
+"""
+
+
+@pytest.mark.parametrize("route_rule", [None, RouteRule(resource=Entity("Route", "/docs/{doc_id}"))])
+def test_memo_is_keyed_on_the_context_when_a_policy_reads_it(route_rule: Optional[RouteRule]) -> None:
+    """Same principal, action and resource: only the context differs. A memo
+    keyed without it would answer the second request from the first."""
+    g = Guard(rune_fast.load_text(CTX_POLICY), principal=lambda r: r, metrics=False)
+
+    def go(path: str, client: str = "127.0.0.1") -> str:
+        return g.check('User::"u"', "GET", path, "/docs/{doc_id}", {"doc_id": path[6:]}, client, route_rule).outcome
+
+    for _ in range(2):  # the second round is answered from the memo
+        assert go("/docs/a1") == "allow"
+        assert go("/docs/secret-plan") == "deny"
+        assert go("/docs/a1", "10.6.6.6") == "deny"
+        assert go("/docs/a1") == "allow"
+
+
+def test_memo_skips_the_context_when_no_policy_reads_it(monkeypatch: Any) -> None:
+    eng = rune_fast.load_text(PLAIN_POLICY)
+    assert eng.reads_context is False
+    g = Guard(eng, principal=lambda r: r, metrics=False)
+    assert g.check('User::"u"', "GET", "/docs/a1", "/docs/{doc_id}", {"doc_id": "a1"}, "10.0.0.1").outcome == "allow"
+    monkeypatch.setattr(Guard, "default_context", staticmethod(lambda *a: 1 / 0))  # never built again
+    for path, client in (("/docs/b2", "10.0.0.2"), ("/docs/c3", "10.0.0.3")):
+        assert g.check('User::"u"', "GET", path, "/docs/{doc_id}", {"doc_id": path[6:]}, client).outcome == "allow"
+    assert len(g._memo[1]) == 1  # one entry for the route, whatever the path and client
+    assert g.check('User::"v"', "POST", "/docs/a1", "/docs/{doc_id}", {"doc_id": "a1"}, "").outcome == "deny"
+
+
+def test_memo_follows_a_reload_that_starts_reading_the_context() -> None:
+    class Holder:
+        engine: Any = rune_fast.load_text(PLAIN_POLICY)
+
+    g = Guard(Holder(), principal=lambda r: r, metrics=False)
+
+    def go(path: str) -> str:
+        return g.check('User::"u"', "GET", path, "/docs/{doc_id}", {"doc_id": path[6:]}, "").outcome
+
+    assert go("/docs/secret-1") == "allow" and go("/docs/a1") == "allow"
+    Holder.engine = rune_fast.load_text(CTX_POLICY)
+    assert go("/docs/secret-1") == "deny" and go("/docs/a1") == "allow"
+
+
+def test_route_memo_tells_routes_from_raw_paths_and_methods() -> None:
+    eng = rune_fast.load_text('version = "rune/1"\n[policies]\n'
+                              'permit(principal, action == Action::"GET", resource == Route::"/a");\n')
+    g = Guard(eng, principal=lambda r: r, metrics=False)
+    for _ in range(2):
+        assert g.check('User::"u"', "GET", "/a", None, None, "").outcome == "allow"   # the path is the route
+        assert g.check('User::"u"', "GET", "/b", None, None, "").outcome == "deny"
+        assert g.check('User::"u"', "GET", "/a", "/{x}", {"x": "a"}, "").outcome == "deny"
+        assert g.check('User::"u"', "PUT", "/a", None, None, "").outcome == "deny"
+        assert g.check('User::"w"', "GET", "/a", None, None, "").outcome == "allow"
+
+
+def test_unhashable_principal_is_decided_without_the_memo() -> None:
+    g = guard(principal=lambda r: ["User", "alice"])
+    v = check(g, rule=None)
+    assert v.status == 403 and v.outcome in ("deny", "error")
+
+
+def test_decide_returns_shared_fields_until_a_verdict_is_needed(caplog: Any) -> None:
+    g = guard(audit_logger="rune_fast.test_decide")
+    logging.getLogger("rune_fast.test_decide").setLevel(logging.WARNING)  # silent: nothing draws an id
+    args = ('User::"alice"', "GET", "/docs/a1", "/docs/{doc_id}", {"doc_id": "a1"}, "127.0.0.1", DOC)
+    f1, f2 = g.decide(*args), g.decide(*args)
+    assert type(f1) is tuple and f1 is f2  # the memo's tuple, no allocation per request
+    v1, v2 = g.verdict(f1), g.verdict(f2)
+    assert v1 == f1 and v1.outcome == "allow" and v1.decision_id != v2.decision_id
+    assert g.verdict(v1) is v1 and type(g.check(*args)) is type(v1)
+    hidden = g.decide('User::"bob"', *args[1:6], RouteRule(action='Action::"read"', resource='Document::"{doc_id}"', hide=True))
+    assert hidden[0] == 404 and g.decide('User::"bob"', *args[1:])[0] == 403  # the memo's 403 is untouched
+    with caplog.at_level(logging.INFO, logger="rune_fast.test_decide"):
+        recorded = g.decide(*args)
+    (rec,) = [r for r in caplog.records if r.name == "rune_fast.test_decide"]
+    assert type(recorded) is not tuple and rec.rune["decision_id"] == g.verdict(recorded).decision_id  # type: ignore[attr-defined]

@@ -47,12 +47,13 @@ def _principal(req: falcon.Request) -> object:
     return ("User", user) if user else None
 
 
-def make_app(guarded: bool) -> falcon.App:
-    """The same one-route app, bare or behind the middleware (defaults: context
-    record, decision headers, metrics on, audit log silent at WARNING)."""
+def make_app(guarded: bool, **options: object) -> falcon.App:
+    """The same one-route app, bare or behind the middleware with the defaults
+    a user gets (default context, decision headers on refusals only, metrics
+    on, audit log silent at WARNING) unless ``options`` change them."""
     mw = []
     if guarded:
-        guard = Guard(rune_fast.load_text(POLICY), principal=_principal, name="bench")
+        guard = Guard(rune_fast.load_text(POLICY), principal=_principal, name="bench", **options)  # type: ignore[arg-type]
         mw = [RuneMiddleware(guard)]
     app = falcon.App(middleware=mw)
     app.add_route("/docs/{doc_id}", _Doc())
@@ -63,8 +64,8 @@ def _start_response(status: str, headers: list, exc_info: object = None) -> None
     pass
 
 
-def make_call(guarded: bool):
-    app = make_app(guarded)
+def make_call(guarded: bool, **options: object):
+    app = make_app(guarded, **options)
     environ = falcon.testing.create_environ("/docs/roadmap", headers={"X-User": "alice"})
     status = []
 
@@ -80,9 +81,9 @@ def make_call(guarded: bool):
     return call
 
 
-def measure(number: int = 20000, repeat: int = 7) -> tuple[float, float]:
+def measure(number: int = 20000, repeat: int = 7, **options: object) -> tuple[float, float]:
     """(bare, guarded) best-of-``repeat`` seconds per request, interleaved."""
-    bare, guarded = make_call(False), make_call(True)
+    bare, guarded = make_call(False), make_call(True, **options)
     tb, tg = [], []
     for _ in range(repeat):
         tb.append(timeit.timeit(bare, number=number, timer=time.process_time) / number)
@@ -114,3 +115,7 @@ if __name__ == "__main__":
     print(f"bare route      {b * 1e6:7.2f} us/request")
     print(f"with middleware {g * 1e6:7.2f} us/request")
     print(f"overhead        {(g - b) * 1e6:7.2f} us = {100.0 * (g - b) / b:.1f} %")
+    if "--headers" in sys.argv:  # the same with decision headers on every response
+        b, g = measure(decision_headers=True)
+        print(f"decision_headers=True: bare {b * 1e6:.2f} us, guarded {g * 1e6:.2f} us, "
+              f"overhead {(g - b) * 1e6:.2f} us = {100.0 * (g - b) / b:.1f} %")

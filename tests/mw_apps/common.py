@@ -72,6 +72,7 @@ def make_guard(principal: Any, store: Optional[PolicyStore] = None, *, dry_run: 
         mode=DRY_RUN if dry_run else ENFORCE,
         www_authenticate='Bearer realm="docs"',
         expose_reasons=True,
+        decision_headers=True,  # the load test maps each response's policy version to its outcome
         name="dry" if dry_run else "main",
     )
 
