@@ -58,7 +58,9 @@ def _relation(engine: "Engine", name: str, mask: tuple) -> Optional[tuple]:
     if name in engine._core_dep:
         plans = engine._req_plans
         fn = plans.by_mask.get((name, mask)) if plans is not None and engine._planned is not None else None
-        return None if fn is None else ("plan", fn, Fallback)
+        if fn is None or plans is None:
+            return None
+        return ("plan", fn, Fallback, plans.paste_by_mask.get((name, mask)))
     static = engine._static
     rows = static.snapshot(name)
     if not all(mask):  # FactData.matches: the projection of the snapshot

@@ -236,9 +236,12 @@ class Link(NamedTuple):
       ``d.matches`` as usual: ``("rows", S)``, the row (key form) is in the
       frozenset ``S``; ``("proj", S)``, the bound values (a tuple, key form)
       are in the projection ``S``; ``("probe", f)``, ``f(row)``; ``("plan",
-      f, exc)``, the request plan ``f(d, *bound values)`` answers, while
+      f, exc[, paste])``, the request plan ``f(d, *bound values)`` answers, while
       ``d.budget >= 0``, and an ``exc`` it raises (or a spent budget) hands
-      the question to ``d.general(name, row)``.
+      the question to ``d.general(name, row)``; ``paste``, when not None,
+      gives the plan's body to paste instead of the call
+      (``request_plans/paste.py``: ``paste(prefix, argument names, result
+      name, constant namer)`` -> lines).
     - ``ancestors``: entity -> frozenset of its ancestors (``d.is_in``);
     - ``attrs``: entity -> record of its attributes (``d.get_attr``).
 
@@ -655,6 +658,19 @@ class _CodeGen:
         elif how[0] == "proj":
             bound = [x for x, b in zip(keyed, mask) if b]
             self.emit(f"{v} = ({', '.join(bound)}{',' if len(bound) == 1 else ''}) in {self.k(how[1])}")
+        elif how[0] == "plan" and len(how) > 3 and how[3] is not None:
+            # a straight-line plan pasted in (request_plans/paste.py): the
+            # call's arguments as locals, the plan's body in a one-pass loop
+            args = []
+            for x in (x for x, b in zip(keyed, mask) if b):
+                a = f"{v}_a{len(args)}"
+                self.emit(f"{a} = {x}")
+                args.append(a)
+            self.emit("if d.budget >= 0:")
+            self.emit("    while True:")
+            for line in how[3](f"{v}_", args, v, self.k):
+                self.emit("        " + line)
+            self.emit(f"else: {v} = d.general({rel}, {row})")
         elif how[0] == "plan":
             call_args = "".join(f", {x}" for x, b in zip(keyed, mask) if b)
             self.emit("if d.budget >= 0:")

@@ -64,6 +64,7 @@ from ..lang.safety import ROLE_ATOM, BodyInfo, classify_body
 from ..values import value_key as row_key
 from .codegen import FunctionGen, Names, Snapshot, Unsupported
 from .ops import STEP_BUDGET, Fallback, RequestState
+from .paste import Paster, paster
 
 __all__ = ["RequestPlans", "RequestState", "Fallback", "STEP_BUDGET", "SNAPSHOT_LIMIT"]
 
@@ -114,6 +115,7 @@ class RequestPlans:
         self._cheap: set = set()               # plans that do not memoize
         self._deps: dict[str, set] = {}        # function -> the functions it calls
         self._sources: list[str] = []
+        self._source_of: dict[str, str] = {}  # function name -> its source
         #: relation -> function(state, *row) for questions with every position bound
         self.exists: dict[str, Callable] = {}
         #: relation -> function(state, row with None for wildcards)
@@ -121,6 +123,9 @@ class RequestPlans:
         #: (relation, mask) -> function(state, *the bound values): the plan
         #: of one question shape, without the dispatch on the row
         self.by_mask: dict[tuple[str, tuple], Callable] = {}
+        #: (relation, mask) -> the paster of its plan when it is straight-line
+        #: (``paste.py``): linked policies paste its body instead of calling it
+        self.paste_by_mask: dict[tuple[str, tuple], Optional[Paster]] = {}
         wanted: dict[str, dict[tuple, str]] = {}
         for rel, mask in sorted(set(questions)):
             if rel not in dependent:
@@ -153,6 +158,8 @@ class RequestPlans:
                 self.exists[rel] = fns[by_mask[full]]
             for mask, fname in by_mask.items():
                 self.by_mask[(rel, mask)] = fns[fname]
+                straight = fname in self._cheap and not self._deps.get(fname)
+                self.paste_by_mask[(rel, mask)] = paster(self._source_of[fname], ns) if straight else None
             self.matches[rel] = fns[dispatchers[rel][0]]
 
     def _few_rows(self) -> frozenset:
@@ -228,6 +235,7 @@ class RequestPlans:
             self._failed.add(key)
             raise Unsupported(str(exc)) from None
         self._sources.append(src)
+        self._source_of[name] = src
         self._deps[name] = gen.deps
         return name
 
