@@ -279,3 +279,33 @@ def test_fused_selections_are_bounded(monkeypatch):
                 for ctx in (None, {"need": 1, "tag": 1, "deny": False}):
                     assert _outcome(fast.authorize(p, a, r, ctx)) == _outcome(plain.authorize(p, a, r, ctx))
     assert len(fast._fused) == 1 and len(fast._plans) > 1
+
+
+def test_straight_line_plans_are_pasted_and_the_others_called():
+    """``mine`` and ``tagged`` compile to straight-line plans: the linked
+    policies paste their bodies (no call of the plan); ``budget_ok`` loops
+    over attribute rows and memoizes, so it is called. The property test
+    above checks the decisions of both kinds against the plain tests."""
+    from rune_fast.request_plans.paste import paster
+
+    text = HEADER + DATA + "[policies]\n" + "\n".join(POLICIES) + "\n"
+    e = rune_fast.load_text(text, cache_size=0)
+    pastes = e._req_plans.paste_by_mask
+    assert pastes[("mine", (True,))] is not None and pastes[("tagged", (False,))] is not None
+    assert pastes[("budget_ok", (True,))] is None
+    e.authorize('User::"a"', 'Action::"read"', 'Doc::"d1"', {"need": 1, "tag": 1})
+    sources = [fn.__rune_source__ for fn in e._fused.values()]
+    assert sources and any("d.load_cx()" in s for s in sources)  # tagged's body, pasted
+    called = e._req_plans.by_mask[("tagged", (False,))]
+    assert all(called not in fn.__globals__.values() for fn in e._fused.values())
+    # unfit shapes: a loop, a memo, a callee, a hand-over
+    assert paster("def F(ev):\n    for x in R:\n        return True\n    return False\n", {}) is None
+    assert paster("def F(ev, *, G=None):\n    if G(ev):\n        return True\n    return False\n", {}) is None
+    assert paster("def F(ev):\n    raise _FB('x')\n    return False\n", {}) is None
+    # names in string constants are left alone; locals, arguments and module names renamed
+    paste = paster("def F(ev, a0):\n    v0 = a0\n    if v0 == 'v0 ev a0' and v0 in S1:\n"
+                   "        return True\n    return False\n", {"S1": frozenset({"x"})})
+    assert paste is not None
+    consts: dict = {}
+    lines = paste("Q_", ["arg"], "res", lambda v: consts.setdefault(id(v), f"K{len(consts)}"))
+    assert lines == ["Q_v0 = arg", "if Q_v0 == 'v0 ev a0' and Q_v0 in K0:", "    res = True; break", "res = False; break"]
