@@ -309,3 +309,20 @@ def test_straight_line_plans_are_pasted_and_the_others_called():
     consts: dict = {}
     lines = paste("Q_", ["arg"], "res", lambda v: consts.setdefault(id(v), f"K{len(consts)}"))
     assert lines == ["Q_v0 = arg", "if Q_v0 == 'v0 ev a0' and Q_v0 in K0:", "    res = True; break", "res = False; break"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.text(max_size=3), st.one_of(
+    st.integers(-5, 5), st.booleans(), st.floats(allow_nan=False), st.text(max_size=3),
+    st.just(Entity("User", "a")), st.lists(st.integers(), max_size=2)), max_size=5))
+def test_load_cx_is_the_context_facts_in_key_form(ctx):
+    """``RequestState.load_cx``: the top-level scalars of the context, each in
+    key form (what ``context(K, V)`` holds); anything else has no fact."""
+    from rune_fast.request_plans import RequestState
+    from rune_fast.values import value_key
+
+    want = {k: value_key(v) for k, v in ctx.items() if type(v) in (str, int, bool, float, Entity)}
+    state = RequestState(Entity("User", "a"), Entity("Action", "r"), Entity("Doc", "d"), ctx)
+    got = state.load_cx()
+    assert got == want and state.cx is got
+    assert all(type(got[k]) is type(want[k]) for k in want)

@@ -12,6 +12,8 @@ import math
 from typing import Any, Mapping, Optional
 
 from ..values import INT_MAX, INT_MIN, Entity
+from ..values import FALSE_KEY as _FALSE_KEY
+from ..values import TRUE_KEY as _TRUE_KEY
 from ..values import FloatKey as _FloatKey
 from ..values import value_key as row_key
 
@@ -163,25 +165,19 @@ class RequestState:
     def load_cx(self) -> dict:
         """``context(K, V)`` facts as a dict K -> V (key form): top-level scalars.
 
-        When every value is a string, an integer or an entity (their own
-        key form), that dict is the context record itself: no copy."""
-        ctx = self.ctx
-        if isinstance(ctx, dict):
-            for v in ctx.values():
-                t = type(v)
-                if t is not str and t is not int and t is not Entity:
-                    break
-            else:
-                self.cx = ctx  # read only, like every cx
-                return ctx
+        One pass over the record. When every value is a string, an integer
+        or an entity (their own key form), that dict equals the record: the
+        engine then hands the record over as ``cx`` and this never runs."""
         cx = {}
-        for k, v in ctx.items():
+        for k, v in self.ctx.items():
             t = type(v)
             if t is str or t is int or t is Entity:
                 cx[k] = v
-            elif t is bool or t is float:
+            elif t is bool:
+                cx[k] = _TRUE_KEY if v else _FALSE_KEY
+            elif t is float:
                 cx[k] = row_key(v)
-        self.cx = cx
+        self.cx = cx  # read only, like every cx
         return cx
 
 
