@@ -105,6 +105,7 @@ DEF CHECK_EVERY = 1024          # steps between two looks at the clock
 DEF YIELD_AFTER = 0.001         # seconds of work between two GIL hand-overs
 DEF YIELD_SLEEP_NS = 50000      # how long the GIL is left free at a hand-over
 DEF SMALL_INTS = 65536
+DEF EMIT_BATCH = 64            # head rows inserted together (see Executor.flush)
 
 COMPILED = True
 

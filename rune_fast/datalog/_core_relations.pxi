@@ -39,6 +39,11 @@ cdef inline uint64_t hash_row(const int64_t* row, int arity) noexcept nogil:
     return hash_vals(row, arity)
 
 
+cdef extern from *:
+    # a hint to start loading a cache line (no effect on the program's meaning)
+    void prefetch "__builtin_prefetch"(const void* p) noexcept nogil
+
+
 # --------------------------------------------------------------------------
 # Memory of relations, indexes and aggregate buffers
 #
@@ -221,7 +226,11 @@ cdef inline int64_t idx_find(const Index* ix, const int64_t* rows, int arity, co
 
 cdef inline int64_t rel_find_own(const RelData* r, const int64_t* vals) noexcept nogil:
     """Row id of an identical own row, or -1."""
-    cdef uint64_t h = hash_row(vals, r.arity)
+    return rel_find_own_h(r, vals, hash_row(vals, r.arity))
+
+
+cdef inline int64_t rel_find_own_h(const RelData* r, const int64_t* vals, uint64_t h) noexcept nogil:
+    """``rel_find_own`` with the row's hash already computed."""
     cdef int64_t i = h & r.fmask
     cdef int32_t s
     cdef int64_t row
@@ -265,30 +274,49 @@ cdef int rel_grow_fslots(RelData* r) except -1:
 
 cdef int rel_insert(RelData* r, const int64_t* vals) except -1:
     """Add a row unless present (here or in the base); 1 if it was new."""
-    cdef uint64_t h
-    cdef int64_t i, newcap
-    cdef int k
-    if r.base != NULL and rel_find_own(r.base, vals) >= 0:
+    return rel_insert_h(r, vals, hash_row(vals, r.arity))
+
+
+cdef int rel_insert_h(RelData* r, const int64_t* vals, uint64_t h) except -1:
+    """``rel_insert`` with the row's hash already computed (``hash_row``).
+
+    One probe sequence both looks for the row and finds the free slot that
+    takes it when it is new.
+    """
+    cdef int64_t i, newcap, row
+    cdef int k, a = r.arity
+    cdef int32_t s
+    cdef const int64_t* p
+    cdef bint same
+    if r.base != NULL and rel_find_own_h(r.base, vals, h) >= 0:
         return 0
-    if rel_find_own(r, vals) >= 0:
-        return 0
+    i = h & r.fmask
+    while True:
+        s = r.fslots[i]
+        if s == 0:
+            break
+        p = r.rows + <int64_t>(s - 1) * a
+        same = True
+        for k in range(a):
+            if p[k] != vals[k]:
+                same = False
+                break
+        if same:
+            return 0
+        i = (i + 1) & r.fmask
     if r.n >= 2147483646:
         raise OverflowError("relation has more than 2**31 rows")
     if r.n == r.cap:
         newcap = r.cap * 2 if r.cap else 16
-        r.rows = <int64_t*>big_realloc(r.rows, sizeof(int64_t) * newcap * (r.arity if r.arity else 1))
+        r.rows = <int64_t*>big_realloc(r.rows, sizeof(int64_t) * newcap * (a if a else 1))
         if r.rows == NULL:
             raise MemoryError()
         r.cap = newcap
-    if r.arity:
-        memcpy(r.rows + r.n * r.arity, vals, sizeof(int64_t) * r.arity)
-    h = hash_row(vals, r.arity)
-    i = h & r.fmask
-    while r.fslots[i]:
-        i = (i + 1) & r.fmask
+    if a:
+        memcpy(r.rows + r.n * a, vals, sizeof(int64_t) * a)
     r.fslots[i] = <int32_t>(r.n + 1)
     for k in range(r.nidx):
-        idx_add(&r.idx[k], r.rows, r.arity, r.n)
+        idx_add(&r.idx[k], r.rows, a, r.n)
     r.n += 1
     if r.n * 2 > r.fmask + 1:
         rel_grow_fslots(r)
