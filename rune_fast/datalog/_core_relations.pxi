@@ -53,6 +53,28 @@ cdef extern from *:
 # here is freed with ``big_free``.
 
 DEF BIG = 1 << 20
+DEF HUGE = 1 << 21               # the size of a transparent huge page (x86-64)
+
+cdef extern from "<sys/mman.h>":
+    int madvise(void* addr, size_t length, int advice) noexcept nogil
+    int MADV_HUGEPAGE
+
+
+cdef inline void want_huge_pages(void* p, size_t n) noexcept nogil:
+    """Ask for transparent huge pages under a big array (a hint; errors are ignored).
+
+    Hash slots and rows are read at random: with 4 kB pages nearly every
+    probe of an array of megabytes also misses the TLB, and a page walk costs
+    as much as the cache miss itself (more in a virtual machine). Many
+    kernels give huge pages only where they are asked for (``madvise`` mode).
+    """
+    cdef size_t lo, hi
+    if n < 2 * HUGE:
+        return
+    lo = (<size_t>p + HUGE - 1) & ~(<size_t>HUGE - 1)
+    hi = (<size_t>p + n) & ~(<size_t>HUGE - 1)
+    if hi > lo:
+        madvise(<void*>lo, hi - lo, MADV_HUGEPAGE)
 
 
 cdef inline void* big_malloc(size_t n) noexcept:
@@ -61,6 +83,8 @@ cdef inline void* big_malloc(size_t n) noexcept:
         return malloc(n)
     with nogil:
         p = malloc(n)
+        if p != NULL:
+            want_huge_pages(p, n)
     return p
 
 
@@ -70,6 +94,8 @@ cdef inline void* big_realloc(void* old, size_t n) noexcept:
         return realloc(old, n)
     with nogil:
         p = realloc(old, n)
+        if p != NULL:
+            want_huge_pages(p, n)
     return p
 
 
