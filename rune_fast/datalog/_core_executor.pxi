@@ -537,8 +537,7 @@ cdef class Executor:
         cdef int n = self.nbuf, i, a
         cdef RelData* r
         cdef int64_t* row
-        cdef int32_t s
-        cdef uint64_t h
+        cdef uint64_t h, e
         cdef int64_t new = 0
         if n == 0:
             return 0
@@ -548,11 +547,12 @@ cdef class Executor:
         for i in range(n):
             h = hash_row(self.ebuf + <int64_t>i * a, a)
             self.ehash[i] = h
-            prefetch(&r.fslots[h & r.fmask])
+            prefetch(&r.fslots[h >> r.fshift])
         for i in range(n):
-            s = r.fslots[self.ehash[i] & r.fmask]
-            if s:
-                prefetch(r.rows + <int64_t>(s - 1) * a)
+            h = self.ehash[i]
+            e = r.fslots[h >> r.fshift]
+            if e and (e >> 32) == (h >> 32):
+                prefetch(r.rows + <int64_t>((e & 0xFFFFFFFFULL) - 1) * a)
         for i in range(n):
             row = self.ebuf + <int64_t>i * a
             new += rel_insert_h(r, row, self.ehash[i])

@@ -257,44 +257,53 @@ cdef inline int64_t rel_find_own(const RelData* r, const int64_t* vals) noexcept
 
 cdef inline int64_t rel_find_own_h(const RelData* r, const int64_t* vals, uint64_t h) noexcept nogil:
     """``rel_find_own`` with the row's hash already computed."""
-    cdef int64_t i = h & r.fmask
-    cdef int32_t s
+    cdef uint64_t tag = h >> 32
+    cdef int64_t i = <int64_t>(h >> r.fshift)
+    cdef uint64_t e
     cdef int64_t row
     cdef int k
     cdef const int64_t* p
     cdef bint same
     while True:
-        s = r.fslots[i]
-        if s == 0:
+        e = r.fslots[i]
+        if e == 0:
             return -1
-        row = s - 1
-        p = r.rows + row * r.arity
-        same = True
-        for k in range(r.arity):
-            if p[k] != vals[k]:
-                same = False
-                break
-        if same:
-            return row
+        if (e >> 32) == tag:
+            row = <int64_t>(e & 0xFFFFFFFFULL) - 1
+            p = r.rows + row * r.arity
+            same = True
+            for k in range(r.arity):
+                if p[k] != vals[k]:
+                    same = False
+                    break
+            if same:
+                return row
         i = (i + 1) & r.fmask
 
 
 cdef int rel_grow_fslots(RelData* r) except -1:
+    """Double the dedup set: entries carry their hash tags, so no row is read."""
     cdef int64_t newcap = (r.fmask + 1) * 2
-    cdef int32_t* ns = <int32_t*>big_malloc(sizeof(int32_t) * newcap)
-    cdef int64_t row, i, m = newcap - 1
+    cdef uint64_t* ns = <uint64_t*>big_malloc(sizeof(uint64_t) * newcap)
+    cdef uint64_t* old = r.fslots
+    cdef int64_t j, i, m = newcap - 1, oldcap = r.fmask + 1
+    cdef int sh = r.fshift - 1 - 32     # new home = tag >> sh
+    cdef uint64_t e
     if ns == NULL:
         raise MemoryError()
     with nogil:  # see idx_grow_slots
-        memset(ns, 0, sizeof(int32_t) * newcap)
-        for row in range(r.n):
-            i = hash_row(r.rows + row * r.arity, r.arity) & m
-            while ns[i]:
-                i = (i + 1) & m
-            ns[i] = <int32_t>(row + 1)
-    big_free(r.fslots)
+        memset(ns, 0, sizeof(uint64_t) * newcap)
+        for j in range(oldcap):
+            e = old[j]
+            if e:
+                i = <int64_t>((e >> 32) >> sh)
+                while ns[i]:
+                    i = (i + 1) & m
+                ns[i] = e
+    big_free(old)
     r.fslots = ns
     r.fmask = m
+    r.fshift -= 1
     return 0
 
 
@@ -311,24 +320,26 @@ cdef int rel_insert_h(RelData* r, const int64_t* vals, uint64_t h) except -1:
     """
     cdef int64_t i, newcap, row
     cdef int k, a = r.arity
-    cdef int32_t s
+    cdef uint64_t e, tag
     cdef const int64_t* p
     cdef bint same
     if r.base != NULL and rel_find_own_h(r.base, vals, h) >= 0:
         return 0
-    i = h & r.fmask
+    tag = h >> 32
+    i = <int64_t>(h >> r.fshift)
     while True:
-        s = r.fslots[i]
-        if s == 0:
+        e = r.fslots[i]
+        if e == 0:
             break
-        p = r.rows + <int64_t>(s - 1) * a
-        same = True
-        for k in range(a):
-            if p[k] != vals[k]:
-                same = False
-                break
-        if same:
-            return 0
+        if (e >> 32) == tag:
+            p = r.rows + <int64_t>((e & 0xFFFFFFFFULL) - 1) * a
+            same = True
+            for k in range(a):
+                if p[k] != vals[k]:
+                    same = False
+                    break
+            if same:
+                return 0
         i = (i + 1) & r.fmask
     if r.n >= 2147483646:
         raise OverflowError("relation has more than 2**31 rows")
@@ -340,7 +351,7 @@ cdef int rel_insert_h(RelData* r, const int64_t* vals, uint64_t h) except -1:
         r.cap = newcap
     if a:
         memcpy(r.rows + r.n * a, vals, sizeof(int64_t) * a)
-    r.fslots[i] = <int32_t>(r.n + 1)
+    r.fslots[i] = (tag << 32) | <uint64_t>(r.n + 1)
     for k in range(r.nidx):
         idx_add(&r.idx[k], r.rows, a, r.n)
     r.n += 1
@@ -365,10 +376,11 @@ cdef class Relation:
         memset(self.d, 0, sizeof(RelData))
         self.d.arity = arity
         self.d.fmask = 15
-        self.d.fslots = <int32_t*>big_malloc(sizeof(int32_t) * 16)
+        self.d.fshift = 60
+        self.d.fslots = <uint64_t*>big_malloc(sizeof(uint64_t) * 16)
         if self.d.fslots == NULL:
             raise MemoryError()
-        memset(self.d.fslots, 0, sizeof(int32_t) * 16)
+        memset(self.d.fslots, 0, sizeof(uint64_t) * 16)
         self.d.nidx = len(index_cols)
         if self.d.nidx:
             self.d.idx = <Index*>big_malloc(sizeof(Index) * self.d.nidx)
