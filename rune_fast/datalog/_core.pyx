@@ -110,6 +110,7 @@ DEF YIELD_AFTER = 0.001         # seconds of work between two GIL hand-overs
 DEF YIELD_SLEEP_NS = 50000      # how long the GIL is left free at a hand-over
 DEF SMALL_INTS = 65536
 DEF EMIT_BATCH = 64            # head rows inserted together (see Executor.flush)
+DEF INSERT_BATCH = 32          # fact rows inserted together (Relation.add_columns)
 
 COMPILED = True
 

@@ -527,35 +527,14 @@ cdef class Executor:
         return 0
 
     cdef int flush(self) except -1:
-        """Insert the queued head rows, deduplicated, counting the new ones against the limits.
-
-        The dedup probes are memory-bound (a hash slot, then the stored row,
-        both anywhere in arrays of megabytes): hashing the whole batch first
-        and prefetching its slots, then the rows the slots point to, lets
-        those cache misses overlap instead of being paid one after another.
-        """
-        cdef int n = self.nbuf, i, a
-        cdef RelData* r
-        cdef int64_t* row
-        cdef uint64_t h, e
-        cdef int64_t new = 0
+        """Insert the queued head rows (``rel_insert_batch``), counting the new ones against the limits."""
+        cdef int n = self.nbuf, a
+        cdef int64_t new
         if n == 0:
             return 0
         self.nbuf = 0
-        r = self.rels[self.brel]
-        a = r.arity
-        for i in range(n):
-            h = hash_row(self.ebuf + <int64_t>i * a, a)
-            self.ehash[i] = h
-            prefetch(&r.fslots[h >> r.fshift])
-        for i in range(n):
-            h = self.ehash[i]
-            e = r.fslots[h >> r.fshift]
-            if e and (e >> 32) == (h >> 32):
-                prefetch(r.rows + <int64_t>((e & 0xFFFFFFFFULL) - 1) * a)
-        for i in range(n):
-            row = self.ebuf + <int64_t>i * a
-            new += rel_insert_h(r, row, self.ehash[i])
+        a = self.rels[self.brel].arity
+        new = rel_insert_batch(self.rels[self.brel], self.ebuf, n, self.ehash)
         if new:
             self.derived += new
             self.nbytes += 8 * new * (a if a else 1)
