@@ -153,6 +153,45 @@ def test_symlinks_inside_the_bundle_are_fine(layout):
     assert load(write_policy(bundle, "sub/f.csv")).authorize('User::"a"', 'A::"b"', 'R::"c"').allowed
 
 
+PERMIT_ALL = 'version = "rune/1"\n[policies]\npermit(principal, action, resource);\n'
+
+
+def test_symlink_loops_in_a_recursive_bundle_end(tmp_path):
+    # Two links back to the bundle itself: following them naively walks
+    # 2**40 paths before the kernel says ELOOP.
+    (tmp_path / "a.rune").write_text(PERMIT_ALL)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.rune").write_text(PERMIT_ALL.replace("permit(", '@id("b")\npermit('))
+    os.symlink(".", tmp_path / "l1")
+    os.symlink("..", tmp_path / "sub" / "up")
+    status, value = bounded(lambda: load(str(tmp_path), recursive=True))
+    assert status == "ok", value
+    assert value.authorize('User::"a"', 'A::"b"', 'R::"c"').allowed
+    assert sorted(os.path.basename(f) for f in value.watched_paths if f.endswith(".rune")) == ["a.rune", "b.rune"]
+
+
+def test_rune_file_symlinked_out_of_the_bundle_is_refused(layout):
+    bundle, outside = layout
+    (outside / "evil.rune").write_text(PERMIT_ALL)
+    (bundle / "ok.rune").write_text(PERMIT_ALL.replace("permit(", '@id("ok")\npermit('))
+    os.symlink(outside / "evil.rune", bundle / "evil.rune")
+    with pytest.raises(RuneError, match="leads out of the bundle"):
+        load(str(bundle))
+    # an explicit root allows it
+    assert load(str(bundle), source_roots=[str(outside)]).authorize('User::"a"', 'A::"b"', 'R::"c"').allowed
+
+
+def test_directory_symlinked_out_of_a_recursive_bundle_is_refused(layout):
+    bundle, outside = layout
+    (outside / "evil.rune").write_text(PERMIT_ALL)
+    (bundle / "ok.rune").write_text(PERMIT_ALL)
+    os.symlink(outside, bundle / "more")
+    with pytest.raises(RuneError, match="leads out of the bundle"):
+        load(str(bundle), recursive=True)
+    # not recursive: subdirectories are not read at all, links included
+    assert load(str(bundle)).authorize('User::"a"', 'A::"b"', 'R::"c"').allowed
+
+
 def test_allow_listed_root_is_read_but_never_quoted(layout):
     bundle, outside = layout
     p = write_policy(bundle, str(outside / "secret.csv"))

@@ -265,3 +265,32 @@ def test_asgi_answers_like_wsgi(policy, tmp_path):
         assert (a.status_code, a.json) == (w.status_code, w.json), path
     r = asgi.simulate_post("/access/v1/evaluation", body=b"x", headers={"Content-Type": "text/plain"})
     assert r.status_code == 415
+
+
+# ---------------------------------------------------------------- bundle options
+
+
+def test_bundle_options_reach_the_store(tmp_path):
+    # recursive: the policy lives in a subdirectory; manifest="require"
+    # refuses the bundle until a manifest exists (not ready, 503).
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "p.rune").write_text(POLICY)
+    body = ev("alice")
+    for kwargs, ready in (({"recursive": True}, True), ({}, False), ({"recursive": True, "manifest": "require"}, False)):
+        app = create_app(str(tmp_path), watch=False, run_dir=str(tmp_path / "run"), **kwargs)
+        try:
+            c = falcon.testing.TestClient(app)
+            r = c.simulate_post("/access/v1/evaluation", json=body)
+            assert r.status_code == (200 if ready else 503), (kwargs, r.text)
+            if ready:
+                assert r.json == {"decision": True}
+            assert (c.simulate_get("/health/ready").status_code == 200) is ready, kwargs
+        finally:
+            app.rune_state.close()
+
+
+def test_bad_bundle_options_fail_at_start_up(tmp_path):
+    with pytest.raises(ValueError, match="manifest"):
+        create_app(str(tmp_path), manifest="sometimes")
+    with pytest.raises(ValueError, match="settle"):
+        create_app(str(tmp_path), settle=-1)

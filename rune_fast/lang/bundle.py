@@ -45,7 +45,7 @@ def _listdir(d: str) -> list[str]:
         raise RuneError(f"cannot list directory {d}: {reason}", file=d) from None
 
 
-def _rune_files(root: str, recursive: bool) -> list[str]:
+def _rune_files(root: str, recursive: bool, source_roots: Sequence[str] = ()) -> list[str]:
     """``*.rune`` files under ``root`` sorted by (relative) name; dotfiles
     (editor lock and swap files such as ``.#a.rune``) are skipped.
 
@@ -54,11 +54,23 @@ def _rune_files(root: str, recursive: bool) -> list[str]:
     that reading it refuses it loudly (a FIFO in a bundle is an error, not
     something to skip silently).  A subdirectory that cannot be listed is an
     error too: skipping it would silently drop its policies.
+
+    Symlinks are followed only while they stay inside the bundle (or one of
+    ``source_roots``), by resolved real path, the rule ``[sources]`` follows
+    too: a link out of the bundle is an error, never read.  A recursive walk
+    visits each real directory once, so a symlink loop (``a -> .``) cannot
+    make it run forever.
     """
+    roots = resolve_roots([root]) + resolve_roots(source_roots)
     found: list[tuple[str, str]] = []
     pending = [root]
+    visited: set[str] = set()
     while pending:
         d = pending.pop()
+        real_d = os.path.realpath(d)
+        if real_d in visited:
+            continue
+        visited.add(real_d)
         for f in _listdir(d):
             if f.startswith("."):
                 continue
@@ -67,10 +79,17 @@ def _rune_files(root: str, recursive: bool) -> list[str]:
                 is_dir = os.path.isdir(full)
             except (OSError, ValueError):  # pragma: no cover - isdir does not raise on Linux
                 is_dir = False
+            if not (is_dir and recursive) and not (f.endswith(".rune") and not is_dir):
+                continue
+            if os.path.islink(full) and confine(full, roots) is None:
+                raise RuneError(
+                    f"{full} is a symlink that leads out of the bundle; only links that stay inside "
+                    "the bundle directory (or one of source_roots) are followed",
+                    file=full,
+                )
             if is_dir:
-                if recursive:
-                    pending.append(full)
-            elif f.endswith(".rune"):
+                pending.append(full)
+            else:
                 found.append((os.path.relpath(full, root).replace(os.sep, "/"), full))
     found.sort()
     return [full for _, full in found]
@@ -245,7 +264,8 @@ def _bundle_root(p: str) -> tuple[str, bool]:
     return os.path.dirname(os.path.abspath(p)), False
 
 
-def _unsettled(blobs: _Blobs, p: str, is_dir: bool, recursive: bool) -> Optional[str]:
+def _unsettled(blobs: _Blobs, p: str, is_dir: bool, recursive: bool,
+               source_roots: Sequence[str] = ()) -> Optional[str]:
     """The first file whose size, mtime or inode changed since it was read,
     or a change in the set of ``.rune`` files; None if everything is as read."""
     for path, r in blobs.reads.items():
@@ -257,7 +277,7 @@ def _unsettled(blobs: _Blobs, p: str, is_dir: bool, recursive: bool) -> Optional
             return path
     if is_dir:
         try:
-            now = {os.path.abspath(x) for x in _rune_files(p, recursive)}
+            now = {os.path.abspath(x) for x in _rune_files(p, recursive, source_roots)}
         except RuneError:
             return p
         if not now <= set(blobs.reads):

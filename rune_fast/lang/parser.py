@@ -378,7 +378,7 @@ def _read_bundle_files(p: str, root: str, is_dir: bool, recursive: bool, limits:
     """Read and parse every ``.rune`` file and read and parse every source;
     the last item is how many ``.rune`` files there were."""
     if is_dir:
-        paths = _rune_files(p, recursive)
+        paths = _rune_files(p, recursive, source_roots)
         if not paths:
             how = "recursively" if recursive else "not recursively; pass recursive=True for subdirectories"
             raise RuneError(f"no .rune files in directory {p} (searched {how})", file=p)
@@ -418,7 +418,9 @@ def load_bundle(
     so one call reports all the problems of the bundle.
 
     - ``source_roots``: directories, besides the bundle's own, that
-      ``[sources]`` may read from (default: none; see ``sources.read_source``).
+      ``[sources]`` may read from and that symlinked ``.rune`` files and
+      subdirectories may lead into (default: none; see
+      ``sources.read_source``).
     - ``manifest``: ``"auto"`` verifies ``rune.manifest`` when the bundle has
       one, ``"require"`` refuses a bundle without one, ``"off"`` ignores it
       (see ``manifest.py``).
@@ -438,7 +440,7 @@ def load_bundle(
         if settle <= 0:
             break
         time.sleep(settle)
-        changed = _unsettled(blobs, p, is_dir, recursive)
+        changed = _unsettled(blobs, p, is_dir, recursive, roots)
         if changed is None:
             break
         if attempt == attempts - 1:

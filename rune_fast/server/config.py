@@ -37,6 +37,9 @@ class ServerOptions:
       broadcast); default: derived from the master's pid and the policy path.
     - ``watch``: reload on file changes; ``debounce``/``history`` as for
       ``PolicyStore``; ``cache_size`` for the engine's decision cache.
+    - ``recursive``, ``manifest`` (``"auto"``, ``"require"``, ``"off"``),
+      ``settle`` (seconds) and ``source_roots``: how the bundle is read, as
+      for ``rune_fast.load`` (see docs/reload.md and docs/security.md).
     """
 
     path: str
@@ -55,10 +58,19 @@ class ServerOptions:
     decision_log_request: bool = True
     run_dir: Optional[str] = None
     control_poll: float = 0.1
+    recursive: bool = False
+    manifest: str = "auto"
+    settle: float = 0.0
+    source_roots: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", os.path.abspath(os.fspath(self.path)))
         object.__setattr__(self, "decision_log_mask", tuple(self.decision_log_mask))
+        object.__setattr__(self, "source_roots", tuple(os.path.abspath(os.fspath(r)) for r in self.source_roots))
+        if self.manifest not in ("auto", "require", "off"):
+            raise ValueError(f"manifest must be one of auto, require, off, got {self.manifest!r}")
+        if not isinstance(self.settle, (int, float)) or isinstance(self.settle, bool) or not 0 <= self.settle <= 60:
+            raise ValueError(f"settle must be a number of seconds between 0 and 60, got {self.settle!r}")
         for name in ("max_body_bytes", "max_batch_items", "max_query_rows", "max_search_limit", "max_json_depth", "history"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:

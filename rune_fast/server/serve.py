@@ -43,6 +43,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-body-bytes", type=int, default=1_048_576, metavar="N", help="larger bodies answer 413 (default 1 MiB)")
     p.add_argument("--max-batch-items", type=int, default=1000, metavar="N", help="items per batch/evaluations call, beyond: 413 (default 1000)")
     p.add_argument("--max-query-rows", type=int, default=1000, metavar="N", help="rows returned by /v1/query (default 1000)")
+    p.add_argument("-r", "--recursive", action="store_true", help="also load .rune files in subdirectories")
+    p.add_argument("--manifest", choices=["auto", "require", "off"], default="auto",
+                   help="verify rune.manifest: when present (auto, default), always (require), never (off)")
+    p.add_argument("--settle", type=float, default=0.0, metavar="S",
+                   help="re-check the files S seconds after reading; load only if unchanged (default 0: off)")
+    p.add_argument("--source-root", action="append", default=[], metavar="DIR",
+                   help="a directory outside the bundle that [sources] and symlinks may read (repeatable)")
     p.add_argument("--no-watch", action="store_true", help="do not reload on file changes (use /v1/admin/reload)")
     p.add_argument("--timeout", type=int, default=30, metavar="S", help="gunicorn worker timeout (default 30)")
     p.add_argument("--graceful-timeout", type=int, default=10, metavar="S", help="drain time on SIGTERM/SIGHUP (default 10)")
@@ -90,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
             max_batch_items=args.max_batch_items,
             max_query_rows=args.max_query_rows,
             run_dir=run_dir,
+            recursive=args.recursive,
+            manifest=args.manifest,
+            settle=args.settle,
+            source_roots=tuple(args.source_root),
         )
         settings = {
             "bind": [args.bind],

@@ -109,7 +109,10 @@ class ServerState:
 
             self.decision_log = DecisionLog(o.decision_log, o.decision_log_mask, o.decision_log_request)
         try:
-            store = PolicyStore(o.path, watch=o.watch, debounce=o.debounce, history=o.history, cache_size=o.cache_size)
+            store = PolicyStore(
+                o.path, watch=o.watch, debounce=o.debounce, history=o.history, cache_size=o.cache_size,
+                recursive=o.recursive, manifest=o.manifest, settle=o.settle, source_roots=list(o.source_roots),
+            )
         except Exception as e:  # RuneError, OSError: keep 503 and retry
             self.load_error = _one_line(e)
             log.error("rune_fast.server: initial load of %s failed: %s", o.path, self.load_error)
