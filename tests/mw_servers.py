@@ -82,11 +82,13 @@ class Server:
         finally:
             conn.close()
 
-    def wait_log(self, needle: str, timeout: float = 5.0) -> str:
-        """The log once it contains ``needle`` (records are flushed asynchronously)."""
+    def wait_log(self, needle: str, timeout: float = 30.0) -> str:
+        """The complete lines of the log once they contain ``needle`` (records
+        are written asynchronously; a line still being written is left out)."""
         deadline = time.monotonic() + timeout
         while True:
             text = self.log()
+            text = text[: text.rfind("\n") + 1]
             if needle in text or time.monotonic() > deadline:
                 return text
             time.sleep(0.05)
@@ -141,44 +143,79 @@ def raw_request(port: int, head: bytes, body_size: int, timeout: float = 20.0) -
     return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else 0
 
 
+#: What gunicorn and uvicorn log when their port was taken in the meantime.
+PORT_IN_USE = ("Connection in use", "Address already in use", "address already in use")
+
+
+def with_port(argv: list[str], old: int, new: int) -> list[str]:
+    """``argv`` with the port ``old`` (``--port N``, ``-b host:N``) replaced."""
+    out = []
+    for arg in argv:
+        if arg == str(old):
+            arg = str(new)
+        elif arg.endswith(f"127.0.0.1:{old}"):
+            arg = arg[: -len(str(old))] + str(new)
+        out.append(arg)
+    return out
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # stragglers (workers) of the group
+
+
 @contextlib.contextmanager
-def serve(argv: list[str], env: dict, port: int, ready_path: str = "/health", timeout: float = 40.0,
+def serve(argv: list[str], env: dict, port: int, ready_path: str = "/health", timeout: float = 60.0,
           cwd: str = APPS) -> Iterator[Server]:
-    """Run ``argv`` (a server) until the ``with`` block ends; then kill its group."""
+    """Run ``argv`` (a server) until the ``with`` block ends; then kill its group.
+
+    ``free_port`` only names a port that was free a moment ago; when another
+    process binds it first, the server is started again on a fresh port
+    (``server.port`` is the one it listens on)."""
     fd, log_path = tempfile.mkstemp(prefix="rune-mw-", suffix=".log")
+    os.close(fd)
     full_env = dict(os.environ)
     full_env.update(env)
     full_env["PYTHONPATH"] = os.pathsep.join([APPS, REPO, full_env.get("PYTHONPATH", "")])
     full_env["PYTHONUNBUFFERED"] = "1"
-    with os.fdopen(fd, "wb") as log:
-        proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    server = Server(port, proc, log_path)
+    proc: Optional[subprocess.Popen] = None
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log()[-3000:]}")
-            try:
-                if server.request("GET", ready_path, timeout=2.0).status < 500:
+        for attempt in range(3):
+            with open(log_path, "wb") as log:
+                proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+            server = Server(port, proc, log_path)
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
                     break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server not ready after {timeout}s:\n{server.log()[-3000:]}")
-            time.sleep(0.05)
+                try:
+                    if server.request("GET", ready_path, timeout=2.0).status < 500:
+                        break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"server not ready after {timeout}s:\n{server.log()[-3000:]}")
+                time.sleep(0.05)
+            if proc.poll() is None:
+                break
+            _stop(proc)
+            if attempt == 2 or not any(m in server.log() for m in PORT_IN_USE):
+                raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log()[-3000:]}")
+            new = free_port()
+            argv, port = with_port(argv, port, new), new
         yield server
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # stragglers (workers) of the group
+        if proc is not None:
+            _stop(proc)
         with contextlib.suppress(OSError):
             os.unlink(log_path)
 

@@ -4,6 +4,10 @@
 loopback port, waits until ``/health/ready`` answers 200, and always stops
 it (SIGTERM, then SIGKILL of the whole process group) when the ``with``
 block or the fixture ends, so no server outlives a test run.
+
+``free_port`` can only name a port that was free a moment ago: another
+process may bind it before the server does. ``Server.start`` then moves the
+command to a fresh port and starts it again (see ``port_taken``).
 """
 
 from __future__ import annotations
@@ -31,8 +35,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: What gunicorn and uvicorn log when their port was taken in the meantime.
+PORT_IN_USE = ("Connection in use", "Address already in use", "address already in use")
+
+
+def port_taken(log: str) -> bool:
+    return any(m in log for m in PORT_IN_USE)
+
+
+def with_port(cmd: list[str], old: int, new: int) -> list[str]:
+    """``cmd`` with the port ``old`` (``--port N``, ``--bind host:N``, ``-b host:N``) replaced."""
+    out = []
+    for arg in cmd:
+        if arg == str(old):
+            arg = str(new)
+        elif arg.endswith(f"127.0.0.1:{old}"):
+            arg = arg[: -len(str(old))] + str(new)
+        out.append(arg)
+    return out
+
+
 def rune_cmd(path: Any, port: int, *extra: str) -> list[str]:
     return [sys.executable, "-m", "rune_fast", "serve", str(path), "--bind", f"127.0.0.1:{port}", *extra]
+
+
+class _PortTaken(Exception):
+    pass
 
 
 class Server:
@@ -47,7 +75,20 @@ class Server:
         self.ready_path = ready_path
         self.proc: Optional[subprocess.Popen] = None
 
-    def start(self, timeout: float = 30.0) -> "Server":
+    def start(self, timeout: float = 60.0) -> "Server":
+        for _ in range(3):
+            try:
+                return self._start(timeout)
+            except _PortTaken:
+                self.stop()
+                new = free_port()
+                self.cmd = with_port(self.cmd, self.port, new)
+                self.port = new
+                self.url = f"http://127.0.0.1:{new}"
+                self.log_path = self.log_path.with_name(f"server-{new}.log")
+        raise AssertionError(f"no free port after 3 attempts:\n{self.log()}")
+
+    def _start(self, timeout: float) -> "Server":
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             self.cmd, stdout=self._log, stderr=subprocess.STDOUT, env=self.env, cwd=str(ROOT), start_new_session=True
@@ -55,6 +96,8 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if port_taken(self.log()):
+                    raise _PortTaken()
                 raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 if requests.get(self.url + self.ready_path, timeout=1).status_code == 200:
@@ -119,7 +162,7 @@ class Server:
         from concurrent.futures import ThreadPoolExecutor
 
         def one(_: int) -> tuple[int, str] | None:
-            r = requests.get(self.url + "/v1/status", headers={"Connection": "close"}, timeout=5)
+            r = requests.get(self.url + "/v1/status", headers={"Connection": "close"}, timeout=10)
             if r.status_code != 200:
                 return None
             d = r.json()
@@ -129,7 +172,7 @@ class Server:
             return dict(x for x in pool.map(one, range(n)) if x is not None)
 
 
-def wait_for(pred: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:
+def wait_for(pred: Any, timeout: float = 30.0, interval: float = 0.02) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         v = pred()

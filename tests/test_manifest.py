@@ -121,9 +121,9 @@ def test_watched_store_never_serves_the_truncated_policy(tmp_path):
         reader.start()
         try:
             with SlowWriter(p):
-                wait_for(lambda: store.stats.failures >= 1, timeout=10)  # the watcher saw the prefix
+                wait_for(lambda: store.stats.failures >= 1, timeout=30)  # the watcher saw the prefix
             seal(tmp_path)
-            wait_for(lambda: store.version != old, timeout=10)
+            wait_for(lambda: store.version != old, timeout=30)
         finally:
             stop.set()
             reader.join(5)

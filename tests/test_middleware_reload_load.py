@@ -17,6 +17,7 @@ import http.client
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from mw_servers import free_port, gunicorn, serve
@@ -70,7 +71,7 @@ def test_reload_under_concurrent_load(tmp_path: Any) -> None:
     stop = threading.Event()
 
     def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)  # the port it really got
         out = []
         try:
             while not stop.is_set():
@@ -111,14 +112,22 @@ def test_reload_under_concurrent_load(tmp_path: Any) -> None:
         for t in threads:
             t.join(20)
 
-        # Both workers must converge on the last valid file.
-        deadline = time.monotonic() + 15
+        # Both workers must converge on the last valid file. Probes go out
+        # from several threads at once (sequential connections may all reach
+        # one worker), until both workers have answered with the final version.
+        deadline = time.monotonic() + 60  # returns as soon as both workers agree
         finals: list[Any] = []
-        while time.monotonic() < deadline:
-            finals = [server.request(*PROBE) for _ in range(8)]
-            if all(r.headers.get("x-rune-policy-version") == final_version for r in finals):
-                break
-            time.sleep(0.1)
+        pids: set[str] = set()
+        with ThreadPoolExecutor(8) as pool:
+            while time.monotonic() < deadline:
+                finals = list(pool.map(lambda _: server.request(*PROBE), range(16)))
+                if all(r.headers.get("x-rune-policy-version") == final_version for r in finals):
+                    pids |= {r.headers.get("x-worker-pid", "") for r in finals}
+                    if len(pids) >= 2:
+                        break
+                else:
+                    pids = set()
+                time.sleep(0.1)
         log = server.log()
 
     assert not errors, errors[:3]
@@ -134,5 +143,6 @@ def test_reload_under_concurrent_load(tmp_path: Any) -> None:
         assert outcomes == {expected[version]}, (version[:12], outcomes, expected[version])
     assert len(seen) >= 3, "reloads were not observed under load"
     assert all(r.headers.get("x-rune-policy-version") == final_version for r in finals), "did not converge"
+    assert len(pids) >= 2, f"heard from {len(pids)} worker(s) only"
     assert all(r.status == (200 if last_allow else 403) for r in finals)
     assert "Traceback" not in log

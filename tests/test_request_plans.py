@@ -13,6 +13,7 @@ asked of both.
 from __future__ import annotations
 
 import itertools
+import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -130,6 +131,8 @@ def test_plans_answer_like_the_full_model(case, request, data):
 
 
 EXAMPLES = ["doc_sharing", "api_rate_limit", "agent_guardrails"]
+#: The bundled examples, found from this file (not from the working directory).
+EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
 CONTEXT_VALUES = st.one_of(
     st.integers(-3, 120), st.sampled_from([0.5, 10.0, 1e300, True, False]),
@@ -161,7 +164,7 @@ def example_engines(name: str) -> tuple:
     example: one long-lived engine also shows that no answer depends on an
     earlier request."""
     if name not in _ENGINES:
-        path = f"examples/{name}.rune"
+        path = os.path.join(EXAMPLES_DIR, f"{name}.rune")
         planned = rune_fast.load(path, cache_size=0)
         assert planned._req_plans is not None
         _ENGINES[name] = (planned, without_plans(rune_fast.load(path, cache_size=0)))
@@ -227,7 +230,7 @@ def test_rules_over_the_request_decide_alike(seq):
 def test_plans_cover_the_bundled_examples():
     """Every request-dependent relation the examples' policies call has a plan."""
     for name in EXAMPLES:
-        e = rune_fast.load(f"examples/{name}.rune")
+        e = rune_fast.load(os.path.join(EXAMPLES_DIR, f"{name}.rune"))
         called = {rel for rel in e.policies.relations if rel in e._core_dep}
         assert called and called <= set(e._req_plans.matches), name
 

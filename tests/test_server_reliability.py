@@ -119,7 +119,7 @@ def test_sighup_replaces_workers_without_failed_requests(tmp_path):
             time.sleep(LOAD_SECONDS - 1.5)
         assert load.failures == []
         assert {s for s, _, _ in load.results} == {200}
-        after = wait_for(lambda: (lambda v: v if v and not (set(v) & before) else None)(srv.worker_views()), timeout=10)
+        after = wait_for(lambda: (lambda v: v if v and not (set(v) & before) else None)(srv.worker_views()), timeout=30)
         assert len(set(after.values())) == 1
 
 
@@ -136,7 +136,7 @@ def test_sigkill_worker_is_replaced_and_serves_current_version(tmp_path):
             victim = sorted(pids)[0]
             os.kill(victim, signal.SIGKILL)
             time.sleep(LOAD_SECONDS - 1.0)
-        views = wait_for(lambda: (lambda v: v if set(v) - pids else None)(srv.worker_views(60)), timeout=10)
+        views = wait_for(lambda: (lambda v: v if set(v) - pids else None)(srv.worker_views(60)), timeout=30)
         assert victim not in views
         new = set(views) - pids
         assert new and all(views[p] == current for p in new)
@@ -155,7 +155,7 @@ def test_admin_rollback_converges_within_two_seconds(tmp_path):
         (v1,) = set(views.values())
         policy.write_text(POLICY_V2)
         v2 = srv.post("/v1/admin/reload", None, headers=auth).json()["version"]
-        wait_for(lambda: (lambda v: len(v) >= 2 and set(v.values()) == {v2})(srv.worker_views()), timeout=2)
+        wait_for(lambda: (lambda v: len(v) >= 2 and set(v.values()) == {v2})(srv.worker_views()), timeout=30)
         with Load(srv) as load:
             time.sleep(2.0)
             t0 = time.monotonic()
@@ -163,10 +163,11 @@ def test_admin_rollback_converges_within_two_seconds(tmp_path):
             assert r.status_code == 200 and r.json()["version"] == v1
             # Poll fresh connections until each of the 3 workers has been
             # seen serving v1 (the observation delay counts against us).
+            # Several at once: the kernel may hand sequential connections
+            # to the same worker again and again.
             seen: dict = {}
             while time.monotonic() - t0 < 5.0:
-                d = srv.get("/v1/status", headers={"Connection": "close"}).json()
-                seen[d["pid"]] = d["version"]
+                seen.update(srv.worker_views(6, concurrency=6))
                 if len(seen) == 3 and set(seen.values()) == {v1}:
                     break
             converged = time.monotonic() - t0

@@ -114,7 +114,7 @@ def _reference(allowed: list, semantic: str) -> list:
 
 
 @given(st.lists(st.booleans(), min_size=1, max_size=10), st.sampled_from(["execute_all", "deny_on_first_deny", "permit_on_first_permit", None]))
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # the app is stateless here
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # the app is stateless here
 def test_evaluations_semantics_match_reference(client, allowed, semantic):
     body = {"action": {"name": "read"}, "resource": {"type": "Doc", "id": "d"},
             "evaluations": [{"subject": {"type": "User", "id": "alice" if a else "carol"}} for a in allowed]}

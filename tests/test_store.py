@@ -141,7 +141,7 @@ def test_no_torn_state_under_load(tmp_path):
                 write(path, B if i % 2 == 0 else A)
                 time.sleep(0.01)
             last_version = version_a  # i = 199 wrote A
-            wait_for(lambda: store.engine.version == last_version, 10)
+            wait_for(lambda: store.engine.version == last_version, 30)
         finally:
             stop.set()
             for t in threads:
@@ -246,7 +246,7 @@ def test_initial_load_failure_raises(tmp_path):
         PolicyStore(path, debounce=0.02)
     assert str(path) in info.value.location
     # no watcher thread left behind
-    wait_for(lambda: not ({t.ident for t in threading.enumerate()} - before), 5)
+    wait_for(lambda: not ({t.ident for t in threading.enumerate()} - before), 30)
     with pytest.raises(RuneError):
         PolicyStore(tmp_path / "missing.rune", watch=False)
 

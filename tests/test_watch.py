@@ -17,7 +17,7 @@ import pytest
 
 from rune_fast import PolicyStore
 from rune_fast.reload.watch import Debouncer
-from reload_helpers import wait_for, write
+from reload_helpers import wait_for, wait_quiet, write
 
 PROBE = (("User", "alice"), ("Action", "read"), ("Doc", "d1"))
 
@@ -44,52 +44,78 @@ def decide(store) -> str:
     return store.authorize(*PROBE).decision
 
 
+def burst(step, n: int, pause: float, quiet: float) -> bool:
+    """Call ``step(i)`` ``n`` times, ``pause`` seconds apart; True when no two
+    calls were ``quiet`` seconds or more apart. On a loaded machine the
+    process can be descheduled for longer than a debounce delay; the burst
+    was then two bursts, and what it tests (one action per burst) does not
+    apply: the caller runs it again."""
+    last = time.monotonic()
+    gap = 0.0
+    for i in range(n):
+        step(i)
+        now = time.monotonic()
+        gap = max(gap, now - last)
+        last = now
+        time.sleep(pause)
+    return gap < quiet
+
+
 def test_debounce_unit_one_run_per_burst():
-    runs = []
-    done = threading.Event()
+    for _ in range(5):  # a retry only when the burst itself was interrupted (see burst)
+        runs = []
+        done = threading.Event()
 
-    def action():
-        runs.append(time.monotonic())
-        done.set()
+        def action():
+            runs.append(time.monotonic())
+            done.set()
 
-    d = Debouncer(0.05, action)
-    try:
-        t0 = time.monotonic()
-        for _ in range(20):
-            d.poke()
-            time.sleep(0.002)
-        assert done.wait(5)
-        time.sleep(0.15)
-        assert len(runs) == 1
-        assert runs[0] - t0 >= 0.05
-    finally:
-        assert d.close(5)
-    assert not d.thread.is_alive()
+        d = Debouncer(0.2, action)
+        try:
+            t0 = time.monotonic()
+            unbroken = burst(lambda _: d.poke(), 20, 0.002, 0.2)
+            assert done.wait(30)
+            time.sleep(0.4)  # two more delays: a second run would have started
+            if not unbroken:
+                continue
+            assert len(runs) == 1
+            assert runs[0] - t0 >= 0.2
+        finally:
+            assert d.close(5)
+        assert not d.thread.is_alive()
+        return
+    raise AssertionError("every burst was interrupted for longer than the debounce delay")
 
 
 def test_chunked_write_produces_one_reload(tmp_path):
     path = tmp_path / "policy.rune"
-    write(path, A)
-    results: queue.Queue = queue.Queue()
-    with PolicyStore(path, debounce=0.2) as store:
-        store.subscribe(results.put)
-        old = store.engine.version
-        chunks = [B[i * len(B) // 20 : (i + 1) * len(B) // 20] for i in range(20)]
-        assert "".join(chunks) == B
-        with open(path, "w", encoding="utf-8") as f:
-            for chunk in chunks:
-                f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
-                time.sleep(0.005)
-        r = results.get(timeout=10)
-        assert r.ok and r.changed and r.previous_version == old
-        assert decide(store) == "forbid"
-        # nothing else arrives: the 20 chunks were read once
-        time.sleep(0.5)
-        assert results.empty()
-        s = store.stats
-        assert s.attempts == 2 and s.successes == 2 and s.failures == 0  # initial + one
+    for text in (B, A, B, A, B):  # a retry only when the burst was interrupted (see burst)
+        write(path, A if text is B else B)
+        results: queue.Queue = queue.Queue()
+        with PolicyStore(path, debounce=0.5) as store:
+            store.subscribe(results.put)
+            old = store.engine.version
+            chunks = [text[i * len(text) // 20 : (i + 1) * len(text) // 20] for i in range(20)]
+            assert "".join(chunks) == text
+            with open(path, "w", encoding="utf-8") as f:
+
+                def chunk(i: int) -> None:
+                    f.write(chunks[i])
+                    f.flush()  # one write(2), one inotify event per chunk
+
+                unbroken = burst(chunk, 20, 0.005, 0.5)
+            r = results.get(timeout=30)
+            # nothing else arrives: the 20 chunks were read once
+            time.sleep(1.0)
+            if not unbroken:
+                continue
+            assert r.ok and r.changed and r.previous_version == old
+            assert decide(store) == ("forbid" if text is B else "permit")
+            assert results.empty()
+            s = store.stats
+            assert s.attempts == 2 and s.successes == 2 and s.failures == 0  # initial + one
+            return
+    raise AssertionError("every burst was interrupted for longer than the debounce delay")
 
 
 def test_atomic_rename_save_is_picked_up(tmp_path):
@@ -160,7 +186,7 @@ def test_new_file_in_bundle_directory_is_picked_up(tmp_path):
         assert decide(store) == "forbid"
         assert str(bundle / "b.rune") in store.history[-1].files
         # files that are not .rune do not trigger reloads
-        attempts = store.stats.attempts
+        attempts = wait_quiet(lambda: store.stats.attempts)  # b.rune's events are all handled
         write(bundle / "notes.txt", "hello")
         time.sleep(0.3)
         assert store.stats.attempts == attempts
@@ -197,10 +223,11 @@ permit(principal, action == Action::"read", resource) when { owns(principal, res
         assert decide(store) == "deny"
         # a deleted source is a failed reload, not an empty relation
         old = store.engine.version
-        attempts = store.stats.attempts
+        wait_quiet(lambda: store.stats.attempts)  # the replace's events are all handled
+        assert store.stats.last_ok is True
         os.remove(facts / "owner.csv")
-        wait_for(lambda: store.stats.attempts > attempts)
-        assert store.engine.version == old and store.stats.last_ok is False
+        wait_for(lambda: store.stats.last_ok is False)
+        assert store.engine.version == old
         assert "owner.csv" in store.stats.last_error
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import falcon
 from common import (
     DOC_DELETE,
@@ -63,7 +65,15 @@ class DryDoc:
         resp.media = {"doc": doc_id, **decision_json(req.context.rune)}
 
 
-app = falcon.App(middleware=[RuneMiddleware(guard)])
+class WorkerPid:
+    """Names the worker on every response (allowed or refused), so a test
+    can tell that it has heard from each worker."""
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource: object, done: bool) -> None:
+        resp.set_header("X-Worker-Pid", str(os.getpid()))
+
+
+app = falcon.App(middleware=[WorkerPid(), RuneMiddleware(guard)])
 app.add_route("/health", Health())
 app.add_route("/docs/{doc_id}", Doc())
 app.add_route("/whoami", WhoAmI())
