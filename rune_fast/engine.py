@@ -59,6 +59,7 @@ from .policy.policies import (
     trie_probe,
 )
 from .request_plans import STEP_BUDGET, RequestPlans
+from .request_link import runner as _runner
 from .analysis.locate import Provenance
 from .decision_cache import DecisionCache as _DecisionCache
 from .decision_cache import NoCache as _NoCache
@@ -66,6 +67,7 @@ from .request import (
     EMPTY_CONTEXT as _EMPTY_CONTEXT,
     RequestEntities as _RequestEntities,
     budget_for,
+    flat_context_within as _flat_context_within,
     freeze as _freeze,
     parse_context,
     parse_entities,
@@ -145,6 +147,10 @@ class Engine:
         "_full_model",
         "_req_plans",
         "_planned",
+        "_linking",
+        "_linked",
+        "_fused",
+        "_flat_limits",
         "_provenance",
         "__weakref__",
     )
@@ -212,9 +218,11 @@ class Engine:
         self._dynamic_hierarchy = bool(_ENTITY_FACTS & self._core_dep)
         self._entity_hierarchy = bool(_ENTITY_FACTS & _closure(deps, _ENTITY_FACTS))
 
-        def rel_rows(name: str) -> frozenset:
+        def rel_rows(name: str) -> Iterable[tuple]:
+            # attr rows go as they are (FactData.from_facts copes with
+            # repeated rows without hashing every row into a set)
             if name in side:
-                return frozenset(side[name])
+                return side[name] if name == "attr" else frozenset(side[name])
             return model.relation(name) if name in compiled.slot_of else frozenset()
 
         # Relations policies call: small ones as frozensets of rows, big ones
@@ -245,6 +253,15 @@ class Engine:
             if limits.max_request_tuples >= STEP_BUDGET else None
         self._planned = None if self._req_plans is None else \
             _PlanShared(self, self._static, self._req_plans, self._core_dep)
+
+        # Policies re-generated to read this engine's data directly on the
+        # common path (rune_fast/request_link.py); not with a custom generator.
+        self._linking = policy_generator is None
+        self._linked: dict = {}  # policy index -> its linked test
+        self._fused: dict = {}  # candidate indexes -> the selection fused (at most FUSED_SELECTIONS)
+        #: flat_context_within's limits for a request's context
+        self._flat_limits = (limits.max_value_depth, limits.max_string_length,
+                             limits.max_request_values, limits.max_request_chars)
 
         self._cache: Any = _DecisionCache(cache_size) if cache_size else _NoCache()
         self._decisions: dict = {}
@@ -358,6 +375,20 @@ class Engine:
             if hit is not None:
                 return hit
             return self._authorize_plain(principal, action, resource, key)
+        if entities is None and type(context) is dict and not self._cache.capacity:
+            # Uncached, with a context: _authorize_slow's fast path, inline.
+            memo = self._ent_memo
+            try:
+                p = memo.get(principal)
+                a = memo.get(action)
+                r = memo.get(resource)
+            except TypeError:
+                p = None
+            if p is not None and a is not None and r is not None and context:
+                flat = _flat_context_within(context, *self._flat_limits)
+                if flat is not None:
+                    ctx, plain = flat
+                    return self._answer(p, a, r, ctx, None, None, ctx if plain else None)
         return self._authorize_slow(principal, action, resource, context, entities, None)
 
     def _authorize_plain(self, principal: Any, action: Any, resource: Any, key: tuple) -> Decision:
@@ -393,19 +424,53 @@ class Engine:
             hit = cache.get_old(key)
             if hit is not None:
                 return hit
+        if entities is None and type(context) is dict:
+            # The common request with a context: entities already seen and a
+            # flat context, converted in one pass (anything else, including
+            # every invalid request, takes the full parse below, which
+            # reports errors in its usual order).
+            memo = self._ent_memo
+            try:
+                p = memo.get(principal)
+                a = memo.get(action)
+                r = memo.get(resource)
+            except TypeError:
+                p = None
+            if p is not None and a is not None and r is not None:
+                if not context:
+                    return self._answer(p, a, r, _EMPTY_CONTEXT, None, key)
+                flat = _flat_context_within(context, *self._flat_limits)
+                if flat is not None:
+                    ctx, plain = flat
+                    return self._answer(p, a, r, ctx, None, key, ctx if plain else None)
         p, a, r, ctx, ents = self._parse_request(principal, action, resource, context, entities)
         return self._answer(p, a, r, ctx, ents, key)
 
-    def _answer(self, p: Entity, a: Entity, r: Entity, ctx: Any, ents: Any, key: Any) -> Decision:
+    def _answer(self, p: Entity, a: Entity, r: Entity, ctx: Any, ents: Any, key: Any, cx: Optional[dict] = None) -> Decision:
         """Run the policies on a parsed request and answer with a shared Decision.
 
         The one place that turns an evaluation into a decision for both
         authorize paths, so they cannot drift apart: a failure fails closed
         and is never cached; otherwise the cached variant is stored under
-        ``key`` (``None``: not cacheable, e.g. unhashable context).
+        ``key`` (``None``: not cacheable, e.g. unhashable context). ``cx``:
+        the context's facts in key form when the caller has them (see
+        ``_evaluate``).
         """
         try:
-            out = self._evaluate(p, a, r, ctx, ents)
+            if ents is None and not self._dynamic_hierarchy:
+                # _evaluate's common branch, inline (one call fewer per request)
+                plan = self._plans.get((a, p[0], r[0]))
+                if plan is None:
+                    plan = self._plan(p, a, r)
+                run, dyn = plan
+                if dyn is None:
+                    out = run(p, a, r, ctx, self._static)
+                elif self._planned is not None:
+                    out = run(p, a, r, ctx, _PlannedRelations(self._planned, p, a, r, ctx, cx))
+                else:
+                    out = self._evaluate(p, a, r, ctx, ents, cx)
+            else:
+                out = self._evaluate(p, a, r, ctx, ents, cx)
         except Exception as e:
             return self._failed(e)
         pair = self._decisions.get(out)
@@ -474,7 +539,11 @@ class Engine:
             d = self._failed(e)
             return (d.decision, d.reasons, d.errors)
 
-    def _evaluate(self, p: Entity, a: Entity, r: Entity, ctx: CRecord, ents: Optional[_RequestEntities]) -> tuple:
+    def _evaluate(
+        self, p: Entity, a: Entity, r: Entity, ctx: CRecord, ents: Optional[_RequestEntities], cx: Optional[dict] = None
+    ) -> tuple:
+        """``(decision, reasons, errors)``; ``cx``, when given, must be
+        ``ctx``'s ``context(K, V)`` facts in key form (``RequestState.cx``)."""
         policies = self.policies
         static = self._static
         has_ents = ents is not None and bool(ents.parents or ents.attrs)
@@ -482,14 +551,14 @@ class Engine:
             plan = self._plans.get((a, p[0], r[0]))
             if plan is None:
                 plan = self._plan(p, a, r)
-            sel, dyn = plan
+            run, dyn = plan
             if dyn is None:
-                return policies.run(sel, p, a, r, ctx, static)
+                return run(p, a, r, ctx, static)
             planned = self._planned
             if planned is not None:
-                return policies.run(sel, p, a, r, ctx, _PlannedRelations(planned, p, a, r, ctx))
+                return run(p, a, r, ctx, _PlannedRelations(planned, p, a, r, ctx, cx))
             lazy = _LazyModel(self, p, a, r, ctx, None)
-            return policies.run(sel, p, a, r, ctx, _RequestRelations(static, dyn, lazy))
+            return run(p, a, r, ctx, _RequestRelations(static, dyn, lazy))
         # Request entities and/or a hierarchy that rules derive per request.
         data = OverlayData(static, ents.parents if ents else None, ents.attrs if ents else None)
         lazy = _LazyModel(self, p, a, r, ctx, ents)
@@ -503,12 +572,16 @@ class Engine:
         return policies.run(sel, p, a, r, ctx, data)
 
     def _plan(self, p: Entity, a: Entity, r: Entity) -> tuple:
-        """(candidate selection, request-dependent relations it calls or None)
-        for an (action, principal type, resource type) under the static
-        hierarchy; memoized (a complete value per key, so no lock)."""
+        """(``run(p, a, r, c, d)`` deciding the candidate selection,
+        request-dependent relations it calls or None) for an (action,
+        principal type, resource type) under the static hierarchy; memoized
+        (a complete value per key, so no lock). ``run`` is the selection
+        fused into one function when it is small and has no ``principal ==``
+        policies, else ``PolicySet.run`` over its linked tests
+        (``request_link.runner``)."""
         sel = self.policies.candidates(p, a, r, self._static)
         dyn = sel[2] & self._core_dep
-        plan = (sel, dyn or None)
+        plan = (_runner(self, sel), dyn or None)
         if len(self._plans) < 16384 and len(a.id) <= MEMO_MAX_ID:
             self._plans[(a, p[0], r[0])] = plan
         return plan
@@ -722,6 +795,9 @@ def _without_request_plans(engine: Engine) -> Engine:
     evaluator only (for the differential tests and the benchmarks)."""
     object.__setattr__(engine, "_req_plans", None)
     object.__setattr__(engine, "_planned", None)
+    engine._plans.clear()  # selections linked to the plans
+    engine._linked.clear()
+    engine._fused.clear()
     return engine
 
 

@@ -29,7 +29,7 @@ from .lang import ast as A
 from .limits import DEFAULT_LIMITS, Limits
 from .policy.values import CRecord, CSet, ValueBudget, to_value
 from .policy.values import show as _show
-from .values import Entity, entity_problem, json_key, parse_entity_literal, plain_str
+from .values import INT_MAX, INT_MIN, Entity, entity_problem, json_key, parse_entity_literal, plain_str
 
 __all__ = [
     "EMPTY_CONTEXT",
@@ -37,6 +37,9 @@ __all__ = [
     "parse_entity",
     "parse_entities",
     "parse_context",
+    "flat_context",
+    "flat_context_facts",
+    "flat_context_within",
     "budget_for",
     "freeze",
 ]
@@ -190,9 +193,88 @@ def parse_context(context: Any, limits: Limits = DEFAULT_LIMITS, budget: Optiona
         )
     if not context:
         return EMPTY_CONTEXT
+    if type(context) is dict:
+        flat = flat_context(context, limits, budget)
+        if flat is not None:
+            return flat
     # a dict (checked above) converts to a record
     record: CRecord = to_value(context, "context", budget or budget_for(limits))
     return record
+
+
+_INF = float("inf")
+
+
+def flat_context(context: dict, limits: Limits = DEFAULT_LIMITS, budget: Optional[ValueBudget] = None) -> Optional[CRecord]:
+    """The common context, converted in one pass: a non-empty ``dict`` whose
+    keys are strings and whose values are strings, booleans, 64-bit integers
+    or finite floats (exact types), within the limits. ``None`` for anything
+    else (nested values, entities, ``__entity``/``__extn`` objects, a value
+    over a limit, a subclass of a scalar type): the caller then converts it
+    with ``to_value``, which accepts or refuses it with the precise error.
+
+    The result equals ``to_value(context, "context", budget)`` for every
+    context it accepts (``tests/test_request_fastpath.py`` checks that), and
+    ``budget``, when given, is charged exactly what ``to_value`` would charge:
+    one value for the record, one per key, one per value, and the characters
+    of every key and string value. Nothing is charged when ``None`` is
+    returned.
+    """
+    got = flat_context_facts(context, limits, budget)
+    return None if got is None else got[0]
+
+
+def flat_context_facts(
+    context: dict, limits: Limits = DEFAULT_LIMITS, budget: Optional[ValueBudget] = None
+) -> Optional[tuple[CRecord, bool]]:
+    """``flat_context`` and whether every value is a string or an integer:
+    then the record is also its own ``context(K, V)`` facts in key form
+    (``RequestState.load_cx``), and the engine hands it over as such."""
+    if budget is None:
+        return flat_context_within(context, limits.max_value_depth, limits.max_string_length,
+                                   limits.max_request_values, limits.max_request_chars)
+    got = flat_context_within(context, budget.depth, budget.string, budget.values, budget.chars)
+    if got is not None:
+        budget.values -= 1 + 3 * len(context)
+        budget.chars -= sum(map(len, context)) + sum([len(v) for v in context.values() if type(v) is str])
+    return got
+
+
+def flat_context_within(context: dict, depth: int, longest: int, values: int, chars: int) -> Optional[tuple[CRecord, bool]]:
+    """``flat_context_facts`` under explicit limits (nesting ``depth``,
+    ``longest`` string, ``values`` and ``chars`` left for the request); the
+    engine keeps its own limits as such a tuple."""
+    n = len(context)
+    if n == 1 and ("__entity" in context or "__extn" in context):
+        return None
+    used = 0  # characters of every key and string value
+    plain = True
+    for k, v in context.items():
+        if type(k) is not str:
+            return None
+        t = type(v)
+        if t is str:
+            used += len(k) + len(v)
+        elif t is int:
+            used += len(k)
+            if v < INT_MIN or v > INT_MAX:
+                return None
+        elif t is bool:
+            used += len(k)
+            plain = False
+        elif t is float:
+            used += len(k)
+            if v != v or v == _INF or v == -_INF:
+                return None
+            plain = False
+        else:
+            return None
+    # No single string is longer than all of them together, so ``used <=
+    # longest`` checks every string's length at once; a bigger context is
+    # left to to_value (correct, only slower).
+    if used > longest or depth <= 0 or values < 1 + 3 * n or chars < used:
+        return None
+    return CRecord(context), plain
 
 
 #: The decision cache's key of a raw context or entities value (``None`` for

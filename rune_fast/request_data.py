@@ -19,7 +19,7 @@ has no plan or the plans run out of budget).
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from .policy.policies import CRecord, FactData, unkey_row
 from .request_plans import STEP_BUDGET, Fallback, RequestPlans, RequestState
@@ -94,7 +94,7 @@ class _PlanShared:
     to its engine weakly (only a fallback needs it): no reference cycle, so
     a replaced engine is freed by reference counting alone."""
 
-    __slots__ = ("engine", "base", "exists", "matches", "dependent")
+    __slots__ = ("engine", "base", "exists", "matches", "dependent", "probes")
 
     def __init__(self, engine: "Engine", base: FactData, plans: RequestPlans, dependent: frozenset) -> None:
         self.engine = weakref.ref(engine)
@@ -102,6 +102,10 @@ class _PlanShared:
         self.exists = plans.exists
         self.matches = plans.matches
         self.dependent = dependent
+        #: relation -> probe(row) for the request-independent relations whose
+        #: rows the static data holds: exactly ``base.contains`` for them,
+        #: one call shorter.
+        self.probes = {rel: f for rel, f in base.probes().items() if rel not in dependent}
 
 
 class _PlannedRelations(RequestState):
@@ -113,13 +117,13 @@ class _PlannedRelations(RequestState):
 
     __slots__ = ("sh", "lazy")
 
-    def __init__(self, sh: _PlanShared, p: Entity, a: Entity, r: Entity, ctx: CRecord) -> None:
+    def __init__(self, sh: _PlanShared, p: Entity, a: Entity, r: Entity, ctx: CRecord, cx: Optional[dict] = None) -> None:
         self.p = p
         self.a = a
         self.r = r
         self.ctx = ctx
-        self.cx = None
-        self.memo = {}
+        self.cx = cx  # None: built on first use (load_cx)
+        self.memo = None  # made by the first plan that memoizes
         self.budget = STEP_BUDGET
         self.sh = sh
         self.lazy = None
@@ -135,6 +139,9 @@ class _PlannedRelations(RequestState):
 
     def contains(self, relation: str, row: tuple) -> bool:
         sh = self.sh
+        probe = sh.probes.get(relation)
+        if probe is not None:
+            return probe(row)
         f = sh.exists.get(relation)
         if f is not None and self.budget >= 0:
             try:
@@ -156,6 +163,11 @@ class _PlannedRelations(RequestState):
         if relation in sh.dependent:
             return self._general(relation, row)
         return sh.base.matches(relation, row)
+
+    def general(self, relation: str, row: tuple) -> bool:
+        """A request-dependent relation answered by the general evaluator
+        (linked policy tests call it when a plan falls back)."""
+        return self._general(relation, row)
 
     def _general(self, relation: str, row: tuple) -> bool:
         lazy = self.lazy

@@ -350,12 +350,25 @@ def test_internal_failure_denies_with_the_error(monkeypatch):
     def broken(entity, name):
         raise RuntimeError("disk on fire")
 
+    class BrokenRecord(dict):
+        def get(self, name, default=None):
+            broken(None, name)
+
     e.clear_cache()
-    # FactData has __slots__: patch the class for this engine's lifetime in the test.
+    # Attribute reads fail: through ``get_attr`` (FactData has __slots__:
+    # patch the class for this test) and, on the linked fast path, through
+    # the attribute map the generated code reads directly.
     monkeypatch.setattr(type(e._static), "get_attr", lambda self, entity, name: broken(entity, name))
-    d = e.authorize(ALICE, READ, D1)
-    assert d.decision == "deny" and not d.allowed and d.reasons == ()
-    assert d.errors and d.errors[0][0] == ENGINE_ERROR_ID and "disk on fire" in d.errors[0][1]
+    attrs = e._static.attr_map()
+    saved = dict(attrs)
+    for k in saved:
+        attrs[k] = BrokenRecord(saved[k])
+    try:
+        d = e.authorize(ALICE, READ, D1)
+        assert d.decision == "deny" and not d.allowed and d.reasons == ()
+        assert d.errors and d.errors[0][0] == ENGINE_ERROR_ID and "disk on fire" in d.errors[0][1]
+    finally:
+        attrs.update(saved)
     # never cached: once the fault is gone the engine answers normally again
     monkeypatch.undo()
     assert e.authorize(ALICE, READ, D1).allowed

@@ -29,7 +29,7 @@ LAYERS: dict[str, int] = {
     "datalog": 2,
     "policy": 3,
     "engine": 4, "request": 4, "decision_cache": 4, "request_plans": 4,
-    "request_data": 4, "building": 4, "test_report": 4,
+    "request_data": 4, "request_link": 4, "building": 4, "test_report": 4,
     # search and explain answer questions about an engine on demand; they read
     # its model, policies and request data, never the engine module itself
     "analysis": 4,

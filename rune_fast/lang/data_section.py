@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from operator import itemgetter
 from typing import Any, Optional
 
 from .ast import FactSet, Loc, SourceSpec
@@ -107,7 +108,9 @@ class DataSection:
                 if n == 0:
                     return FactSet(name, 0, ((),) * len(v), loc)
                 cols = []
-                for j, col in enumerate(zip(*v)):
+                # columns by C-level item picks (cheaper than zip(*v), which
+                # makes an iterator per row)
+                for j, col in enumerate([list(map(itemgetter(k), v)) for k in range(n)]):
                     vals, bad = convert_column(col, cache)
                     if bad >= 0:
                         what = describe_bad_value(col[bad])

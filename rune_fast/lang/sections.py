@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from .ast import Loc
 from ..errors import RuneError
@@ -52,7 +52,14 @@ _PATH = rf"{_KEY}(?:[ \t]*\.[ \t]*{_KEY})*"
 #: Candidate header lines: ``[`` or ``[[`` in column 0 followed by a bare name.
 #: Requiring a letter or ``_`` keeps inner-array lines of a multi-line TOML
 #: array (``["alice", "admin"],``, ``[1, 2]``) from ever being headers.
-_HEADER_START = re.compile(r"^\[\[?[ \t]*[A-Za-z_]", re.M)
+#: The patterns over whole sections start with a literal newline instead of
+#: ``^`` with ``re.M``: the regex engine then jumps from newline to newline
+#: (a fast scan for one character) instead of attempting a match at every
+#: offset, which is ~10x faster on a 10^5-line ``[data]`` section. The
+#: callers search from one character before the first line start (or test
+#: the start of the text on its own).
+_HEADER_START = re.compile(r"\[\[?[ \t]*[A-Za-z_]")
+_HEADER_START_NL = re.compile(r"\n\[\[?[ \t]*[A-Za-z_]")
 _HEADER_LINE = re.compile(
     rf"(?:\[\[[ \t]*(?P<dbl>{_PATH})[ \t]*\]\]|\[[ \t]*(?P<sgl>{_PATH})[ \t]*\])[ \t]*(?:#[^\n]*)?\r?"
 )
@@ -60,7 +67,7 @@ _HEADER_LINE = re.compile(
 #: ``[true]`` and friends in column 0 are one-element inner arrays, not headers.
 _VALUE_WORDS = frozenset(("true", "false", "inf", "nan"))
 _KEY_PART = re.compile(rf"[ \t]*(?:({_BARE})|({_BASIC})|({_LITERAL}))[ \t]*")
-_KEY_LINE = re.compile(rf"^[ \t]*({_PATH})[ \t]*=", re.M)
+_KEY_LINE_NL = re.compile(rf"\n[ \t]*({_PATH})[ \t]*=")
 _BLANK_OR_COMMENT = re.compile(r"[ \t]*(?:#[^\n]*)?\r?")
 _TOMLLIB_POS = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)\s*\Z")
 _RTOML_POS = re.compile(r"\s*at line (\d+) column (\d+)\s*\Z")
@@ -155,13 +162,46 @@ class _Chunk:
     end: int  # offset of the next header (or end of text)
 
 
+def _header_candidates(text: str) -> list[int]:
+    """Offsets of the lines that start like a header (``_HEADER_START`` at a
+    line start), in order."""
+    starts = [0] if _HEADER_START.match(text) else []
+    starts += [m.start() + 1 for m in _HEADER_START_NL.finditer(text)]
+    return starts
+
+
+def _key_lines(text: str, start: int, end: int) -> Iterator[tuple[int, int, str]]:
+    """``(line_start, key_start, key_path_text)`` of every ``key =`` line that
+    starts in ``text[start:end]``. ``start`` is a line start after the first
+    line (a section body follows its header line), so ``text[start - 1]`` is
+    the newline the pattern begins with.
+
+    Only a line with an ``=`` can be a key line, and the rows of a big
+    ``[data]`` array have none: the scan jumps from ``=`` to ``=``
+    (``str.find``) and tries the pattern once at the start of each such line.
+    """
+    pos = start
+    find, rfind, match = text.find, text.rfind, _KEY_LINE_NL.match
+    while True:
+        eq = find("=", pos, end)
+        if eq < 0:
+            return
+        ls = rfind("\n", start - 1, eq) + 1
+        m = match(text, ls - 1, end)
+        if m is not None:
+            yield ls, m.start(1), m.group(1)
+        nl = find("\n", eq, end)
+        if nl < 0:
+            return
+        pos = nl + 1
+
+
 def _split(text: str) -> list[_Chunk]:
     chunks: list[_Chunk] = []
     line = 1
     last = 0
     n = len(text)
-    for m in _HEADER_START.finditer(text):
-        s = m.start()
+    for s in _header_candidates(text):
         eol = text.find("\n", s)
         if eol < 0:
             eol = n
@@ -202,13 +242,12 @@ class _KeyIndex:
             self.map.setdefault(prefix, (c.line, c.col, c.start))
             line = c.line + 1
             pos = c.body
-            for m in _KEY_LINE.finditer(text, c.body, c.end):
-                ls = m.start()
+            for ls, ks, path in _key_lines(text, c.body, c.end):
                 line += text.count("\n", pos, ls)
                 pos = ls
-                keys = _split_key_path(m.group(1))
+                keys = _split_key_path(path)
                 if keys is not None:
-                    hit = (line, m.start(1) - ls + 1, ls)
+                    hit = (line, ks - ls + 1, ls)
                     for k in range(1, len(keys) + 1):  # a.b.c = 1 also defines a and a.b
                         self.map.setdefault(prefix + keys[:k], hit)
 

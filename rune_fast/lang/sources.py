@@ -8,10 +8,13 @@ per million cells, so this module avoids per-cell Python code:
   included) is split with ``str.split``.  Otherwise the csv module reads it.
 - Cells are then handled column by column.  A column is joined into one
   string and checked with substring counts and regexes that start with a
-  literal newline (integers? plain strings? one entity type?).  It is
-  converted with ``map`` over builtins.  A column of many repeated values is
-  converted once per distinct value.  Only a column that mixes kinds falls
-  back to a dict cache whose ``__missing__`` types each distinct string.
+  literal newline (integers? plain strings? entities of a few types?).  It
+  is converted with ``map`` over builtins.  A column of many repeated values
+  is converted once per distinct value, through a cache shared by all the
+  columns of a file, so that a repeated text becomes one object (one
+  ``Entity`` per literal).  Only a column that mixes kinds and cannot be
+  handled whole falls back to a dict cache whose ``__missing__`` types each
+  distinct string.
 - The cyclic garbage collector is paused while the tuples are built (see
   ``paused_gc``).
 
@@ -32,7 +35,7 @@ import math
 import re
 import threading
 from contextlib import contextmanager
-from itertools import chain, repeat
+from itertools import chain, filterfalse, repeat
 from operator import itemgetter
 from typing import Any, Iterator, Optional, Sequence
 
@@ -130,6 +133,8 @@ def convert_column(col: Sequence[Any], cache: EntityCache) -> tuple[tuple, int]:
         return tuple(col), -1
     if not types <= _SCALAR_TYPES:
         return (), _first_bad(col)
+    if float not in types:
+        return _convert_mixed(col, cache)
     out: list[Any] = []
     append = out.append
     for i, c in enumerate(col):
@@ -144,6 +149,26 @@ def convert_column(col: Sequence[Any], cache: EntityCache) -> tuple[tuple, int]:
                 return (), i
         append(c)
     return tuple(out), -1
+
+
+def _convert_mixed(col: Sequence[Any], cache: EntityCache) -> tuple[tuple, int]:
+    """A column of strings, integers and booleans (no floats): an attribute
+    value column (``"secret"``, ``3``, ``true``, ``Folder::"f1"``).
+
+    The distinct strings are converted as one column into ``cache``; then
+    ``cache.get(cell, cell)`` maps every cell in one C loop: a string to its
+    converted value, any other cell to itself (the cache holds only string
+    keys, and no string equals a number). Integers are range-checked over the
+    distinct values: ``1 == True`` may hide one behind the other in the set,
+    but only 0 and 1, which are in range (a float could hide ``2**63``, hence
+    no floats here).
+    """
+    distinct = set(col)
+    ints = [v for v in distinct if type(v) is int]
+    if ints and (min(ints) < INT_MIN or max(ints) > INT_MAX):
+        return (), _first_bad(col)
+    _fill_cache([v for v in distinct if type(v) is str], cache, False)
+    return tuple(map(cache.get, col, col)), -1
 
 
 def _first_bad(col: Sequence[Any]) -> int:
@@ -177,9 +202,13 @@ _SPECIAL_NL = re.compile(r"\n(?:-?[0-9]+|true|false)(?=\n)")
 #: A cell that is a simple entity literal (no escapes in the id).
 _ENTITY_NL = re.compile(rf'\n({_TYPE})::"([^"\\\n]*)"(?=\n)')
 _TYPE_NAME = re.compile(rf"{_TYPE}\Z")
-#: Characters a JSON string (hence an entity id) may not hold raw, besides "\n".
-_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
+#: Characters an entity id may not hold raw, besides "\n": controls (a JSON
+#: string body may not) and lone surrogates (``values.entity_problem``).
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\ud800-\udfff]")
 _CONTROL_DELETE = {i: None for i in range(32) if i != 10}
+#: At most this many entity types in a column for ``_entities_by_split``
+#: (each type costs one scan of the joined column).
+SPLIT_MAX_TYPES = 16
 
 
 def _one_type_entities(col: Sequence[str], j: str) -> Optional[tuple]:
@@ -213,23 +242,103 @@ def _one_type_entities(col: Sequence[str], j: str) -> Optional[tuple]:
     return tuple(map(_new_tuple, repeat(Entity), zip(repeat(ty), ids)))
 
 
+def _entities_by_split(col: Sequence[str], j: str) -> Optional[tuple]:
+    """All cells ``T::"id"``, of a few types T: a column such as the entity
+    column of ``attr`` (documents, users and folders).
+
+    The same checks as ``_one_type_entities`` on the joined column ``j``
+    (same preconditions), with one prefix count per type: each cell starts
+    with ``T::"`` for one of the types (two different prefixes never match
+    at the same place, since a type holds no quote), ends with a quote, is
+    not just ``T::"``, and the quotes number two per cell.  Then every cell
+    is ``T::"id"`` with a quote-free id, so turning each cell end ``"\n``
+    into ``::"`` and splitting the column at ``::"`` (two C calls) gives
+    type, id, type, id, ... The types are taken from that split; if it was
+    misaligned (the column is not what the checks require), the checks fail.
+    None when a check fails or there are more than ``SPLIT_MAX_TYPES`` types.
+    """
+    n = len(col)
+    parts = j[1:-2].replace('"\n', '::"').split('::"')
+    if len(parts) != 2 * n or j.count('"\n') != n or j.count('"') != 2 * n:
+        return None
+    types = parts[0::2]
+    canon = {t: t for t in set(types)}  # one type string shared by all its entities
+    if len(canon) > SPLIT_MAX_TYPES:
+        return None
+    anchored = 0
+    for t in canon:
+        prefix = "\n" + t + '::"'
+        if not _TYPE_NAME.match(t) or (prefix + "\n") in j:
+            return None
+        anchored += j.count(prefix)
+    if anchored != n:
+        return None
+    return tuple(map(_new_tuple, repeat(Entity), zip(map(canon.__getitem__, types), parts[1::2])))
+
+
 def _has_control(j: str) -> bool:
-    """Does ``j`` hold a control character other than newline?  (An entity
-    id is a JSON string body, which may not.)  ``str.translate`` has an
-    ASCII fast path that beats a regex scan five-fold."""
+    """Does ``j`` hold a control character other than newline, or a lone
+    surrogate?  (An entity id is a JSON string body, which may not hold a
+    control character, and valid Unicode.)  ``str.translate`` has an ASCII
+    fast path that beats a regex scan five-fold."""
     if j.isascii():
         return len(j.translate(_CONTROL_DELETE)) != len(j)
     return _CONTROL.search(j) is not None
 
 
 
-def _mostly_repeated(col: Sequence[str]) -> bool:
-    """Guess from a strided sample whether converting distinct values only pays."""
+#: Up to this many cells a column's distinct values are counted exactly
+#: (``set`` over the column, one C loop, ~5% of converting it); a longer
+#: column (a source file of 10^6 rows) is judged from a strided sample.
+EXACT_DISTINCT_MAX = 1 << 17
+
+
+def _distinct_if_repeated(col: Sequence[str]) -> Optional[list[str]]:
+    """The distinct values of ``col`` if converting only those pays (at
+    least a quarter of the cells repeat an earlier one), else None.
+
+    An exact count, not a sample, up to ``EXACT_DISTINCT_MAX`` cells: a
+    strided sample of a column whose values come in runs (three ``attr``
+    rows per entity) sees only distinct values and misses the repetition.
+    """
     n = len(col)
     if n < 64:
-        return False
-    sample = col[:: max(1, n // 4096)]
-    return len(set(sample)) * 2 <= len(sample)
+        return None
+    if n > EXACT_DISTINCT_MAX:
+        sample = col[:: max(1, n // 4096)]
+        if len(set(sample)) * 2 > len(sample):
+            return None
+    uniq = set(col)
+    return list(uniq) if len(uniq) * 4 <= n * 3 else None
+
+
+def _fill_cache(strs: Sequence[str], cache: dict, csv_typed: bool, plain: bool = False) -> None:
+    """Put the converted value of every string of ``strs`` (distinct) that
+    ``cache`` lacks into it, converting them as one column (``plain``: they
+    are known to stay strings).  The cache then gives one object per
+    distinct text across all the columns of a file (one ``Entity`` per
+    literal, one string per attribute name): less memory, fewer objects for
+    the garbage collector to scan, and later dict lookups that find the
+    very same key object (an identity check, no string compare).
+    """
+    new = list(filterfalse(cache.__contains__, strs))
+    if not new:
+        return
+    if plain:
+        cache.update(zip(new, new))
+        return
+    if not csv_typed:
+        # Entity literals and plain strings mixed (the distinct strings of
+        # an attribute value column): the literals as one column (the entity
+        # fast paths need a column of literals only), the rest stay strings.
+        ents = [s for s in new if '::"' in s]
+        if len(ents) < len(new):
+            others = [s for s in new if '::"' not in s]
+            cache.update(zip(others, others))
+            new = ents
+            if not new:
+                return
+    cache.update(zip(new, _convert_strings(new, cache, csv_typed)))
 
 
 def _convert_strings(col: Sequence[str], cache: dict, csv_typed: bool) -> tuple:
@@ -252,14 +361,17 @@ def _convert_strings(col: Sequence[str], cache: dict, csv_typed: bool) -> tuple:
                             raise _CellOverflow(c)
                 return vals
             special = _SPECIAL_NL.search(j) is not None
-        if not special and '::"' not in j:
+        plain = not special and '::"' not in j
+        uniq = _distinct_if_repeated(col)
+        if uniq is not None:
+            _fill_cache(uniq, cache, csv_typed, plain)
+            return tuple(map(cache.__getitem__, col))
+        if plain:
             return tuple(col)
-        if _mostly_repeated(col):
-            uniq = list(set(col))
-            d = dict(zip(uniq, _convert_strings(uniq, cache, csv_typed)))
-            return tuple(map(d.__getitem__, col))
         if not special and "\\" not in j and not _has_control(j):
             ents = _one_type_entities(col, j)
+            if ents is None:
+                ents = _entities_by_split(col, j)
             if ents is not None:
                 return ents
             pairs = _ENTITY_NL.findall(j)

@@ -16,6 +16,7 @@ Why it is shaped like this:
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any, Callable, Iterable, Mapping, Optional, Protocol
 
 from ..graphs import strongly_connected_components
@@ -27,6 +28,7 @@ __all__ = [
     "FactData",
     "OverlayData",
     "ancestor_closure",
+    "attribute_records",
     "trie_probe",
     "context_rows",
     "SCALARS",
@@ -46,6 +48,54 @@ def _needs_keying(rows: Iterable[tuple]) -> bool:
                 return True
     return False
 
+
+
+def attribute_records(attr_rows: Iterable[tuple]) -> dict[Any, CRecord]:
+    """``attr(E, Name, V)`` rows -> ``{E: CRecord({Name: V})}``.
+
+    The usual data has one value per (entity, name) and string names: one
+    tight loop stores every row, and a count proves that no two rows shared
+    an (entity, name) (every row added an entry) and a look at the distinct
+    names that all are strings. Otherwise (repeated rows, multi-valued
+    attributes, other names) ``_attribute_records_general`` starts over
+    on the set of rows. ``tests/test_build_fast_paths.py`` checks both
+    against each other.
+    """
+    rows = attr_rows if type(attr_rows) is list or type(attr_rows) is tuple else list(attr_rows)
+    recs: dict = {}
+    get = recs.get
+    for e, name, v in rows:
+        rec = get(e)
+        if rec is None:
+            recs[e] = rec = CRecord()
+        rec[name] = v
+    if sum(map(len, recs.values())) == len(rows) and set(map(type, set(chain.from_iterable(recs.values())))) <= _STR:
+        return recs
+    return _attribute_records_general(rows)
+
+
+_STR = frozenset((str,))
+
+
+def _attribute_records_general(attr_rows: Iterable[tuple]) -> dict[Any, CRecord]:
+    """``attribute_records`` for any rows: duplicates collapse (the rows are
+    made a set first), several values of one (entity, name) become a
+    ``CSet``, rows whose name is not a string are skipped."""
+    attrs: dict = {}
+    multi: dict = {}
+    for e, name, v in frozenset(attr_rows):
+        if type(name) is not str:
+            continue
+        rec = attrs.get(e)
+        if rec is None:
+            attrs[e] = {name: v}
+        elif name in rec:
+            multi.setdefault((e, name), [rec[name]]).append(v)
+        else:
+            rec[name] = v
+    for (e, name), vals in multi.items():
+        attrs[e][name] = CSet(vals)
+    return {e: CRecord(d) for e, d in attrs.items()}
 
 
 class RowSource(Protocol):
@@ -202,9 +252,12 @@ class FactData:
         self.parents: dict = {k: tuple(v) for k, v in (parents or {}).items()}
         self._anc = ancestor_closure(self.parents)
         self._attrs: dict = {}
-        for e, d in (attrs or {}).items():
-            rec = d if type(d) is CRecord else to_value(dict(d), f"attrs of {e}")
-            self._attrs[e] = rec
+        if attrs and set(map(type, attrs.values())) == {CRecord}:
+            self._attrs.update(attrs)  # from_facts: records already (one C call)
+        else:
+            for e, d in (attrs or {}).items():
+                rec = d if type(d) is CRecord else to_value(dict(d), f"attrs of {e}")
+                self._attrs[e] = rec
         self._rels: dict[str, frozenset] = {}
         self._probes: dict[str, Callable[[tuple], bool]] = {}
         for name, rows in (relations or {}).items():
@@ -229,7 +282,9 @@ class FactData:
         """Build from ``parent(C, P)`` and ``attr(E, Name, V)`` rows.
 
         Several ``attr`` facts for one (entity, name) read as a set
-        (docs/language.md §3).
+        (docs/language.md §3). Rows may repeat (a relation is a set: a
+        repeated row counts once); ``attr`` rows whose name is not a string
+        are not attributes.
         """
         parents: dict = {}
         for child, par in parent_rows:
@@ -238,22 +293,7 @@ class FactData:
                 parents[child] = [par]
             else:
                 ps.append(par)
-        attrs: dict = {}
-        multi: dict = {}
-        for e, name, v in attr_rows:
-            if type(name) is not str:
-                continue
-            rec = attrs.get(e)
-            if rec is None:
-                attrs[e] = {name: v}
-            elif name in rec:
-                multi.setdefault((e, name), [rec[name]]).append(v)
-            else:
-                rec[name] = v
-        for (e, name), vals in multi.items():
-            attrs[e][name] = CSet(vals)
-        attrs = {e: CRecord(d) for e, d in attrs.items()}
-        return cls(parents, attrs, relations, fallback, probes)
+        return cls(parents, attribute_records(attr_rows), relations, fallback, probes)
 
     def ancestors(self, e: Any) -> frozenset:
         """Transitive ancestors of ``e`` (not including ``e``)."""
@@ -261,6 +301,28 @@ class FactData:
 
     def attrs_of(self, e: Any) -> Optional[CRecord]:
         return self._attrs.get(e)
+
+    def snapshot(self, name: str) -> Optional[frozenset]:
+        """The rows of a relation held as a set (key form), or ``None``."""
+        return self._rels.get(name)
+
+    def probe(self, name: str) -> Optional[Callable[[tuple], bool]]:
+        """``contains(name, row)`` as ``probe(row)``, or ``None`` (fallback)."""
+        return self._probes.get(name)
+
+    def ancestor_map(self) -> Mapping[Any, frozenset]:
+        """entity -> its ancestors (what ``is_in`` and ``ancestors`` read); fixed once built."""
+        return self._anc
+
+    def attr_map(self) -> Mapping[Any, CRecord]:
+        """entity -> its attribute record (what ``get_attr`` reads); fixed once built."""
+        return self._attrs
+
+    def probes(self) -> dict[str, Callable[[tuple], bool]]:
+        """relation -> its probe (``probe(row)`` is ``contains(relation, row)``)
+        for the relations held in this data (snapshots and tries); fixed once
+        built."""
+        return dict(self._probes)
 
     def relation(self, name: str) -> frozenset:
         """The snapshot of a relation (rows in key form), empty if none."""

@@ -60,7 +60,7 @@ from __future__ import annotations
 from typing import Callable, Iterable, Mapping, Optional
 
 from ..lang import ast as A
-from ..lang.safety import BodyInfo, classify_body
+from ..lang.safety import ROLE_ATOM, BodyInfo, classify_body
 from ..values import value_key as row_key
 from .codegen import FunctionGen, Names, Snapshot, Unsupported
 from .ops import STEP_BUDGET, Fallback, RequestState
@@ -105,6 +105,7 @@ class RequestPlans:
             if rule.head.name in dependent:
                 self._by_head.setdefault(rule.head.name, []).append((rule, info))
         self._recursive = recursive
+        self.few = self._few_rows()
         self._names = Names()
         self._snapshots: dict[str, Optional[Snapshot]] = {}
         self._fns: dict[tuple, str] = {}       # (relation, mask, mode) -> function name
@@ -117,6 +118,9 @@ class RequestPlans:
         self.exists: dict[str, Callable] = {}
         #: relation -> function(state, row with None for wildcards)
         self.matches: dict[str, Callable] = {}
+        #: (relation, mask) -> function(state, *the bound values): the plan
+        #: of one question shape, without the dispatch on the row
+        self.by_mask: dict[tuple[str, tuple], Callable] = {}
         wanted: dict[str, dict[tuple, str]] = {}
         for rel, mask in sorted(set(questions)):
             if rel not in dependent:
@@ -147,7 +151,29 @@ class RequestPlans:
             full = tuple([True] * arity)
             if full in by_mask:
                 self.exists[rel] = fns[by_mask[full]]
+            for mask, fname in by_mask.items():
+                self.by_mask[(rel, mask)] = fns[fname]
             self.matches[rel] = fns[dispatchers[rel][0]]
+
+    def _few_rows(self) -> frozenset:
+        """Request-dependent relations with at most a handful of rows per
+        request: every rule's positive atoms are ``principal``/``action``/
+        ``resource`` (one row), ``context`` with a constant key (at most one
+        row) or relations of this kind, and there are no given facts
+        (``req_path(P) :- context("path", P).``, ``tmp_path(P) :-
+        req_path(P), P.starts_with("/tmp/")``). The join order reads them
+        first, as it reads the request atoms (a scheduling hint only)."""
+        few: set = set()
+        changed = True
+        while changed:
+            changed = False
+            for rel, rules in self._by_head.items():
+                if rel in few or rel in self._recursive or self._given_rows(rel):
+                    continue
+                if all(_few_atoms(info, few) for _rule, info in rules):
+                    few.add(rel)
+                    changed = True
+        return frozenset(few)
 
     @staticmethod
     def _dispatcher(n: int, by_mask: dict) -> tuple[str, str, set]:
@@ -220,3 +246,19 @@ class RequestPlans:
         if name.startswith("\0given:"):
             return self._given_rows(name[len("\0given:"):])
         return self._static_rows(name)
+
+
+def _few_atoms(info: BodyInfo, few: set) -> bool:
+    """Whether every positive atom of a rule body has at most one row per request
+    or is a relation already known to have few (see ``RequestPlans._few_rows``)."""
+    for li in info.literals:
+        if li.role != ROLE_ATOM:
+            continue
+        atom = li.literal
+        assert isinstance(atom, A.Atom)
+        if atom.name in ("principal", "action", "resource") or atom.name in few:
+            continue
+        if atom.name == "context" and len(atom.args) == 2 and isinstance(atom.args[0], A.Const):
+            continue
+        return False
+    return True

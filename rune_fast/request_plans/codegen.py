@@ -17,6 +17,8 @@ from ..lang.safety import (
     LiteralInfo,
 )
 from ..datalog.compiler import string_test
+from ..like import WILDCARD, glob_matcher, pattern_from_glob
+from ..values import INT_MAX, INT_MIN
 from ..values import FloatKey as _FloatKey
 from ..values import value_key as row_key
 from .ops import Fallback, Unsupported, _agg, _ar, _cmp
@@ -106,6 +108,7 @@ class FunctionGen:
         self.vars: dict[str, str] = {}
         self.tmp = 0
         self.uses_cx = False
+        self.cx_reads: dict[str, str] = {}  # constant context key -> local read once at the top
         self.costly = False   # a loop or a call of a costly plan: memoize per request
         self.scope = ""       # prefix of the variables of an inlined rule
         self.deps: set = set()  # plans this one calls (passed as keyword-only defaults)
@@ -146,6 +149,34 @@ class FunctionGen:
             return snap
         return self.plans._snapshot(name)
 
+    def context_value(self, kexpr: str) -> str:
+        """The code of ``cx.get(kexpr)``: for a constant key, a local read
+        once at the top of the function (rules of one relation often read the
+        same context entry: ``req_path(P)`` copied into each of them)."""
+        if kexpr in self.names.ns and kexpr[:1] == "K" and kexpr[1:].isdigit():  # a Names.const
+            local = self.cx_reads.get(kexpr)
+            if local is None:
+                local = self.cx_reads[kexpr] = f"c{kexpr}"
+            return local
+        return f"cx.get({kexpr})"
+
+    def like_test(self, v: str, glob: str) -> str:
+        """The code of ``string_test("like", glob, v)``: one string method
+        for the common shapes (``*lit*``, ``lit*``, ``*lit``, ``lit``), the
+        glob's matcher, compiled once, otherwise (``rune_fast/like.py``)."""
+        pat = pattern_from_glob(glob)
+        if pat == (WILDCARD,):
+            return f"type({v}) is str"
+        if len(pat) == 1:
+            return f"type({v}) is str and {v} == {pat[0]!r}"
+        if len(pat) == 2 and pat[0] is WILDCARD:
+            return f"type({v}) is str and {v}.endswith({pat[1]!r})"
+        if len(pat) == 2 and pat[1] is WILDCARD:
+            return f"type({v}) is str and {v}.startswith({pat[0]!r})"
+        if len(pat) == 3 and pat[0] is WILDCARD and pat[2] is WILDCARD:
+            return f"type({v}) is str and {pat[1]!r} in {v}"
+        return f"type({v}) is str and {self.bind_name(glob_matcher(glob), 'L')}({v})"
+
     def bind_name(self, obj: Any, prefix: str) -> str:
         n = f"{prefix}{len(self.names.ns)}"
         self.names.ns[n] = obj
@@ -173,10 +204,12 @@ class FunctionGen:
         head = []
         if memoize:
             memo_key = f"({self.name!r}, {', '.join(bound_args)},)" if bound_args else repr(self.name)
-            head += ["    memo = ev.memo", f"    key = {memo_key}", "    hit = memo.get(key)",
+            head += ["    memo = ev.memo", "    if memo is None:", "        memo = ev.memo = {}",
+                     f"    key = {memo_key}", "    hit = memo.get(key)",
                      "    if hit is not None:", "        return hit"]
         if self.uses_cx:
             head += ["    cx = ev.cx", "    if cx is None:", "        cx = ev.load_cx()"]
+            head += [f"    {local} = cx.get({key})" for key, local in self.cx_reads.items()]
         kw = "".join(f", {d}=None" for d in sorted(self.deps))
         params = "".join(", " + a for a in bound_args) + (", *" + kw if kw else "")
         lines = [f"def {self.name}(ev{params}):"] + head
@@ -229,7 +262,7 @@ class FunctionGen:
         self.body(info, bound, depth, terminal, counting=False)
 
     def body(self, info: BodyInfo, bound: set, depth: int, terminal: Callable[[int, set], None], counting: bool) -> None:
-        steps = _schedule(info, set(bound))
+        steps = _schedule(info, set(bound), self.plans.few)
         self.steps(steps, 0, set(bound), depth, terminal, counting)
         self.emit(depth, "pass")
 
@@ -250,7 +283,12 @@ class FunctionGen:
             depth = self.negation(li.literal.atom, bound, depth)
         elif role == ROLE_FILTER:
             lit = li.literal
-            self.emit(depth, f"if {self.compare(lit.op, lit.left, lit.right)}:")
+            lhs = self.operand(lit.left, depth)
+            rhs = self.operand(lit.right, depth)
+            code = _CMP_CODES[lit.op]
+            # integers inline, anything else (None: failed arithmetic) through _cmp
+            self.emit(depth, f"if ({lhs} {_CMP_OPS[lit.op]} {rhs} if type({lhs}) is int and type({rhs}) is int "
+                             f"else _cmp({code}, {lhs}, {rhs})):")
             depth += 1
         elif role == ROLE_METHOD:
             lit = li.literal
@@ -263,7 +301,7 @@ class FunctionGen:
             elif lit.method == "contains":
                 cond = f"type({v}) is str and {arg} in {v}"
             else:
-                cond = f"_st({lit.method!r}, {arg}, {v})"
+                cond = self.like_test(v, lit.arg) if lit.method == "like" else f"_st({lit.method!r}, {arg}, {v})"
             self.emit(depth, f"if {cond}:")
             depth += 1
         elif role == ROLE_ASSIGN:
@@ -359,17 +397,26 @@ class FunctionGen:
             cont(d)
             self.scope = tag
 
-        self.steps(_schedule(info, set(cbound)), 0, set(cbound), depth, finish, counting=False)
+        self.steps(_schedule(info, set(cbound), self.plans.few), 0, set(cbound), depth, finish, counting=False)
         self.scope = caller_scope
 
-    def compare(self, op: str, left: Any, right: Any) -> str:
-        lhs = self.expr(left)
-        rhs = self.expr(right)
-        code = _CMP_CODES[op]
-        if isinstance(left, A.BinOp) or isinstance(right, A.BinOp):
-            return f"_cmp({code}, {lhs}, {rhs})"
-        # both sides plain: integers inline, anything else through _cmp
-        return f"({lhs} {_CMP_OPS[op]} {rhs} if type({lhs}) is int and type({rhs}) is int else _cmp({code}, {lhs}, {rhs}))"
+    def operand(self, e: Any, depth: int) -> str:
+        """A name holding the value of a comparison operand: a term as
+        itself, arithmetic computed into a local first (``_ar``'s value;
+        ``+``, ``-`` and ``*`` of two integers inline, with its 64-bit
+        check), so the comparison reads each side once."""
+        if not isinstance(e, A.BinOp):
+            return self.term(e)
+        t = self.fresh("ar")
+        code = _ARITH_CODES[e.op]
+        if e.op in ("+", "-", "*") and not isinstance(e.left, A.BinOp) and not isinstance(e.right, A.BinOp):
+            x, y = self.term(e.left), self.term(e.right)
+            self.emit(depth, f"{t} = {x} {e.op} {y} if type({x}) is int and type({y}) is int else _ar({code}, {x}, {y})")
+            self.emit(depth, f"if type({t}) is int and not ({INT_MIN} <= {t} <= {INT_MAX}):")
+            self.emit(depth + 1, f"{t} = None")
+        else:
+            self.emit(depth, f"{t} = {self.expr(e)}")
+        return t
 
     def aggregate(self, li: LiteralInfo, bound: set, depth: int) -> int:
         agg = li.literal
@@ -392,7 +439,7 @@ class FunctionGen:
                 self.emit(d, f"{acc}.append({target})")
 
         keys = set(li.keys)
-        steps = _schedule(inner, set(keys))
+        steps = _schedule(inner, set(keys), self.plans.few)
         self.steps(steps, 0, set(keys), depth, collect, counting=True)
         res = self.fresh("res")
         if agg.func == "count":
@@ -463,10 +510,10 @@ class FunctionGen:
             if 0 in kpos:
                 kexpr = kpos[0]
                 if 1 in kpos:
-                    self.emit(depth, f"if cx.get({kexpr}) == {kpos[1]}:")
+                    self.emit(depth, f"if {self.context_value(kexpr)} == {kpos[1]}:")
                     depth += 1
                 elif 1 in bpos:
-                    self.emit(depth, f"{bpos[1]} = cx.get({kexpr})")
+                    self.emit(depth, f"{bpos[1]} = {self.context_value(kexpr)}")
                     self.emit(depth, f"if {bpos[1]} is not None:")
                     depth += 1
                 else:
@@ -504,7 +551,12 @@ class FunctionGen:
                 self.emit(depth, f"{rows} = {fn}(ev{args})")
                 self.emit(depth, f"if {rows}:")
                 depth += 1
+                was = self.costly
                 self._budget(depth, f"len({rows})")
+                if name in self.plans.few and fn in self.plans._cheap:
+                    # a handful of rows from a cheap plan: computing them
+                    # again costs less than memoizing (no memo dict per request)
+                    self.costly = was
                 self.emit(depth, f"for {row} in {rows}:")
                 depth = self._unpack(depth + 1, row, binds, checks)
         else:
@@ -568,7 +620,7 @@ class FunctionGen:
             self.uses_cx = True
             kpos = dict(keys)
             if 0 in kpos and 1 in kpos:
-                self.emit(depth, f"if cx.get({kpos[0]}) != {kpos[1]}:")
+                self.emit(depth, f"if {self.context_value(kpos[0])} != {kpos[1]}:")
             elif 0 in kpos:
                 self.emit(depth, f"if {kpos[0]} not in cx:")
             elif 1 in kpos:
@@ -629,11 +681,13 @@ def _is_request_atom(atom: A.Atom) -> int:
     return 0
 
 
-def _schedule(info: BodyInfo, bound: set) -> list[LiteralInfo]:
+def _schedule(info: BodyInfo, bound: set, few: frozenset = frozenset()) -> list[LiteralInfo]:
     """Literal order for a body whose variables ``bound`` are known: tests
     as soon as their variables are bound (in source order, as the executor's
     planner does), then the atom with the most bound arguments (request atoms
-    first: they have at most a handful of rows)."""
+    and the relations in ``few`` first: they have at most a handful of rows,
+    see ``RequestPlans.few``). The order changes how many rows are visited,
+    never the answer."""
     order: list[LiteralInfo] = []
     pending = list(info.literals)
     while pending:
@@ -663,7 +717,8 @@ def _schedule(info: BodyInfo, bound: set) -> list[LiteralInfo]:
             args = atom.args
             nb = sum(1 for t in args if isinstance(t, A.Const) or (isinstance(t, A.Var) and t.name in bound))
             full = nb == len(args)
-            return (full, _is_request_atom(atom), nb / len(args) if args else 1.0, -li.index)
+            request = _is_request_atom(atom) or (1 if atom.name in few else 0)
+            return (full, request, nb / len(args) if args else 1.0, -li.index)
 
         best = max(atoms, key=score)
         pending.remove(best)

@@ -157,13 +157,25 @@ class RequestState:
         self.r = r
         self.ctx = ctx
         self.cx: Optional[dict] = None
-        self.memo: dict = {}
+        self.memo: Optional[dict] = {}  # None: none yet (plans make it on first use)
         self.budget = budget
 
     def load_cx(self) -> dict:
-        """``context(K, V)`` facts as a dict K -> V (key form): top-level scalars."""
+        """``context(K, V)`` facts as a dict K -> V (key form): top-level scalars.
+
+        When every value is a string, an integer or an entity (their own
+        key form), that dict is the context record itself: no copy."""
+        ctx = self.ctx
+        if isinstance(ctx, dict):
+            for v in ctx.values():
+                t = type(v)
+                if t is not str and t is not int and t is not Entity:
+                    break
+            else:
+                self.cx = ctx  # read only, like every cx
+                return ctx
         cx = {}
-        for k, v in self.ctx.items():
+        for k, v in ctx.items():
             t = type(v)
             if t is str or t is int or t is Entity:
                 cx[k] = v

@@ -1,0 +1,128 @@
+"""The engine's common request path, compiled against the engine's data.
+
+On the common path (no request ``entities``, and no rule derives ``parent``
+or ``attr`` from the request: ``Engine._evaluate``'s first branch) every
+relation that does not depend on the request, every ancestor and every
+attribute is the engine's static data (``FactData``), and the relations
+that do are answered by the request plans (``request_plans/``). So the
+engine runs each policy *linked* to that data (``policy.codegen.Link``):
+generated again to read the relation's row set, the ancestor map and the
+attribute records directly, and to call the request plan of its question
+shape without the dispatch of ``_PlannedRelations.contains``/``matches``.
+A small candidate selection is pasted into one function
+(``policy/fused.py``).
+
+Both are made on first use and kept per engine, keyed on what they depend
+on and nothing else: a linked test on its policy (``Engine._linked``), a
+fused selection on the tuple of its candidate policies (``Engine._fused``,
+at most ``FUSED_SELECTIONS``). Neither keeps a reference to the engine (it
+is freed by reference counting alone). Explanations and search keep the
+plain tests, which read through ``d``. ``tests/test_request_fastpath.py``
+checks linked and fused decisions against the plain tests.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from .errors import RuneError
+from .policy.codegen import Link, generate_test
+from .policy.fused import MAX_FUSED, generate_selection
+from .request_plans import Fallback
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only; the engine imports this module
+    from .engine import Engine
+
+__all__ = ["FUSED_SELECTIONS", "make_link", "runner", "linked_selection"]
+
+#: Fused selections kept per engine (each a generated function): beyond
+#: this many distinct candidate sets, new ones run as a loop over linked tests.
+FUSED_SELECTIONS = 512
+
+
+def make_link(engine: "Engine") -> Optional[Link]:
+    """What linked policies read, or ``None`` when the engine's policies come
+    from a custom generator. Made per use, never kept: it refers to the engine."""
+    if not engine._linking:
+        return None
+    static = engine._static
+    return Link(partial(_relation, engine), static.ancestor_map(), static.attr_map())
+
+
+def _relation(engine: "Engine", name: str, mask: tuple) -> Optional[tuple]:
+    """How a linked policy reads relation ``name`` (bound positions ``mask``):
+    the request plan of that shape for a relation that depends on the
+    request, the static rows otherwise; ``None`` (through ``d``) when
+    neither applies."""
+    if name in engine._core_dep:
+        plans = engine._req_plans
+        fn = plans.by_mask.get((name, mask)) if plans is not None and engine._planned is not None else None
+        return None if fn is None else ("plan", fn, Fallback)
+    static = engine._static
+    rows = static.snapshot(name)
+    if not all(mask):  # FactData.matches: the projection of the snapshot
+        return None if rows is None else ("proj", static.build_projection(name, mask))
+    probe = static.probe(name)  # FactData.contains: the probe
+    if probe is None:
+        return None
+    if rows is not None and probe == rows.__contains__:
+        return ("rows", rows)
+    return ("probe", probe)
+
+
+def linked_selection(engine: "Engine", sel: tuple) -> tuple:
+    """A candidate selection (``PolicySet.candidates``) with each test
+    replaced by its linked twin, made on first use and kept per policy."""
+    link = make_link(engine)
+    if link is None:
+        return sel
+    linked = engine._linked
+    pols = engine.policies.policies
+
+    def twin(entry: tuple) -> tuple:
+        idx, pid, forbid, _test = entry
+        fn = linked.get(idx)
+        if fn is None:
+            pol = pols[idx]
+            # a test that reads nothing through ``d`` has nothing to link
+            try:
+                fn = generate_test(pol.policy, pol.id, link).test if "d." in pol.source else pol.test
+            except RuneError:  # pragma: no cover - it compiled unlinked; keep that one
+                fn = pol.test
+            linked[idx] = fn
+        return (idx, pid, forbid, fn)
+
+    general, by_p, rels = sel
+    return (
+        tuple(twin(e) for e in general),
+        None if by_p is None else {k: tuple(twin(e) for e in v) for k, v in by_p.items()},
+        rels,
+    )
+
+
+def runner(engine: "Engine", sel: tuple) -> Callable[..., Any]:
+    """``run(p, a, r, c, d) -> (decision, reasons, errors)`` for a selection
+    on the common path: the selection fused into one function when it has
+    at most ``MAX_FUSED`` candidates and no ``principal ==`` policies (and
+    fewer than ``FUSED_SELECTIONS`` are kept), else ``PolicySet.run`` over
+    its linked tests."""
+    general, by_p, _rels = sel
+    link = make_link(engine)
+    if link is not None and by_p is None and len(general) <= MAX_FUSED:
+        idxs = tuple(e[0] for e in general)
+        fused: dict = engine._fused
+        fn: Optional[Callable[..., Any]] = fused.get(idxs)
+        if fn is None and len(fused) < FUSED_SELECTIONS:
+            pols = engine.policies.policies
+            try:
+                fn = generate_selection([(pols[i].policy, pols[i].id, pols[i].forbid) for i in idxs],
+                                        link, engine.policies.strict_forbid)
+            except (RuneError, SyntaxError, RecursionError, MemoryError):  # e.g. nesting: keep the loop
+                fn = None
+            if fn is not None:
+                fused[idxs] = fn
+        if fn is not None:
+            return fn
+    run: Callable[..., Any] = partial(engine.policies.run, linked_selection(engine, sel))
+    return run

@@ -1,0 +1,281 @@
+"""The uncached request path's shortcuts against the slow paths they stand in for.
+
+- ``flat_context`` (one-pass conversion of a flat context) against
+  ``to_value``: same record, same kinds, same budget charged; never accepts
+  what ``to_value`` refuses.
+- Plans' ``like`` tests (string methods for the common glob shapes) against
+  ``string_test``, the executor's own.
+- Linked policy tests and fused selections (``Engine._plan``: policies
+  reading the engine's data directly, a small selection in one function)
+  against the plain per-policy tests run by ``PolicySet.run``
+  (``policy_generator=generate_test`` turns both shortcuts off): same
+  decisions, reasons and errors, in order, with and without
+  ``strict_forbid``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import rune_fast
+from rune_fast.datalog.compiler import string_test
+from rune_fast.errors import RuneRequestError
+from rune_fast.limits import Limits
+from rune_fast.policy.codegen import generate_test
+from rune_fast.policy.values import CRecord, to_value
+from rune_fast.request import budget_for, flat_context, flat_context_facts, parse_context
+from rune_fast.request_plans.codegen import FunctionGen, Names
+from rune_fast.values import INT_MAX, Entity
+
+# ---------------------------------------------------------------------------
+# flat_context vs to_value
+
+
+class Text(str):
+    pass
+
+
+class Num(int):
+    pass
+
+
+SCALARS = st.one_of(
+    st.text(max_size=12),
+    st.integers(-(2**64), 2**64),
+    st.sampled_from([INT_MAX, INT_MAX + 1, -INT_MAX - 1, -INT_MAX - 2]),
+    st.booleans(),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+ODD = st.one_of(
+    st.none(),
+    st.just(Entity("User", "a")),
+    st.just(Text("sub")),
+    st.just(Num(3)),
+    st.just({"inner": 1}),
+    st.just([1, 2]),
+    st.just({"type": "User", "id": "a"}),
+    st.just('User::"a"'),
+)
+KEYS = st.one_of(st.text(max_size=6), st.sampled_from(["__entity", "__extn", "a" * 20]), st.just(7))
+CONTEXTS = st.dictionaries(KEYS, st.one_of(SCALARS, SCALARS, ODD), max_size=5)
+LIMITS = st.builds(
+    Limits,
+    max_value_depth=st.integers(0, 3),
+    max_string_length=st.integers(0, 15),
+    max_request_values=st.integers(0, 20),
+    max_request_chars=st.integers(0, 60),
+)
+
+
+def _kinds(rec):
+    return [(k, type(v), v if not (type(v) is float and math.isnan(v)) else "nan") for k, v in rec.items()]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(CONTEXTS, st.one_of(st.just(Limits()), LIMITS))
+def test_flat_context_converts_like_to_value(ctx, limits):
+    slow_budget = budget_for(limits)
+    try:
+        want = to_value(ctx, "context", slow_budget)
+    except RuneRequestError:
+        want = None
+    fast_budget = budget_for(limits)
+    got = flat_context(ctx, limits, fast_budget) if ctx else None
+    if got is None:
+        # Refused: nothing charged (the caller starts over with to_value).
+        fresh = budget_for(limits)
+        assert (fast_budget.values, fast_budget.chars) == (fresh.values, fresh.chars)
+        return
+    assert want is not None, (ctx, limits)  # never accepts what to_value refuses
+    assert type(got) is CRecord and got == want and _kinds(got) == _kinds(want)
+    assert (fast_budget.values, fast_budget.chars) == (slow_budget.values, slow_budget.chars)
+    assert flat_context(ctx, limits) == got  # without a budget: the same answer
+    _rec, plain = flat_context_facts(ctx, limits)
+    assert plain == all(type(v) in (str, int) for v in ctx.values())
+    assert parse_context(ctx, limits) == want
+
+
+def _same_as_to_value(ctx: dict, limits: Limits) -> None:
+    slow = budget_for(limits)
+    try:
+        want = to_value(ctx, "context", slow)
+    except RuneRequestError:
+        want = None
+    fast = budget_for(limits)
+    got = flat_context(ctx, limits, fast)
+    if got is None:
+        assert (fast.values, fast.chars) == (limits.max_request_values, limits.max_request_chars)
+    else:
+        assert want is not None and _kinds(got) == _kinds(want), (ctx, limits)
+        assert (fast.values, fast.chars) == (slow.values, slow.chars), (ctx, limits)
+
+
+def test_flat_context_limits_at_their_boundaries():
+    """Every limit exactly met and exceeded by one (random contexts rarely land there)."""
+    for ctx in ({"k": "abc"}, {"k": 1, "kk": "xy"}, {"a": True, "b": 2.5, "c": "zz", "d": 0}):
+        n = len(ctx)
+        chars = sum(len(k) for k in ctx) + sum(len(v) for v in ctx.values() if type(v) is str)
+        longest = max([len(k) for k in ctx] + [len(v) for v in ctx.values() if type(v) is str])
+        for values in (3 * n, 3 * n + 1, 3 * n + 2):
+            for c in (chars - 1, chars, chars + 1):
+                for s in (longest - 1, longest, longest + 1):
+                    for depth in (0, 1):
+                        _same_as_to_value(ctx, Limits(max_value_depth=depth, max_string_length=s,
+                                                      max_request_values=values, max_request_chars=c))
+    for v in (INT_MAX, INT_MAX + 1, -INT_MAX - 1, -INT_MAX - 2, math.inf, -math.inf, math.nan, 1e308):
+        _same_as_to_value({"v": v}, Limits())
+
+
+def test_flat_context_accepts_the_common_context():
+    ctx = {"path": "/tmp/x", "steps": 3, "ok": True, "ratio": 0.5}
+    assert dict(flat_context(ctx)) == ctx and type(flat_context(ctx)) is CRecord
+    assert flat_context_facts({"path": "/tmp/x", "steps": 3})[1] is True
+    assert flat_context_facts(ctx)[1] is False  # booleans and floats have a key form of their own
+    # What it leaves to to_value: nested values, entities, subclasses, odd keys, limits.
+    for odd in ({"a": {"b": 1}}, {"a": [1]}, {"a": None}, {"a": Text("x")}, {"a": Num(1)},
+                {"__entity": 'User::"a"'}, {"__extn": "x"}, {1: "x"}, {"a": INT_MAX + 1},
+                {"a": math.inf}, {"a": math.nan}, {"a": Entity("User", "a")}):
+        assert flat_context(odd) is None, odd
+    assert flat_context({"a": "x" * 5}, Limits(max_string_length=4)) is None
+    assert flat_context({"a": 1}, Limits(max_request_values=3)) is None  # needs 1 + 3 per entry
+    assert dict(flat_context({"a": 1}, Limits(max_request_values=4))) == {"a": 1}
+
+
+# ---------------------------------------------------------------------------
+# like in the plans vs string_test
+
+GLOB_CHARS = st.sampled_from(["a", "b", "*", "\\", "*", "ab"])
+GLOBS = st.lists(GLOB_CHARS, max_size=6).map("".join)
+SUBJECTS = st.one_of(st.lists(st.sampled_from(["a", "b", "*", "\\"]), max_size=8).map("".join),
+                     st.integers(0, 3), st.just(Entity("User", "a")))
+
+
+def _like_code(glob: str):
+    gen = FunctionGen.__new__(FunctionGen)  # only like_test and bind_name are used
+    gen.names = Names()
+    code = gen.like_test("v", glob)
+    return code, dict(gen.names.ns, type=type, str=str)
+
+
+@settings(max_examples=300, deadline=None)
+@given(GLOBS, st.lists(SUBJECTS, min_size=1, max_size=6))
+def test_plan_like_matches_string_test(glob, subjects):
+    code, ns = _like_code(glob)
+    test = eval(compile(f"lambda v: {code}", "<like>", "eval"), ns)
+    for s in subjects:
+        assert test(s) == string_test("like", glob, s), (glob, s, code)
+
+
+def test_plan_like_uses_string_methods_for_the_common_shapes():
+    assert "in v" in _like_code("*id_rsa*")[0]
+    assert ".startswith(" in _like_code("/tmp/*")[0]
+    assert ".endswith(" in _like_code("*.env")[0]
+    assert "== " in _like_code("exact")[0]
+    assert "L" in _like_code("*curl *| sh*")[0]  # two middle pieces: the glob matcher
+
+
+# ---------------------------------------------------------------------------
+# Linked and fused policy tests vs plain tests
+
+HEADER = 'version = "rune/1"\n'
+DATA = """
+[data]
+parent = [['User::"a"', 'Group::"g"'], ['Group::"g"', 'Group::"top"'], ['Doc::"d1"', 'Folder::"f"']]
+attr = [['User::"a"', "level", 3], ['User::"b"', "level", "high"], ['Doc::"d1"', "owner", 'User::"a"'],
+        ['Doc::"d2"', "owner", 'User::"b"'], ['User::"a"', "tags", "x"], ['User::"a"', "tags", "y"]]
+grant = [['User::"a"', 'Action::"read"', 'Doc::"d1"'], ['User::"b"', 'Action::"write"', 'Doc::"d2"']]
+blocked = ['User::"c"']
+flag = [[1], [true], [1.5]]
+[rules]
+can(U, A, D) :- grant(U, A, D).
+can(U, Action::"read", D) :- attr(D, "owner", U).
+mine(D) :- resource(D), principal(U), attr(D, "owner", U).
+budget_ok(U) :- principal(U), attr(U, "level", L), context("need", N), L >= N.
+tagged(T) :- context("tag", T), flag(T).
+"""
+POLICIES = [
+    'permit(principal, action, resource) when { can(principal, action, resource) };',
+    'permit(principal in Group::"top", action == Action::"read", resource);',
+    'forbid(principal, action, resource) when { blocked(principal) };',
+    'forbid(principal, action, resource) when { principal.level > 2 };',  # errors for a string level
+    'permit(principal, action, resource) when { principal has tags && principal.tags.contains("x") };',
+    'forbid(principal, action == Action::"write", resource) unless { mine(resource) };',
+    'permit(principal, action, resource in Folder::"f") when { budget_ok(principal) };',
+    'permit(principal, action, resource) when { can(_, action, resource) && tagged(_) };',
+    'forbid(principal, action, resource) when { context.deny };',  # errors when deny is missing
+    'permit(principal, action, resource) when { resource.owner == principal };',
+    'forbid(principal is User, action, resource) when { can(principal, _, _) && !budget_ok(principal) };',
+]
+PRINCIPALS = ['User::"a"', 'User::"b"', 'User::"c"', 'Svc::"s"']
+ACTIONS = ['Action::"read"', 'Action::"write"']
+RESOURCES = ['Doc::"d1"', 'Doc::"d2"', 'Doc::"d3"']
+CTX = st.one_of(st.none(), st.fixed_dictionaries({}, optional={
+    "need": st.sampled_from([1, 3, 5, 2.5, "x"]),
+    "tag": st.sampled_from([1, True, 1.5, 1.0, "1"]),
+    "deny": st.sampled_from([True, False, 1]),
+}))
+
+
+def _outcome(d):
+    return (d.decision, d.reasons, d.errors)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(POLICIES), min_size=1, max_size=len(POLICIES), unique=True),
+       st.booleans(),
+       st.lists(st.tuples(st.sampled_from(PRINCIPALS), st.sampled_from(ACTIONS), st.sampled_from(RESOURCES), CTX),
+                min_size=1, max_size=8))
+def test_linked_and_fused_tests_decide_like_plain_tests(policies, strict, reqs):
+    text = HEADER + DATA + "[policies]\n" + "\n".join(policies) + "\n"
+    fast = rune_fast.load_text(text, cache_size=0, strict_forbid=strict)
+    plain = rune_fast.load_text(text, cache_size=0, strict_forbid=strict, policy_generator=generate_test)
+    assert fast._linking and not plain._linking
+    for p, a, r, ctx in reqs + reqs:  # twice: memoized selections answer alike
+        assert _outcome(fast.authorize(p, a, r, ctx)) == _outcome(plain.authorize(p, a, r, ctx)), (policies, p, a, r, ctx)
+    assert fast._fused or not fast._plans  # a selection ran fused
+
+
+def test_big_selections_keep_the_loop_over_linked_tests():
+    """Beyond MAX_FUSED candidates the selection is not fused; its tests are still linked."""
+    from rune_fast.policy.fused import MAX_FUSED
+
+    many = "\n".join(f'permit(principal, action, resource) when {{ principal.level == {i} }};'
+                     for i in range(MAX_FUSED + 1))
+    text = HEADER + DATA + "[policies]\n" + many + "\n"
+    fast = rune_fast.load_text(text, cache_size=0)
+    plain = rune_fast.load_text(text, cache_size=0, policy_generator=generate_test)
+    for p in PRINCIPALS:
+        assert _outcome(fast.authorize(p, 'Action::"read"', 'Doc::"d1"', {"x": 1})) == \
+            _outcome(plain.authorize(p, 'Action::"read"', 'Doc::"d1"', {"x": 1}))
+    assert not fast._fused
+    assert len(fast._linked) == MAX_FUSED + 1
+
+
+@pytest.mark.parametrize("name", ["doc_sharing", "api_rate_limit", "agent_guardrails"])
+def test_examples_pass_their_tests_on_the_fast_path(name):
+    e = rune_fast.load(f"examples/{name}.rune", cache_size=0)
+    assert all(t.passed for t in e.run_tests())
+    for t in e.tests:  # and through authorize, as an application calls it
+        d = e.authorize(t.principal, t.action, t.resource, t.context or None)
+        assert d.decision == t.expect or (t.expect == "deny" and not d.allowed), (t.name, d)
+
+
+def test_fused_selections_are_bounded(monkeypatch):
+    """Past FUSED_SELECTIONS distinct candidate sets, selections run as a loop
+    over linked tests (bounded memory), deciding alike."""
+    import rune_fast.request_link as request_link
+
+    monkeypatch.setattr(request_link, "FUSED_SELECTIONS", 1)
+    text = HEADER + DATA + "[policies]\n" + "\n".join(POLICIES) + "\n"
+    fast = rune_fast.load_text(text, cache_size=0)
+    plain = rune_fast.load_text(text, cache_size=0, policy_generator=generate_test)
+    for p in PRINCIPALS:
+        for a in ACTIONS:
+            for r in RESOURCES:
+                for ctx in (None, {"need": 1, "tag": 1, "deny": False}):
+                    assert _outcome(fast.authorize(p, a, r, ctx)) == _outcome(plain.authorize(p, a, r, ctx))
+    assert len(fast._fused) == 1 and len(fast._plans) > 1
