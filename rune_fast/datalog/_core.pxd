@@ -24,8 +24,14 @@ cdef struct RelData:
     int64_t n
     int64_t cap
     int64_t* rows
-    int32_t* fslots       # the dedup set: row id + 1, 0 = empty
+    # The dedup set, open addressing: an entry is the row's hash tag (the
+    # hash's high 32 bits) << 32 | (row id + 1); 0 = empty. The home slot is
+    # the hash's top bits (``h >> fshift``), so growing the table maps slots
+    # in order (a streaming pass) and reads no row; a probe reads a row only
+    # when the tags agree.
+    uint64_t* fslots
     int64_t fmask
+    int fshift            # 64 - log2(number of slots)
     int nidx
     Index* idx
     RelData* base         # an immutable relation this one extends (per-request overlays)

@@ -36,7 +36,10 @@ One extension module in three files (Cython ``include``, textual): this file
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from cpython.ref cimport PyObject, Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
-from cpython.long cimport PyLong_FromLongLong
+from cpython.long cimport PyLong_FromLongLong, PyLong_AsLongLongAndOverflow
+from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
+from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 
 cdef extern from "Python.h":
     void PyObject_GC_UnTrack(void* op)
@@ -59,6 +62,7 @@ cdef extern from *:
 from . import plan as _plan  # noqa: E402
 from .plan import Op as _Op, PlanSpec as _PlanSpec  # noqa: E402
 from . import symbols as _symbols  # noqa: E402
+from ..values import Entity as _Entity  # noqa: E402
 
 cdef int K_JOIN = _plan.Kind.JOIN
 cdef int K_NOT = _plan.Kind.NOT
@@ -105,6 +109,8 @@ DEF CHECK_EVERY = 1024          # steps between two looks at the clock
 DEF YIELD_AFTER = 0.001         # seconds of work between two GIL hand-overs
 DEF YIELD_SLEEP_NS = 50000      # how long the GIL is left free at a hand-over
 DEF SMALL_INTS = 65536
+DEF EMIT_BATCH = 64            # head rows inserted together (see Executor.flush)
+DEF INSERT_BATCH = 32          # fact rows inserted together (Relation.add_columns)
 
 COMPILED = True
 
@@ -227,3 +233,82 @@ cdef class Plan:
 
 
 include "_core_executor.pxi"
+
+
+# --------------------------------------------------------------------------
+# Interning facts
+
+
+cdef inline object _lookup_up(object v, tuple ups):
+    """The id of ``v`` in one of the frozen ancestor tables, or None."""
+    cdef PyObject* found
+    for up in ups:
+        found = PyDict_GetItem(<dict>up, v)
+        if found != NULL:
+            return <object>found
+    return None
+
+
+def intern_rows(symbols, rows, int arity):
+    """Facts (a list or tuple of rows of values) -> one list of ids per column, or None.
+
+    None when some row is not a plain tuple of ``arity`` values (the caller's
+    row-by-row path then names the bad row). Strings, entities and inline
+    integers are interned here, with a dict probe per value and no Python
+    call; every other kind goes through ``symbols.intern``, which also raises
+    for unsupported values. Must give exactly the ids ``symbols.intern``
+    would: same tables, same order of new entries.
+    """
+    cdef list lrows = rows if type(rows) is list else list(rows)
+    cdef Py_ssize_t n = len(lrows), i
+    cdef int k, overflow
+    cdef long long x
+    cdef list out, col, values
+    cdef dict strt, entt, table
+    cdef tuple up_str, up_ent, ups
+    cdef object row, v, ident, intern
+    cdef PyObject* found
+    cdef Py_ssize_t offset
+    if arity <= 0 or n == 0:
+        return None
+    for i in range(n):
+        row = lrows[i]
+        if type(row) is not tuple or PyTuple_GET_SIZE(row) != arity:
+            return None
+    strt = symbols._str
+    entt = symbols._ent
+    up_str = symbols._up[0]
+    up_ent = symbols._up[1]
+    values = symbols._values
+    offset = symbols._offset
+    intern = symbols.intern
+    out = [PyList_New(n) for k in range(arity)]
+    for k in range(arity):
+        col = <list>out[k]
+        for i in range(n):
+            v = <object>PyTuple_GET_ITEM(lrows[i], k)
+            if type(v) is str or type(v) is _Entity:
+                if type(v) is str:
+                    table, ups = strt, up_str
+                else:
+                    table, ups = entt, up_ent
+                found = PyDict_GetItem(table, v)
+                if found != NULL:
+                    ident = <object>found
+                else:
+                    ident = _lookup_up(v, ups)
+                    if ident is None:
+                        ident = 2 * (offset + len(values))
+                        values.append(v)
+                        PyDict_SetItem(table, v, ident)
+            elif type(v) is int:
+                x = PyLong_AsLongLongAndOverflow(v, &overflow)
+                if overflow == 0 and INLINE_MIN <= x <= INLINE_MAX:
+                    ident = PyLong_FromLongLong(2 * x + 1)
+                else:
+                    ident = intern(v)
+            else:
+                ident = intern(v)
+            Py_INCREF(ident)
+            PyList_SET_ITEM(col, i, ident)
+    return out

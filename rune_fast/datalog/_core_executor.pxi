@@ -39,8 +39,14 @@ cdef class Executor:
     cdef int64_t steps
     cdef double last_yield
     cdef Plan plan
-    cdef int64_t* rowbuf
     cdef int64_t* keybuf
+    # Emitted head rows wait here and are inserted in batches (``flush``):
+    # ``nbuf`` rows of relation ``brel``, each as wide as that relation.
+    # Sized in run() for the widest relation, so any head fits.
+    cdef int64_t* ebuf
+    cdef uint64_t* ehash
+    cdef int nbuf
+    cdef int brel
     cdef readonly list diagnostics
     cdef dict method_memo
 
@@ -69,16 +75,22 @@ cdef class Executor:
         self.diagnostics = []
         self.method_memo = {}
         self.regs = NULL
-        self.rowbuf = NULL
         self.keybuf = NULL
+        self.ebuf = NULL
+        self.ehash = <uint64_t*>PyMem_Malloc(sizeof(uint64_t) * EMIT_BATCH)
+        if self.ehash == NULL:
+            raise MemoryError()
+        self.nbuf = 0
+        self.brel = -1
 
     def __dealloc__(self):
         PyMem_Free(self.rels)
         PyMem_Free(self.regs)
         PyMem_Free(self.stack)
         big_free(self.coll)
-        PyMem_Free(self.rowbuf)
         PyMem_Free(self.keybuf)
+        PyMem_Free(self.ebuf)
+        PyMem_Free(self.ehash)
 
     cdef void tiers(self, int slot, int64_t s, int64_t lo, int64_t hi, int64_t a) noexcept:
         cdef RelData* r = self.rels[slot]
@@ -169,14 +181,17 @@ cdef class Executor:
             if self.rels[i].arity > maxar:
                 maxar = self.rels[i].arity
         self.regs = <int64_t*>PyMem_Realloc(self.regs, sizeof(int64_t) * need)
-        self.rowbuf = <int64_t*>PyMem_Realloc(self.rowbuf, sizeof(int64_t) * maxar * 2)
         self.keybuf = <int64_t*>PyMem_Realloc(self.keybuf, sizeof(int64_t) * (plan.npool + 1))
-        if self.regs == NULL or self.rowbuf == NULL or self.keybuf == NULL:
+        self.ebuf = <int64_t*>PyMem_Realloc(self.ebuf, sizeof(int64_t) * maxar * EMIT_BATCH)
+        if self.regs == NULL or self.keybuf == NULL or self.ebuf == NULL:
             raise MemoryError()
         memset(self.regs, 0, sizeof(int64_t) * need)
         self.plan = plan
         self.ncoll = 0
+        self.nbuf = 0     # rows left over by a run that raised are dropped with it
+        self.brel = -1
         self.step(0)
+        self.flush()
         self.plan = None
         return self.derived - before
 
@@ -489,18 +504,44 @@ cdef class Executor:
     # -- heads -------------------------------------------------------------
 
     cdef int emit(self, Op* op) except -1:
-        cdef RelData* r = self.rels[op.rel]
+        """Queue the head row; ``flush`` inserts it.
+
+        Delaying the insertion changes nothing a plan can see: rows derived
+        by a running round lie beyond ``all_hi`` and are read only by the
+        next round, which starts after the last flush.
+        """
+        cdef int a = self.rels[op.rel].arity
         cdef int j
         cdef int* kp = self.plan.pool + op.key_off
+        cdef int64_t* row
+        if self.brel != op.rel:
+            if self.nbuf:
+                self.flush()
+            self.brel = op.rel
+        row = self.ebuf + <int64_t>self.nbuf * a
         for j in range(op.nkey):
-            self.rowbuf[j] = self.src(kp[j])
-        if rel_insert(r, self.rowbuf):
-            self.derived += 1
-            self.nbytes += 8 * (r.arity if r.arity else 1)
+            row[j] = self.src(kp[j])
+        self.nbuf += 1
+        if self.nbuf == EMIT_BATCH:
+            self.flush()
+        return 0
+
+    cdef int flush(self) except -1:
+        """Insert the queued head rows (``rel_insert_batch``), counting the new ones against the limits."""
+        cdef int n = self.nbuf, a
+        cdef int64_t new
+        if n == 0:
+            return 0
+        self.nbuf = 0
+        a = self.rels[self.brel].arity
+        new = rel_insert_batch(self.rels[self.brel], self.ebuf, n, self.ehash)
+        if new:
+            self.derived += new
+            self.nbytes += 8 * new * (a if a else 1)
             if self.derived + self.collected > self.max_tuples:
-                self.hooks.limit(LIMIT_TUPLES, (<Relation>self.relations[op.rel]).name, self.plan.label)
+                self.hooks.limit(LIMIT_TUPLES, (<Relation>self.relations[self.brel]).name, self.plan.label)
             if self.max_bytes > 0 and self.nbytes > self.max_bytes:
-                self.hooks.limit(LIMIT_BYTES, (<Relation>self.relations[op.rel]).name, self.plan.label)
+                self.hooks.limit(LIMIT_BYTES, (<Relation>self.relations[self.brel]).name, self.plan.label)
         return 0
 
     cdef void note(self, str message):

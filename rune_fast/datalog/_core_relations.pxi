@@ -39,6 +39,11 @@ cdef inline uint64_t hash_row(const int64_t* row, int arity) noexcept nogil:
     return hash_vals(row, arity)
 
 
+cdef extern from *:
+    # a hint to start loading a cache line (no effect on the program's meaning)
+    void prefetch "__builtin_prefetch"(const void* p) noexcept nogil
+
+
 # --------------------------------------------------------------------------
 # Memory of relations, indexes and aggregate buffers
 #
@@ -48,6 +53,28 @@ cdef inline uint64_t hash_row(const int64_t* row, int arity) noexcept nogil:
 # here is freed with ``big_free``.
 
 DEF BIG = 1 << 20
+DEF HUGE = 1 << 21               # the size of a transparent huge page (x86-64)
+
+cdef extern from "<sys/mman.h>":
+    int madvise(void* addr, size_t length, int advice) noexcept nogil
+    int MADV_HUGEPAGE
+
+
+cdef inline void want_huge_pages(void* p, size_t n) noexcept nogil:
+    """Ask for transparent huge pages under a big array (a hint; errors are ignored).
+
+    Hash slots and rows are read at random: with 4 kB pages nearly every
+    probe of an array of megabytes also misses the TLB, and a page walk costs
+    as much as the cache miss itself (more in a virtual machine). Many
+    kernels give huge pages only where they are asked for (``madvise`` mode).
+    """
+    cdef size_t lo, hi
+    if n < 2 * HUGE:
+        return
+    lo = (<size_t>p + HUGE - 1) & ~(<size_t>HUGE - 1)
+    hi = (<size_t>p + n) & ~(<size_t>HUGE - 1)
+    if hi > lo:
+        madvise(<void*>lo, hi - lo, MADV_HUGEPAGE)
 
 
 cdef inline void* big_malloc(size_t n) noexcept:
@@ -56,6 +83,8 @@ cdef inline void* big_malloc(size_t n) noexcept:
         return malloc(n)
     with nogil:
         p = malloc(n)
+        if p != NULL:
+            want_huge_pages(p, n)
     return p
 
 
@@ -65,6 +94,8 @@ cdef inline void* big_realloc(void* old, size_t n) noexcept:
         return realloc(old, n)
     with nogil:
         p = realloc(old, n)
+        if p != NULL:
+            want_huge_pages(p, n)
     return p
 
 
@@ -221,78 +252,144 @@ cdef inline int64_t idx_find(const Index* ix, const int64_t* rows, int arity, co
 
 cdef inline int64_t rel_find_own(const RelData* r, const int64_t* vals) noexcept nogil:
     """Row id of an identical own row, or -1."""
-    cdef uint64_t h = hash_row(vals, r.arity)
-    cdef int64_t i = h & r.fmask
-    cdef int32_t s
+    return rel_find_own_h(r, vals, hash_row(vals, r.arity))
+
+
+cdef inline int64_t rel_find_own_h(const RelData* r, const int64_t* vals, uint64_t h) noexcept nogil:
+    """``rel_find_own`` with the row's hash already computed."""
+    cdef uint64_t tag = h >> 32
+    cdef int64_t i = <int64_t>(h >> r.fshift)
+    cdef uint64_t e
     cdef int64_t row
     cdef int k
     cdef const int64_t* p
     cdef bint same
     while True:
-        s = r.fslots[i]
-        if s == 0:
+        e = r.fslots[i]
+        if e == 0:
             return -1
-        row = s - 1
-        p = r.rows + row * r.arity
-        same = True
-        for k in range(r.arity):
-            if p[k] != vals[k]:
-                same = False
-                break
-        if same:
-            return row
+        if (e >> 32) == tag:
+            row = <int64_t>(e & 0xFFFFFFFFULL) - 1
+            p = r.rows + row * r.arity
+            same = True
+            for k in range(r.arity):
+                if p[k] != vals[k]:
+                    same = False
+                    break
+            if same:
+                return row
         i = (i + 1) & r.fmask
 
 
 cdef int rel_grow_fslots(RelData* r) except -1:
+    """Double the dedup set: entries carry their hash tags, so no row is read."""
     cdef int64_t newcap = (r.fmask + 1) * 2
-    cdef int32_t* ns = <int32_t*>big_malloc(sizeof(int32_t) * newcap)
-    cdef int64_t row, i, m = newcap - 1
+    cdef uint64_t* ns = <uint64_t*>big_malloc(sizeof(uint64_t) * newcap)
+    cdef uint64_t* old = r.fslots
+    cdef int64_t j, i, m = newcap - 1, oldcap = r.fmask + 1
+    cdef int sh = r.fshift - 1 - 32     # new home = tag >> sh
+    cdef uint64_t e
     if ns == NULL:
         raise MemoryError()
     with nogil:  # see idx_grow_slots
-        memset(ns, 0, sizeof(int32_t) * newcap)
-        for row in range(r.n):
-            i = hash_row(r.rows + row * r.arity, r.arity) & m
-            while ns[i]:
-                i = (i + 1) & m
-            ns[i] = <int32_t>(row + 1)
-    big_free(r.fslots)
+        memset(ns, 0, sizeof(uint64_t) * newcap)
+        for j in range(oldcap):
+            e = old[j]
+            if e:
+                i = <int64_t>((e >> 32) >> sh)
+                while ns[i]:
+                    i = (i + 1) & m
+                ns[i] = e
+    big_free(old)
     r.fslots = ns
     r.fmask = m
+    r.fshift -= 1
     return 0
 
 
 cdef int rel_insert(RelData* r, const int64_t* vals) except -1:
     """Add a row unless present (here or in the base); 1 if it was new."""
-    cdef uint64_t h
-    cdef int64_t i, newcap
-    cdef int k
-    if r.base != NULL and rel_find_own(r.base, vals) >= 0:
+    return rel_insert_h(r, vals, hash_row(vals, r.arity))
+
+
+cdef int rel_insert_h(RelData* r, const int64_t* vals, uint64_t h) except -1:
+    """``rel_insert`` with the row's hash already computed (``hash_row``).
+
+    One probe sequence both looks for the row and finds the free slot that
+    takes it when it is new.
+    """
+    cdef int64_t i, newcap, row
+    cdef int k, a = r.arity
+    cdef uint64_t e, tag
+    cdef const int64_t* p
+    cdef bint same
+    if r.base != NULL and rel_find_own_h(r.base, vals, h) >= 0:
         return 0
-    if rel_find_own(r, vals) >= 0:
-        return 0
+    tag = h >> 32
+    i = <int64_t>(h >> r.fshift)
+    while True:
+        e = r.fslots[i]
+        if e == 0:
+            break
+        if (e >> 32) == tag:
+            p = r.rows + <int64_t>((e & 0xFFFFFFFFULL) - 1) * a
+            same = True
+            for k in range(a):
+                if p[k] != vals[k]:
+                    same = False
+                    break
+            if same:
+                return 0
+        i = (i + 1) & r.fmask
     if r.n >= 2147483646:
         raise OverflowError("relation has more than 2**31 rows")
     if r.n == r.cap:
         newcap = r.cap * 2 if r.cap else 16
-        r.rows = <int64_t*>big_realloc(r.rows, sizeof(int64_t) * newcap * (r.arity if r.arity else 1))
+        r.rows = <int64_t*>big_realloc(r.rows, sizeof(int64_t) * newcap * (a if a else 1))
         if r.rows == NULL:
             raise MemoryError()
         r.cap = newcap
-    if r.arity:
-        memcpy(r.rows + r.n * r.arity, vals, sizeof(int64_t) * r.arity)
-    h = hash_row(vals, r.arity)
-    i = h & r.fmask
-    while r.fslots[i]:
-        i = (i + 1) & r.fmask
-    r.fslots[i] = <int32_t>(r.n + 1)
+    if a:
+        memcpy(r.rows + r.n * a, vals, sizeof(int64_t) * a)
+    r.fslots[i] = (tag << 32) | <uint64_t>(r.n + 1)
     for k in range(r.nidx):
-        idx_add(&r.idx[k], r.rows, r.arity, r.n)
+        idx_add(&r.idx[k], r.rows, a, r.n)
     r.n += 1
     if r.n * 2 > r.fmask + 1:
         rel_grow_fslots(r)
     return 1
+
+
+cdef int64_t rel_insert_batch(RelData* r, const int64_t* rows, int n, uint64_t* hashes) except -1:
+    """Insert ``n`` rows (``rows``, each ``r.arity`` wide) unless present; returns how many were new.
+
+    The probes are memory-bound (a dedup slot, the stored row it points to,
+    an index slot per index, all anywhere in arrays of megabytes). Hashing
+    the whole batch first and prefetching those slots, then the rows the
+    dedup slots point to, lets the cache misses overlap instead of being
+    paid one after another. ``hashes`` has room for ``n`` values.
+    """
+    cdef int i, k, a = r.arity
+    cdef uint64_t h, e
+    cdef const int64_t* row
+    cdef Index* ix
+    cdef int64_t new = 0
+    for i in range(n):
+        row = rows + <int64_t>i * a
+        h = hash_row(row, a)
+        hashes[i] = h
+        prefetch(&r.fslots[h >> r.fshift])
+        for k in range(r.nidx):
+            ix = &r.idx[k]
+            prefetch(&ix.slots[hash_cols(row, ix.cols, ix.ncols) & ix.mask])
+    for i in range(n):
+        h = hashes[i]
+        e = r.fslots[h >> r.fshift]
+        if e and (e >> 32) == (h >> 32):
+            prefetch(r.rows + <int64_t>((e & 0xFFFFFFFFULL) - 1) * a)
+    for i in range(n):
+        new += rel_insert_h(r, rows + <int64_t>i * a, hashes[i])
+    return new
 
 
 cdef class Relation:
@@ -311,10 +408,11 @@ cdef class Relation:
         memset(self.d, 0, sizeof(RelData))
         self.d.arity = arity
         self.d.fmask = 15
-        self.d.fslots = <int32_t*>big_malloc(sizeof(int32_t) * 16)
+        self.d.fshift = 60
+        self.d.fslots = <uint64_t*>big_malloc(sizeof(uint64_t) * 16)
         if self.d.fslots == NULL:
             raise MemoryError()
-        memset(self.d.fslots, 0, sizeof(int32_t) * 16)
+        memset(self.d.fslots, 0, sizeof(uint64_t) * 16)
         self.d.nidx = len(index_cols)
         if self.d.nidx:
             self.d.idx = <Index*>big_malloc(sizeof(Index) * self.d.nidx)
@@ -394,11 +492,13 @@ cdef class Relation:
     def add_columns(self, list cols):
         """Insert rows given column-wise (one list of ids per column).
 
-        The bulk path for facts: no Python tuple is built per row.
+        The bulk path for facts: no Python tuple is built per row, and rows
+        go in by batches (``rel_insert_batch``).
         """
-        cdef int64_t buf[64]
+        cdef int64_t buf[64 * INSERT_BATCH]
+        cdef uint64_t hashes[INSERT_BATCH]
         cdef Py_ssize_t r, n
-        cdef int k, a = self.d.arity
+        cdef int k, a = self.d.arity, nb = 0
         cdef int64_t added = 0
         cdef double last = now_seconds()
         if len(cols) != a or a == 0 or a > 64:
@@ -409,10 +509,15 @@ cdef class Relation:
                 raise ValueError("columns must be lists of equal length")
         for r in range(n):
             for k in range(a):
-                buf[k] = (<list>cols[k])[r]
-            added += rel_insert(self.d, buf)
+                buf[nb * a + k] = (<list>cols[k])[r]
+            nb += 1
+            if nb == INSERT_BATCH:
+                added += rel_insert_batch(self.d, buf, nb, hashes)
+                nb = 0
             if r % CHECK_EVERY == CHECK_EVERY - 1 and now_seconds() - last > YIELD_AFTER:
                 last = give_gil_turn()
+        if nb:
+            added += rel_insert_batch(self.d, buf, nb, hashes)
         return added
 
     def contains(self, row):

@@ -35,6 +35,19 @@ C_EQ, C_NE = int(Cmp.EQ), int(Cmp.NE)
 LIMIT_TUPLES, LIMIT_BYTES, LIMIT_AGGREGATE = int(LimitKind.TUPLES), int(LimitKind.BYTES), int(LimitKind.AGGREGATE)
 
 
+def intern_rows(symbols, rows, arity: int):
+    """Facts -> one list of ids per column, or None if a row is not a plain tuple of ``arity`` values.
+
+    The compiled twin does the same with a dict probe per value.
+    """
+    if arity <= 0 or not rows:
+        return None
+    if set(map(type, rows)) != {tuple} or set(map(len, rows)) != {arity}:
+        return None
+    intern = symbols.intern
+    return [list(map(intern, col)) for col in zip(*rows)]
+
+
 class Relation:
     """Rows (tuples of ids) in insertion order, a set for dedup, dict indexes."""
 

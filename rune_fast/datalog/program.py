@@ -114,15 +114,16 @@ def _intern_facts(compiled: CompiledProgram, facts: Mapping[str, Iterable[tuple]
         ids = out.setdefault(slot, [])
         if isinstance(rows, (str, bytes)) or not hasattr(rows, "__iter__"):
             raise RuneDataError(f"{where}: relation {name!r} needs an iterable of rows, got {type(rows).__name__}")
-        if type(rows) in (tuple, list) and rows and arity and _all_rows_of(rows, arity):
+        if type(rows) in (tuple, list) and rows and arity:
             # Fast path (facts from a parsed file): intern column by column
-            # with map; on any bad value fall through to the row loop below,
+            # in the core; when a row is not a plain tuple of the right width
+            # (None) or a value is bad, fall through to the row loop below,
             # which names the offending row.
             try:
-                cols = [list(map(intern, col)) for col in zip(*rows)]
+                cols = compiled.core.intern_rows(symbols, rows, arity)
             except (TypeError, ValueError, OverflowError):
-                pass
-            else:
+                cols = None
+            if cols is not None:
                 if ids:
                     ids.extend(zip(*cols))
                 else:
@@ -141,11 +142,6 @@ def _intern_facts(compiled: CompiledProgram, facts: Mapping[str, Iterable[tuple]
             except (TypeError, ValueError, OverflowError) as exc:
                 raise RuneDataError(f"{where}: relation {name!r}: row {row!r}: {exc}") from None
     return out
-
-
-def _all_rows_of(rows: Sequence, arity: int) -> bool:
-    """Every row is a plain tuple (not an Entity) of ``arity`` values."""
-    return set(map(type, rows)) == {tuple} and set(map(len, rows)) == {arity}
 
 
 @contextlib.contextmanager
