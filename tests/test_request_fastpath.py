@@ -302,6 +302,8 @@ def test_straight_line_plans_are_pasted_and_the_others_called():
     assert paster("def F(ev):\n    for x in R:\n        return True\n    return False\n", {}) is None
     assert paster("def F(ev, *, G=None):\n    if G(ev):\n        return True\n    return False\n", {}) is None
     assert paster("def F(ev):\n    raise _FB('x')\n    return False\n", {}) is None
+    deep = "".join("    " * (i + 1) + f"if v{i}:\n" for i in range(45))
+    assert paster("def F(ev):\n" + deep + "    " * 46 + "return True\n    return False\n", {}) is None
     # names in string constants are left alone; locals, arguments and module names renamed
     paste = paster("def F(ev, a0):\n    v0 = a0\n    if v0 == 'v0 ev a0' and v0 in S1:\n"
                    "        return True\n    return False\n", {"S1": frozenset({"x"})})

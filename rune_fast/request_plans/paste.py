@@ -30,6 +30,9 @@ __all__ = ["Paster", "paster"]
 #: (``_agg`` may hand over), calls of other plans (keyword-only defaults).
 _UNFIT = ("for ", "while ", "memo", "_FB", "_agg(", "lambda", "yield", "*,", "def ", "class ", "global ")
 
+#: Plans nested deeper than this many levels are called, not pasted.
+MAX_DEPTH = 40
+
 #: (lines at indent 0, ending in ``break``-terminated assignments to the
 #: result; globals to bind) for a prefix, the call's argument names and the
 #: result variable.
@@ -50,6 +53,8 @@ def paster(src: str, ns: dict) -> Optional[Paster]:
         return None
     if body[-1] not in ("    return False", "    return True"):
         return None
+    if max(len(line) - len(line.lstrip(" ")) for line in body) > 4 * MAX_DEPTH:
+        return None  # the policy adds its own levels: stay far from the parser's limit (100)
     for line in body:
         s = line.strip()
         if s.startswith("return") and s not in ("return True", "return False"):
