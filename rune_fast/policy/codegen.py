@@ -238,10 +238,8 @@ class Link(NamedTuple):
       are in the projection ``S``; ``("probe", f)``, ``f(row)``; ``("plan",
       f, exc[, paste])``, the request plan ``f(d, *bound values)`` answers, while
       ``d.budget >= 0``, and an ``exc`` it raises (or a spent budget) hands
-      the question to ``d.general(name, row)``; ``paste``, when not None,
-      gives the plan's body to paste instead of the call
-      (``request_plans/paste.py``: ``paste(prefix, argument names, result
-      name, constant namer)`` -> lines).
+      the question to ``d.general(name, row)``; ``paste``: the plan's body
+      to paste instead of the call, or None (``request_plans/paste.py``).
     - ``ancestors``: entity -> frozenset of its ancestors (``d.is_in``);
     - ``attrs``: entity -> record of its attributes (``d.get_attr``).
 
@@ -659,17 +657,12 @@ class _CodeGen:
             bound = [x for x, b in zip(keyed, mask) if b]
             self.emit(f"{v} = ({', '.join(bound)}{',' if len(bound) == 1 else ''}) in {self.k(how[1])}")
         elif how[0] == "plan" and len(how) > 3 and how[3] is not None:
-            # a straight-line plan pasted in (request_plans/paste.py): the
-            # call's arguments as locals, the plan's body in a one-pass loop
-            args = []
-            for x in (x for x, b in zip(keyed, mask) if b):
-                a = f"{v}_a{len(args)}"
-                self.emit(f"{a} = {x}")
-                args.append(a)
+            # a straight-line plan pasted in (request_plans/paste.py): its body in a one-pass loop
+            args = [f"{v}_a{j}" for j in range(sum(mask))]
+            self.emit("; ".join(f"{a} = {x}" for a, x in zip(args, (x for x, b in zip(keyed, mask) if b))) or "pass")
             self.emit("if d.budget >= 0:")
             self.emit("    while True:")
-            for line in how[3](f"{v}_", args, v, self.k):
-                self.emit("        " + line)
+            self.lines += ["    " * (self.ind + 2) + line for line in how[3](f"{v}_", args, v, self.k)]
             self.emit(f"else: {v} = d.general({rel}, {row})")
         elif how[0] == "plan":
             call_args = "".join(f", {x}" for x, b in zip(keyed, mask) if b)
