@@ -16,6 +16,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rune_fast.lang import columns as column_conversion
 from rune_fast.lang import sections, sources
 from rune_fast.policy.data import FactData, _attribute_records_general, attribute_records
 from rune_fast.policy.values import CRecord, CSet
@@ -153,11 +154,11 @@ def test_a_file_shares_one_object_per_repeated_value():
 
 def test_mostly_distinct_columns_take_the_direct_path():
     col = [f'User::"u{i}"' for i in range(1000)]
-    assert sources._distinct_if_repeated(col) is None
-    assert sources._distinct_if_repeated(col[:500] * 2) is not None
+    assert column_conversion._distinct_if_repeated(col) is None
+    assert column_conversion._distinct_if_repeated(col[:500] * 2) is not None
     # values in runs (three attr rows per entity): a strided sample would miss it
     runs = [f'Doc::"d{i // 3}"' for i in range(3000)]
-    assert sources._distinct_if_repeated(runs) is not None
+    assert column_conversion._distinct_if_repeated(runs) is not None
 
 
 # --------------------------------------------------------------------------
