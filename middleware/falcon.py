@@ -23,7 +23,9 @@ import falcon
 
 from .guard import (
     PROBLEM_JSON,
+    UNRESOLVED,
     Guard,
+    ResolverFailed,
     Verdict,
 )
 from .rules import RouteRule, rule, rule_of
@@ -48,6 +50,7 @@ class RuneMiddleware:
         self._default_user = self.guard.needs_default_principal()
         self._headers = self.guard.decision_headers
         self._decide = self.guard.decide
+        self._fast = self.guard.memo_fast_path
 
     # -- shared ---------------------------------------------------------------------
 
@@ -59,16 +62,24 @@ class RuneMiddleware:
         about routes; it then fails closed: every request to that route is
         denied with the error as the logged reason.
         """
+        rule_: RouteRule = self._route(resource, method)[0]
+        return rule_
+
+    def _route(self, resource: Any, method: str) -> tuple:
+        """``(rule, shortcut)`` per (resource class, method): the rule, and
+        whether a memo hit on this route may be answered by the fast path of
+        :meth:`process_resource` (default action and resource, not exempt)."""
         key = (type(resource), method)
-        r = self._rules.get(key)
-        if r is None:
+        c = self._rules.get(key)
+        if c is None:
             try:
                 r = self._lookup(resource, method)
             except TypeError as e:
                 r = RouteRule(resource=_Misdeclared(e))
+            c = (r, self._fast and r.defaults and not r.exempt and method not in self.guard.exempt_methods)
             if len(self._rules) < 4096:
-                self._rules[key] = r
-        return r
+                self._rules[key] = c
+        return c
 
     @staticmethod
     def _lookup(resource: Any, method: str) -> RouteRule:
@@ -97,14 +108,43 @@ class RuneMiddleware:
 
     def process_resource(self, req: Any, resp: Any, resource: Any, params: dict) -> None:
         method = req.method
-        r = self._rules.get((type(resource), method))
-        if r is None:
-            r = self.rule_for(resource, method)
+        c = self._rules.get((type(resource), method))
+        if c is None:
+            c = self._route(resource, method)
+        r = c[0]
+        g = self.guard
+        principal: Any = UNRESOLVED
+        # The memo fast path: an allowed answer the guard already gave this
+        # (principal, method, route) under the serving engine, when that
+        # answer is all there is to do (default rule, no policy reads the
+        # context, nothing times or logs the decision). It reads the guard's
+        # memo exactly as Guard.decide does; anything else, a miss included,
+        # goes to decide() with the principal already resolved. It is the
+        # middleware's whole per-request cost on a warm route, so it is
+        # written out here rather than behind another call.
+        if c[1]:
+            memo = g._memo
+            if memo[3] and memo[0] is g.holder.engine and g._timed_cache.get(g._audit_level) is False:
+                try:
+                    principal = g.principal(req)  # type: ignore[misc]
+                    route = req.uri_template
+                    e = memo[1].get((principal, method, route if route is not None else req.path))
+                except Exception as exc:  # the resolver, or an unhashable principal: decide() reports it
+                    principal = ResolverFailed(exc) if principal is UNRESOLVED else principal
+                    e = None
+                if e is not None:
+                    f = e[0]
+                    if f[0] == 0:
+                        next(e[1])  # count the outcome, as decide() does
+                        req.context.rune = f[1]
+                        if self._headers:
+                            self._allow_headers(resp, f)
+                        return
         env = req.env
         # decide(): the verdict's fields, no Verdict built unless one is needed
         v = self._decide(
             req, method, req.path, req.uri_template, params, env.get("REMOTE_ADDR") or "", r,
-            _wsgi_user(req, env) if self._default_user else None,
+            _wsgi_user(req, env) if self._default_user else None, principal,
         )
         req.context.rune = v[1]  # the Decision
         if v[0] == 0:

@@ -118,6 +118,21 @@ def _where(exc: BaseException) -> str:
     return f"{os.path.basename(f.filename)}:{f.lineno} in {f.name}"
 
 
+
+#: ``decide(resolved=...)`` default: the principal resolver has not run yet.
+UNRESOLVED: Any = object()
+
+
+class ResolverFailed:
+    """What the principal resolver raised, handed from an adapter's fast path to
+    :meth:`Guard.decide` (which reports it as a resolver failure: a deny)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
 class Guard:
     """Framework-neutral authorization for HTTP requests.
 
@@ -224,6 +239,9 @@ class Guard:
         self._memo: tuple = (None, {}, {}, False)
         self._plain = self.context is None and self.entities is None and memo_size > 0
         self._by_route = self._plain and self.action is None and self.resource is None
+        # An adapter may answer a memo hit itself (see RuneMiddleware.process_resource)
+        # only in this mode: the by-route memo, a principal resolver.
+        self.memo_fast_path = self._by_route and self.principal is not None
         # Per-request bookkeeping, resolved once: the outcome counters of this
         # mode, whether decisions are timed (an audit log or the histogram),
         # and the audit logger's level cache.
@@ -293,6 +311,7 @@ class Guard:
         client: str,
         rule: Optional[RouteRule] = None,
         user: Optional[str] = None,
+        resolved: Any = UNRESOLVED,
     ) -> tuple:
         """:meth:`check` without building the Verdict when nothing needs one yet.
 
@@ -305,6 +324,11 @@ class Guard:
         id (headers, problem body). The common case (no resolver but
         ``principal``, default action, resource and context) is written out
         inline: this is the per-request cost of the middleware.
+
+        ``resolved``: what the ``principal`` resolver already returned for
+        this request (or :class:`ResolverFailed` with what it raised), when
+        an adapter's memo fast path ran it and missed: the resolver runs once
+        per request either way.
         """
         if rule is None:
             rule = self._default_rule
@@ -324,7 +348,11 @@ class Guard:
         e: Optional[tuple]
         try:
             fn = self.principal
-            if fn is not None:
+            if resolved is not UNRESOLVED:
+                if type(resolved) is ResolverFailed:
+                    raise resolved.error
+                principal = resolved
+            elif fn is not None:
                 principal = fn(req)
             else:  # a plain (type, id) tuple: the engine takes it, and it is cheaper than an Entity
                 principal = (self.principal_type, user) if user else None
