@@ -81,7 +81,7 @@ def make_call(guarded: bool, **options: object):
     return call
 
 
-def measure(number: int = 20000, repeat: int = 7, **options: object) -> tuple[float, float]:
+def measure(number: int = 20000, repeat: int = 15, **options: object) -> tuple[float, float]:
     """(bare, guarded) best-of-``repeat`` seconds per request, interleaved."""
     bare, guarded = make_call(False), make_call(True, **options)
     tb, tg = [], []
