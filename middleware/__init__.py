@@ -20,12 +20,11 @@ from .guard import (
     DRY_RUN,
     ENFORCE,
     POLICY_VERSION_HEADER,
-    BodyTooLarge,
     Guard,
-    ResolverError,
     Verdict,
     new_decision_id,
 )
+from .resolving import BodyTooLarge, ResolverError
 from .rules import RouteRule, RouteTable, rule
 
 __all__ = [

@@ -23,11 +23,10 @@ import falcon
 
 from .guard import (
     PROBLEM_JSON,
-    UNRESOLVED,
     Guard,
-    ResolverFailed,
     Verdict,
 )
+from .resolving import UNRESOLVED, BodyTooLarge, ResolverFailed
 from .rules import RouteRule, rule, rule_of
 
 __all__ = ["RuneMiddleware", "authorize_hook", "authorize_hook_async", "read_body", "read_body_async", "rule"]
@@ -191,8 +190,6 @@ def read_body(req: Any, max_bytes: int = 1 << 20) -> bytes:
     """
     body = req.context.get("rune_body")
     if body is None:
-        from .guard import BodyTooLarge
-
         n = req.content_length
         if n is not None and n > max_bytes:
             raise BodyTooLarge(f"request body of {n} bytes exceeds {max_bytes}")
@@ -207,8 +204,6 @@ async def read_body_async(req: Any, max_bytes: int = 1 << 20) -> bytes:
     """:func:`read_body` for ``falcon.asgi`` requests."""
     body = req.context.get("rune_body")
     if body is None:
-        from .guard import BodyTooLarge
-
         n = req.content_length
         if n is not None and n > max_bytes:
             raise BodyTooLarge(f"request body of {n} bytes exceeds {max_bytes}")

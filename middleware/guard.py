@@ -35,7 +35,6 @@ import json
 import logging
 import os
 import time
-import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, Optional, Union
 
@@ -44,6 +43,7 @@ from rune_fast import Decision, Engine, Entity, PolicyStore
 from .audit import OUTCOMES, AuditHook, AuditLog, GuardMetrics, register_metrics
 from .rules import EntitySpec, RouteRule, _is_async
 from .verdict import EXEMPT, Verdict, _tuple_new, new_decision_id
+from .resolving import UNRESOLVED, BodyTooLarge, Resolver, ResolverError, ResolverFailed, _check_resolver, _where
 
 __all__ = [
     "BodyTooLarge",
@@ -76,18 +76,6 @@ _perf = time.perf_counter
 _NO_TICKS = dict.fromkeys(OUTCOMES, itertools.count())
 
 
-class ResolverError(Exception):
-    """A resolver could not produce its part of the request; denies with ``status``."""
-
-    status = 403
-
-
-class BodyTooLarge(ResolverError):
-    """A resolver asked for a body larger than the guard's ``max_body``."""
-
-    status = 413
-
-
 class _FixedEngine:
     """Holder for a plain Engine: the guard always reads ``holder.engine``."""
 
@@ -97,40 +85,7 @@ class _FixedEngine:
         self.engine = engine
 
 
-Resolver = Callable[[Any], Any]
 Source = Union[PolicyStore, Engine, str, "os.PathLike[str]", Any]
-
-
-def _check_resolver(name: str, fn: Any) -> Optional[Resolver]:
-    if fn is None:
-        return None
-    if not callable(fn):
-        raise TypeError(f"Guard: {name} must be a callable fn(req) or None; got {fn!r}")
-    return fn  # type: ignore[no-any-return]
-
-
-def _where(exc: BaseException) -> str:
-    """``file:line in function`` of the innermost frame that raised ``exc``."""
-    tb = traceback.extract_tb(exc.__traceback__)
-    if not tb:
-        return "?"
-    f = tb[-1]
-    return f"{os.path.basename(f.filename)}:{f.lineno} in {f.name}"
-
-
-
-#: ``decide(resolved=...)`` default: the principal resolver has not run yet.
-UNRESOLVED: Any = object()
-
-
-class ResolverFailed:
-    """What the principal resolver raised, handed from an adapter's fast path to
-    :meth:`Guard.decide` (which reports it as a resolver failure: a deny)."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
 
 
 class Guard:
