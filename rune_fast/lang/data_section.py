@@ -18,11 +18,10 @@ import re
 from operator import itemgetter
 from typing import Any, Optional
 
-from .ast import FactSet, Loc, SourceSpec
-from ..errors import RuneDataError, RuneError, RuneSourceError
-from ..limits import Limits
-from .sources import EntityCache, convert_column, describe_bad_value
-from .sections import _KeyIndex, _Src
+from .ast import FactSet, SourceSpec
+from ..errors import RuneDataError, RuneSourceError
+from .sources import convert_column, describe_bad_value
+from .sections import SectionMixin, _KeyIndex
 
 __all__ = ["DataSection"]
 
@@ -34,21 +33,11 @@ _DATA_SHAPES = (
 )
 
 
-class DataSection:
+class DataSection(SectionMixin):
     """Mixin of ``parser._FileParser``: the ``[data]`` and ``[sources]`` sections.
 
-    The parser provides the attributes below and ``error_at``; a problem is
-    recorded there (located) and parsing goes on, so one load reports them all.
+    What it reads from the parser is declared by ``SectionMixin``.
     """
-
-    src: _Src
-    limits: Limits
-    base_dir: str
-    errors: list[RuneError]
-    cache: EntityCache
-
-    def error_at(self, cls: type, msg: str, loc: Loc) -> None:  # pragma: no cover - the parser's
-        raise NotImplementedError
 
     # -- [data]
     def data_facts(self, data: dict, index: _KeyIndex) -> list[FactSet]:

@@ -14,11 +14,10 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from .ast import EmbeddedTest, Loc, RequestEntity
-from ..errors import RuneDataError, RuneError
-from ..limits import Limits
-from .sources import EntityCache, describe_bad_value
+from ..errors import RuneDataError
+from .sources import describe_bad_value
 from ..values import INT_MAX, INT_MIN, Entity, parse_entity_literal
-from .sections import _KeyIndex, _Src
+from .sections import SectionMixin, _KeyIndex
 
 __all__ = ["EmbeddedTests"]
 
@@ -83,21 +82,11 @@ def _json_problem(v: Any, max_depth: int, depth: int = 0) -> str:
     return f"holds {describe_bad_value(v)}"
 
 
-class EmbeddedTests:
+class EmbeddedTests(SectionMixin):
     """Mixin of ``parser._FileParser``: the ``[tests.NAME]`` sections.
 
-    The parser provides the attributes below and ``error_at``; a problem is
-    recorded there (located) and parsing goes on, so one load reports them all.
+    What it reads from the parser is declared by ``SectionMixin``.
     """
-
-    src: _Src
-    limits: Limits
-    base_dir: str
-    errors: list[RuneError]
-    cache: EntityCache
-
-    def error_at(self, cls: type, msg: str, loc: Loc) -> None:  # pragma: no cover - the parser's
-        raise NotImplementedError
 
     # -- [tests.NAME]
     def embedded_test(self, name: str, t: dict, index: _KeyIndex) -> Optional[EmbeddedTest]:

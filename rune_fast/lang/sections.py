@@ -26,6 +26,8 @@ from typing import Any, Iterator, Optional
 
 from .ast import Loc
 from ..errors import RuneError
+from ..limits import Limits
+from .columns import EntityCache
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -305,3 +307,19 @@ def _group_doc(text: str, chunks: list[_Chunk]) -> str:
         parts.append(text[c.start : c.end])
         cur = c.line + text.count("\n", c.start, c.end)
     return "".join(parts)
+
+
+class SectionMixin:
+    """What a section mixin of ``parser._FileParser`` (``DataSection``,
+    ``EmbeddedTests``) reads from the parser: its attributes and ``error_at``.
+    A problem is recorded there (located) and parsing goes on, so one load
+    reports them all."""
+
+    src: _Src
+    limits: Limits
+    base_dir: str
+    errors: list[RuneError]
+    cache: EntityCache
+
+    def error_at(self, cls: type, msg: str, loc: Loc) -> None:  # pragma: no cover - the parser's
+        raise NotImplementedError

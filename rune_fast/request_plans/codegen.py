@@ -634,19 +634,13 @@ class FunctionGen:
             snap = self.static(name)
             arity = len(atom.args)
             if len(keys) == arity:
-                if arity == 0:
-                    self.emit(depth, f"if {self.bind_name(bool(snap.rows), 'E')}:")
-                elif arity == 1:
-                    self.emit(depth, f"if {keys[0][1]} in {self.bind_name(snap.full_set(), 'S')}:")
-                else:
-                    tup = ", ".join(src for _j, src in keys)
-                    self.emit(depth, f"if ({tup}) in {self.bind_name(snap.full_set(), 'S')}:")
+                self.emit(depth, f"if {self._is_fact(snap, keys, '')}:")
                 depth += 1
             elif keys:
                 cols = tuple(j for j, _s in keys)
                 ix, unique = snap.index(cols)
                 ixn = self.bind_name(ix, "X")
-                k = keys[0][1] if len(keys) == 1 else "(" + ", ".join(s for _j, s in keys) + ")"
+                k = _key(keys)
                 if not binds and not checks and not counting:
                     self.emit(depth, f"if {k} in {ixn}:")
                     depth += 1
@@ -709,20 +703,25 @@ class FunctionGen:
             snap = self.static(name)
             arity = len(atom.args)
             if len(keys) == arity:
-                if arity == 0:
-                    self.emit(depth, f"if not {self.bind_name(bool(snap.rows), 'E')}:")
-                elif arity == 1:
-                    self.emit(depth, f"if {keys[0][1]} not in {self.bind_name(snap.full_set(), 'S')}:")
-                else:
-                    tup = ", ".join(src for _j, src in keys)
-                    self.emit(depth, f"if ({tup}) not in {self.bind_name(snap.full_set(), 'S')}:")
+                self.emit(depth, f"if {self._is_fact(snap, keys, 'not ')}:")
             elif keys:
                 ix, _u = snap.index(tuple(j for j, _s in keys))
-                k = keys[0][1] if len(keys) == 1 else "(" + ", ".join(s for _j, s in keys) + ")"
-                self.emit(depth, f"if {k} not in {self.bind_name(ix, 'X')}:")
+                self.emit(depth, f"if {_key(keys)} not in {self.bind_name(ix, 'X')}:")
             else:
                 self.emit(depth, f"if not {self.bind_name(snap.rows, 'R')}:")
         return depth + 1
+
+    def _is_fact(self, snap: Any, keys: list, negate: str) -> str:
+        """The condition that the fully bound row ``keys`` is (``negate``:
+        ``"not "``, is not) one of the static relation's facts."""
+        if not keys:
+            return f"{negate}{self.bind_name(bool(snap.rows), 'E')}"
+        return f"{_key(keys)} {negate}in {self.bind_name(snap.full_set(), 'S')}"
+
+
+def _key(keys: list) -> str:
+    """The lookup key of bound ``(column, source)`` pairs: the one value, or a tuple of them."""
+    return keys[0][1] if len(keys) == 1 else "(" + ", ".join(src for _j, src in keys) + ")"
 
 
 def _check_single_binders(info: BodyInfo) -> None:
