@@ -299,7 +299,7 @@ class Guard:
         if engine is None:
             return self._unavailable(t0)
         where = "principal"
-        action = resource = None
+        action = resource = given = None
         e: Optional[tuple]
         try:
             fn = self.principal
@@ -318,19 +318,7 @@ class Guard:
                 # function of the principal, the method, the route (or path)
                 # and, only when a policy reads the context, its inputs.
                 where = "authorize"
-                memo = self._memo
-                if memo[0] is not engine:
-                    memo = self._new_memo(engine)
-                key: Optional[tuple] = (principal, method, route if route is not None else path) if memo[3] else \
-                    (principal, method, path, route, client)
-                try:
-                    e = memo[1].get(key)
-                except TypeError:  # an unhashable resolver result: decide without the memo
-                    e = key = None
-                if e is None:
-                    action, resource = self._method_action(method), self._route_resource(route, path)
-                    e = self._decide_default(engine, memo[1], memo[3], key, principal, action, resource,
-                                             method, path, route, params, client)
+                e = self._route_entry(engine, principal, method, path, route, params, client)
             else:
                 where = "action"
                 spec = rule.action_spec
@@ -358,19 +346,12 @@ class Guard:
                     where = "entities"
                     ents = self.entities(req) if self.entities is not None else None
                     where = "authorize"
+                    given = (ctx, ents)
                     e = self._entry(engine.authorize(principal, action, resource, ctx, ents))
         except Exception as e:
             return self._error(engine, t0, rule, where, e)
-        f: tuple = e[0]
-        next(e[1])  # count the outcome
-        if f[0] == 403 and rule.hide:
-            f = (404,) + f[1:]
-        if timed:  # the record draws the id: answer with the Verdict that carries it
-            v = _tuple_new(Verdict, f)
-            self._record_decided(v, t0, engine, principal, action, resource, method, path, route, params, client,
-                                 None if self._plain else (ctx, ents))
-            return v
-        return f
+        return self._finish(e, rule, timed, t0, engine, principal, action, resource, method, path, route, params,
+                            client, given)
 
     async def check_async(
         self,
@@ -411,7 +392,7 @@ class Guard:
         if engine is None:
             return self._unavailable(t0)
         where = "principal"
-        action = resource = None
+        action = resource = given = None
         e: Optional[tuple]
         try:
             if self.principal is not None:
@@ -422,19 +403,7 @@ class Guard:
                 return self._unauthenticated(engine, t0)
             if self._by_route and rule.defaults:
                 where = "authorize"
-                memo = self._memo
-                if memo[0] is not engine:
-                    memo = self._new_memo(engine)
-                key: Optional[tuple] = (principal, method, route if route is not None else path) if memo[3] else \
-                    (principal, method, path, route, client)
-                try:
-                    e = memo[1].get(key)
-                except TypeError:
-                    e = key = None
-                if e is None:
-                    action, resource = self._method_action(method), self._route_resource(route, path)
-                    e = self._decide_default(engine, memo[1], memo[3], key, principal, action, resource,
-                                             method, path, route, params, client)
+                e = self._route_entry(engine, principal, method, path, route, params, client)
             else:
                 where = "action"
                 spec = rule.action_spec
@@ -464,19 +433,12 @@ class Guard:
                     where = "entities"
                     ents = await _maybe(self.entities(req)) if self.entities is not None else None
                     where = "authorize"
+                    given = (ctx, ents)
                     e = self._entry(engine.authorize(principal, action, resource, ctx, ents))
         except Exception as e:
             return self._error(engine, t0, rule, where, e)
-        f: tuple = e[0]
-        next(e[1])  # count the outcome
-        if f[0] == 403 and rule.hide:
-            f = (404,) + f[1:]
-        if timed:  # the record draws the id: answer with the Verdict that carries it
-            v = _tuple_new(Verdict, f)
-            self._record_decided(v, t0, engine, principal, action, resource, method, path, route, params, client,
-                                 None if self._plain else (ctx, ents))
-            return v
-        return f
+        return self._finish(e, rule, timed, t0, engine, principal, action, resource, method, path, route, params,
+                            client, given)
 
     # -- defaults -------------------------------------------------------------------
 
@@ -539,6 +501,47 @@ class Guard:
         """
         memo = self._memo = (engine, {}, {}, getattr(engine, "reads_context", True) is False)
         return memo
+
+    def _route_entry(
+        self, engine: Engine, principal: Any, method: str, path: str, route: Optional[str],
+        params: Optional[Mapping[str, Any]], client: str,
+    ) -> tuple:
+        """The memo entry for a request with the default action, resource and
+        context: through the ``by_route`` memo, deciding on a miss."""
+        memo = self._memo
+        if memo[0] is not engine:
+            memo = self._new_memo(engine)
+        key: Optional[tuple] = (principal, method, route if route is not None else path) if memo[3] else \
+            (principal, method, path, route, client)
+        try:
+            e = memo[1].get(key)
+        except TypeError:  # an unhashable resolver result: decide without the memo
+            e = key = None
+        if e is None:
+            e = self._decide_default(engine, memo[1], memo[3], key, principal, self._method_action(method),
+                                     self._route_resource(route, path), method, path, route, params, client)
+        return e  # type: ignore[no-any-return]
+
+    def _finish(
+        self, e: tuple, rule: RouteRule, timed: bool, t0: float, engine: Engine, principal: Any, action: Any,
+        resource: Any, method: str, path: str, route: Optional[str], params: Optional[Mapping[str, Any]],
+        client: str, given: Optional[tuple],
+    ) -> tuple:
+        """Count a memo entry's outcome and answer with its verdict fields
+        (404 on a hiding route); a timed decision is recorded, and answered
+        with the Verdict that carries the record's id. ``action``/``resource``
+        are ``None`` when the route memo answered; ``given`` is the request's
+        (context, entities), ``None`` for the default context."""
+        f: tuple = e[0]
+        next(e[1])  # count the outcome
+        if f[0] == 403 and rule.hide:
+            f = (404,) + f[1:]
+        if timed:
+            v = _tuple_new(Verdict, f)
+            self._record_decided(v, t0, engine, principal, action, resource, method, path, route, params, client,
+                                 given)
+            return v
+        return f
 
     def _decide_plain(
         self, engine: Engine, principal: Any, action: Any, resource: Any,
