@@ -16,6 +16,8 @@ cdef struct Index:
     uint64_t* ghash
     int32_t* next         # per row: the next row of the same key, -1 at the end
     int64_t ncap
+    int64_t nbuilt        # rows 0 .. nbuilt-1 are in the index
+    int deferred          # 1: inserts leave the index behind (see Executor.run_stratum)
 
 
 cdef struct RelData:

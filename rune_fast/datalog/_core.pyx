@@ -44,7 +44,7 @@ from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 cdef extern from "Python.h":
     void PyObject_GC_UnTrack(void* op)
 from libc.string cimport memset, memcpy
-from libc.stdlib cimport malloc, realloc, free
+from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 

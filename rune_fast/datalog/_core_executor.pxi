@@ -118,6 +118,7 @@ cdef class Executor:
             PyMem_Free(hi)
             raise MemoryError()
         try:
+            self.defer_indexes(members, first, rounds)
             if incremental:
                 for slot in lower:
                     n = self.rels[slot].n
@@ -163,6 +164,44 @@ cdef class Executor:
         finally:
             PyMem_Free(lo)
             PyMem_Free(hi)
+            self.complete_indexes(members)
+
+    cdef int defer_indexes(self, list members, list first, list rounds) except -1:
+        """Stop maintaining, row by row, the members' indexes this stratum never probes.
+
+        Such an index serves only later strata (or requests): it is built in
+        one pass when the stratum ends (``complete_indexes``), with its cache
+        misses overlapped, instead of costing every derived row a random
+        probe while the joins run.
+        """
+        cdef set probed = set()
+        cdef Plan plan
+        cdef Op* op
+        cdef int i, k, slot
+        cdef RelData* r
+        for plan in first + rounds:
+            for i in range(plan.nops):
+                op = &plan.ops[i]
+                if (op.kind == K_JOIN or op.kind == K_NOT) and op.index >= 0:
+                    probed.add((op.rel, op.index))
+        for slot in members:
+            r = self.rels[slot]
+            for k in range(r.nidx):
+                if (slot, k) not in probed:
+                    r.idx[k].deferred = 1
+        return 0
+
+    cdef int complete_indexes(self, list members) except -1:
+        """Bring the deferred indexes of ``members`` up to date; every index is maintained again."""
+        cdef int k, slot
+        cdef RelData* r
+        for slot in members:
+            r = self.rels[slot]
+            for k in range(r.nidx):
+                if r.idx[k].deferred:
+                    r.idx[k].deferred = 0
+                    idx_catch_up(&r.idx[k], r)
+        return 0
 
     def set_relation(self, int slot, Relation rel):
         """Point a slot at another relation (a per-request overlay created late)."""
@@ -200,18 +239,22 @@ cdef class Executor:
             return self.regs[s]
         return self.plan.consts[-s - 1]
 
-    cdef int tick(self) except -1:
-        cdef double t
+    cdef inline int tick(self) except -1:
+        # the common case inline (a counter and a mask); the clock only every CHECK_EVERY steps
         self.steps += 1
-        if self.steps % CHECK_EVERY == 0:
-            t = now_seconds()
-            if self.deadline > 0 and t > self.deadline:
-                self.hooks.deadline(self.plan.label)
-            # A long evaluation (a reload compiling on a background thread,
-            # a heavy request) must not starve other threads of the GIL:
-            # hand it over after every millisecond of work.
-            if t - self.last_yield > YIELD_AFTER:
-                self.last_yield = give_gil_turn()
+        if (self.steps & (CHECK_EVERY - 1)) == 0:
+            return self.look_at_clock()
+        return 0
+
+    cdef int look_at_clock(self) except -1:
+        cdef double t = now_seconds()
+        if self.deadline > 0 and t > self.deadline:
+            self.hooks.deadline(self.plan.label)
+        # A long evaluation (a reload compiling on a background thread,
+        # a heavy request) must not starve other threads of the GIL:
+        # hand it over after every millisecond of work.
+        if t - self.last_yield > YIELD_AFTER:
+            self.last_yield = give_gil_turn()
         return 0
 
     cdef int step(self, int pc) except -1:
@@ -257,15 +300,23 @@ cdef class Executor:
         for j in range(op.nbind):
             self.regs[p[2 * j + 1]] = row[p[2 * j]]
 
-    cdef int visit(self, Op* op, int pc, const int64_t* row) except -1:
+    cdef inline int visit(self, Op* op, int pc, const int64_t* row, Op* head) except -1:
+        """One matching row: bind, check, go on with the next op.
+
+        ``head`` is the next op when it is the rule's EMIT (the last join of
+        a plan, the common case): its row is queued right here, without the
+        dispatch of ``step``.
+        """
         # every visited row counts (a scan whose rows all fail their checks
         # is work too): the deadline and the GIL hand-over depend on it
         self.tick()
         # bind first: a check may compare with a variable this same row binds
         self.bind(op, row)
-        if self.row_ok(op, row):
-            self.step(pc + 1)
-        return 0
+        if op.ncheck and not self.row_ok(op, row):
+            return 0
+        if head != NULL:
+            return self.emit(head)
+        return self.step(pc + 1)
 
     cdef int do_join(self, Op* op, int pc) except -1:
         cdef RelData* r = self.rels[op.rel]
@@ -274,8 +325,12 @@ cdef class Executor:
         cdef bint use_base = op.tier != T_RECENT and r.base != NULL
         cdef int64_t* key
         cdef int* kp
-        cdef Index* ix
+        cdef const int32_t* nxt
+        cdef const int64_t* rows
         cdef RelData* b
+        cdef Op* head = &self.plan.ops[pc + 1]
+        if head.kind != K_EMIT:
+            head = NULL
         if op.tier == T_ALL:
             lo = 0
             hi = r.all_hi
@@ -289,9 +344,9 @@ cdef class Executor:
             if use_base:
                 b = r.base
                 for i in range(b.n):
-                    self.visit(op, pc, b.rows + i * a)
+                    self.visit(op, pc, b.rows + i * a, head)
             for i in range(lo, hi):
-                self.visit(op, pc, r.rows + i * a)
+                self.visit(op, pc, r.rows + i * a, head)
             return 0
         # Each op has its own key slot (at its pool offset): an op is never
         # active twice at once, so nested steps cannot overwrite it.
@@ -301,23 +356,26 @@ cdef class Executor:
             key[j] = self.src(kp[j])
         if op.index == INDEX_ROW:
             if use_base and rel_find_own(r.base, key) >= 0:
-                return self.visit(op, pc, key)
+                return self.visit(op, pc, key, head)
             row = rel_find_own(r, key)
             if row >= lo and row < hi:
-                self.visit(op, pc, key)
+                self.visit(op, pc, key, head)
             return 0
         if use_base:
             b = r.base
-            ix = &b.idx[op.index]
-            row = idx_find(ix, b.rows, a, key)
+            rows = b.rows
+            nxt = b.idx[op.index].next
+            row = idx_find(&b.idx[op.index], rows, a, key)
             while row >= 0:
-                self.visit(op, pc, b.rows + row * a)
-                row = b.idx[op.index].next[row]
-        ix = &r.idx[op.index]
-        row = idx_find(ix, r.rows, a, key)
+                self.visit(op, pc, rows + row * a, head)
+                row = nxt[row]
+        # The chain is in increasing row order: skip to ``lo``, stop at ``hi``.
+        # Rows are only appended behind ``hi`` by ``flush``, which moves the
+        # arrays: re-read them after every visit that may have flushed.
+        row = idx_find(&r.idx[op.index], r.rows, a, key)
         while row >= 0 and row < hi:
             if row >= lo:
-                self.visit(op, pc, r.rows + row * a)
+                self.visit(op, pc, r.rows + row * a, head)
             row = r.idx[op.index].next[row]
         return 0
 
@@ -503,7 +561,7 @@ cdef class Executor:
 
     # -- heads -------------------------------------------------------------
 
-    cdef int emit(self, Op* op) except -1:
+    cdef inline int emit(self, Op* op) except -1:
         """Queue the head row; ``flush`` inserts it.
 
         Delaying the insertion changes nothing a plan can see: rows derived

@@ -99,6 +99,20 @@ cdef inline void* big_realloc(void* old, size_t n) noexcept:
     return p
 
 
+cdef inline void* big_calloc(size_t n, size_t size) noexcept:
+    """Zeroed memory: a big block comes from fresh pages the kernel zeroes
+    on first touch, so growing a hash table writes its new slots once
+    (the rehash), not twice (``memset`` first)."""
+    cdef void* p
+    if n * size < BIG:
+        return calloc(n, size)
+    with nogil:
+        p = calloc(n, size)
+        if p != NULL:
+            want_huge_pages(p, n * size)
+    return p
+
+
 cdef inline void big_free(void* p) noexcept:
     free(p)
 
@@ -167,14 +181,13 @@ cdef inline bint cols_equal(const int64_t* a, const int64_t* b, const int* cols,
 
 cdef int idx_grow_slots(Index* ix) except -1:
     cdef int64_t newcap = (ix.mask + 1) * 2
-    cdef int32_t* ns = <int32_t*>big_malloc(sizeof(int32_t) * newcap)
+    cdef int32_t* ns = <int32_t*>big_calloc(newcap, sizeof(int32_t))
     cdef int64_t g, i, m = newcap - 1
     if ns == NULL:
         raise MemoryError()
     # The index belongs to a relation being built by this thread (shared
     # relations are never written): rehash without holding the GIL.
     with nogil:
-        memset(ns, 0, sizeof(int32_t) * newcap)
         for g in range(ix.ngroups):
             i = ix.ghash[g] & m
             while ns[i]:
@@ -186,10 +199,14 @@ cdef int idx_grow_slots(Index* ix) except -1:
     return 0
 
 
-cdef int idx_add(Index* ix, const int64_t* rows, int arity, int64_t r) except -1:
+cdef inline int idx_add(Index* ix, const int64_t* rows, int arity, int64_t r) except -1:
     """Append row ``r`` (already stored in ``rows``) to its key's chain."""
+    return idx_add_h(ix, rows, arity, r, hash_cols(rows + r * arity, ix.cols, ix.ncols))
+
+
+cdef int idx_add_h(Index* ix, const int64_t* rows, int arity, int64_t r, uint64_t h) except -1:
+    """``idx_add`` with the key's hash already computed (``hash_cols``)."""
     cdef const int64_t* row = rows + r * arity
-    cdef uint64_t h = hash_cols(row, ix.cols, ix.ncols)
     cdef int64_t i = h & ix.mask
     cdef int64_t g, newcap
     cdef int32_t s
@@ -202,6 +219,7 @@ cdef int idx_add(Index* ix, const int64_t* rows, int arity, int64_t r) except -1
             raise MemoryError()
         ix.ncap = newcap
     ix.next[r] = -1
+    ix.nbuilt = r + 1
     while True:
         s = ix.slots[i]
         if s == 0:
@@ -227,6 +245,43 @@ cdef int idx_add(Index* ix, const int64_t* rows, int arity, int64_t r) except -1
     ix.ngroups += 1
     if ix.ngroups * 2 > ix.mask + 1:
         idx_grow_slots(ix)
+    return 0
+
+
+DEF CATCH_UP_BATCH = 16
+
+
+cdef int idx_catch_up(Index* ix, const RelData* r) except -1:
+    """Add the rows a deferred index has not seen yet (``ix.nbuilt .. r.n``).
+
+    One pass in row order, hashing a batch of keys and prefetching their
+    slots before linking them, so the cache misses overlap. Hands the GIL
+    over like the executor: this may be a million rows.
+    """
+    cdef uint64_t hashes[CATCH_UP_BATCH]
+    cdef int64_t start, row, end, n = r.n
+    cdef int a = r.arity
+    cdef double last = now_seconds()
+    cdef int64_t done = 0
+    if n > ix.ncap:
+        ix.next = <int32_t*>big_realloc(ix.next, sizeof(int32_t) * n)
+        if ix.next == NULL:
+            raise MemoryError()
+        ix.ncap = n
+    start = ix.nbuilt
+    while start < n:
+        end = start + CATCH_UP_BATCH if start + CATCH_UP_BATCH < n else n
+        for row in range(start, end):
+            hashes[row - start] = hash_cols(r.rows + row * a, ix.cols, ix.ncols)
+            prefetch(&ix.slots[hashes[row - start] & ix.mask])
+        for row in range(start, end):
+            idx_add_h(ix, r.rows, a, row, hashes[row - start])
+        done += end - start
+        if done >= CHECK_EVERY:
+            done = 0
+            if now_seconds() - last > YIELD_AFTER:
+                last = give_gil_turn()
+        start = end
     return 0
 
 
@@ -284,7 +339,7 @@ cdef inline int64_t rel_find_own_h(const RelData* r, const int64_t* vals, uint64
 cdef int rel_grow_fslots(RelData* r) except -1:
     """Double the dedup set: entries carry their hash tags, so no row is read."""
     cdef int64_t newcap = (r.fmask + 1) * 2
-    cdef uint64_t* ns = <uint64_t*>big_malloc(sizeof(uint64_t) * newcap)
+    cdef uint64_t* ns = <uint64_t*>big_calloc(newcap, sizeof(uint64_t))
     cdef uint64_t* old = r.fslots
     cdef int64_t j, i, m = newcap - 1, oldcap = r.fmask + 1
     cdef int sh = r.fshift - 1 - 32     # new home = tag >> sh
@@ -292,7 +347,6 @@ cdef int rel_grow_fslots(RelData* r) except -1:
     if ns == NULL:
         raise MemoryError()
     with nogil:  # see idx_grow_slots
-        memset(ns, 0, sizeof(uint64_t) * newcap)
         for j in range(oldcap):
             e = old[j]
             if e:
@@ -349,11 +403,15 @@ cdef int rel_insert_h(RelData* r, const int64_t* vals, uint64_t h) except -1:
         if r.rows == NULL:
             raise MemoryError()
         r.cap = newcap
-    if a:
+    if a <= 4:   # a libc call per row costs more than the copy itself
+        for k in range(a):
+            r.rows[r.n * a + k] = vals[k]
+    else:
         memcpy(r.rows + r.n * a, vals, sizeof(int64_t) * a)
     r.fslots[i] = (tag << 32) | <uint64_t>(r.n + 1)
     for k in range(r.nidx):
-        idx_add(&r.idx[k], r.rows, a, r.n)
+        if not r.idx[k].deferred:
+            idx_add(&r.idx[k], r.rows, a, r.n)
     r.n += 1
     if r.n * 2 > r.fmask + 1:
         rel_grow_fslots(r)
@@ -381,7 +439,8 @@ cdef int64_t rel_insert_batch(RelData* r, const int64_t* rows, int n, uint64_t* 
         prefetch(&r.fslots[h >> r.fshift])
         for k in range(r.nidx):
             ix = &r.idx[k]
-            prefetch(&ix.slots[hash_cols(row, ix.cols, ix.ncols) & ix.mask])
+            if not ix.deferred:
+                prefetch(&ix.slots[hash_cols(row, ix.cols, ix.ncols) & ix.mask])
     for i in range(n):
         h = hashes[i]
         e = r.fslots[h >> r.fshift]

@@ -632,8 +632,13 @@ class CompiledProgram:
                 out[li.index] = _PlanBuilder(self, rule, label).build(binfo, li.index, tiers)
             return out
 
-        full = _PlanBuilder(self, rule, label).build(binfo, None, {})
-        deltas = variants([li for li in atoms if li.literal.name in members])
+        tracked = [li for li in atoms if li.literal.name in members]
+        # A recursive rule's first pass starts from its first stratum-member
+        # atom, like its delta variants: those hold only given facts then
+        # (usually none), so the pass is short, and no index is created that
+        # only this pass would probe (every derived row would pay for it).
+        full = _PlanBuilder(self, rule, label).build(binfo, tracked[0].index if tracked else None, {})
+        deltas = variants(tracked)
         request_deltas = variants([li for li in atoms if li.literal.name in changed]) if changed else {}
         return RulePlans(rule, full, deltas, request_deltas)
 
