@@ -35,6 +35,7 @@ cdef struct RelData:
     int64_t fmask
     int fshift            # 64 - log2(number of slots)
     int nidx
+    int nlive             # indexes not deferred (maintained by every insert)
     Index* idx
     RelData* base         # an immutable relation this one extends (per-request overlays)
     # Tiers of semi-naive evaluation, as ranges of this relation's own rows.
@@ -64,3 +65,6 @@ cdef struct Op:
     int reg
     int aux
     int sub_start
+    # -- derived by Plan from the fields above (not part of the plan format)
+    int emit_next         # JOIN: the next op is the rule's EMIT
+    int regs_only         # EMIT: every head value comes from a register (no constant)

@@ -222,6 +222,11 @@ cdef class Plan:
             op.reg = spec_op.reg
             op.aux = spec_op.aux
             op.sub_start = spec_op.sub_start
+        # Facts about the ops the executor would otherwise work out per row.
+        for i in range(self.nops):
+            op = &self.ops[i]
+            op.emit_next = op.kind == K_JOIN and i + 1 < self.nops and self.ops[i + 1].kind == K_EMIT
+            op.regs_only = op.kind == K_EMIT and all(s >= 0 for s in pool[op.key_off:op.key_off + op.nkey])
         self.nregs = spec.nregs
         self.methods = spec.methods
         self.label = spec.label

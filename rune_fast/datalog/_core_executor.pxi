@@ -187,8 +187,9 @@ cdef class Executor:
         for slot in members:
             r = self.rels[slot]
             for k in range(r.nidx):
-                if (slot, k) not in probed:
+                if (slot, k) not in probed and not r.idx[k].deferred:
                     r.idx[k].deferred = 1
+                    r.nlive -= 1
         return 0
 
     cdef int complete_indexes(self, list members) except -1:
@@ -200,6 +201,7 @@ cdef class Executor:
             for k in range(r.nidx):
                 if r.idx[k].deferred:
                     r.idx[k].deferred = 0
+                    r.nlive += 1
                     idx_catch_up(&r.idx[k], r)
         return 0
 
@@ -328,9 +330,7 @@ cdef class Executor:
         cdef const int32_t* nxt
         cdef const int64_t* rows
         cdef RelData* b
-        cdef Op* head = &self.plan.ops[pc + 1]
-        if head.kind != K_EMIT:
-            head = NULL
+        cdef Op* head = &self.plan.ops[pc + 1] if op.emit_next else NULL
         if op.tier == T_ALL:
             lo = 0
             hi = r.all_hi
@@ -568,17 +568,22 @@ cdef class Executor:
         by a running round lie beyond ``all_hi`` and are read only by the
         next round, which starts after the last flush.
         """
-        cdef int a = self.rels[op.rel].arity
+        cdef int a = op.nkey      # the head's arity (plan.validate)
         cdef int j
         cdef int* kp = self.plan.pool + op.key_off
         cdef int64_t* row
+        cdef int64_t* regs = self.regs
         if self.brel != op.rel:
             if self.nbuf:
                 self.flush()
             self.brel = op.rel
         row = self.ebuf + <int64_t>self.nbuf * a
-        for j in range(op.nkey):
-            row[j] = self.src(kp[j])
+        if op.regs_only:
+            for j in range(a):
+                row[j] = regs[kp[j]]
+        else:
+            for j in range(a):
+                row[j] = self.src(kp[j])
         self.nbuf += 1
         if self.nbuf == EMIT_BATCH:
             self.flush()

@@ -19,9 +19,15 @@ cdef inline uint64_t mix(uint64_t h, uint64_t v) noexcept nogil:
     return h
 
 
+# (one and two columns, the common widths, unrolled: same values as the loops)
+
 cdef inline uint64_t hash_cols(const int64_t* row, const int* cols, int ncols) noexcept nogil:
     cdef uint64_t h = 0x2545F4914F6CDD1DULL
     cdef int i
+    if ncols == 1:
+        return mix(h, <uint64_t>row[cols[0]])
+    if ncols == 2:
+        return mix(mix(h, <uint64_t>row[cols[0]]), <uint64_t>row[cols[1]])
     for i in range(ncols):
         h = mix(h, <uint64_t>row[cols[i]])
     return h
@@ -30,6 +36,10 @@ cdef inline uint64_t hash_cols(const int64_t* row, const int* cols, int ncols) n
 cdef inline uint64_t hash_vals(const int64_t* vals, int n) noexcept nogil:
     cdef uint64_t h = 0x2545F4914F6CDD1DULL
     cdef int i
+    if n == 1:
+        return mix(h, <uint64_t>vals[0])
+    if n == 2:
+        return mix(mix(h, <uint64_t>vals[0]), <uint64_t>vals[1])
     for i in range(n):
         h = mix(h, <uint64_t>vals[i])
     return h
@@ -165,6 +175,8 @@ cdef void rel_free(RelData* d) noexcept nogil:
 
 cdef inline bint key_equal(const int64_t* row, const int* cols, int ncols, const int64_t* vals) noexcept nogil:
     cdef int i
+    if ncols == 1:
+        return row[cols[0]] == vals[0]
     for i in range(ncols):
         if row[cols[i]] != vals[i]:
             return False
@@ -366,16 +378,18 @@ cdef int rel_insert(RelData* r, const int64_t* vals) except -1:
     return rel_insert_h(r, vals, hash_row(vals, r.arity))
 
 
-cdef int rel_insert_h(RelData* r, const int64_t* vals, uint64_t h) except -1:
+cdef inline int rel_insert_h(RelData* r, const int64_t* vals, uint64_t h) except -1:
     """``rel_insert`` with the row's hash already computed (``hash_row``).
 
     One probe sequence both looks for the row and finds the free slot that
-    takes it when it is new.
+    takes it when it is new. Inline (the batch loop calls it per row); the
+    rare steps (growing an array, linking indexes) are calls.
     """
-    cdef int64_t i, newcap, row
+    cdef int64_t i, base
     cdef int k, a = r.arity
     cdef uint64_t e, tag
     cdef const int64_t* p
+    cdef int64_t* dst
     cdef bint same
     if r.base != NULL and rel_find_own_h(r.base, vals, h) >= 0:
         return 0
@@ -395,27 +409,47 @@ cdef int rel_insert_h(RelData* r, const int64_t* vals, uint64_t h) except -1:
             if same:
                 return 0
         i = (i + 1) & r.fmask
-    if r.n >= 2147483646:
-        raise OverflowError("relation has more than 2**31 rows")
     if r.n == r.cap:
-        newcap = r.cap * 2 if r.cap else 16
-        r.rows = <int64_t*>big_realloc(r.rows, sizeof(int64_t) * newcap * (a if a else 1))
-        if r.rows == NULL:
-            raise MemoryError()
-        r.cap = newcap
+        rel_grow_rows(r)
+    dst = r.rows + r.n * a
     if a <= 4:   # a libc call per row costs more than the copy itself
         for k in range(a):
-            r.rows[r.n * a + k] = vals[k]
+            dst[k] = vals[k]
     else:
-        memcpy(r.rows + r.n * a, vals, sizeof(int64_t) * a)
+        memcpy(dst, vals, sizeof(int64_t) * a)
     r.fslots[i] = (tag << 32) | <uint64_t>(r.n + 1)
-    for k in range(r.nidx):
-        if not r.idx[k].deferred:
-            idx_add(&r.idx[k], r.rows, a, r.n)
+    if r.nlive:
+        rel_link(r)
     r.n += 1
     if r.n * 2 > r.fmask + 1:
         rel_grow_fslots(r)
     return 1
+
+
+cdef int rel_grow_rows(RelData* r) except -1:
+    cdef int64_t newcap
+    if r.cap >= 2147483646:   # row ids are int32 in the indexes
+        raise OverflowError("relation has more than 2**31 rows")
+    newcap = r.cap * 2 if r.cap else 16
+    if newcap > 2147483646:
+        newcap = 2147483646
+    r.rows = <int64_t*>big_realloc(r.rows, sizeof(int64_t) * newcap * (r.arity if r.arity else 1))
+    if r.rows == NULL:
+        raise MemoryError()
+    r.cap = newcap
+    return 0
+
+
+cdef int rel_link(RelData* r) except -1:
+    """Add row ``r.n`` (just stored) to every index that is maintained row by row."""
+    cdef int k
+    for k in range(r.nidx):
+        if not r.idx[k].deferred:
+            idx_add(&r.idx[k], r.rows, r.arity, r.n)
+    return 0
+
+
+DEF CACHED_SLOTS = 1 << 15       # dedup slots (8 bytes each) that fit in a core's L2 cache
 
 
 cdef int64_t rel_insert_batch(RelData* r, const int64_t* rows, int n, uint64_t* hashes) except -1:
@@ -432,6 +466,12 @@ cdef int64_t rel_insert_batch(RelData* r, const int64_t* rows, int n, uint64_t* 
     cdef const int64_t* row
     cdef Index* ix
     cdef int64_t new = 0
+    if r.fmask < CACHED_SLOTS and r.base == NULL:
+        # a dedup set this small stays in the cache: nothing to overlap
+        for i in range(n):
+            row = rows + <int64_t>i * a
+            new += rel_insert_h(r, row, hash_row(row, a))
+        return new
     for i in range(n):
         row = rows + <int64_t>i * a
         h = hash_row(row, a)
@@ -473,6 +513,7 @@ cdef class Relation:
             raise MemoryError()
         memset(self.d.fslots, 0, sizeof(uint64_t) * 16)
         self.d.nidx = len(index_cols)
+        self.d.nlive = self.d.nidx
         if self.d.nidx:
             self.d.idx = <Index*>big_malloc(sizeof(Index) * self.d.nidx)
             if self.d.idx == NULL:
