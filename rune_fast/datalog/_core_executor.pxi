@@ -367,6 +367,8 @@ cdef class Executor:
             nxt = b.idx[op.index].next
             row = idx_find(&b.idx[op.index], rows, a, key)
             while row >= 0:
+                if nxt[row] >= 0:
+                    prefetch(rows + nxt[row] * a)
                 self.visit(op, pc, rows + row * a, head)
                 row = nxt[row]
         # The chain is in increasing row order: skip to ``lo``, stop at ``hi``.
@@ -374,6 +376,10 @@ cdef class Executor:
         # arrays: re-read them after every visit that may have flushed.
         row = idx_find(&r.idx[op.index], r.rows, a, key)
         while row >= 0 and row < hi:
+            nxt = r.idx[op.index].next
+            if nxt[row] >= 0:
+                # chains jump around the rows: start loading the next one now
+                prefetch(r.rows + nxt[row] * a)
             if row >= lo:
                 self.visit(op, pc, r.rows + row * a, head)
             row = r.idx[op.index].next[row]
