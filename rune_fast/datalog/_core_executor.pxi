@@ -297,10 +297,11 @@ cdef class Executor:
         return True
 
     cdef inline void bind(self, Op* op, const int64_t* row) noexcept:
-        cdef int j
-        cdef int* p = self.plan.pool + op.bind_off
-        for j in range(op.nbind):
-            self.regs[p[2 * j + 1]] = row[p[2 * j]]
+        cdef int j, n = op.nbind
+        cdef const int* p = self.plan.pool + op.bind_off
+        cdef int64_t* regs = self.regs   # (a local: the stores cannot alias it)
+        for j in range(n):
+            regs[p[2 * j + 1]] = row[p[2 * j]]
 
     cdef inline int visit(self, Op* op, int pc, const int64_t* row, Op* head) except -1:
         """One matching row: bind, check, go on with the next op.
