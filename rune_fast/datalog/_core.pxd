@@ -68,3 +68,5 @@ cdef struct Op:
     # -- derived by Plan from the fields above (not part of the plan format)
     int emit_next         # JOIN: the next op is the rule's EMIT
     int regs_only         # EMIT: every head value comes from a register (no constant)
+    int la_n              # JOIN followed by a whole-row probe: its key width (0: none) ...
+    int la_off            # ... and where Plan.la says how to build that key from a row of this JOIN

@@ -113,6 +113,8 @@ cdef int64_t INLINE_MIN = _symbols.INLINE_MIN
 cdef int64_t INLINE_MAX = _symbols.INLINE_MAX
 cdef int STACK = _plan.STACK
 
+DEF LOOK_AHEAD_KEY = 8          # widest whole-row probe whose slot a join prefetches
+DEF LOOK_AHEAD_ROWS = 4         # how many rows ahead a scan prefetches it
 DEF CHECK_EVERY = 1024          # steps between two looks at the clock
 DEF YIELD_AFTER = 0.001         # seconds of work between two GIL hand-overs
 DEF YIELD_SLEEP_NS = 50000      # how long the GIL is left free at a hand-over
@@ -187,6 +189,7 @@ cdef class Plan:
     cdef readonly int nregs
     cdef readonly object methods     # list of (method name, argument) for K_METHOD
     cdef readonly object label       # for diagnostics: the rule's text location
+    cdef int* la                     # look-ahead keys (Op.la_off): pairs (0, column) or (1, source)
 
     def __cinit__(self, spec):
         """Copy a ``PlanSpec`` (already checked by ``plan.validate``) into C arrays."""
@@ -231,16 +234,34 @@ cdef class Plan:
             op.aux = spec_op.aux
             op.sub_start = spec_op.sub_start
         # Facts about the ops the executor would otherwise work out per row.
+        la = []
         for i in range(self.nops):
             op = &self.ops[i]
             op.emit_next = op.kind == K_JOIN and i + 1 < self.nops and self.ops[i + 1].kind == K_EMIT
             op.regs_only = op.kind == K_EMIT and all(s >= 0 for s in pool[op.key_off:op.key_off + op.nkey])
+            if (op.kind == K_JOIN and i + 1 < self.nops and self.ops[i + 1].index == INDEX_ROW
+                    and (self.ops[i + 1].kind == K_JOIN or self.ops[i + 1].kind == K_NOT)
+                    and 0 < self.ops[i + 1].nkey <= LOOK_AHEAD_KEY):
+                # the whole-row probe after this join: how to build its key
+                # from one of this join's rows (see Executor.look_ahead)
+                bound = {pool[op.bind_off + 2 * j + 1]: pool[op.bind_off + 2 * j] for j in range(op.nbind)}
+                nxt_op = ops[i + 1]
+                op.la_off = len(la)
+                op.la_n = nxt_op.nkey
+                for src in pool[nxt_op.key_off:nxt_op.key_off + nxt_op.nkey]:
+                    la += [0, bound[src]] if src in bound else [1, src]
+        self.la = <int*>PyMem_Malloc(sizeof(int) * (len(la) if la else 1))
+        if self.la == NULL:
+            raise MemoryError()
+        for i in range(len(la)):
+            self.la[i] = la[i]
         self.nregs = spec.nregs
         self.methods = spec.methods
         self.label = spec.label
 
     def __dealloc__(self):
         PyMem_Free(self.ops)
+        PyMem_Free(self.la)
         PyMem_Free(self.pool)
         PyMem_Free(self.consts)
 
