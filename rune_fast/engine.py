@@ -414,9 +414,11 @@ class Engine:
                 plan = self._plans.get((a, p[0], r[0]))
                 if plan is None:
                     plan = self._plan(p, a, r)
-                run, dyn = plan
+                run, dyn, bare = plan
                 if dyn is None:
                     out = run(p, a, r, ctx, self._static)
+                elif bare:
+                    out = run(p, a, r, ctx, cx)
                 elif self._planned is not None:
                     out = run(p, a, r, ctx, _PlannedRelations(self._planned, p, a, r, ctx, cx))
                 else:
@@ -503,9 +505,11 @@ class Engine:
             plan = self._plans.get((a, p[0], r[0]))
             if plan is None:
                 plan = self._plan(p, a, r)
-            run, dyn = plan
+            run, dyn, bare = plan
             if dyn is None:
                 return run(p, a, r, ctx, static)
+            if bare:
+                return run(p, a, r, ctx, cx)
             planned = self._planned
             if planned is not None:
                 return run(p, a, r, ctx, _PlannedRelations(planned, p, a, r, ctx, cx))
@@ -525,15 +529,17 @@ class Engine:
 
     def _plan(self, p: Entity, a: Entity, r: Entity) -> tuple:
         """(``run(p, a, r, c, d)`` deciding the candidate selection,
-        request-dependent relations it calls or None) for an (action,
-        principal type, resource type) under the static hierarchy; memoized
-        (a complete value per key, so no lock). ``run`` is the selection
-        fused into one function when it is small and has no ``principal ==``
-        policies, else ``PolicySet.run`` over its linked tests
-        (``request_link.runner``)."""
+        request-dependent relations it calls or None, ``bare``) for an
+        (action, principal type, resource type) under the static hierarchy;
+        memoized (a complete value per key, so no lock). ``run`` is the
+        selection fused into one function when it is small and has no
+        ``principal ==`` policies, else ``PolicySet.run`` over its linked
+        tests; ``bare``: fused without the plans' per-request state, ``run``
+        takes the context's facts (or None) as ``d`` (``request_link.runner``)."""
         sel = self.policies.candidates(p, a, r, self._static)
         dyn = sel[2] & self._core_dep
-        plan = (_runner(self, sel), dyn or None)
+        run, bare = _runner(self, sel)
+        plan = (run, dyn or None, bare and bool(dyn))
         if len(self._plans) < 16384 and len(a.id) <= MEMO_MAX_ID:
             self._plans[(a, p[0], r[0])] = plan
         return plan

@@ -294,10 +294,10 @@ def test_straight_line_plans_are_pasted_and_the_others_called():
     assert pastes[("mine", (True,))] is not None and pastes[("tagged", (False,))] is not None
     assert pastes[("budget_ok", (True,))] is None
     e.authorize('User::"a"', 'Action::"read"', 'Doc::"d1"', {"need": 1, "tag": 1})
-    sources = [fn.__rune_source__ for fn in e._fused.values()]
+    sources = [fn.__rune_source__ for fn, _bare in e._fused.values()]
     assert sources and any("d.load_cx()" in s for s in sources)  # tagged's body, pasted
     called = e._req_plans.by_mask[("tagged", (False,))]
-    assert all(called not in fn.__globals__.values() for fn in e._fused.values())
+    assert all(called not in fn.__globals__.values() for fn, _bare in e._fused.values())
     # unfit shapes: a loop, a memo, a callee, a hand-over
     assert paster("def F(ev):\n    for x in R:\n        return True\n    return False\n", {}) is None
     assert paster("def F(ev, *, G=None):\n    if G(ev):\n        return True\n    return False\n", {}) is None
