@@ -35,11 +35,14 @@ from .request_plans import Fallback, context_facts
 if TYPE_CHECKING:  # pragma: no cover - annotations only; the engine imports this module
     from .engine import Engine
 
-__all__ = ["FUSED_SELECTIONS", "make_link", "runner", "linked_selection"]
+__all__ = ["FUSED_SELECTIONS", "ROUTE_ENTRIES", "make_link", "runner", "linked_selection", "route", "without_request_plans"]
 
 #: Fused selections kept per engine (each a generated function): beyond
 #: this many distinct candidate sets, new ones run as a loop over linked tests.
 FUSED_SELECTIONS = 512
+
+#: Routes (raw principal/action/resource -> entities and plan) kept per engine.
+ROUTE_ENTRIES = 16384
 
 
 def make_link(engine: "Engine") -> Optional[Link]:
@@ -136,3 +139,46 @@ def runner(engine: "Engine", sel: tuple) -> tuple[Callable[..., Any], bool]:
             return got
     run: Callable[..., Any] = partial(engine.policies.run, linked_selection(engine, sel))
     return run, False
+
+
+def route(engine: "Engine", principal: Any, action: Any, resource: Any) -> Optional[tuple]:
+    """``(p, a, r, run, dyn, bare)`` (``Engine._plan``) for raw request
+    entities already parsed once (in the entity memo), on the common path
+    (no rule derives the hierarchy from the request); None otherwise.
+
+    Kept in ``Engine._routes`` on the raw triple, which determines the
+    entities and so the plan (nothing else: not the context), so that the
+    next request with the same triple finds all of it in one lookup. At most
+    ``ROUTE_ENTRIES``; the raw forms are the entity memo's own keys, which
+    are short (``MEMO_MAX_ID``)."""
+    if engine._dynamic_hierarchy:
+        return None
+    memo = engine._ent_memo
+    try:
+        p = memo.get(principal)
+        a = memo.get(action)
+        r = memo.get(resource)
+    except TypeError:
+        return None
+    if p is None or a is None or r is None:
+        return None
+    plan = engine._plans.get((a, p[0], r[0]))
+    if plan is None:
+        plan = engine._plan(p, a, r)
+    got = (p, a, r) + plan
+    routes = engine._routes
+    if len(routes) < ROUTE_ENTRIES:
+        routes[(principal, action, resource)] = got
+    return got
+
+
+def without_request_plans(engine: "Engine") -> "Engine":
+    """The same engine answering request-dependent relations with the general
+    evaluator only (for the differential tests and the benchmarks)."""
+    object.__setattr__(engine, "_req_plans", None)
+    object.__setattr__(engine, "_planned", None)
+    engine._plans.clear()  # selections linked to the plans
+    engine._routes.clear()
+    engine._linked.clear()
+    engine._fused.clear()
+    return engine
