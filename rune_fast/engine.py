@@ -337,10 +337,9 @@ class Engine:
             except TypeError:
                 route = None
             if route is not None and context:
-                flat = _flat_context_within(context, *self._flat_limits)
+                flat = _flat_context_within(context, self._flat_limits)
                 if flat is not None:
-                    ctx, plain = flat
-                    return self._finish(route, ctx, None, ctx if plain else None)
+                    return self._finish(route, flat[0], None, flat[1])
         return self._authorize_slow(principal, action, resource, context, entities, None)
 
     def _authorize_plain(self, principal: Any, action: Any, resource: Any, key: tuple) -> Decision:
@@ -381,10 +380,9 @@ class Engine:
             if route is not None:
                 if not context:
                     return self._finish(route, _EMPTY_CONTEXT, key, None)
-                flat = _flat_context_within(context, *self._flat_limits)
+                flat = _flat_context_within(context, self._flat_limits)
                 if flat is not None:
-                    ctx, plain = flat
-                    return self._finish(route, ctx, key, ctx if plain else None)
+                    return self._finish(route, flat[0], key, flat[1])
         p, a, r, ctx, ents = self._parse_request(principal, action, resource, context, entities)
         return self._answer(p, a, r, ctx, ents, key)
 

@@ -29,7 +29,8 @@ from rune_fast.policy.codegen import generate_test
 from rune_fast.policy.values import CRecord, to_value
 from rune_fast.request import budget_for, flat_context, flat_context_facts, parse_context
 from rune_fast.request_plans.codegen import FunctionGen, Names
-from rune_fast.values import INT_MAX, Entity
+from rune_fast.request_plans import context_facts
+from rune_fast.values import FALSE_KEY, INT_MAX, TRUE_KEY, Entity, FloatKey
 
 # ---------------------------------------------------------------------------
 # flat_context vs to_value
@@ -94,9 +95,17 @@ def test_flat_context_converts_like_to_value(ctx, limits):
     assert type(got) is CRecord and got == want and _kinds(got) == _kinds(want)
     assert (fast_budget.values, fast_budget.chars) == (slow_budget.values, slow_budget.chars)
     assert flat_context(ctx, limits) == got  # without a budget: the same answer
-    _rec, plain = flat_context_facts(ctx, limits)
-    assert plain == all(type(v) in (str, int) for v in ctx.values())
+    rec, facts = flat_context_facts(ctx, limits)
+    # the facts: what the plans' own one-pass conversion gives, kinds included;
+    # the record itself exactly when every value is its own key form
+    want_facts = context_facts(rec)
+    assert dict(facts) == want_facts and _key_kinds(facts) == _key_kinds(want_facts)
+    assert (facts is rec) == all(type(v) in (str, int) for v in ctx.values())
     assert parse_context(ctx, limits) == want
+
+
+def _key_kinds(facts: dict) -> list:
+    return [(k, type(v)) for k, v in facts.items()]
 
 
 def _same_as_to_value(ctx: dict, limits: Limits) -> None:
@@ -133,8 +142,13 @@ def test_flat_context_limits_at_their_boundaries():
 def test_flat_context_accepts_the_common_context():
     ctx = {"path": "/tmp/x", "steps": 3, "ok": True, "ratio": 0.5}
     assert dict(flat_context(ctx)) == ctx and type(flat_context(ctx)) is CRecord
-    assert flat_context_facts({"path": "/tmp/x", "steps": 3})[1] is True
-    assert flat_context_facts(ctx)[1] is False  # booleans and floats have a key form of their own
+    rec, facts = flat_context_facts({"path": "/tmp/x", "steps": 3})
+    assert facts is rec
+    rec, facts = flat_context_facts(ctx)  # booleans and floats have a key form of their own
+    assert facts == {"path": "/tmp/x", "steps": 3, "ok": TRUE_KEY, "ratio": FloatKey((0.5,))}
+    assert type(facts["ratio"]) is FloatKey and rec == CRecord(ctx)
+    rec, facts = flat_context_facts({"f": False, "one": 1, "t": True, "x": 1.0})
+    assert facts["f"] is FALSE_KEY and facts["t"] is TRUE_KEY and facts["one"] == 1 and type(facts["x"]) is FloatKey
     # What it leaves to to_value: nested values, entities, subclasses, odd keys, limits.
     for odd in ({"a": {"b": 1}}, {"a": [1]}, {"a": None}, {"a": Text("x")}, {"a": Num(1)},
                 {"__entity": 'User::"a"'}, {"__extn": "x"}, {1: "x"}, {"a": INT_MAX + 1},
