@@ -341,7 +341,16 @@ def test_straight_line_plans_are_pasted_and_the_others_called():
     assert paste is not None
     consts: dict = {}
     lines = paste("Q_", ["arg"], "res", lambda v: consts.setdefault(id(v), f"K{len(consts)}"))
-    assert lines == ["Q_v0 = arg", "if Q_v0 == 'v0 ev a0' and Q_v0 in K0:", "    res = True; break", "res = False; break"]
+    # the copy ``v0 = a0`` is dropped: ``a0`` is read where ``v0`` was
+    assert lines == ["if arg == 'v0 ev a0' and arg in K0:", "    res = True; break", "res = False; break"]
+    # a copy is kept when either side is assigned again (each rule copy rebinds ``v0``)
+    paste = paster("def F(ev, a0):\n    v0 = a0\n    if v0 in S1:\n        return True\n    v0 = K2\n"
+                   "    v1 = v0\n    if v1 in S1:\n        return True\n    return False\n", {"S1": frozenset({"x"}), "K2": "y"})
+    assert paste is not None
+    consts.clear()
+    assert paste("Q_", ["arg"], "res", lambda v: consts.setdefault(id(v), f"K{len(consts)}")) == [
+        "Q_v0 = arg", "if Q_v0 in K0:", "    res = True; break", "Q_v0 = K1", "Q_v1 = Q_v0", "if Q_v1 in K0:",
+        "    res = True; break", "res = False; break"]
 
 
 @settings(max_examples=100, deadline=None)
@@ -464,8 +473,7 @@ def test_paster_without_the_state():
     const = lambda v: consts.setdefault(id(v), f"K{len(consts)}")  # noqa: E731
     locals_: dict = {}
     lines = paste("Q_", ["arg"], "res", const, lambda key: locals_.setdefault(key, f"CX{len(locals_)}"))
-    assert lines == ["Q_v0 = arg", "if Q_v0 == p and CX0 in K0 and 'k' in cx:", "    res = True; break",
-                     "res = False; break"]
+    assert lines == ["if arg == p and CX0 in K0 and 'k' in cx:", "    res = True; break", "res = False; break"]
     assert locals_ == {"path": "CX0"}
     # with the state: unchanged
     assert paste("Q_", ["arg"], "res", const)[:2] == ["Q_cx = d.cx", "if Q_cx is None:"]

@@ -110,6 +110,8 @@ def paster(src: str, ns: dict) -> Optional[Paster]:
     if any(re.search(rf"\b{re.escape(k)}\s*=(?!=)", line) for k in reads for line in text_lines[len(skip):]):
         bare = False
 
+    copies = _copies(text_lines, set(params) | set(ns))
+
     def paste(prefix: str, args: list[str], result: str, const: Callable[[Any], str],
               context_local: Optional[Callable[[Any], str]] = None) -> Optional[list[str]]:
         if len(args) != len(args_of):
@@ -119,8 +121,9 @@ def paster(src: str, ns: dict) -> Optional[Paster]:
             return None
         out = list(text_lines)
         for row, c0, c1, name in reversed(names):  # right to left keeps the columns valid
-            if stateless and row in skip:
+            if (stateless and row in skip) or row in copies[1]:
                 continue
+            name = copies[0].get(name, name)
             if stateless and name == "ev":
                 line = out[row - 1]  # ``ev.p`` (checked above): the fused function's ``p``
                 out[row - 1] = line[:c0] + line[c1 + 1] + line[c1 + 2:]
@@ -146,7 +149,7 @@ def paster(src: str, ns: dict) -> Optional[Paster]:
             out[row - 1] = line[:c0] + new + line[c1:]
         res = []
         for i, line in enumerate(out, 1):
-            if stateless and i in skip:
+            if (stateless and i in skip) or i in copies[1]:
                 continue
             s = line.strip()
             if s in ("return True", "return False"):
@@ -156,3 +159,42 @@ def paster(src: str, ns: dict) -> Optional[Paster]:
         return res
 
     return paste
+
+
+_ASSIGNED = re.compile(r"^\s*([A-Za-z_]\w*)\s*=(?!=)")
+_COPY = re.compile(r"^\s*([A-Za-z_]\w*) = ([A-Za-z_]\w*)$")
+
+
+def _copies(lines: list[str], fixed: set) -> tuple[dict[str, str], set]:
+    """Copies a paste can drop: ``A = B`` where the plan assigns ``A`` only
+    there and ``B`` at most once (a constant, an argument, a local). The code
+    is straight-line, so ``B`` has its one value wherever ``A`` is read;
+    reading ``B`` there instead saves two bytecodes per copy (the plans bind
+    every variable of a rule copy this way). Returns ``A`` -> the name to
+    read and the rows (1-based) of the dropped copies."""
+    if any(":=" in line or re.match(r"^\s*[\w\s]+,[\w\s,]*=(?!=)", line) for line in lines):
+        return {}, set()
+    count: dict[str, int] = {}
+    for line in lines:
+        m = _ASSIGNED.match(line)
+        if m is not None:
+            count[m.group(1)] = count.get(m.group(1), 0) + 1
+    sub: dict[str, str] = {}
+    rows = set()
+    for i, line in enumerate(lines, 1):
+        m = _COPY.match(line)
+        if m is None:
+            continue
+        a, b = m.group(1), m.group(2)
+        if a in fixed or b in ("True", "False", "None", "ev", "cx") or keyword.iskeyword(b):
+            continue
+        if count.get(a) == 1 and count.get(b, 0) <= 1 and a != b:
+            sub[a] = b
+            rows.add(i)
+    for a in list(sub):  # chains: C = A, A = B read B
+        b, seen = sub[a], {a}
+        while b in sub and b not in seen:
+            seen.add(b)
+            b = sub[b]
+        sub[a] = b
+    return sub, rows
