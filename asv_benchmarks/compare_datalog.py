@@ -17,7 +17,11 @@ Engines (``[compare]`` extra: clingo, pyDatalog):
 Two timings per engine, best of several repeats (``time.perf_counter``):
 
 * **end-to-end**: Python facts in, every tuple of every output relation out
-  as Python values (a set of tuples per relation);
+  as Python values, each engine in the form it naturally gives: rune_fast
+  the list of distinct rows (``Model.rows``: tuples built in C), clingo the
+  list of its model's shown atoms converted to tuples, plain its own result
+  sets, pyDatalog its answer set. ``--as-frozenset`` makes rune_fast and
+  clingo build a frozenset per relation as well (``Model.relation``);
 * **evaluation only**: Python facts in, the model's size out without building
   Python tuples (rune_fast: ``Model.size``; clingo: ground + solve, count the
   shown symbols).  Not meaningful for ``plain`` and ``pyDatalog``, whose
@@ -52,6 +56,8 @@ if __package__ in (None, ""):
 import workloads as W
 
 ENGINES = ("rune_fast", "rune_pure", "plain", "clingo", "pyDatalog")
+#: set by ``--as-frozenset`` (passed on to the child processes)
+AS_FROZENSET = False
 REFERENCE = "rune_fast"
 
 
@@ -70,7 +76,9 @@ def rune_runner(w: W.Workload, pure: bool) -> dict:
 
     def e2e():
         m = prog.evaluate(w.facts)
-        return {o: m.relation(o) for o in w.outputs}
+        if AS_FROZENSET:
+            return {o: m.relation(o) for o in w.outputs}
+        return {o: m.rows(o) for o in w.outputs}
 
     def evaluation():
         m = prog.evaluate(w.facts)
@@ -148,7 +156,8 @@ def clingo_runner(w: W.Workload) -> dict:
                 for text in map(str, syms):
                     k = text.index("(")
                     out[text[:k]].append(tuple(map(get, text[k + 1:-1].split(","))))
-                out = {o: set(rows) for o, rows in out.items()}
+                if AS_FROZENSET:
+                    out = {o: frozenset(rows) for o, rows in out.items()}
                 break
         return out
 
@@ -304,6 +313,8 @@ def run_child(engine: str, name: str, args, dump: str) -> dict:
     repeats = 1 if engine in ("pyDatalog", "rune_pure") else args.repeats
     cmd = [sys.executable, os.path.abspath(__file__), "--child", engine, name,
            "--repeats", str(repeats), "--budget", str(args.budget), "--dump", dump]
+    if args.as_frozenset:
+        cmd.append("--as-frozenset")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()  # "START": inputs built, the clock starts now
@@ -346,9 +357,13 @@ def main(argv=None) -> int:
     ap.add_argument("--set-check", type=int, default=300_000,
                     help="compare the sets themselves when a result has at most this many tuples")
     ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--as-frozenset", action="store_true",
+                    help="rune_fast and clingo also build a frozenset per output relation (end to end)")
     ap.add_argument("--child", nargs=2, metavar=("ENGINE", "WORKLOAD"), help=argparse.SUPPRESS)
     ap.add_argument("--dump", default="", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    global AS_FROZENSET
+    AS_FROZENSET = args.as_frozenset
     if args.child:
         child(args.child[0], args.child[1], args.repeats, args.budget, args.dump)
         return 0
@@ -406,7 +421,8 @@ def main(argv=None) -> int:
                         "rows measured with different builds")
     print(render(results, workloads, engines, args))
     print(f"\ncompiled core built {', '.join(builds) or '?'} UTC; Python {sys.version.split()[0]}; "
-          f"{os.cpu_count()} CPUs")
+          f"{os.cpu_count()} CPUs; end-to-end results as "
+          + ("frozensets (rune_fast, clingo)" if args.as_frozenset else "lists of tuples (rune_fast, clingo)"))
     if problems:
         print("\n**Disagreements / errors:**\n")
         for p in problems:

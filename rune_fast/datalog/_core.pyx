@@ -43,8 +43,16 @@ from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 
 cdef extern from "Python.h":
     void PyObject_GC_UnTrack(void* op)
+    void Py_XDECREF(PyObject* o)
+    void Py_XINCREF(PyObject* o)
+    # raw forms (no reference counting by Cython): the result builders
+    # hand each new reference over explicitly
+    PyObject* new_tuple "PyTuple_New"(Py_ssize_t n)
+    void tuple_set "PyTuple_SET_ITEM"(PyObject* t, Py_ssize_t i, PyObject* o)
+    PyObject* list_item "PyList_GET_ITEM"(object l, Py_ssize_t i)
+    void list_set "PyList_SET_ITEM"(object l, Py_ssize_t i, PyObject* o)
 from libc.string cimport memset, memcpy
-from libc.stdlib cimport malloc, realloc, free
+from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 

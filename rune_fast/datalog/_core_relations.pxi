@@ -546,45 +546,70 @@ cdef class Relation:
     def value_rows(self, list table):
         """Every row as a tuple of Python values (``table[k]`` is the value of id ``2*k``).
 
-        The end-to-end path: building the tuples here, in one pass, is several
-        times faster than going through tuples of ids.
+        The end-to-end path: building the tuples here, in one pass, into a
+        list of the final size, is several times faster than going through
+        tuples of ids.
         """
-        out = []
-        if self.d.base != NULL:
-            out.extend(self._base.value_rows(table))
-        cdef int64_t r, ident, iv
+        cdef int64_t n = self.d.n, r, ident, iv
         cdef int k, a = self.d.arity
-        cdef object t, v
+        cdef const int64_t* rows = self.d.rows
         cdef Py_ssize_t ntab = len(table)
+        cdef list out = PyList_New(n)
+        cdef PyObject* t
+        cdef PyObject* v
+        cdef PyObject** small = NULL
+        cdef object fresh
         cdef double last = now_seconds()
+        # Check every id first: a bad one raises before any tuple is made
+        # (the list of empty slots is then simply dropped).
+        for r in range(n * a):
+            ident = rows[r]
+            if not (ident & 1) and (ident >> 1) >= ntab:
+                raise IndexError("id outside the symbol table")
         # Small non-negative integers recur across rows (node ids, counts):
         # share one int object per value instead of allocating one per cell.
-        cdef list small = [None] * SMALL_INTS if self.d.n > SMALL_INTS else None
-        for r in range(self.d.n):
-            t = PyTuple_New(a)
-            for k in range(a):
-                ident = self.d.rows[r * a + k]
-                if ident & 1:
-                    iv = ident >> 1
-                    if small is not None and 0 <= iv < SMALL_INTS:
-                        v = small[iv]
-                        if v is None:
-                            v = PyLong_FromLongLong(iv)
-                            small[iv] = v
+        if n > 256:
+            small = <PyObject**>calloc(SMALL_INTS, sizeof(PyObject*))
+            if small == NULL:
+                raise MemoryError()
+        try:
+            for r in range(n):
+                t = new_tuple(a)
+                if t == NULL:
+                    raise MemoryError()
+                for k in range(a):
+                    ident = rows[r * a + k]
+                    if ident & 1:
+                        iv = ident >> 1
+                        if small != NULL and 0 <= iv < SMALL_INTS:
+                            v = small[iv]
+                            if v == NULL:
+                                fresh = PyLong_FromLongLong(iv)
+                                v = <PyObject*>fresh
+                                Py_XINCREF(v)           # the cache's reference
+                                small[iv] = v
+                            Py_XINCREF(v)
+                        else:
+                            fresh = PyLong_FromLongLong(iv)
+                            v = <PyObject*>fresh
+                            Py_XINCREF(v)
                     else:
-                        v = PyLong_FromLongLong(iv)
-                else:
-                    if (ident >> 1) >= ntab:
-                        raise IndexError("id outside the symbol table")
-                    v = table[ident >> 1]
-                Py_INCREF(v)
-                PyTuple_SET_ITEM(t, k, v)
-            # Items are immutable scalars and entities: the tuple can never be
-            # part of a cycle, so keep it out of the cyclic GC's work lists.
-            PyObject_GC_UnTrack(<void*>t)
-            out.append(t)
-            if r % CHECK_EVERY == CHECK_EVERY - 1 and now_seconds() - last > YIELD_AFTER:
-                last = give_gil_turn()
+                        v = list_item(table, ident >> 1)
+                        Py_XINCREF(v)
+                    tuple_set(t, k, v)                  # steals the reference
+                # Items are immutable scalars and entities: the tuple can never be
+                # part of a cycle, so keep it out of the cyclic GC's work lists.
+                PyObject_GC_UnTrack(<void*>t)
+                list_set(out, r, t)                     # steals the reference
+                if r % CHECK_EVERY == CHECK_EVERY - 1 and now_seconds() - last > YIELD_AFTER:
+                    last = give_gil_turn()
+        finally:
+            if small != NULL:
+                for iv in range(SMALL_INTS):
+                    Py_XDECREF(small[iv])
+                free(small)
+        if self.d.base != NULL:
+            return self._base.value_rows(table) + out
         return out
 
     def match(self, int index, key):
