@@ -345,7 +345,10 @@ class Engine:
     def _authorize_plain(self, principal: Any, action: Any, resource: Any, key: tuple) -> Decision:
         """A cache miss without context or request entities: the common case,
         kept to a few dict lookups around the policy run."""
-        route = self._routes.get(key)  # ``key`` is the raw triple (hashable: the cache hashed it)
+        try:
+            route = self._routes.get(key)  # ``key`` is the raw triple
+        except TypeError:  # unhashable (a dict entity; cache_size=0 hashes nothing)
+            return self._authorize_slow(principal, action, resource, None, None, None)
         if route is None:
             route = _route(self, principal, action, resource)
             if route is None:

@@ -481,3 +481,16 @@ def test_paster_without_the_state():
                  "    cK0 = 3\n", "    if ev.ctx:\n        return True\n"):
         bad = paster(src.replace("    return False\n", body + "    return False\n"), ns)
         assert bad is not None and bad("Q_", ["arg"], "res", const, lambda key: "CX") is None
+
+
+@pytest.mark.parametrize("cache_size", [0, 16])
+def test_unhashable_entities_take_the_slow_path(cache_size):
+    """A Cedar-JSON dict entity (unhashable) is parsed, not looked up in the
+    routes, with and without a decision cache, with and without a context."""
+    text = HEADER + DATA + "[policies]\n" + "\n".join(POLICIES) + "\n"
+    fast = rune_fast.load_text(text, cache_size=cache_size)
+    plain = rune_fast.load_text(text, cache_size=0, policy_generator=generate_test)
+    for ctx in (None, {}, {"need": 1, "tag": True}):
+        for _ in range(2):
+            got = fast.authorize({"type": "User", "id": "a"}, 'Action::"read"', {"type": "Doc", "id": "d1"}, ctx)
+            assert _outcome(got) == _outcome(plain.authorize('User::"a"', 'Action::"read"', 'Doc::"d1"', ctx))
