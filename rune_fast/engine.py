@@ -59,7 +59,8 @@ from .policy.policies import (
 )
 from .request_plans import STEP_BUDGET
 from .engine_data import request_plans as _request_plans, static_data as _static_data
-from .request_link import runner as _runner
+from .request_link import route as _route, runner as _runner
+from .request_link import without_request_plans as _without_request_plans  # noqa: F401 (tests, benchmarks)
 from .analysis.locate import Provenance
 from .decision_cache import DecisionCache as _DecisionCache
 from .decision_cache import NoCache as _NoCache
@@ -135,6 +136,7 @@ class Engine:
         "_decisions",
         "_ent_memo",
         "_plans",
+        "_routes",
         "_core_dep",
         "_entity_dep",
         "_dynamic_hierarchy",
@@ -238,6 +240,7 @@ class Engine:
         self._decisions: dict = {}
         self._ent_memo: dict = {}
         self._plans: dict = {}
+        self._routes: dict = {}  # raw (principal, action, resource) -> _route
         self._sealed = True
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -329,38 +332,33 @@ class Engine:
             return self._authorize_plain(principal, action, resource, key)
         if entities is None and type(context) is dict and not self._cache.capacity:
             # Uncached, with a context: _authorize_slow's fast path, inline.
-            memo = self._ent_memo
             try:
-                p = memo.get(principal)
-                a = memo.get(action)
-                r = memo.get(resource)
+                route = self._routes.get((principal, action, resource))
             except TypeError:
-                p = None
-            if p is not None and a is not None and r is not None and context:
-                flat = _flat_context_within(context, *self._flat_limits)
+                route = None
+            if route is not None and context:
+                flat = _flat_context_within(context, self._flat_limits)
                 if flat is not None:
-                    ctx, plain = flat
-                    return self._answer(p, a, r, ctx, None, None, ctx if plain else None)
+                    return self._finish(route, flat[0], None, flat[1])
         return self._authorize_slow(principal, action, resource, context, entities, None)
 
     def _authorize_plain(self, principal: Any, action: Any, resource: Any, key: tuple) -> Decision:
         """A cache miss without context or request entities: the common case,
         kept to a few dict lookups around the policy run."""
-        memo = self._ent_memo
         try:
-            p = memo.get(principal)
-            a = memo.get(action)
-            r = memo.get(resource)
-        except TypeError:
+            route = self._routes.get(key)  # ``key`` is the raw triple
+        except TypeError:  # unhashable (a dict entity; cache_size=0 hashes nothing)
             return self._authorize_slow(principal, action, resource, None, None, None)
-        if p is None or a is None or r is None:
-            return self._authorize_slow(principal, action, resource, None, None, key)
+        if route is None:
+            route = _route(self, principal, action, resource)
+            if route is None:
+                return self._authorize_slow(principal, action, resource, None, None, key)
         cache = self._cache
         if cache.capacity:
             hit = cache.get_old(key)
             if hit is not None:
                 return hit
-        return self._answer(p, a, r, _EMPTY_CONTEXT, None, key)
+        return self._finish(route, _EMPTY_CONTEXT, key, None)
 
     def _authorize_slow(self, principal: Any, action: Any, resource: Any, context: Any, entities: Any, key: Any) -> Decision:
         cache = self._cache
@@ -381,56 +379,65 @@ class Engine:
             # flat context, converted in one pass (anything else, including
             # every invalid request, takes the full parse below, which
             # reports errors in its usual order).
-            memo = self._ent_memo
-            try:
-                p = memo.get(principal)
-                a = memo.get(action)
-                r = memo.get(resource)
-            except TypeError:
-                p = None
-            if p is not None and a is not None and r is not None:
+            route = _route(self, principal, action, resource)
+            if route is not None:
                 if not context:
-                    return self._answer(p, a, r, _EMPTY_CONTEXT, None, key)
-                flat = _flat_context_within(context, *self._flat_limits)
+                    return self._finish(route, _EMPTY_CONTEXT, key, None)
+                flat = _flat_context_within(context, self._flat_limits)
                 if flat is not None:
-                    ctx, plain = flat
-                    return self._answer(p, a, r, ctx, None, key, ctx if plain else None)
+                    return self._finish(route, flat[0], key, flat[1])
         p, a, r, ctx, ents = self._parse_request(principal, action, resource, context, entities)
         return self._answer(p, a, r, ctx, ents, key)
 
     def _answer(self, p: Entity, a: Entity, r: Entity, ctx: Any, ents: Any, key: Any, cx: Optional[dict] = None) -> Decision:
-        """Run the policies on a parsed request and answer with a shared Decision.
-
-        The one place that turns an evaluation into a decision for both
-        authorize paths, so they cannot drift apart: a failure fails closed
-        and is never cached; otherwise the cached variant is stored under
-        ``key`` (``None``: not cacheable, e.g. unhashable context). ``cx``:
-        the context's facts in key form when the caller has them (see
-        ``_evaluate``).
-        """
+        """Run the policies on a parsed request and answer with a shared
+        Decision (``_finish``; the general path for request entities or a
+        hierarchy derived from the request). ``cx``: the context's facts in
+        key form when the caller has them (see ``_evaluate``)."""
+        if ents is None and not self._dynamic_hierarchy:
+            plan = self._plans.get((a, p[0], r[0]))
+            if plan is None:
+                plan = self._plan(p, a, r)
+            return self._finish((p, a, r) + plan, ctx, key, cx)
         try:
-            if ents is None and not self._dynamic_hierarchy:
-                # _evaluate's common branch, inline (one call fewer per request)
-                plan = self._plans.get((a, p[0], r[0]))
-                if plan is None:
-                    plan = self._plan(p, a, r)
-                run, dyn = plan
-                if dyn is None:
-                    out = run(p, a, r, ctx, self._static)
-                elif self._planned is not None:
-                    out = run(p, a, r, ctx, _PlannedRelations(self._planned, p, a, r, ctx, cx))
-                else:
-                    out = self._evaluate(p, a, r, ctx, ents, cx)
+            out = self._evaluate(p, a, r, ctx, ents, cx)
+        except Exception as e:
+            return self._failed(e)
+        return self._decided(out, key)
+
+    def _finish(self, route: tuple, ctx: Any, key: Any, cx: Optional[dict]) -> Decision:
+        """Run a route's selection (``_route``) on a request without entities.
+
+        With ``_answer``, the one place that turns an evaluation into a
+        decision for every authorize path, so they cannot drift apart: a
+        failure fails closed and is never cached; otherwise the cached
+        variant is stored under ``key`` (``None``: not cacheable, e.g.
+        unhashable context)."""
+        p, a, r, run, dyn, bare = route
+        try:
+            if bare:
+                out = run(p, a, r, ctx, cx)
+            elif dyn is None:
+                out = run(p, a, r, ctx, self._static)
+            elif self._planned is not None:
+                out = run(p, a, r, ctx, _PlannedRelations(self._planned, p, a, r, ctx, cx))
             else:
-                out = self._evaluate(p, a, r, ctx, ents, cx)
+                out = self._evaluate(p, a, r, ctx, None, cx)
         except Exception as e:
             return self._failed(e)
         pair = self._decisions.get(out)
         if pair is None:
             pair = self._decision_pair(out)
-        cache = self._cache
-        if key is not None and cache.capacity:
-            cache.put(key, pair[1])
+        if key is not None and self._cache.capacity:
+            self._cache.put(key, pair[1])
+        return pair[0]
+
+    def _decided(self, out: tuple, key: Any) -> Decision:
+        pair = self._decisions.get(out)
+        if pair is None:
+            pair = self._decision_pair(out)
+        if key is not None and self._cache.capacity:
+            self._cache.put(key, pair[1])
         return pair[0]
 
     def _failed(self, exc: BaseException) -> Decision:
@@ -503,9 +510,11 @@ class Engine:
             plan = self._plans.get((a, p[0], r[0]))
             if plan is None:
                 plan = self._plan(p, a, r)
-            run, dyn = plan
+            run, dyn, bare = plan
             if dyn is None:
                 return run(p, a, r, ctx, static)
+            if bare:
+                return run(p, a, r, ctx, cx)
             planned = self._planned
             if planned is not None:
                 return run(p, a, r, ctx, _PlannedRelations(planned, p, a, r, ctx, cx))
@@ -525,15 +534,17 @@ class Engine:
 
     def _plan(self, p: Entity, a: Entity, r: Entity) -> tuple:
         """(``run(p, a, r, c, d)`` deciding the candidate selection,
-        request-dependent relations it calls or None) for an (action,
-        principal type, resource type) under the static hierarchy; memoized
-        (a complete value per key, so no lock). ``run`` is the selection
-        fused into one function when it is small and has no ``principal ==``
-        policies, else ``PolicySet.run`` over its linked tests
-        (``request_link.runner``)."""
+        request-dependent relations it calls or None, ``bare``) for an
+        (action, principal type, resource type) under the static hierarchy;
+        memoized (a complete value per key, so no lock). ``run`` is the
+        selection fused into one function when it is small and has no
+        ``principal ==`` policies, else ``PolicySet.run`` over its linked
+        tests; ``bare``: fused without the plans' per-request state, ``run``
+        takes the context's facts (or None) as ``d`` (``request_link.runner``)."""
         sel = self.policies.candidates(p, a, r, self._static)
         dyn = sel[2] & self._core_dep
-        plan = (_runner(self, sel), dyn or None)
+        run, bare = _runner(self, sel)
+        plan = (run, dyn or None, bare and bool(dyn))
         if len(self._plans) < 16384 and len(a.id) <= MEMO_MAX_ID:
             self._plans[(a, p[0], r[0])] = plan
         return plan
@@ -710,17 +721,6 @@ class Engine:
     def _request_model_partial(self, p: Any, a: Any, r: Any, ctx: CRecord, ents: Any) -> Any:
         return self._with_request([(p,)] if p is not None else [], [(a,)] if a is not None else [],
                                   [(r,)] if r is not None else [], ctx, ents)
-
-
-def _without_request_plans(engine: Engine) -> Engine:
-    """The same engine answering request-dependent relations with the general
-    evaluator only (for the differential tests and the benchmarks)."""
-    object.__setattr__(engine, "_req_plans", None)
-    object.__setattr__(engine, "_planned", None)
-    engine._plans.clear()  # selections linked to the plans
-    engine._linked.clear()
-    engine._fused.clear()
-    return engine
 
 
 # ---------------------------------------------------------------------------

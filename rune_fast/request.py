@@ -29,7 +29,7 @@ from .lang import ast as A
 from .limits import DEFAULT_LIMITS, Limits
 from .policy.values import CRecord, CSet, ValueBudget, to_value
 from .policy.values import show as _show
-from .values import INT_MAX, INT_MIN, Entity, entity_problem, json_key, parse_entity_literal, plain_str
+from .values import FALSE_KEY, INT_MAX, INT_MIN, TRUE_KEY, Entity, FloatKey, entity_problem, json_key, parse_entity_literal, plain_str
 
 __all__ = [
     "EMPTY_CONTEXT",
@@ -251,29 +251,33 @@ def flat_context(context: dict, limits: Limits = DEFAULT_LIMITS, budget: Optiona
 
 def flat_context_facts(
     context: dict, limits: Limits = DEFAULT_LIMITS, budget: Optional[ValueBudget] = None
-) -> Optional[tuple[CRecord, bool]]:
-    """``flat_context`` and whether every value is a string or an integer:
-    then the record is also its own ``context(K, V)`` facts in key form
-    (``RequestState.load_cx``), and the engine hands it over as such."""
+) -> Optional[tuple[CRecord, dict]]:
+    """``flat_context`` and the record's ``context(K, V)`` facts in key form
+    (``request_plans.context_facts``): the record itself when every value is
+    a string or an integer (their own key form), else a dict with booleans
+    and floats in key form. The engine hands them to the request plans."""
     if budget is None:
-        return flat_context_within(context, limits.max_value_depth, limits.max_string_length,
-                                   limits.max_request_values, limits.max_request_chars)
-    got = flat_context_within(context, budget.depth, budget.string, budget.values, budget.chars)
+        return flat_context_within(context, (limits.max_value_depth, limits.max_string_length,
+                                             limits.max_request_values, limits.max_request_chars))
+    got = flat_context_within(context, (budget.depth, budget.string, budget.values, budget.chars))
     if got is not None:
         budget.values -= 1 + 3 * len(context)
         budget.chars -= sum(map(len, context)) + sum([len(v) for v in context.values() if type(v) is str])
     return got
 
 
-def flat_context_within(context: dict, depth: int, longest: int, values: int, chars: int) -> Optional[tuple[CRecord, bool]]:
-    """``flat_context_facts`` under explicit limits (nesting ``depth``,
-    ``longest`` string, ``values`` and ``chars`` left for the request); the
-    engine keeps its own limits as such a tuple."""
+def flat_context_within(context: dict, limits: tuple[int, int, int, int]) -> Optional[tuple[CRecord, dict]]:
+    """``flat_context_facts`` under explicit limits: ``(depth, longest,
+    values, chars)``, the nesting depth, the longest string, and the values
+    and characters left for the request; the engine keeps its own limits as
+    such a tuple. One pass over the context checks it and notes the entries
+    whose key form differs from the value (booleans, floats)."""
+    depth, longest, values, chars = limits
     n = len(context)
     if n == 1 and ("__entity" in context or "__extn" in context):
         return None
     used = 0  # characters of every key and string value
-    plain = True
+    odd = None  # keys of booleans and floats
     for k, v in context.items():
         if type(k) is not str:
             return None
@@ -286,12 +290,18 @@ def flat_context_within(context: dict, depth: int, longest: int, values: int, ch
                 return None
         elif t is bool:
             used += len(k)
-            plain = False
+            if odd is None:
+                odd = [k]
+            else:
+                odd.append(k)
         elif t is float:
             used += len(k)
             if v != v or v == _INF or v == -_INF:
                 return None
-            plain = False
+            if odd is None:
+                odd = [k]
+            else:
+                odd.append(k)
         else:
             return None
     # No single string is longer than all of them together, so ``used <=
@@ -299,7 +309,14 @@ def flat_context_within(context: dict, depth: int, longest: int, values: int, ch
     # left to to_value (correct, only slower).
     if used > longest or depth <= 0 or values < 1 + 3 * n or chars < used:
         return None
-    return CRecord(context), plain
+    record = CRecord(context)
+    if odd is None:
+        return record, record
+    facts = dict(context)
+    for k in odd:
+        v = facts[k]
+        facts[k] = (TRUE_KEY if v else FALSE_KEY) if type(v) is bool else FloatKey((v,))
+    return record, facts
 
 
 #: The decision cache's key of a raw context or entities value (``None`` for

@@ -27,18 +27,22 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .errors import RuneError
-from .policy.codegen import Link, generate_test
-from .policy.fused import MAX_FUSED, generate_selection
-from .request_plans import Fallback
+from .policy.codegen import generate_test
+from .policy.link import Link
+from .policy.fused import MAX_FUSED, generate_bare_selection, generate_selection
+from .request_plans import Fallback, context_facts
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only; the engine imports this module
     from .engine import Engine
 
-__all__ = ["FUSED_SELECTIONS", "make_link", "runner", "linked_selection"]
+__all__ = ["FUSED_SELECTIONS", "ROUTE_ENTRIES", "make_link", "runner", "linked_selection", "route", "without_request_plans"]
 
 #: Fused selections kept per engine (each a generated function): beyond
 #: this many distinct candidate sets, new ones run as a loop over linked tests.
 FUSED_SELECTIONS = 512
+
+#: Routes (raw principal/action/resource -> entities and plan) kept per engine.
+ROUTE_ENTRIES = 16384
 
 
 def make_link(engine: "Engine") -> Optional[Link]:
@@ -103,28 +107,78 @@ def linked_selection(engine: "Engine", sel: tuple) -> tuple:
     )
 
 
-def runner(engine: "Engine", sel: tuple) -> Callable[..., Any]:
-    """``run(p, a, r, c, d) -> (decision, reasons, errors)`` for a selection
-    on the common path: the selection fused into one function when it has
-    at most ``MAX_FUSED`` candidates and no ``principal ==`` policies (and
-    fewer than ``FUSED_SELECTIONS`` are kept), else ``PolicySet.run`` over
-    its linked tests."""
-    general, by_p, _rels = sel
+def runner(engine: "Engine", sel: tuple) -> tuple[Callable[..., Any], bool]:
+    """``(run, bare)`` for a selection on the common path. ``run(p, a, r, c,
+    d) -> (decision, reasons, errors)`` is the selection fused into one
+    function when it has at most ``MAX_FUSED`` candidates and no ``principal
+    ==`` policies (and fewer than ``FUSED_SELECTIONS`` are kept), else
+    ``PolicySet.run`` over its linked tests. ``bare``: ``run`` was fused
+    without the request plans' per-request state (every plan it asks is
+    pasted, ``fused.generate_bare_selection``) and takes the context's
+    facts (or None) in place of ``d``."""
+    general, by_p, rels = sel
     link = make_link(engine)
     if link is not None and by_p is None and len(general) <= MAX_FUSED:
         idxs = tuple(e[0] for e in general)
         fused: dict = engine._fused
-        fn: Optional[Callable[..., Any]] = fused.get(idxs)
-        if fn is None and len(fused) < FUSED_SELECTIONS:
+        got: Optional[tuple] = fused.get(idxs)
+        if got is None and len(fused) < FUSED_SELECTIONS:
             pols = engine.policies.policies
+            entries = [(pols[i].policy, pols[i].id, pols[i].forbid) for i in idxs]
+            strict = engine.policies.strict_forbid
             try:
-                fn = generate_selection([(pols[i].policy, pols[i].id, pols[i].forbid) for i in idxs],
-                                        link, engine.policies.strict_forbid)
-            except (RuneError, SyntaxError, RecursionError, MemoryError):  # e.g. nesting: keep the loop
                 fn = None
-            if fn is not None:
-                fused[idxs] = fn
-        if fn is not None:
-            return fn
+                if rels & engine._core_dep and engine._planned is not None:
+                    fn = generate_bare_selection(entries, link, strict, context_facts)
+                got = (fn, True) if fn is not None else (generate_selection(entries, link, strict), False)
+            except (RuneError, SyntaxError, RecursionError, MemoryError):  # e.g. nesting: keep the loop
+                got = None
+            if got is not None:
+                fused[idxs] = got
+        if got is not None:
+            return got
     run: Callable[..., Any] = partial(engine.policies.run, linked_selection(engine, sel))
-    return run
+    return run, False
+
+
+def route(engine: "Engine", principal: Any, action: Any, resource: Any) -> Optional[tuple]:
+    """``(p, a, r, run, dyn, bare)`` (``Engine._plan``) for raw request
+    entities already parsed once (in the entity memo), on the common path
+    (no rule derives the hierarchy from the request); None otherwise.
+
+    Kept in ``Engine._routes`` on the raw triple, which determines the
+    entities and so the plan (nothing else: not the context), so that the
+    next request with the same triple finds all of it in one lookup. At most
+    ``ROUTE_ENTRIES``; the raw forms are the entity memo's own keys, which
+    are short (``MEMO_MAX_ID``)."""
+    if engine._dynamic_hierarchy:
+        return None
+    memo = engine._ent_memo
+    try:
+        p = memo.get(principal)
+        a = memo.get(action)
+        r = memo.get(resource)
+    except TypeError:
+        return None
+    if p is None or a is None or r is None:
+        return None
+    plan = engine._plans.get((a, p[0], r[0]))
+    if plan is None:
+        plan = engine._plan(p, a, r)
+    got = (p, a, r) + plan
+    routes = engine._routes
+    if len(routes) < ROUTE_ENTRIES:
+        routes[(principal, action, resource)] = got
+    return got
+
+
+def without_request_plans(engine: "Engine") -> "Engine":
+    """The same engine answering request-dependent relations with the general
+    evaluator only (for the differential tests and the benchmarks)."""
+    object.__setattr__(engine, "_req_plans", None)
+    object.__setattr__(engine, "_planned", None)
+    engine._plans.clear()  # selections linked to the plans
+    engine._routes.clear()
+    engine._linked.clear()
+    engine._fused.clear()
+    return engine

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import math
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,7 +30,8 @@ from rune_fast.policy.codegen import generate_test
 from rune_fast.policy.values import CRecord, to_value
 from rune_fast.request import budget_for, flat_context, flat_context_facts, parse_context
 from rune_fast.request_plans.codegen import FunctionGen, Names
-from rune_fast.values import INT_MAX, Entity
+from rune_fast.request_plans import context_facts
+from rune_fast.values import FALSE_KEY, INT_MAX, TRUE_KEY, Entity, FloatKey
 
 # ---------------------------------------------------------------------------
 # flat_context vs to_value
@@ -94,9 +96,33 @@ def test_flat_context_converts_like_to_value(ctx, limits):
     assert type(got) is CRecord and got == want and _kinds(got) == _kinds(want)
     assert (fast_budget.values, fast_budget.chars) == (slow_budget.values, slow_budget.chars)
     assert flat_context(ctx, limits) == got  # without a budget: the same answer
-    _rec, plain = flat_context_facts(ctx, limits)
-    assert plain == all(type(v) in (str, int) for v in ctx.values())
+    rec, facts = flat_context_facts(ctx, limits)
+    # the facts: what the plans' own one-pass conversion gives, kinds included;
+    # the record itself exactly when every value is its own key form
+    want_facts = context_facts(rec)
+    assert dict(facts) == want_facts and _key_kinds(facts) == _key_kinds(want_facts)
+    assert (facts is rec) == all(type(v) in (str, int) for v in ctx.values())
     assert parse_context(ctx, limits) == want
+
+
+def _key_kinds(facts: dict) -> list:
+    return [(k, type(v), v if type(v) is not str else None) for k, v in facts.items()]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.text(max_size=4), st.one_of(
+    st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=3)),
+    min_size=1, max_size=5))
+def test_flat_context_facts_are_the_plans_facts(ctx):
+    """Flat contexts only (booleans, floats, integers, strings): the facts of
+    the one pass are ``context_facts`` of the record, entry by entry and kind
+    by kind (``True`` is not ``1``, ``1.0`` not ``1``)."""
+    rec, facts = flat_context_facts(ctx)
+    want = context_facts(rec)
+    assert list(facts) == list(want) and all(facts[k] is want[k] or
+                                             (type(facts[k]) is type(want[k]) and facts[k] == want[k]) for k in want)
+    assert (facts is rec) == all(type(v) in (str, int) for v in ctx.values())
+    assert rec == CRecord(ctx) and _kinds(rec) == _kinds(ctx)
 
 
 def _same_as_to_value(ctx: dict, limits: Limits) -> None:
@@ -133,8 +159,13 @@ def test_flat_context_limits_at_their_boundaries():
 def test_flat_context_accepts_the_common_context():
     ctx = {"path": "/tmp/x", "steps": 3, "ok": True, "ratio": 0.5}
     assert dict(flat_context(ctx)) == ctx and type(flat_context(ctx)) is CRecord
-    assert flat_context_facts({"path": "/tmp/x", "steps": 3})[1] is True
-    assert flat_context_facts(ctx)[1] is False  # booleans and floats have a key form of their own
+    rec, facts = flat_context_facts({"path": "/tmp/x", "steps": 3})
+    assert facts is rec
+    rec, facts = flat_context_facts(ctx)  # booleans and floats have a key form of their own
+    assert facts == {"path": "/tmp/x", "steps": 3, "ok": TRUE_KEY, "ratio": FloatKey((0.5,))}
+    assert type(facts["ratio"]) is FloatKey and rec == CRecord(ctx)
+    rec, facts = flat_context_facts({"f": False, "one": 1, "t": True, "x": 1.0})
+    assert facts["f"] is FALSE_KEY and facts["t"] is TRUE_KEY and facts["one"] == 1 and type(facts["x"]) is FloatKey
     # What it leaves to to_value: nested values, entities, subclasses, odd keys, limits.
     for odd in ({"a": {"b": 1}}, {"a": [1]}, {"a": None}, {"a": Text("x")}, {"a": Num(1)},
                 {"__entity": 'User::"a"'}, {"__extn": "x"}, {1: "x"}, {"a": INT_MAX + 1},
@@ -294,10 +325,10 @@ def test_straight_line_plans_are_pasted_and_the_others_called():
     assert pastes[("mine", (True,))] is not None and pastes[("tagged", (False,))] is not None
     assert pastes[("budget_ok", (True,))] is None
     e.authorize('User::"a"', 'Action::"read"', 'Doc::"d1"', {"need": 1, "tag": 1})
-    sources = [fn.__rune_source__ for fn in e._fused.values()]
+    sources = [fn.__rune_source__ for fn, _bare in e._fused.values()]
     assert sources and any("d.load_cx()" in s for s in sources)  # tagged's body, pasted
     called = e._req_plans.by_mask[("tagged", (False,))]
-    assert all(called not in fn.__globals__.values() for fn in e._fused.values())
+    assert all(called not in fn.__globals__.values() for fn, _bare in e._fused.values())
     # unfit shapes: a loop, a memo, a callee, a hand-over
     assert paster("def F(ev):\n    for x in R:\n        return True\n    return False\n", {}) is None
     assert paster("def F(ev, *, G=None):\n    if G(ev):\n        return True\n    return False\n", {}) is None
@@ -310,7 +341,16 @@ def test_straight_line_plans_are_pasted_and_the_others_called():
     assert paste is not None
     consts: dict = {}
     lines = paste("Q_", ["arg"], "res", lambda v: consts.setdefault(id(v), f"K{len(consts)}"))
-    assert lines == ["Q_v0 = arg", "if Q_v0 == 'v0 ev a0' and Q_v0 in K0:", "    res = True; break", "res = False; break"]
+    # the copy ``v0 = a0`` is dropped: ``a0`` is read where ``v0`` was
+    assert lines == ["if arg == 'v0 ev a0' and arg in K0:", "    res = True; break", "res = False; break"]
+    # a copy is kept when either side is assigned again (each rule copy rebinds ``v0``)
+    paste = paster("def F(ev, a0):\n    v0 = a0\n    if v0 in S1:\n        return True\n    v0 = K2\n"
+                   "    v1 = v0\n    if v1 in S1:\n        return True\n    return False\n", {"S1": frozenset({"x"}), "K2": "y"})
+    assert paste is not None
+    consts.clear()
+    assert paste("Q_", ["arg"], "res", lambda v: consts.setdefault(id(v), f"K{len(consts)}")) == [
+        "Q_v0 = arg", "if Q_v0 in K0:", "    res = True; break", "Q_v0 = K1", "Q_v1 = Q_v0", "if Q_v1 in K0:",
+        "    res = True; break", "res = False; break"]
 
 
 @settings(max_examples=100, deadline=None)
@@ -328,3 +368,129 @@ def test_load_cx_is_the_context_facts_in_key_form(ctx):
     got = state.load_cx()
     assert got == want and state.cx is got
     assert all(type(got[k]) is type(want[k]) for k in want)
+
+
+# ---------------------------------------------------------------------------
+# Selections fused without the plans' per-request state ("bare"), routes
+
+
+def _bare_selections(e) -> list:
+    return [fn for fn, bare in e._fused.values() if bare]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(POLICIES), min_size=1, max_size=len(POLICIES), unique=True),
+       st.booleans(),
+       st.lists(st.tuples(st.sampled_from(PRINCIPALS), st.sampled_from(ACTIONS), st.sampled_from(RESOURCES), CTX),
+                min_size=1, max_size=8))
+def test_bare_selections_decide_like_selections_with_the_state(policies, strict, reqs):
+    """The same engine with every selection fused with the per-request state
+    (``generate_bare_selection`` refusing): same outcomes, booleans and
+    floats in the context included (``CTX``), memoized routes or not."""
+    import rune_fast.request_link as request_link
+
+    text = HEADER + DATA + "[policies]\n" + "\n".join(policies) + "\n"
+    bare = rune_fast.load_text(text, cache_size=0, strict_forbid=strict)
+    for p, a, r, ctx in reqs + reqs:
+        bare.authorize(p, a, r, ctx)
+    with mock.patch.object(request_link, "generate_bare_selection", lambda *args: None):
+        stateful = rune_fast.load_text(text, cache_size=0, strict_forbid=strict)
+        for p, a, r, ctx in reqs + reqs:
+            assert _outcome(bare.authorize(p, a, r, ctx)) == _outcome(stateful.authorize(p, a, r, ctx)), (policies, p, a, r, ctx)
+        assert not _bare_selections(stateful)
+
+
+def test_bare_selection_reads_each_context_entry_once_and_no_state():
+    """``mine`` and ``tagged`` are pasted: a selection asking only them is
+    fused bare (no ``d`` at all), reading ``tag`` once at the top although
+    two policies paste ``tagged``; one asking ``budget_ok`` (called) keeps
+    the state."""
+    pols = [POLICIES[7], 'forbid(principal, action, resource) when { tagged(_) && principal == User::"c" };',
+            POLICIES[5]]
+    text = HEADER + DATA + "[policies]\n" + "\n".join(pols) + "\n"
+    e = rune_fast.load_text(text, cache_size=0)
+    assert _outcome(e.authorize('User::"a"', 'Action::"read"', 'Doc::"d1"', {"tag": True})) == \
+        ("permit", ("policy0",), ())
+    (src,) = [fn.__rune_source__ for fn in _bare_selections(e)]
+    assert src.startswith("def run(p, a, r, c, cx):")
+    assert src.count("cx.get(") == 1 and "load_cx" not in src and "budget" not in src
+    assert "d." not in src and "(d" not in src
+    e2 = rune_fast.load_text(HEADER + DATA + "[policies]\n" + POLICIES[6] + "\n", cache_size=0)
+    e2.authorize('User::"a"', 'Action::"read"', 'Doc::"d1"', {"need": 1})
+    assert e2._fused and not _bare_selections(e2)  # budget_ok is called: the state stays
+
+
+def test_context_changes_between_requests_are_seen():
+    """Nothing of one request's context is kept: the same dict, mutated, and
+    the same triple with other contexts, answer from the context given."""
+    text = HEADER + DATA + "[policies]\n" + POLICIES[7] + "\n"
+    fast = rune_fast.load_text(text, cache_size=0)
+    plain = rune_fast.load_text(text, cache_size=0, policy_generator=generate_test)
+    ctx: dict = {"tag": 1}
+    seen = set()
+    for tag in (1, True, 1.5, 1.0, "1", 2, False, 1):
+        ctx["tag"] = tag
+        for e in (fast, plain):
+            seen.add((repr(tag), e.authorize('User::"a"', 'Action::"read"', 'Doc::"d1"', ctx).decision))
+        assert _outcome(fast.authorize('User::"a"', 'Action::"read"', 'Doc::"d1"', ctx)) == \
+            _outcome(plain.authorize('User::"a"', 'Action::"read"', 'Doc::"d1"', ctx))
+    assert ("1", "permit") in seen and ("True", "permit") in seen and ("1.0", "deny") in seen
+    assert ("False", "deny") in seen and ("'1'", "deny") in seen
+
+
+def test_routes_follow_the_raw_triple_and_are_bounded(monkeypatch):
+    """Every spelling of an entity decides alike; past ROUTE_ENTRIES routes
+    requests are still decided (without a route memo)."""
+    import rune_fast.request_link as request_link
+
+    text = HEADER + DATA + "[policies]\n" + "\n".join(POLICIES) + "\n"
+    plain = rune_fast.load_text(text, cache_size=0, policy_generator=generate_test)
+    for limit in (request_link.ROUTE_ENTRIES, 1):
+        monkeypatch.setattr(request_link, "ROUTE_ENTRIES", limit)
+        fast = rune_fast.load_text(text, cache_size=0)
+        for p in PRINCIPALS:
+            ent = Entity.parse(p)
+            for form in (p, ent, (ent.type, ent.id)):
+                for ctx in (None, {}, {"need": 1, "tag": True}, {"tag": 1.5, "deny": False}):
+                    got = fast.authorize(form, 'Action::"read"', ("Doc", "d1"), ctx)
+                    assert _outcome(got) == _outcome(plain.authorize(p, 'Action::"read"', 'Doc::"d1"', ctx))
+        assert len(fast._routes) <= limit and fast._routes
+
+
+def test_paster_without_the_state():
+    """The prologue goes, each context entry becomes the caller's local,
+    ``ev.p`` the request's ``p``; anything else of ``ev``, or a reassigned
+    entry, cannot be pasted without the state."""
+    from rune_fast.request_plans.paste import paster
+
+    ns = {"K0": "path", "S1": frozenset({"x"})}
+    src = ("def F(ev, a0):\n    cx = ev.cx\n    if cx is None:\n        cx = ev.load_cx()\n"
+           "    cK0 = cx.get(K0)\n    v0 = a0\n    if v0 == ev.p and cK0 in S1 and 'k' in cx:\n"
+           "        return True\n    return False\n")
+    paste = paster(src, ns)
+    assert paste is not None
+    consts: dict = {}
+    const = lambda v: consts.setdefault(id(v), f"K{len(consts)}")  # noqa: E731
+    locals_: dict = {}
+    lines = paste("Q_", ["arg"], "res", const, lambda key: locals_.setdefault(key, f"CX{len(locals_)}"))
+    assert lines == ["if arg == p and CX0 in K0 and 'k' in cx:", "    res = True; break", "res = False; break"]
+    assert locals_ == {"path": "CX0"}
+    # with the state: unchanged
+    assert paste("Q_", ["arg"], "res", const)[:2] == ["Q_cx = d.cx", "if Q_cx is None:"]
+    for body in ("    if ev.budget:\n        return True\n", "    if ev.pp:\n        return True\n",
+                 "    cK0 = 3\n", "    if ev.ctx:\n        return True\n"):
+        bad = paster(src.replace("    return False\n", body + "    return False\n"), ns)
+        assert bad is not None and bad("Q_", ["arg"], "res", const, lambda key: "CX") is None
+
+
+@pytest.mark.parametrize("cache_size", [0, 16])
+def test_unhashable_entities_take_the_slow_path(cache_size):
+    """A Cedar-JSON dict entity (unhashable) is parsed, not looked up in the
+    routes, with and without a decision cache, with and without a context."""
+    text = HEADER + DATA + "[policies]\n" + "\n".join(POLICIES) + "\n"
+    fast = rune_fast.load_text(text, cache_size=cache_size)
+    plain = rune_fast.load_text(text, cache_size=0, policy_generator=generate_test)
+    for ctx in (None, {}, {"need": 1, "tag": True}):
+        for _ in range(2):
+            got = fast.authorize({"type": "User", "id": "a"}, 'Action::"read"', {"type": "Doc", "id": "d1"}, ctx)
+            assert _outcome(got) == _outcome(plain.authorize('User::"a"', 'Action::"read"', 'Doc::"d1"', ctx))

@@ -30,6 +30,7 @@ from ..lang import ast as A
 from ..like import like_matcher as _like_matcher
 from ..values import INT_MAX, INT_MIN, Entity, value_key
 from .data import SCALARS
+from .link import Link
 from .values import MISSING, CRecord, CSet, cedar_eq, eval_error, overflow_error, type_error
 
 __all__ = ["Link", "PolicyTest", "generate_test", "generate_expression", "const_value", "NOCONST"]
@@ -223,34 +224,6 @@ _HELPERS = {
     "_ER0": _EMPTY_ATTRS,
     "__builtins__": {},
 }
-
-
-class Link(NamedTuple):
-    """What an engine knows about the data of its common request (no
-    request entities, a hierarchy no rule derives), for ``generate_test(...,
-    link=...)``: the generated test then reads that data directly instead of
-    through ``d``'s methods, one or two Python calls fewer per read.
-
-    - ``relation(name, mask)``: how a call of relation ``name`` with the
-      bound positions ``mask`` is answered, or ``None`` for ``d.contains`` /
-      ``d.matches`` as usual: ``("rows", S)``, the row (key form) is in the
-      frozenset ``S``; ``("proj", S)``, the bound values (a tuple, key form)
-      are in the projection ``S``; ``("probe", f)``, ``f(row)``; ``("plan",
-      f, exc[, paste])``, the request plan ``f(d, *bound values)`` answers, while
-      ``d.budget >= 0``, and an ``exc`` it raises (or a spent budget) hands
-      the question to ``d.general(name, row)``; ``paste``: the plan's body
-      to paste instead of the call, or None (``request_plans/paste.py``).
-    - ``ancestors``: entity -> frozenset of its ancestors (``d.is_in``);
-    - ``attrs``: entity -> record of its attributes (``d.get_attr``).
-
-    The linked test must give exactly what the unlinked one gives on the
-    data ``d`` the engine passes with it; ``tests/test_request_fastpath.py``
-    checks the two against each other.
-    """
-
-    relation: Callable[[str, tuple], Optional[tuple]]
-    ancestors: Optional[Any] = None
-    attrs: Optional[Any] = None
 
 
 _KIND_OF_VAR = {"p": "entity", "a": "entity", "r": "entity", "c": "record"}
@@ -660,6 +633,12 @@ class _CodeGen:
             # a straight-line plan pasted in (request_plans/paste.py): its body in a one-pass loop
             args = [f"{v}_a{j}" for j in range(sum(mask))]
             self.emit("; ".join(f"{a} = {x}" for a, x in zip(args, (x for x, b in zip(keyed, mask) if b))) or "pass")
+            local = self.link.context_local if self.link is not None else None
+            pasted = how[3](f"{v}_", args, v, self.k, local) if local is not None else None
+            if pasted is not None:  # without the per-request state (see Link)
+                self.emit("while True:")
+                self.lines += ["    " * (self.ind + 1) + line for line in pasted]
+                return v, "bool"
             self.emit("if d.budget >= 0:")
             self.emit("    while True:")
             self.lines += ["    " * (self.ind + 2) + line for line in how[3](f"{v}_", args, v, self.k)]

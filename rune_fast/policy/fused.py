@@ -22,6 +22,8 @@ function against ``PolicySet.run`` on random selections.
 
 from __future__ import annotations
 
+import io
+import tokenize
 import warnings
 from typing import Any, Callable, Optional, Sequence
 
@@ -29,7 +31,7 @@ from ..errors import RuneEvalError
 from ..lang import ast as A
 from .codegen import _HELPERS, Link, policy_block
 
-__all__ = ["generate_selection", "MAX_FUSED"]
+__all__ = ["generate_selection", "generate_bare_selection", "MAX_FUSED"]
 
 #: Selections with more candidates keep ``PolicySet.run``'s loop (one
 #: function per selection is generated on first use; keep it small).
@@ -44,8 +46,48 @@ def generate_selection(
     what ``PolicySet.run`` answers for a selection of exactly their tests
     (generated with ``link``). Raises what the code generator raises for a
     policy it cannot compile (the caller then keeps the loop)."""
+    lines, glb = _blocks(entries, link, strict_forbid)
+    return _compile(["def run(p, a, r, c, d):"] + lines, glb)
+
+
+def generate_bare_selection(
+    entries: Sequence[tuple[A.Policy, str, bool]], link: Link, strict_forbid: bool,
+    context_facts: Callable[[Any], dict],
+) -> Optional[Callable[..., tuple]]:
+    """The same selection as ``run(p, a, r, c, cx)`` without the request
+    plans' per-request state, or None when a test needs it (``d``: a plan
+    that is called or that is not straight-line, a read through the data's
+    methods). ``cx``: the context's ``context(K, V)`` facts in key form, or
+    None to compute them with ``context_facts(c)``.
+
+    Every plan is then pasted, so none can spend the step budget or hand
+    the request over: the budget test and the hand-over are dropped, and
+    each context entry the pasted plans read is read once, at the top (the
+    facts are the request's, unchanged while it runs)."""
+    reads: dict[tuple, str] = {}
+    glb_keys: dict[str, Any] = {}
+
+    def context_local(key: Any) -> str:
+        name = reads.get((type(key), key))
+        if name is None:
+            name = reads[(type(key), key)] = f"CX{len(reads)}"
+            glb_keys[f"{name}_k"] = key
+        return name
+
+    lines, glb = _blocks(entries, link._replace(context_local=context_local), strict_forbid)
+    for tok in tokenize.generate_tokens(io.StringIO("\n".join(lines) + "\n").readline):
+        if tok.type == tokenize.NAME and tok.string == "d":
+            return None  # generated text never has an attribute named ``d``: this is the state
+    glb.update(glb_keys)
+    glb["_CXF"] = context_facts
+    head = ["def run(p, a, r, c, cx):", "    if cx is None:", "        cx = _CXF(c)"]
+    head += [f"    {name} = cx.get({name}_k)" for name in reads.values()]
+    return _compile(head + lines, glb)
+
+
+def _blocks(entries: Sequence[tuple[A.Policy, str, bool]], link: Optional[Link], strict_forbid: bool) -> tuple[list, dict]:
+    """The body of a selection's function and its globals."""
     lines = [
-        "def run(p, a, r, c, d):",
         "    forbids = None",
         "    permits = None",
         "    errors = None",
@@ -83,6 +125,10 @@ def generate_selection(
         "        return ('permit', permits, errs)",
         "    return ('deny', (), errs)",
     ]
+    return lines, glb
+
+
+def _compile(lines: list, glb: dict) -> Callable[..., tuple]:
     src = "\n".join(lines) + "\n"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -63,10 +63,10 @@ from ..lang import ast as A
 from ..lang.safety import ROLE_ATOM, BodyInfo, classify_body
 from ..values import value_key as row_key
 from .codegen import FunctionGen, Names, Snapshot, Unsupported
-from .ops import STEP_BUDGET, Fallback, RequestState
+from .ops import STEP_BUDGET, Fallback, RequestState, context_facts
 from .paste import Paster, paster
 
-__all__ = ["RequestPlans", "RequestState", "Fallback", "STEP_BUDGET", "SNAPSHOT_LIMIT"]
+__all__ = ["RequestPlans", "RequestState", "Fallback", "STEP_BUDGET", "SNAPSHOT_LIMIT", "context_facts"]
 
 #: A request-independent relation read by a plan is copied into Python
 #: indexes; beyond this many rows the plans that read it are not built.

@@ -17,7 +17,7 @@ from ..values import TRUE_KEY as _TRUE_KEY
 from ..values import FloatKey as _FloatKey
 from ..values import value_key as row_key
 
-__all__ = ["Fallback", "Unsupported", "RequestState", "STEP_BUDGET"]
+__all__ = ["Fallback", "Unsupported", "RequestState", "STEP_BUDGET", "context_facts"]
 
 #: Rows a request's plans may visit before the request is handed to the
 #: general evaluator (which enforces the configured limits).
@@ -163,22 +163,29 @@ class RequestState:
         self.budget = budget
 
     def load_cx(self) -> dict:
-        """``context(K, V)`` facts as a dict K -> V (key form): top-level scalars.
+        """``context(K, V)`` facts as a dict K -> V (key form): ``context_facts``.
 
-        One pass over the record. When every value is a string, an integer
-        or an entity (their own key form), that dict equals the record: the
-        engine then hands the record over as ``cx`` and this never runs."""
-        cx = {}
-        for k, v in self.ctx.items():
-            t = type(v)
-            if t is str or t is int or t is Entity:
-                cx[k] = v
-            elif t is bool:
-                cx[k] = _TRUE_KEY if v else _FALSE_KEY
-            elif t is float:
-                cx[k] = row_key(v)
-        self.cx = cx  # read only, like every cx
+        When every value is a string, an integer or an entity (their own key
+        form), that dict equals the record: the engine then hands the record
+        over as ``cx`` and this never runs."""
+        cx = self.cx = context_facts(self.ctx)  # read only, like every cx
         return cx
+
+
+def context_facts(ctx: Mapping[str, Any]) -> dict:
+    """A context's ``context(K, V)`` facts as a dict K -> V in key form: its
+    top-level scalars, in one pass over the record (booleans become the two
+    sentinels, floats ``FloatKey``; nested values have no fact)."""
+    cx = {}
+    for k, v in ctx.items():
+        t = type(v)
+        if t is str or t is int or t is Entity:
+            cx[k] = v
+        elif t is bool:
+            cx[k] = _TRUE_KEY if v else _FALSE_KEY
+        elif t is float:
+            cx[k] = row_key(v)
+    return cx
 
 
 # ---------------------------------------------------------------------------

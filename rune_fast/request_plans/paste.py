@@ -13,6 +13,15 @@ module names bound as the policy's constants, and ``return X`` turned into
 text is the plan's own generated text, so it answers exactly what the call
 answers; ``tests/test_request_fastpath.py`` checks linked policies against
 the plain ones.
+
+Pasted into a fused selection without the per-request state (``Link``'s
+``context_local``), the plan's prologue (``cx = ev.cx``, ``load_cx``, one
+``cK = cx.get(K)`` per context entry it reads) is dropped: ``cx`` is the
+fused function's context facts, each ``cK`` the fused function's local
+holding that entry (read once per selection, not once per plan), and
+``ev.p``/``ev.a``/``ev.r`` the request itself (``p``, ``a``, ``r``: the
+state holds the same entities). A plan that reads anything else of ``ev``
+is not pasted that way (the paster answers None).
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from __future__ import annotations
 import builtins
 import io
 import keyword
+import re
 import tokenize
 from typing import Any, Callable, Optional
 
@@ -33,10 +43,15 @@ _UNFIT = ("for ", "while ", "memo", "_FB", "_agg(", "lambda", "yield", "*,", "de
 #: Plans nested deeper than this many levels are called, not pasted.
 MAX_DEPTH = 40
 
-#: (lines at indent 0, ending in ``break``-terminated assignments to the
-#: result; globals to bind) for a prefix, the call's argument names and the
-#: result variable.
-Paster = Callable[[str, "list[str]", str, Callable[[Any], str]], "list[str]"]
+#: Lines at indent 0, ending in ``break``-terminated assignments to the
+#: result, for a prefix, the call's argument names, the result variable, the
+#: namer of constants and ``context_local`` (``None``: read the state ``d``;
+#: else the answer is None when the plan cannot be pasted without it).
+Paster = Callable[..., Optional["list[str]"]]
+
+#: The prologue of a plan that reads the context (``codegen.FunctionGen.source``).
+_CX_PROLOGUE = ["cx = ev.cx", "if cx is None:", "    cx = ev.load_cx()"]
+_CX_READ = re.compile(r"(cK\w+) = cx\.get\((\w+)\)$")
 
 
 def paster(src: str, ns: dict) -> Optional[Paster]:
@@ -74,13 +89,51 @@ def paster(src: str, ns: dict) -> Optional[Paster]:
             prev = tok
     text_lines = text.split("\n")
     args_of = {p: i for i, p in enumerate(params[1:])}
+    # Without the state: the prologue's rows (1-based) and cK local -> K name.
+    skip: set = set()
+    reads: dict[str, str] = {}
+    if text_lines[:3] == _CX_PROLOGUE:
+        skip = {1, 2, 3}
+        for i, line in enumerate(text_lines[3:], 4):
+            m = _CX_READ.match(line)
+            if m is None:
+                break
+            skip.add(i)
+            reads[m.group(1)] = m.group(2)
+    # Pasted without the state only when every other use of ``ev`` is the
+    # request's principal, action or resource and no cK local is reassigned.
+    bare = True
+    for row, _c0, c1, name in names:
+        after = text_lines[row - 1][c1:c1 + 3]
+        if name == "ev" and row not in skip and (after[:2] not in (".p", ".a", ".r") or after[2:].isalnum() or after[2:] == "_"):
+            bare = False
+    if any(re.search(rf"\b{re.escape(k)}\s*=(?!=)", line) for k in reads for line in text_lines[len(skip):]):
+        bare = False
 
-    def paste(prefix: str, args: list[str], result: str, const: Callable[[Any], str]) -> list[str]:
+    copies = _copies(text_lines, set(params) | set(ns))
+
+    def paste(prefix: str, args: list[str], result: str, const: Callable[[Any], str],
+              context_local: Optional[Callable[[Any], str]] = None) -> Optional[list[str]]:
         if len(args) != len(args_of):
             raise ValueError("wrong number of arguments for a pasted plan")
+        stateless = context_local is not None
+        if stateless and not bare:
+            return None
         out = list(text_lines)
         for row, c0, c1, name in reversed(names):  # right to left keeps the columns valid
-            if name == "ev":
+            if (stateless and row in skip) or row in copies[1]:
+                continue
+            name = copies[0].get(name, name)
+            if stateless and name == "ev":
+                line = out[row - 1]  # ``ev.p`` (checked above): the fused function's ``p``
+                out[row - 1] = line[:c0] + line[c1 + 1] + line[c1 + 2:]
+                continue
+            if stateless and name == "cx":
+                continue  # the fused function's context facts
+            if stateless and name in reads:
+                assert context_local is not None
+                new = context_local(ns[reads[name]])
+            elif name == "ev":
                 new = "d"
             elif name in args_of:
                 new = args[args_of[name]]
@@ -95,7 +148,9 @@ def paster(src: str, ns: dict) -> Optional[Paster]:
             line = out[row - 1]
             out[row - 1] = line[:c0] + new + line[c1:]
         res = []
-        for line in out:
+        for i, line in enumerate(out, 1):
+            if (stateless and i in skip) or i in copies[1]:
+                continue
             s = line.strip()
             if s in ("return True", "return False"):
                 line = line[: len(line) - len(line.lstrip())] + f"{result} = {s[7:]}; break"
@@ -104,3 +159,42 @@ def paster(src: str, ns: dict) -> Optional[Paster]:
         return res
 
     return paste
+
+
+_ASSIGNED = re.compile(r"^\s*([A-Za-z_]\w*)\s*=(?!=)")
+_COPY = re.compile(r"^\s*([A-Za-z_]\w*) = ([A-Za-z_]\w*)$")
+
+
+def _copies(lines: list[str], fixed: set) -> tuple[dict[str, str], set]:
+    """Copies a paste can drop: ``A = B`` where the plan assigns ``A`` only
+    there and ``B`` at most once (a constant, an argument, a local). The code
+    is straight-line, so ``B`` has its one value wherever ``A`` is read;
+    reading ``B`` there instead saves two bytecodes per copy (the plans bind
+    every variable of a rule copy this way). Returns ``A`` -> the name to
+    read and the rows (1-based) of the dropped copies."""
+    if any(":=" in line or re.match(r"^\s*[\w\s]+,[\w\s,]*=(?!=)", line) for line in lines):
+        return {}, set()
+    count: dict[str, int] = {}
+    for line in lines:
+        m = _ASSIGNED.match(line)
+        if m is not None:
+            count[m.group(1)] = count.get(m.group(1), 0) + 1
+    sub: dict[str, str] = {}
+    rows = set()
+    for i, line in enumerate(lines, 1):
+        m = _COPY.match(line)
+        if m is None:
+            continue
+        a, b = m.group(1), m.group(2)
+        if a in fixed or b in ("True", "False", "None", "ev", "cx") or keyword.iskeyword(b):
+            continue
+        if count.get(a) == 1 and count.get(b, 0) <= 1 and a != b:
+            sub[a] = b
+            rows.add(i)
+    for a in list(sub):  # chains: C = A, A = B read B
+        b, seen = sub[a], {a}
+        while b in sub and b not in seen:
+            seen.add(b)
+            b = sub[b]
+        sub[a] = b
+    return sub, rows
