@@ -327,3 +327,24 @@ def test_copied_relations_decide_like_the_general_evaluator(seq):
         got = planned.authorize(p, a, 'Doc::"d"', ctx)
         want = general.authorize(p, a, 'Doc::"d"', ctx)
         assert (got.decision, got.reasons, got.errors) == (want.decision, want.reasons, want.errors), (p, a, ctx)
+
+
+def test_a_copied_body_with_several_rule_alternatives_binds_afresh_on_each():
+    """``p2`` copies ``p1``'s rules; ``p1``'s second rule copies both
+    derivations of ``p0`` (a rule and given facts). The caller's ``u(C)``
+    after them binds ``C`` on every path: a bound set shared between the
+    paths made the second one test ``C`` before anything had bound it
+    (found by ``test_plans_answer_like_the_full_model``)."""
+    text = """p0(C) :- context(C, C).
+p1(A, C) :- context(_, A), e(C, _), Z2 = A - 0.
+p1(A, B) :- action(B), p0(A), A < 1.5.
+p1(D, 1) :- resource(_), principal(D), p0(3).
+p2(D) :- attr(_, D, 1), context(D, 4), e(B, A).
+p2(B) :- action(4), u(C), p1(B, D).
+p2(R1) :- context(_, C), action(C), R1 = min V2 : { p1(C, V2) }, R2 = sum V3 : { u(V3) }.
+p3(Z1, Z1) :- e(D, 0), Z1 = D * 0.
+p3(R0, R0) :- p0(2), resource(0), R0 = min V2 : { action(V2) }.
+"""
+    for u in ([], [(0,)], [(1,), (2,)]):
+        assert check_case(text, {"e": [(4, 2), (3, 1)], "u": u}, (1.5, 4, 1.5, {"a": -1, "c": 2, "b": "ab"}),
+                          {"p0": [(2,), (3,)]}) > 0

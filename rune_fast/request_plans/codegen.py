@@ -281,8 +281,8 @@ class FunctionGen:
         if role == ROLE_ATOM:
             callee = self._inlinable(li.literal, counting)
             if callee is not None:
-                self.inline(li.literal, callee, bound, depth,
-                            lambda d: self.steps(steps, i + 1, bound, d, terminal, counting))
+                self.inline(li.literal, callee, bound, depth, None,
+                            lambda d, b: self.steps(steps, i + 1, b, d, terminal, counting))
                 return
             several = self._inlinable_rules(li.literal, counting)
             if several is not None:
@@ -460,12 +460,12 @@ class FunctionGen:
                 else:
                     self.emit(d, f"{self.var(name)} = {val}")
                     newly.add(name)
-            bound.update(newly)
             if cont is not None:
                 cont(d)
             else:
+                # a fresh set per path: a copied body with its own several-rule call ends here once per rule
                 assert cont_bound is not None
-                cont_bound(d, bound)  # the rest of the body, from this copy's bound set
+                cont_bound(d, bound | newly)
             self.scope = tag
 
         self.steps(_schedule(info, set(cbound), self.plans.few), 0, set(cbound), depth, finish, counting=False)
