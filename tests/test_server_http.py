@@ -101,7 +101,13 @@ def test_every_endpoint_answers_as_documented(env, doc):
     assert d["decision"] == "permit" and d["reasons"] == ["staff-read"] and len(d["version"]) == 64
     q = srv.post("/v1/query", {"query": 'member(U, G)'}).json()
     assert q["rows"] == [{"U": 'User::"alice"', "G": 'Group::"staff"'}] and q["truncated"] is False
+    # Another worker's counts reach /metrics up to Metrics.FLUSH_INTERVAL
+    # late (documented): poll, bounded, until the decisions above show.
+    deadline = time.monotonic() + 20
     m = srv.get("/metrics")
+    while "rune_decisions_total" not in m.text and time.monotonic() < deadline:
+        time.sleep(0.1)
+        m = srv.get("/metrics")
     assert m.status_code == 200 and "rune_decisions_total" in m.text
 
 
