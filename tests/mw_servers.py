@@ -22,6 +22,8 @@ import time
 from collections.abc import Iterator
 from typing import Any, Optional
 
+from server_helpers import port_taken, with_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 APPS = os.path.join(HERE, "mw_apps")
 REPO = os.path.dirname(HERE)
@@ -143,22 +145,6 @@ def raw_request(port: int, head: bytes, body_size: int, timeout: float = 20.0) -
     return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else 0
 
 
-#: What gunicorn and uvicorn log when their port was taken in the meantime.
-PORT_IN_USE = ("Connection in use", "Address already in use", "address already in use")
-
-
-def with_port(argv: list[str], old: int, new: int) -> list[str]:
-    """``argv`` with the port ``old`` (``--port N``, ``-b host:N``) replaced."""
-    out = []
-    for arg in argv:
-        if arg == str(old):
-            arg = str(new)
-        elif arg.endswith(f"127.0.0.1:{old}"):
-            arg = arg[: -len(str(old))] + str(new)
-        out.append(arg)
-    return out
-
-
 def _stop(proc: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
@@ -208,7 +194,7 @@ def serve(argv: list[str], env: dict, port: int, ready_path: str = "/health", ti
             if proc.poll() is None:
                 break
             _stop(proc)
-            if attempt == 2 or not any(m in server.log() for m in PORT_IN_USE):
+            if attempt == 2 or not port_taken(server.log()):
                 raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log()[-3000:]}")
             new = free_port()
             argv, port = with_port(argv, port, new), new
