@@ -353,14 +353,7 @@ class FunctionGen:
         rules = self.plans.rules_of(atom.name)
         if len(rules) != 1:
             return None
-        rule, info = rules[0]
-        if len(info.literals) > INLINE_LITERALS or any(li.role == ROLE_AGGREGATE for li in info.literals):
-            return None
-        try:
-            _check_single_binders(info)
-        except Unsupported:
-            return None
-        return rule, info
+        return rules[0] if _copyable(rules[0][1]) else None
 
     def _inlinable_rules(self, atom: A.Atom, counting: bool,
                          negated: Optional[set] = None) -> Optional[list[tuple[A.Rule, BodyInfo]]]:
@@ -381,14 +374,7 @@ class FunctionGen:
         rules = self.plans.rules_of(atom.name)
         if not (1 if negated is not None else 2) <= len(rules) <= INLINE_RULES:
             return None
-        for _rule, info in rules:
-            if len(info.literals) > INLINE_LITERALS or any(li.role == ROLE_AGGREGATE for li in info.literals):
-                return None
-            try:
-                _check_single_binders(info)
-            except Unsupported:
-                return None
-        return rules
+        return rules if all(_copyable(info) for _rule, info in rules) else None
 
     def inline_negation(self, atom: A.Atom, rules: list[tuple[A.Rule, BodyInfo]], bound: set, depth: int) -> int:
         """``not atom`` with the bodies of its rules copied in: a flag set by
@@ -722,6 +708,18 @@ class FunctionGen:
 def _key(keys: list) -> str:
     """The lookup key of bound ``(column, source)`` pairs: the one value, or a tuple of them."""
     return keys[0][1] if len(keys) == 1 else "(" + ", ".join(src for _j, src in keys) + ")"
+
+
+def _copyable(info: BodyInfo) -> bool:
+    """Whether a rule body is short and simple enough to copy into a caller:
+    at most ``INLINE_LITERALS`` literals, no aggregate, one binder per variable."""
+    if len(info.literals) > INLINE_LITERALS or any(li.role == ROLE_AGGREGATE for li in info.literals):
+        return False
+    try:
+        _check_single_binders(info)
+    except Unsupported:
+        return False
+    return True
 
 
 def _check_single_binders(info: BodyInfo) -> None:
