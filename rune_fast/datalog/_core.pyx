@@ -283,6 +283,40 @@ cdef inline object _lookup_up(object v, tuple ups):
     return None
 
 
+#: intern_rows prefetches the row this many rows ahead, and that row's
+#: values half as far ahead (a row must be in cache to find its values).
+DEF INTERN_AHEAD = 16
+
+
+cdef inline object _intern_value(object v, dict strt, dict entt, tuple up_str, tuple up_ent,
+                                 list values, Py_ssize_t offset, object intern):
+    """The id of one fact value (see ``intern_rows``)."""
+    cdef int overflow
+    cdef long long x
+    cdef dict table
+    cdef tuple ups
+    cdef PyObject* found
+    if type(v) is str or type(v) is _Entity:
+        if type(v) is str:
+            table, ups = strt, up_str
+        else:
+            table, ups = entt, up_ent
+        found = PyDict_GetItem(table, v)
+        if found != NULL:
+            return <object>found
+        ident = _lookup_up(v, ups)
+        if ident is None:
+            ident = 2 * (offset + len(values))
+            values.append(v)
+            PyDict_SetItem(table, v, ident)
+        return ident
+    if type(v) is int:
+        x = PyLong_AsLongLongAndOverflow(v, &overflow)
+        if overflow == 0 and INLINE_MIN <= x <= INLINE_MAX:
+            return PyLong_FromLongLong(2 * x + 1)
+    return intern(v)
+
+
 def intern_rows(symbols, rows, int arity):
     """Facts (a list or tuple of rows of values) -> one list of ids per column, or None.
 
@@ -291,21 +325,26 @@ def intern_rows(symbols, rows, int arity):
     integers are interned here, with a dict probe per value and no Python
     call; every other kind goes through ``symbols.intern``, which also raises
     for unsupported values. Must give exactly the ids ``symbols.intern``
-    would: same tables, same order of new entries.
+    would, row after row: same tables, same order of new entries.
+
+    Rows and their values lie all over the heap, and a dict probe must read
+    the value (its cached hash): each is a cache miss. The loop prefetches
+    rows and values ahead of their turn so that those misses overlap.
     """
     cdef list lrows = rows if type(rows) is list else list(rows)
     cdef Py_ssize_t n = len(lrows), i
-    cdef int k, overflow
-    cdef long long x
-    cdef list out, col, values
-    cdef dict strt, entt, table
-    cdef tuple up_str, up_ent, ups
-    cdef object row, v, ident, intern
-    cdef PyObject* found
+    cdef int k
+    cdef list out, values
+    cdef dict strt, entt
+    cdef tuple up_str, up_ent
+    cdef object row, ident, intern
+    cdef PyObject* ahead
     cdef Py_ssize_t offset
     if arity <= 0 or n == 0:
         return None
     for i in range(n):
+        if i + INTERN_AHEAD < n:
+            prefetch(list_item(lrows, i + INTERN_AHEAD))
         row = lrows[i]
         if type(row) is not tuple or PyTuple_GET_SIZE(row) != arity:
             return None
@@ -317,32 +356,17 @@ def intern_rows(symbols, rows, int arity):
     offset = symbols._offset
     intern = symbols.intern
     out = [PyList_New(n) for k in range(arity)]
-    for k in range(arity):
-        col = <list>out[k]
-        for i in range(n):
-            v = <object>PyTuple_GET_ITEM(lrows[i], k)
-            if type(v) is str or type(v) is _Entity:
-                if type(v) is str:
-                    table, ups = strt, up_str
-                else:
-                    table, ups = entt, up_ent
-                found = PyDict_GetItem(table, v)
-                if found != NULL:
-                    ident = <object>found
-                else:
-                    ident = _lookup_up(v, ups)
-                    if ident is None:
-                        ident = 2 * (offset + len(values))
-                        values.append(v)
-                        PyDict_SetItem(table, v, ident)
-            elif type(v) is int:
-                x = PyLong_AsLongLongAndOverflow(v, &overflow)
-                if overflow == 0 and INLINE_MIN <= x <= INLINE_MAX:
-                    ident = PyLong_FromLongLong(2 * x + 1)
-                else:
-                    ident = intern(v)
-            else:
-                ident = intern(v)
+    for i in range(n):
+        if i + INTERN_AHEAD < n:
+            prefetch(list_item(lrows, i + INTERN_AHEAD))
+        if i + INTERN_AHEAD // 2 < n:
+            ahead = list_item(lrows, i + INTERN_AHEAD // 2)
+            for k in range(arity):
+                prefetch(PyTuple_GET_ITEM(<object>ahead, k))
+        row = lrows[i]
+        for k in range(arity):
+            ident = _intern_value(<object>PyTuple_GET_ITEM(row, k), strt, entt, up_str, up_ent,
+                                  values, offset, intern)
             Py_INCREF(ident)
-            PyList_SET_ITEM(col, i, ident)
+            PyList_SET_ITEM(<list>out[k], i, ident)
     return out

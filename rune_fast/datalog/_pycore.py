@@ -45,7 +45,9 @@ def intern_rows(symbols, rows, arity: int):
     if set(map(type, rows)) != {tuple} or set(map(len, rows)) != {arity}:
         return None
     intern = symbols.intern
-    return [list(map(intern, col)) for col in zip(*rows)]
+    # row after row (the order in which new values get their ids), like the compiled twin
+    ids = [tuple(map(intern, row)) for row in rows]
+    return [list(col) for col in zip(*ids)]
 
 
 class Relation:
