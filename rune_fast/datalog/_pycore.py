@@ -67,6 +67,9 @@ class Relation:
         self.base = base
         self.tiers = (0, 0, 0, 0)
 
+    def reserve(self, n: int) -> None:
+        """A size hint (the compiled twin presizes its arrays); nothing to do here."""
+
     @property
     def own_count(self) -> int:
         return len(self.data)
