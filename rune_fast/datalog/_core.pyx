@@ -190,6 +190,11 @@ cdef class Plan:
     cdef readonly object methods     # list of (method name, argument) for K_METHOD
     cdef readonly object label       # for diagnostics: the rule's text location
     cdef int* la                     # look-ahead keys (Op.la_off): pairs (0, column) or (1, source)
+    # A two-join plan Executor.join2 runs (``j2_key >= 0``): the column of the
+    # scanned row that keys the probe, and where each head value comes from
+    # (column c of the scanned row: c; of the probed row: -c - 1)
+    cdef int j2_key
+    cdef int* j2_head
 
     def __cinit__(self, spec):
         """Copy a ``PlanSpec`` (already checked by ``plan.validate``) into C arrays."""
@@ -250,6 +255,9 @@ cdef class Plan:
                 op.la_n = nxt_op.nkey
                 for src in pool[nxt_op.key_off:nxt_op.key_off + nxt_op.nkey]:
                     la += [0, bound[src]] if src in bound else [1, src]
+        self.j2_key = -1
+        self.j2_head = NULL
+        self.find_join2(pool)
         self.la = <int*>PyMem_Malloc(sizeof(int) * (len(la) if la else 1))
         if self.la == NULL:
             raise MemoryError()
@@ -259,8 +267,54 @@ cdef class Plan:
         self.methods = spec.methods
         self.label = spec.label
 
+    cdef int find_join2(self, pool) except -1:
+        """Recognise ``H(..) :- A(..), B(..)`` where A is scanned and B probed by
+        one index column that A's row binds: the inner loop of most
+        recursive rules (``path(X, Z) :- path(X, Y), edge(Y, Z)``).
+
+        Such a plan then runs in ``Executor.join2``. Anything else (checks
+        on a row, a constant key, a head value not bound by the two rows)
+        keeps the general executor.
+        """
+        cdef Op* a
+        cdef Op* b
+        cdef Op* h
+        cdef int k
+        if self.nops != 3:
+            return 0
+        a, b, h = &self.ops[0], &self.ops[1], &self.ops[2]
+        if (a.kind != K_JOIN or a.index != INDEX_SCAN or a.ncheck or b.kind != K_JOIN or b.index < 0
+                or b.nkey != 1 or b.ncheck or h.kind != K_EMIT or not h.regs_only):
+            return 0
+        from_a = {pool[a.bind_off + 2 * k + 1]: pool[a.bind_off + 2 * k] for k in range(a.nbind)}
+        from_b = {pool[b.bind_off + 2 * k + 1]: pool[b.bind_off + 2 * k] for k in range(b.nbind)}
+        key_src = pool[b.key_off]
+        if key_src not in from_a or set(from_a) & set(from_b):
+            return 0
+        head = []
+        for reg in pool[h.key_off:h.key_off + h.nkey]:
+            if reg in from_a:
+                head.append(from_a[reg])
+            elif reg in from_b:
+                head.append(-from_b[reg] - 1)
+            else:
+                return 0
+        self.j2_head = <int*>PyMem_Malloc(sizeof(int) * (len(head) if head else 1))
+        if self.j2_head == NULL:
+            raise MemoryError()
+        for k in range(len(head)):
+            self.j2_head[k] = head[k]
+        self.j2_key = from_a[key_src]
+        return 0
+
+    @property
+    def join2(self) -> bool:
+        """Whether ``Executor.join2`` runs this plan (see ``find_join2``)."""
+        return self.j2_key >= 0
+
     def __dealloc__(self):
         PyMem_Free(self.ops)
+        PyMem_Free(self.j2_head)
         PyMem_Free(self.la)
         PyMem_Free(self.pool)
         PyMem_Free(self.consts)
