@@ -459,6 +459,9 @@ cdef class Executor:
                     L -= 1
                     continue
                 nxt[L] = next_in_chain[j]
+                if nxt[L] >= 0:
+                    # chains jump around the rows: start loading the next one now
+                    prefetch(rels[L].rows + nxt[L] * rels[L].arity)
             elif kind == FUSE_SCAN:
                 if j >= hi[L]:
                     if L == 0:
@@ -466,6 +469,8 @@ cdef class Executor:
                     L -= 1
                     continue
                 nxt[L] = j + 1
+                if L < last and kinds[L + 1] >= FUSE_ROW and j + LOOK_AHEAD_ROWS < hi[L]:
+                    self.fused_look_ahead(plan, L, rels[L].rows + (j + LOOK_AHEAD_ROWS) * rels[L].arity, row)
             else:                        # a test: passed once, or not at all
                 if j < 0:
                     L -= 1
@@ -511,6 +516,29 @@ cdef class Executor:
             if x.ghash[g] == h and r.rows[<int64_t>x.ghead[g] * r.arity + x.cols[0]] == key:
                 return x.ghead[g]
             slot = (slot + 1) & x.mask
+
+    cdef inline void fused_look_ahead(self, Plan plan, int L, const int64_t* ahead, const int64_t** row) noexcept:
+        """Prefetch the slot the whole-row test after scan level ``L`` will read for the row ``ahead``.
+
+        That test (``not reach(S, X)`` after ``node(X)``) misses the cache
+        once per scanned row; starting the load a few rows early overlaps
+        the misses. Only a hint: the test itself is unchanged.
+        """
+        cdef Op* op = &plan.ops[L + 1]
+        cdef const int* src = plan.fused_src + plan.fused_off[L + 1]
+        cdef int64_t key[LOOK_AHEAD_KEY]
+        cdef int j
+        cdef RelData* t = self.rels[op.rel]
+        if op.index != INDEX_ROW or op.nkey > LOOK_AHEAD_KEY:
+            return
+        for j in range(op.nkey):
+            if src[2 * j] < 0:
+                key[j] = plan.consts[src[2 * j + 1]]
+            elif src[2 * j] == L:
+                key[j] = ahead[src[2 * j + 1]]
+            else:
+                key[j] = row[src[2 * j]][src[2 * j + 1]]
+        prefetch(&t.fslots[hash_vals(key, op.nkey) >> t.fshift])
 
     cdef bint fused_test(self, Plan plan, Op* op, int kind, const int* src, const int64_t** row,
                          int64_t lo, int64_t hi) except -1:
