@@ -63,30 +63,32 @@ cdef extern from *:
 # here is freed with ``big_free`` (and nothing else): that is where big
 # blocks enter the block cache.
 #
-# The block cache. libc hands blocks of a megabyte or more straight to the
-# kernel (mmap) and returns them on free (munmap), so every evaluation would
-# touch fresh pages again and pay a page fault per 4 kB page: 20-30% of an
-# evaluation's time, more in a virtual machine. Instead a freed block of at
-# least ``BIG`` bytes is kept in a small process-wide cache (its pages stay
-# mapped, with their huge-page hint) and the next ``big_*`` call of a
-# suitable size takes it back: best fit among the cached blocks of
+# The block cache. libc hands blocks of 128 kB or more straight to the
+# kernel (mmap) and gives them back on free (munmap), so every evaluation
+# would touch fresh pages again and pay a page fault per 4 kB page: 20-30% of
+# an evaluation's time, more in a virtual machine. Instead a freed block of
+# at least ``CACHE_MIN`` bytes is kept in a small process-wide cache (its
+# pages stay mapped, with their huge-page hint) and the next ``big_*`` call
+# of a suitable size takes it back: best fit among the cached blocks of
 # ``n .. 2n`` bytes (sizes here are powers of two times a row width, so a
-# grown array usually finds its exact size), zeroed with ``memset`` for
+# grown array usually finds its exact size), cleared with ``memset`` for
 # ``big_calloc``, copied into for ``big_realloc``. A block's size is what
-# libc says it holds (``malloc_usable_size``), so no header is needed and a
-# stray ``free`` of a big block is still valid (merely not cached).
+# libc says it holds (``malloc_usable_size``): no header, and a stray
+# ``free`` of a big block is still valid (merely not cached).
 #
-# Bounded: at most ``cache_limit`` bytes (``DEFAULT_CACHE_LIMIT``, 64 MiB)
-# in at most ``CACHE_BLOCKS`` blocks; a block is cached only if it fits,
-# oldest blocks are evicted first to make room, and a block larger than the
-# limit is freed at once. 64 MiB is the big-block working set of the largest
-# benchmark workload (an evaluation of ~100k derived tuples); a larger
-# evaluation reuses what fits and faults in the rest, as before. The limit is
-# adjustable (``set_block_cache_limit``, 0 turns caching off) and
-# ``release_cached_memory`` gives every cached block back to libc. One
-# pthread mutex guards the list, held only while it is searched or changed
-# (blocks are freed and zeroed outside it): ``big_*`` run with or without the
-# GIL, and relations are freed from ``__dealloc__``.
+# Bounded: at most ``cache_limit`` bytes (``DEFAULT_CACHE_LIMIT``, 128 MiB)
+# in at most ``CACHE_BLOCKS`` blocks. A block is cached only if it fits:
+# the oldest blocks are evicted to make room, and one larger than the limit
+# is freed at once. 128 MiB holds every array of the largest benchmark
+# evaluation (~100 MiB for ~1M derived tuples), so repeated evaluations of
+# that size fault in no page; a larger evaluation reuses what fits and faults
+# in the rest, as without the cache. The cache only ever holds blocks the
+# process's own evaluations freed, so a process of small evaluations keeps
+# little. ``set_block_cache_limit`` changes the limit (0: cache nothing),
+# ``release_cached_memory`` gives every block back to libc. One pthread
+# mutex guards the list, held only while it is searched or changed, never
+# while freeing, zeroing or making a Python object: ``big_*`` run with or
+# without the GIL, and relations are freed from ``__dealloc__``.
 
 DEF BIG = 1 << 20
 DEF HUGE = 1 << 21               # the size of a transparent huge page (x86-64)
