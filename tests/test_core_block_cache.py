@@ -13,7 +13,11 @@ check the bound, the release and the counters that prove blocks are reused.
 from __future__ import annotations
 
 import functools
+import os
+import signal
 import threading
+import time
+import warnings
 
 import pytest
 from hypothesis import given, settings
@@ -220,3 +224,48 @@ def test_random_graphs_after_reuse_match_the_reference(n, extra):
     edges = chain(n) | {(a, b) for a, b in extra if a < n and b < n}
     program = Program(RULES, load_deadline_ms=0, _core_module=_core)
     check(program, edges)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_can_use_the_cache(cache):
+    """Fork while another thread keeps taking and giving back blocks: the
+    child inherits a usable cache (its lock is not left taken)."""
+    program = Program(RULES, load_deadline_ms=0, _core_module=_core)
+    check_chain(program, 200)
+    stop = threading.Event()
+
+    def churn():
+        while not stop.is_set():
+            check_chain(program, 120)
+
+    worker = threading.Thread(target=churn)
+    worker.start()
+    try:
+        pids = []
+        for _ in range(3):
+            with warnings.catch_warnings():  # (forking a threaded process: the point of the test)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child
+                try:
+                    check_chain(program, 200)
+                    _core.release_cached_memory()
+                    os._exit(0)
+                except BaseException:
+                    os._exit(1)
+            pids.append(pid)
+        for pid in pids:
+            deadline = time.monotonic() + 60
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    assert os.waitstatus_to_exitcode(status) == 0
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    pytest.fail("a forked child hung")
+                time.sleep(0.01)
+    finally:
+        stop.set()
+        worker.join(timeout=60)

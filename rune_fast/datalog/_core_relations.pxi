@@ -112,7 +112,10 @@ cdef extern from *:
     /* fork() while another thread holds the mutex must not leave the
        child's copy locked forever: take it around fork (as libc does for
        its own allocator locks). */
+    static int rf_block_cache_atfork_done = 0;   /* registered once per process */
     static int rf_block_cache_atfork(void) {
+        if (rf_block_cache_atfork_done) return 0;
+        rf_block_cache_atfork_done = 1;
         return pthread_atfork(rf_block_cache_lock, rf_block_cache_unlock, rf_block_cache_unlock);
     }
     """
