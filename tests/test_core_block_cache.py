@@ -117,7 +117,7 @@ def test_repeated_evaluations_of_mixed_sizes_stay_correct(cache):
     of 1-2 MiB each) between smaller ones: blocks move between relations and sizes."""
     program = Program(RULES, load_deadline_ms=0, _core_module=_core)
     before = cache.block_cache_stats()
-    for n in (300, 40, 260, 120, 300, 200, 300):
+    for n in (300, 40, 260, 120, 300):
         check_chain(program, n)
     stats = cache.block_cache_stats()
     assert stats["hits"] > before["hits"]          # blocks were reused ...
@@ -157,7 +157,7 @@ def test_the_limit_holds_and_lowering_it_frees_blocks(cache):
     default = cache.block_cache_stats()["limit"]
     assert cache.set_block_cache_limit(2 * MIB) == default
     assert cache.block_cache_stats()["bytes"] <= 2 * MIB
-    for n in (300, 150, 280):
+    for n in (300, 150):
         check_chain(program, n)
         stats = cache.block_cache_stats()
         assert stats["limit"] == 2 * MIB
@@ -215,7 +215,7 @@ def test_threads_share_the_cache(cache):
     assert cache.block_cache_stats()["bytes"] <= 6 * MIB
 
 
-@settings(max_examples=12, deadline=None, derandomize=True)
+@settings(max_examples=8, deadline=None, derandomize=True)
 @given(st.integers(60, 220), st.lists(st.tuples(st.integers(0, 219), st.integers(0, 219)), max_size=300))
 def test_random_graphs_after_reuse_match_the_reference(n, extra):
     """Random graphs (a chain for size plus random edges, cycles allowed),
