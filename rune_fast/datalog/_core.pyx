@@ -190,6 +190,11 @@ cdef class Plan:
     cdef readonly object methods     # list of (method name, argument) for K_METHOD
     cdef readonly object label       # for diagnostics: the rule's text location
     cdef int* la                     # look-ahead keys (Op.la_off): pairs (0, column) or (1, source)
+    # A two-join plan Executor.join2 runs (``j2_key >= 0``): the column of the
+    # scanned row that keys the probe, and where each head value comes from
+    # (column c of the scanned row: c; of the probed row: -c - 1)
+    cdef int j2_key
+    cdef int* j2_head
 
     def __cinit__(self, spec):
         """Copy a ``PlanSpec`` (already checked by ``plan.validate``) into C arrays."""
@@ -250,6 +255,9 @@ cdef class Plan:
                 op.la_n = nxt_op.nkey
                 for src in pool[nxt_op.key_off:nxt_op.key_off + nxt_op.nkey]:
                     la += [0, bound[src]] if src in bound else [1, src]
+        self.j2_key = -1
+        self.j2_head = NULL
+        self.find_join2(pool)
         self.la = <int*>PyMem_Malloc(sizeof(int) * (len(la) if la else 1))
         if self.la == NULL:
             raise MemoryError()
@@ -259,8 +267,54 @@ cdef class Plan:
         self.methods = spec.methods
         self.label = spec.label
 
+    cdef int find_join2(self, pool) except -1:
+        """Recognise ``H(..) :- A(..), B(..)`` where A is scanned and B probed by
+        one index column that A's row binds: the inner loop of most
+        recursive rules (``path(X, Z) :- path(X, Y), edge(Y, Z)``).
+
+        Such a plan then runs in ``Executor.join2``. Anything else (checks
+        on a row, a constant key, a head value not bound by the two rows)
+        keeps the general executor.
+        """
+        cdef Op* a
+        cdef Op* b
+        cdef Op* h
+        cdef int k
+        if self.nops != 3:
+            return 0
+        a, b, h = &self.ops[0], &self.ops[1], &self.ops[2]
+        if (a.kind != K_JOIN or a.index != INDEX_SCAN or a.ncheck or b.kind != K_JOIN or b.index < 0
+                or b.nkey != 1 or b.ncheck or h.kind != K_EMIT or not h.regs_only):
+            return 0
+        from_a = {pool[a.bind_off + 2 * k + 1]: pool[a.bind_off + 2 * k] for k in range(a.nbind)}
+        from_b = {pool[b.bind_off + 2 * k + 1]: pool[b.bind_off + 2 * k] for k in range(b.nbind)}
+        key_src = pool[b.key_off]
+        if key_src not in from_a or set(from_a) & set(from_b):
+            return 0
+        head = []
+        for reg in pool[h.key_off:h.key_off + h.nkey]:
+            if reg in from_a:
+                head.append(from_a[reg])
+            elif reg in from_b:
+                head.append(-from_b[reg] - 1)
+            else:
+                return 0
+        self.j2_head = <int*>PyMem_Malloc(sizeof(int) * (len(head) if head else 1))
+        if self.j2_head == NULL:
+            raise MemoryError()
+        for k in range(len(head)):
+            self.j2_head[k] = head[k]
+        self.j2_key = from_a[key_src]
+        return 0
+
+    @property
+    def join2(self) -> bool:
+        """Whether ``Executor.join2`` runs this plan (see ``find_join2``)."""
+        return self.j2_key >= 0
+
     def __dealloc__(self):
         PyMem_Free(self.ops)
+        PyMem_Free(self.j2_head)
         PyMem_Free(self.la)
         PyMem_Free(self.pool)
         PyMem_Free(self.consts)
@@ -283,6 +337,40 @@ cdef inline object _lookup_up(object v, tuple ups):
     return None
 
 
+#: intern_rows prefetches the row this many rows ahead, and that row's
+#: values half as far ahead (a row must be in cache to find its values).
+DEF INTERN_AHEAD = 16
+
+
+cdef inline object _intern_value(object v, dict strt, dict entt, tuple up_str, tuple up_ent,
+                                 list values, Py_ssize_t offset, object intern):
+    """The id of one fact value (see ``intern_rows``)."""
+    cdef int overflow
+    cdef long long x
+    cdef dict table
+    cdef tuple ups
+    cdef PyObject* found
+    if type(v) is str or type(v) is _Entity:
+        if type(v) is str:
+            table, ups = strt, up_str
+        else:
+            table, ups = entt, up_ent
+        found = PyDict_GetItem(table, v)
+        if found != NULL:
+            return <object>found
+        ident = _lookup_up(v, ups)
+        if ident is None:
+            ident = 2 * (offset + len(values))
+            values.append(v)
+            PyDict_SetItem(table, v, ident)
+        return ident
+    if type(v) is int:
+        x = PyLong_AsLongLongAndOverflow(v, &overflow)
+        if overflow == 0 and INLINE_MIN <= x <= INLINE_MAX:
+            return PyLong_FromLongLong(2 * x + 1)
+    return intern(v)
+
+
 def intern_rows(symbols, rows, int arity):
     """Facts (a list or tuple of rows of values) -> one list of ids per column, or None.
 
@@ -291,21 +379,26 @@ def intern_rows(symbols, rows, int arity):
     integers are interned here, with a dict probe per value and no Python
     call; every other kind goes through ``symbols.intern``, which also raises
     for unsupported values. Must give exactly the ids ``symbols.intern``
-    would: same tables, same order of new entries.
+    would, row after row: same tables, same order of new entries.
+
+    Rows and their values lie all over the heap, and a dict probe must read
+    the value (its cached hash): each is a cache miss. The loop prefetches
+    rows and values ahead of their turn so that those misses overlap.
     """
     cdef list lrows = rows if type(rows) is list else list(rows)
     cdef Py_ssize_t n = len(lrows), i
-    cdef int k, overflow
-    cdef long long x
-    cdef list out, col, values
-    cdef dict strt, entt, table
-    cdef tuple up_str, up_ent, ups
-    cdef object row, v, ident, intern
-    cdef PyObject* found
+    cdef int k
+    cdef list out, values
+    cdef dict strt, entt
+    cdef tuple up_str, up_ent
+    cdef object row, ident, intern
+    cdef PyObject* ahead
     cdef Py_ssize_t offset
     if arity <= 0 or n == 0:
         return None
     for i in range(n):
+        if i + INTERN_AHEAD < n:
+            prefetch(list_item(lrows, i + INTERN_AHEAD))
         row = lrows[i]
         if type(row) is not tuple or PyTuple_GET_SIZE(row) != arity:
             return None
@@ -317,32 +410,17 @@ def intern_rows(symbols, rows, int arity):
     offset = symbols._offset
     intern = symbols.intern
     out = [PyList_New(n) for k in range(arity)]
-    for k in range(arity):
-        col = <list>out[k]
-        for i in range(n):
-            v = <object>PyTuple_GET_ITEM(lrows[i], k)
-            if type(v) is str or type(v) is _Entity:
-                if type(v) is str:
-                    table, ups = strt, up_str
-                else:
-                    table, ups = entt, up_ent
-                found = PyDict_GetItem(table, v)
-                if found != NULL:
-                    ident = <object>found
-                else:
-                    ident = _lookup_up(v, ups)
-                    if ident is None:
-                        ident = 2 * (offset + len(values))
-                        values.append(v)
-                        PyDict_SetItem(table, v, ident)
-            elif type(v) is int:
-                x = PyLong_AsLongLongAndOverflow(v, &overflow)
-                if overflow == 0 and INLINE_MIN <= x <= INLINE_MAX:
-                    ident = PyLong_FromLongLong(2 * x + 1)
-                else:
-                    ident = intern(v)
-            else:
-                ident = intern(v)
+    for i in range(n):
+        if i + INTERN_AHEAD < n:
+            prefetch(list_item(lrows, i + INTERN_AHEAD))
+        if i + INTERN_AHEAD // 2 < n:
+            ahead = list_item(lrows, i + INTERN_AHEAD // 2)
+            for k in range(arity):
+                prefetch(PyTuple_GET_ITEM(<object>ahead, k))
+        row = lrows[i]
+        for k in range(arity):
+            ident = _intern_value(<object>PyTuple_GET_ITEM(row, k), strt, entt, up_str, up_ent,
+                                  values, offset, intern)
             Py_INCREF(ident)
-            PyList_SET_ITEM(col, i, ident)
+            PyList_SET_ITEM(<list>out[k], i, ident)
     return out

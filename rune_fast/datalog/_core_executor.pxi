@@ -231,7 +231,10 @@ cdef class Executor:
         self.ncoll = 0
         self.nbuf = 0     # rows left over by a run that raised are dropped with it
         self.brel = -1
-        self.step(0)
+        if plan.j2_key >= 0 and self.no_base_reads(plan):
+            self.join2(plan)
+        else:
+            self.step(0)
         self.flush()
         self.plan = None
         return self.derived - before
@@ -388,6 +391,79 @@ cdef class Executor:
             if row >= lo:
                 self.visit(op, pc, r.rows + row * a, head)
             row = r.idx[op.index].next[row]
+        return 0
+
+    # -- the two-join kernel -----------------------------------------------
+
+    cdef bint no_base_reads(self, Plan plan) noexcept:
+        """Whether no join of ``plan`` reads an overlay's base (``join2`` reads own rows only)."""
+        cdef int i
+        cdef Op* op
+        for i in range(plan.nops):
+            op = &plan.ops[i]
+            if op.kind == K_JOIN and op.tier != T_RECENT and self.rels[op.rel].base != NULL:
+                return False
+        return True
+
+    cdef int join2(self, Plan plan) except -1:
+        """``do_join`` twice and ``emit``, fused for a plan ``Plan.find_join2`` recognised.
+
+        The same rows in the same order as the general path, but the head
+        row is copied straight from the two joined rows: no register, no
+        call per row, the key hashed inline. Arrays are read again after
+        every flush, which may have moved them (the head relation is often
+        the scanned one).
+        """
+        cdef Op* oa = &plan.ops[0]
+        cdef Op* ob = &plan.ops[1]
+        cdef Op* head = &plan.ops[2]
+        cdef RelData* ra = self.rels[oa.rel]
+        cdef RelData* rb = self.rels[ob.rel]
+        cdef Index* ix = &rb.idx[ob.index]
+        cdef int aa = ra.arity, ab = rb.arity, ah = head.nkey, kcol = plan.j2_key, k, c
+        cdef const int* hsrc = plan.j2_head
+        cdef int64_t lo_a, hi_a, lo_b, hi_b, i, j, g, slot
+        cdef int64_t key
+        cdef uint64_t h
+        cdef int32_t s
+        cdef const int64_t* row_a
+        cdef const int64_t* row_b
+        cdef int64_t* out
+        tier_range(ra, oa.tier, &lo_a, &hi_a)
+        tier_range(rb, ob.tier, &lo_b, &hi_b)
+        if self.brel != head.rel:
+            self.flush()
+            self.brel = head.rel
+        for i in range(lo_a, hi_a):
+            self.tick()
+            key = ra.rows[i * aa + kcol]
+            h = hash_vals(&key, 1)
+            # idx_find, inline: the first row of the key's chain
+            j = -1
+            slot = h & ix.mask
+            while True:
+                s = ix.slots[slot]
+                if s == 0:
+                    break
+                g = s - 1
+                if ix.ghash[g] == h and rb.rows[<int64_t>ix.ghead[g] * ab + ix.cols[0]] == key:
+                    j = ix.ghead[g]
+                    break
+                slot = (slot + 1) & ix.mask
+            while j >= 0 and j < hi_b:
+                if j >= lo_b:
+                    self.tick()
+                    row_a = ra.rows + i * aa
+                    row_b = rb.rows + j * ab
+                    out = self.ebuf + <int64_t>self.nbuf * ah
+                    for k in range(ah):
+                        c = hsrc[k]
+                        out[k] = row_a[c] if c >= 0 else row_b[-c - 1]
+                    self.nbuf += 1
+                    if self.nbuf == EMIT_BATCH:
+                        self.flush()
+                        self.brel = head.rel
+                j = ix.next[j]
         return 0
 
     cdef inline void look_ahead(self, Op* op, const int64_t* row) noexcept:

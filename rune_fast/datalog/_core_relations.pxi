@@ -581,6 +581,19 @@ cdef inline int64_t rel_find_own_h(const RelData* r, const int64_t* vals, uint64
         i = (i + 1) & r.fmask
 
 
+cdef inline void tier_range(const RelData* r, int tier, int64_t* lo, int64_t* hi) noexcept:
+    """The own rows a join of ``tier`` reads: ``lo[0] .. hi[0] - 1``."""
+    if tier == T_ALL:
+        lo[0] = 0
+        hi[0] = r.all_hi
+    elif tier == T_STABLE:
+        lo[0] = 0
+        hi[0] = r.stable_hi
+    else:
+        lo[0] = r.recent_lo
+        hi[0] = r.recent_hi
+
+
 cdef int rel_grow_fslots(RelData* r) except -1:
     """Double the dedup set: entries carry their hash tags, so no row is read."""
     cdef int64_t newcap = (r.fmask + 1) * 2
@@ -821,6 +834,39 @@ cdef class Relation:
             if seen % CHECK_EVERY == 0 and now_seconds() - last > YIELD_AFTER:
                 last = give_gil_turn()   # bulk loads run on reload threads: let requests in
         return added
+
+    def reserve(self, int64_t n):
+        """Make room for ``n`` rows before they come (a hint; never shrinks).
+
+        Growing one doubling at a time rehashes every entry again and again
+        and copies the rows each time: for a relation whose size is known
+        roughly in advance (the same program evaluated again), that is most
+        of the cost of building it. Untouched capacity costs address space,
+        not memory: the pages are only mapped when rows reach them.
+        """
+        cdef RelData* d = self.d
+        cdef int64_t want = 16
+        cdef int shift = 60
+        cdef uint64_t* slots
+        cdef int64_t* rows
+        if n <= d.cap or n > 2147483646:
+            return
+        while want < 2 * n:        # the load factor rel_insert keeps: at most one half
+            want *= 2
+            shift -= 1
+        if d.n == 0 and want > d.fmask + 1:
+            slots = <uint64_t*>big_calloc(want, sizeof(uint64_t))
+            if slots == NULL:
+                raise MemoryError()
+            big_free(d.fslots)
+            d.fslots = slots
+            d.fmask = want - 1
+            d.fshift = shift
+        rows = <int64_t*>big_realloc(d.rows, sizeof(int64_t) * n * (d.arity if d.arity else 1))
+        if rows == NULL:
+            raise MemoryError()
+        d.rows = rows
+        d.cap = n
 
     def add_columns(self, list cols):
         """Insert rows given column-wise (one list of ids per column).

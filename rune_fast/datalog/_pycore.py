@@ -65,7 +65,9 @@ def intern_rows(symbols, rows, arity: int):
     if set(map(type, rows)) != {tuple} or set(map(len, rows)) != {arity}:
         return None
     intern = symbols.intern
-    return [list(map(intern, col)) for col in zip(*rows)]
+    # row after row (the order in which new values get their ids), like the compiled twin
+    ids = [tuple(map(intern, row)) for row in rows]
+    return [list(col) for col in zip(*ids)]
 
 
 class Relation:
@@ -84,6 +86,9 @@ class Relation:
         self.indexes: list = [{} for _ in index_cols]
         self.base = base
         self.tiers = (0, 0, 0, 0)
+
+    def reserve(self, n: int) -> None:
+        """A size hint (the compiled twin presizes its arrays); nothing to do here."""
 
     @property
     def own_count(self) -> int:

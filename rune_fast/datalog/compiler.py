@@ -88,6 +88,10 @@ def string_test(name: str, arg: str, v: object) -> bool:
     return glob_matcher(arg)(v)  # linear time, see rune_fast/like.py
 
 
+
+#: relations that ended up smaller than this grow cheaply: no reservation
+RESERVE_FROM = 4096
+
 class Hooks:
     """The executor's Python slow paths, bound to one evaluation's symbol table.
 
@@ -596,6 +600,10 @@ class CompiledProgram:
         self.request_dependent = bool(self.request_strata)
         #: relations a request may recompute from scratch: their given facts are kept as seeds
         self.recompute_slots = frozenset(s for st in self.strata if st.request_mode == "recompute" for s in st.relations)
+        #: rows per slot after the last full evaluation: the next one reserves
+        #: that much up front (see ``Relation.reserve``). The one mutable part,
+        #: and only a hint: a stale or racy value changes speed, never a result.
+        self.size_hints: list[int] = [0] * len(self.rels)
 
     def _add_rel(self, name: str, arity: int) -> RelInfo:
         info = RelInfo(len(self.rels), name, arity)
@@ -653,6 +661,10 @@ class CompiledProgram:
     def evaluate(self, facts: Mapping[int, Iterable[tuple]], symbols: Symbols) -> Database:
         """Build the model of ``facts`` (rows of ids by slot), every stratum once."""
         relations = self.new_relations()
+        hints = self.size_hints
+        for slot, n in enumerate(hints):
+            if n >= RESERVE_FROM:
+                relations[slot].reserve(n)
         seeds = {}
         for slot, rows in facts.items():
             rows = rows if type(rows) is Columns else list(rows)
@@ -671,6 +683,7 @@ class CompiledProgram:
         except MemoryError:
             raise RuneLimitError("out of memory while evaluating rules (lower max_model_bytes)",
                                  "max_model_bytes") from None
+        self.size_hints = [rel.own_count for rel in relations]
         return Database(relations, symbols, list(ex.diagnostics), seeds)
 
     @staticmethod

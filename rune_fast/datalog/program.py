@@ -113,6 +113,11 @@ def intern_facts(compiled: CompiledProgram, facts: Mapping[str, Iterable[tuple]]
         return _intern_facts(compiled, facts, symbols, where)
 
 
+#: Collections the column-wise fast path may read twice (its fallback re-reads
+#: them row by row); a generator would be empty the second time.
+_REITERABLE = (tuple, list, set, frozenset)
+
+
 def _intern_facts(compiled: CompiledProgram, facts: Mapping[str, Iterable[tuple]], symbols: Symbols,
                   where: str) -> dict[int, list]:
     out: dict[int, list] = {}
@@ -126,8 +131,8 @@ def _intern_facts(compiled: CompiledProgram, facts: Mapping[str, Iterable[tuple]
         ids = out.setdefault(slot, [])
         if isinstance(rows, (str, bytes)) or not hasattr(rows, "__iter__"):
             raise RuneDataError(f"{where}: relation {name!r} needs an iterable of rows, got {type(rows).__name__}")
-        if type(rows) in (tuple, list) and rows and arity:
-            # Fast path (facts from a parsed file): intern column by column
+        if type(rows) in _REITERABLE and rows and arity:
+            # Fast path (facts from a parsed file, or Python collections): intern column by column
             # in the core; when a row is not a plain tuple of the right width
             # (None) or a value is bad, fall through to the row loop below,
             # which names the offending row.
