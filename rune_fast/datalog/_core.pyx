@@ -119,6 +119,12 @@ DEF CHECK_EVERY = 1024          # steps between two looks at the clock
 DEF YIELD_AFTER = 0.001         # seconds of work between two GIL hand-overs
 DEF YIELD_SLEEP_NS = 50000      # how long the GIL is left free at a hand-over
 DEF SMALL_INTS = 65536
+DEF MAX_FUSED = 8              # most joins in a plan Executor.fused_joins runs
+# the kinds of its levels (Plan.find_fused_joins)
+DEF FUSE_SCAN = 0
+DEF FUSE_INDEX = 1
+DEF FUSE_ROW = 2
+DEF FUSE_NOT = 3
 DEF EMIT_BATCH = 64            # head rows inserted together (see Executor.flush)
 DEF INSERT_BATCH = 32          # fact rows inserted together (Relation.add_columns)
 
@@ -190,11 +196,16 @@ cdef class Plan:
     cdef readonly object methods     # list of (method name, argument) for K_METHOD
     cdef readonly object label       # for diagnostics: the rule's text location
     cdef int* la                     # look-ahead keys (Op.la_off): pairs (0, column) or (1, source)
-    # A two-join plan Executor.join2 runs (``j2_key >= 0``): the column of the
-    # scanned row that keys the probe, and where each head value comes from
-    # (column c of the scanned row: c; of the probed row: -c - 1)
-    cdef int j2_key
-    cdef int* j2_head
+    # A chain of joins Executor.fused_joins runs (``nfused`` levels, 0: not
+    # fused). Per level: its kind (FUSE_*) and where its key values come
+    # from: ``fused_src[fused_off[L]:fused_off[L + 1]]`` as (level, column)
+    # pairs of an earlier row, or (-1, k) for the plan's constant k. Per
+    # head value: the (level, column) it is copied from.
+    cdef int nfused
+    cdef int* fused_kind
+    cdef int* fused_off
+    cdef int* fused_src
+    cdef int* fused_head
 
     def __cinit__(self, spec):
         """Copy a ``PlanSpec`` (already checked by ``plan.validate``) into C arrays."""
@@ -255,9 +266,12 @@ cdef class Plan:
                 op.la_n = nxt_op.nkey
                 for src in pool[nxt_op.key_off:nxt_op.key_off + nxt_op.nkey]:
                     la += [0, bound[src]] if src in bound else [1, src]
-        self.j2_key = -1
-        self.j2_head = NULL
-        self.find_join2(pool)
+        self.nfused = 0
+        self.fused_kind = NULL
+        self.fused_off = NULL
+        self.fused_src = NULL
+        self.fused_head = NULL
+        self.find_fused_joins(pool)
         self.la = <int*>PyMem_Malloc(sizeof(int) * (len(la) if la else 1))
         if self.la == NULL:
             raise MemoryError()
@@ -267,54 +281,89 @@ cdef class Plan:
         self.methods = spec.methods
         self.label = spec.label
 
-    cdef int find_join2(self, pool) except -1:
-        """Recognise ``H(..) :- A(..), B(..)`` where A is scanned and B probed by
-        one index column that A's row binds: the inner loop of most
-        recursive rules (``path(X, Z) :- path(X, Y), edge(Y, Z)``).
+    cdef int find_fused_joins(self, pool) except -1:
+        """Recognise the plans ``Executor.fused_joins`` runs: joins and
+        negations, then the head, where every key value and every head
+        value is a column of an earlier row (or a constant).
 
-        Such a plan then runs in ``Executor.join2``. Anything else (checks
-        on a row, a constant key, a head value not bound by the two rows)
-        keeps the general executor.
+        A level is a scan, a probe through a one-column index, a
+        whole-row membership test (``resource(R)``) or a negation (``not
+        suspended(U)``): the inner loops of most rules (``path(X, Z) :-
+        path(X, Y), edge(Y, Z)``; ``sg(X, Y) :- par(X, A), sg(A, B),
+        par(Y, B)`` from the ``sg`` delta; ``unreached(S, X) :- source(S),
+        node(X), not reach(S, X)``). Anything else (checks on a row, a
+        several-column partial key, a comparison, an assignment, an
+        aggregate) keeps the general executor.
         """
-        cdef Op* a
-        cdef Op* b
-        cdef Op* h
-        cdef int k
-        if self.nops != 3:
+        cdef Op* op
+        cdef int n = self.nops - 1, lvl, k
+        if n < 2 or n > MAX_FUSED or self.ops[n].kind != K_EMIT or not self.ops[n].regs_only:
             return 0
-        a, b, h = &self.ops[0], &self.ops[1], &self.ops[2]
-        if (a.kind != K_JOIN or a.index != INDEX_SCAN or a.ncheck or b.kind != K_JOIN or b.index < 0
-                or b.nkey != 1 or b.ncheck or h.kind != K_EMIT or not h.regs_only):
-            return 0
-        from_a = {pool[a.bind_off + 2 * k + 1]: pool[a.bind_off + 2 * k] for k in range(a.nbind)}
-        from_b = {pool[b.bind_off + 2 * k + 1]: pool[b.bind_off + 2 * k] for k in range(b.nbind)}
-        key_src = pool[b.key_off]
-        if key_src not in from_a or set(from_a) & set(from_b):
-            return 0
-        head = []
-        for reg in pool[h.key_off:h.key_off + h.nkey]:
-            if reg in from_a:
-                head.append(from_a[reg])
-            elif reg in from_b:
-                head.append(-from_b[reg] - 1)
+        bound = {}          # register -> (level, column)
+        kinds, offs, srcs = [], [], []
+        for lvl in range(n):
+            op = &self.ops[lvl]
+            offs.append(len(srcs))
+            if op.kind == K_JOIN and op.ncheck == 0 and op.index == INDEX_SCAN:
+                kinds.append(FUSE_SCAN)
+            elif op.kind == K_JOIN and op.ncheck == 0 and op.index >= 0 and op.nkey == 1:
+                kinds.append(FUSE_INDEX)
+            elif op.kind == K_JOIN and op.index == INDEX_ROW and op.nbind == 0 and op.ncheck == 0:
+                kinds.append(FUSE_ROW)
+            elif op.kind == K_NOT and op.nbind == 0 and op.nkey <= 64:
+                kinds.append(FUSE_NOT)
             else:
                 return 0
-        self.j2_head = <int*>PyMem_Malloc(sizeof(int) * (len(head) if head else 1))
-        if self.j2_head == NULL:
+            for k in range(op.nkey):
+                src = pool[op.key_off + k]
+                if src < 0:                 # a constant
+                    srcs += (-1, -src - 1)
+                elif src in bound:
+                    srcs += bound[src]
+                else:
+                    return 0
+            for k in range(op.nbind if op.kind == K_JOIN else 0):
+                reg = pool[op.bind_off + 2 * k + 1]
+                if reg in bound:
+                    return 0
+                bound[reg] = (lvl, pool[op.bind_off + 2 * k])
+        if kinds[0] != FUSE_SCAN:
+            return 0
+        offs.append(len(srcs))
+        head = []
+        op = &self.ops[n]
+        for reg in pool[op.key_off:op.key_off + op.nkey]:
+            if reg not in bound:
+                return 0
+            head += bound[reg]
+        self.fused_kind = <int*>PyMem_Malloc(sizeof(int) * n)
+        self.fused_off = <int*>PyMem_Malloc(sizeof(int) * (n + 1))
+        self.fused_src = <int*>PyMem_Malloc(sizeof(int) * (len(srcs) if srcs else 1))
+        self.fused_head = <int*>PyMem_Malloc(sizeof(int) * (len(head) if head else 1))
+        if self.fused_kind == NULL or self.fused_off == NULL or self.fused_src == NULL or self.fused_head == NULL:
             raise MemoryError()
+        for k in range(n):
+            self.fused_kind[k] = kinds[k]
+        for k in range(n + 1):
+            self.fused_off[k] = offs[k]
+        for k in range(len(srcs)):
+            self.fused_src[k] = srcs[k]
         for k in range(len(head)):
-            self.j2_head[k] = head[k]
-        self.j2_key = from_a[key_src]
+            self.fused_head[k] = head[k]
+        self.nfused = n
         return 0
 
     @property
-    def join2(self) -> bool:
-        """Whether ``Executor.join2`` runs this plan (see ``find_join2``)."""
-        return self.j2_key >= 0
+    def fused(self) -> bool:
+        """Whether ``Executor.fused_joins`` runs this plan (see ``find_fused_joins``)."""
+        return self.nfused > 0
 
     def __dealloc__(self):
         PyMem_Free(self.ops)
-        PyMem_Free(self.j2_head)
+        PyMem_Free(self.fused_kind)
+        PyMem_Free(self.fused_off)
+        PyMem_Free(self.fused_src)
+        PyMem_Free(self.fused_head)
         PyMem_Free(self.la)
         PyMem_Free(self.pool)
         PyMem_Free(self.consts)

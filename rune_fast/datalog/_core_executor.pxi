@@ -231,8 +231,8 @@ cdef class Executor:
         self.ncoll = 0
         self.nbuf = 0     # rows left over by a run that raised are dropped with it
         self.brel = -1
-        if plan.j2_key >= 0 and self.no_base_reads(plan):
-            self.join2(plan)
+        if plan.nfused and self.no_base_reads(plan):
+            self.fused_joins(plan)
         else:
             self.step(0)
         self.flush()
@@ -393,10 +393,10 @@ cdef class Executor:
             row = r.idx[op.index].next[row]
         return 0
 
-    # -- the two-join kernel -----------------------------------------------
+    # -- fused joins --------------------------------------------------------
 
     cdef bint no_base_reads(self, Plan plan) noexcept:
-        """Whether no join of ``plan`` reads an overlay's base (``join2`` reads own rows only)."""
+        """Whether no join of ``plan`` reads an overlay's base (``fused_joins`` reads own rows only)."""
         cdef int i
         cdef Op* op
         for i in range(plan.nops):
@@ -405,66 +405,125 @@ cdef class Executor:
                 return False
         return True
 
-    cdef int join2(self, Plan plan) except -1:
-        """``do_join`` twice and ``emit``, fused for a plan ``Plan.find_join2`` recognised.
+    cdef int fused_joins(self, Plan plan) except -1:
+        """The nested loops of ``do_join``, ``exists`` and ``emit``, fused for a plan ``Plan.find_fused_joins`` recognised.
 
-        The same rows in the same order as the general path, but the head
-        row is copied straight from the two joined rows: no register, no
-        call per row, the key hashed inline. Arrays are read again after
-        every flush, which may have moved them (the head relation is often
-        the scanned one).
+        The same rows in the same order as the general path, with one
+        cursor per level instead of a call per row and level: key values
+        and head values are read straight from the joined rows (no
+        registers), and the one-column probe is inlined. A membership test
+        or a negation is a level that lets the rows above it through at
+        most once. A flush of head rows may move the arrays of any relation
+        read here (the head is often one): the row pointers are then taken
+        again from the row numbers.
         """
-        cdef Op* oa = &plan.ops[0]
-        cdef Op* ob = &plan.ops[1]
-        cdef Op* head = &plan.ops[2]
-        cdef RelData* ra = self.rels[oa.rel]
-        cdef RelData* rb = self.rels[ob.rel]
-        cdef Index* ix = &rb.idx[ob.index]
-        cdef int aa = ra.arity, ab = rb.arity, ah = head.nkey, kcol = plan.j2_key, k, c
-        cdef const int* hsrc = plan.j2_head
-        cdef int64_t lo_a, hi_a, lo_b, hi_b, i, j, g, slot
-        cdef int64_t key
-        cdef uint64_t h
-        cdef int32_t s
-        cdef const int64_t* row_a
-        cdef const int64_t* row_b
+        cdef int n = plan.nfused, last = plan.nfused - 1, L, k, ah = plan.ops[n].nkey, kind
+        cdef RelData* rels[MAX_FUSED]
+        cdef Index* ix[MAX_FUSED]        # the index a FUSE_INDEX level probes
+        cdef int64_t lo[MAX_FUSED]
+        cdef int64_t hi[MAX_FUSED]
+        cdef int64_t cur[MAX_FUSED]      # the row each level is on
+        cdef int64_t nxt[MAX_FUSED]      # the next candidate row of each level (-1: none)
+        cdef const int64_t* row[MAX_FUSED]   # where cur[L] is stored (until a flush)
+        cdef int hl[64]                  # head value k: column hc[k] of level hl[k]'s row
+        cdef int hc[64]
+        cdef const int* kinds = plan.fused_kind
+        cdef int* src
+        cdef int head_rel = plan.ops[n].rel
+        cdef int64_t j
+        cdef const int32_t* next_in_chain
         cdef int64_t* out
-        tier_range(ra, oa.tier, &lo_a, &hi_a)
-        tier_range(rb, ob.tier, &lo_b, &hi_b)
-        if self.brel != head.rel:
+        if ah > 64:
+            return self.step(0)
+        for k in range(ah):
+            hl[k] = plan.fused_head[2 * k]
+            hc[k] = plan.fused_head[2 * k + 1]
+        for L in range(n):
+            rels[L] = self.rels[plan.ops[L].rel]
+            ix[L] = &rels[L].idx[plan.ops[L].index] if kinds[L] == FUSE_INDEX else NULL
+            tier_range(rels[L], plan.ops[L].tier, &lo[L], &hi[L])
+        if self.brel != head_rel:
             self.flush()
-            self.brel = head.rel
-        for i in range(lo_a, hi_a):
-            self.tick()
-            key = ra.rows[i * aa + kcol]
-            h = hash_vals(&key, 1)
-            # idx_find, inline: the first row of the key's chain
-            j = -1
-            slot = h & ix.mask
-            while True:
-                s = ix.slots[slot]
-                if s == 0:
-                    break
-                g = s - 1
-                if ix.ghash[g] == h and rb.rows[<int64_t>ix.ghead[g] * ab + ix.cols[0]] == key:
-                    j = ix.ghead[g]
-                    break
-                slot = (slot + 1) & ix.mask
-            while j >= 0 and j < hi_b:
-                if j >= lo_b:
-                    self.tick()
-                    row_a = ra.rows + i * aa
-                    row_b = rb.rows + j * ab
-                    out = self.ebuf + <int64_t>self.nbuf * ah
-                    for k in range(ah):
-                        c = hsrc[k]
-                        out[k] = row_a[c] if c >= 0 else row_b[-c - 1]
-                    self.nbuf += 1
-                    if self.nbuf == EMIT_BATCH:
-                        self.flush()
-                        self.brel = head.rel
-                j = ix.next[j]
+            self.brel = head_rel
+        L = 0
+        nxt[0] = lo[0]
+        while True:
+            # the next row of level L, or back up a level
+            j = nxt[L]
+            kind = kinds[L]
+            if kind == FUSE_INDEX:
+                next_in_chain = ix[L].next
+                while j >= 0 and j < lo[L]:
+                    j = next_in_chain[j]
+                if j < 0 or j >= hi[L]:
+                    L -= 1
+                    continue
+                nxt[L] = next_in_chain[j]
+            elif kind == FUSE_SCAN:
+                if j >= hi[L]:
+                    if L == 0:
+                        break
+                    L -= 1
+                    continue
+                nxt[L] = j + 1
+            else:                        # a test: passed once, or not at all
+                if j < 0:
+                    L -= 1
+                    continue
+                nxt[L] = -1
+            if kind <= FUSE_INDEX:
+                cur[L] = j
+                row[L] = rels[L].rows + j * rels[L].arity
+                self.tick()
+            if L == last:
+                out = self.ebuf + <int64_t>self.nbuf * ah
+                for k in range(ah):
+                    out[k] = row[hl[k]][hc[k]]
+                self.nbuf += 1
+                if self.nbuf == EMIT_BATCH:
+                    self.flush()
+                    for k in range(L + 1):
+                        if kinds[k] <= FUSE_INDEX:
+                            row[k] = rels[k].rows + cur[k] * rels[k].arity
+                continue
+            # go down: the next level's first candidate
+            L += 1
+            src = plan.fused_src + plan.fused_off[L]
+            if kinds[L] == FUSE_SCAN:
+                nxt[L] = lo[L]
+            elif kinds[L] == FUSE_INDEX:
+                nxt[L] = self.fused_first(rels[L], ix[L],
+                                          row[src[0]][src[1]] if src[0] >= 0 else plan.consts[src[1]])
+            else:
+                nxt[L] = 0 if self.fused_test(plan, &plan.ops[L], kinds[L], src, row, lo[L], hi[L]) else -1
         return 0
+
+    cdef inline int64_t fused_first(self, const RelData* r, const Index* x, int64_t key) noexcept:
+        """``idx_find`` for a one-column key, inline."""
+        cdef uint64_t h = hash_vals(&key, 1)
+        cdef int64_t slot = h & x.mask, g
+        cdef int32_t s
+        while True:
+            s = x.slots[slot]
+            if s == 0:
+                return -1
+            g = s - 1
+            if x.ghash[g] == h and r.rows[<int64_t>x.ghead[g] * r.arity + x.cols[0]] == key:
+                return x.ghead[g]
+            slot = (slot + 1) & x.mask
+
+    cdef bint fused_test(self, Plan plan, Op* op, int kind, const int* src, const int64_t** row,
+                         int64_t lo, int64_t hi) except -1:
+        """A membership test (FUSE_ROW) or a negation (FUSE_NOT) of ``fused_joins``, its key read from the rows."""
+        cdef int64_t* key = self.keybuf + op.key_off
+        cdef int j
+        cdef int64_t found
+        for j in range(op.nkey):
+            key[j] = plan.consts[src[2 * j + 1]] if src[2 * j] < 0 else row[src[2 * j]][src[2 * j + 1]]
+        if kind == FUSE_NOT:
+            return not self.exists_key(op, key)
+        found = rel_find_own(self.rels[op.rel], key)
+        return lo <= found < hi
 
     cdef inline void look_ahead(self, Op* op, const int64_t* row) noexcept:
         """Prefetch the dedup slot the whole-row probe after ``op`` will read for ``row``.
@@ -485,15 +544,19 @@ cdef class Executor:
         prefetch(&t.fslots[h >> t.fshift])
 
     cdef bint exists(self, Op* op) except -1:
-        cdef RelData* r = self.rels[op.rel]
         cdef int64_t key[64]
         cdef int j
         cdef int* kp = self.plan.pool + op.key_off
-        cdef RelData* b
         if op.nkey > 64:
             raise ValueError("negated atom with more than 64 bound columns")
         for j in range(op.nkey):
             key[j] = self.src(kp[j])
+        return self.exists_key(op, key)
+
+    cdef bint exists_key(self, Op* op, const int64_t* key) except -1:
+        """Whether the negated atom ``op`` has a row matching ``key`` (its bound columns)."""
+        cdef RelData* r = self.rels[op.rel]
+        cdef RelData* b
         if op.index == INDEX_ROW:
             if r.base != NULL and rel_find_own(r.base, key) >= 0:
                 return True
