@@ -8,6 +8,6 @@
     Program("path(X, Y) :- edge(X, Y).").evaluate({"edge": [(1, 2)]})
 """
 
-from .program import COMPILED, Model, Program, intern_facts
+from .program import COMPILED, Model, Program, intern_facts, release_cached_memory
 
-__all__ = ["Program", "Model", "intern_facts", "COMPILED"]
+__all__ = ["Program", "Model", "intern_facts", "COMPILED", "release_cached_memory"]

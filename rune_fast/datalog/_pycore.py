@@ -35,6 +35,26 @@ C_EQ, C_NE = int(Cmp.EQ), int(Cmp.NE)
 LIMIT_TUPLES, LIMIT_BYTES, LIMIT_AGGREGATE = int(LimitKind.TUPLES), int(LimitKind.BYTES), int(LimitKind.AGGREGATE)
 
 
+# The compiled core keeps freed big arrays for reuse (its block cache); this
+# twin allocates nothing outside Python objects, so it has nothing to keep.
+
+def release_cached_memory() -> int:
+    """Same as the compiled core's: nothing is cached here, so 0 bytes are released."""
+    return 0
+
+
+def block_cache_stats() -> dict:
+    """Same keys as the compiled core's; always an empty cache."""
+    return {"bytes": 0, "blocks": 0, "limit": 0, "hits": 0, "misses": 0}
+
+
+def set_block_cache_limit(nbytes: int) -> int:
+    """Same as the compiled core's (there is no cache: the limit stays 0); returns the old limit, 0."""
+    if nbytes < 0:
+        raise OverflowError("a cache limit cannot be negative")
+    return 0
+
+
 def intern_rows(symbols, rows, arity: int):
     """Facts -> one list of ids per column, or None if a row is not a plain tuple of ``arity`` values.
 

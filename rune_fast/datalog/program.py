@@ -25,10 +25,22 @@ from ..lang.rules_parser import parse_atom, parse_rules
 from .symbols import Symbols
 from ..values import Entity, format_value
 
-__all__ = ["Program", "Model", "intern_facts", "COMPILED"]
+__all__ = ["Program", "Model", "intern_facts", "COMPILED", "release_cached_memory"]
 
 #: True when the compiled extension runs the plans (False under RUNE_FAST_PURE=1).
 COMPILED: bool = core.COMPILED
+
+
+def release_cached_memory() -> int:
+    """Give the arrays the compiled core keeps for reuse back to the C allocator.
+
+    Evaluations reuse the big arrays (relation rows, hash tables) earlier
+    evaluations freed, from a process-wide cache of bounded size (see
+    docs/performance.md, "Reusing big arrays"). Call this when the process
+    will not evaluate for a long while. Returns the bytes released (always 0
+    with the plain-Python core, which caches nothing).
+    """
+    return int(core.release_cached_memory())
 
 _VALUE_TYPES = (str, int, float, bool, Entity)
 
