@@ -177,6 +177,7 @@ cdef double give_gil_turn() noexcept:
     return now_seconds()
 
 
+include "_core_memory.pxi"
 include "_core_relations.pxi"
 
 
@@ -370,6 +371,7 @@ cdef class Plan:
 
 
 include "_core_executor.pxi"
+include "_core_fused.pxi"
 
 
 # --------------------------------------------------------------------------
