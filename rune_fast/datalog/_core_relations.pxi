@@ -535,8 +535,10 @@ cdef class Relation:
         Growing one doubling at a time rehashes every entry again and again
         and copies the rows each time: for a relation whose size is known
         roughly in advance (the same program evaluated again), that is most
-        of the cost of building it. Untouched capacity costs address space,
-        not memory: the pages are only mapped when rows reach them.
+        of the cost of building it. The reservation is what the previous
+        evaluation ended up using: a fresh block's untouched capacity costs
+        address space only (its pages are mapped when rows reach them), and
+        a block reused from the block cache was resident anyway.
         """
         cdef RelData* d = self.d
         cdef int64_t want = 16
