@@ -38,12 +38,19 @@ cdef int fused_joins(Executor ex, Plan plan) except -1:
     cdef int64_t cur[MAX_FUSED]      # the row each level is on
     cdef int64_t nxt[MAX_FUSED]      # the next candidate row of each level (-1: none)
     cdef const int64_t* row[MAX_FUSED]   # where cur[L] is stored (until a flush)
+    # per FUSE_INDEX level: the last key probed and the first row it found
+    # (-2: none yet). A key that only an outer level binds is the same for
+    # every row of the levels in between (``par(Y, B)`` under ``par(X, A)``
+    # from an ``sg(A, B)`` row): its probe is then not repeated. The first
+    # row of a key's chain never changes; rows added since lie past ``hi``.
+    cdef int64_t memo_key[MAX_FUSED]
+    cdef int64_t memo_first[MAX_FUSED]
     cdef int hl[64]                  # head value k: column hc[k] of level hl[k]'s row
     cdef int hc[64]
     cdef const int* kinds = plan.fused_kind
     cdef int* src
     cdef int head_rel = plan.ops[n].rel
-    cdef int64_t j
+    cdef int64_t j, key
     cdef const int32_t* next_in_chain
     cdef int64_t* out
     if ah > 64:
@@ -55,6 +62,7 @@ cdef int fused_joins(Executor ex, Plan plan) except -1:
         rels[L] = ex.rels[plan.ops[L].rel]
         ix[L] = &rels[L].idx[plan.ops[L].index] if kinds[L] == FUSE_INDEX else NULL
         tier_range(rels[L], plan.ops[L].tier, &lo[L], &hi[L])
+        memo_first[L] = -2
     if ex.brel != head_rel:
         ex.flush()
         ex.brel = head_rel
@@ -110,8 +118,11 @@ cdef int fused_joins(Executor ex, Plan plan) except -1:
         if kinds[L] == FUSE_SCAN:
             nxt[L] = lo[L]
         elif kinds[L] == FUSE_INDEX:
-            nxt[L] = fused_first(rels[L], ix[L],
-                                      row[src[0]][src[1]] if src[0] >= 0 else plan.consts[src[1]])
+            key = row[src[0]][src[1]] if src[0] >= 0 else plan.consts[src[1]]
+            if memo_first[L] == -2 or memo_key[L] != key:
+                memo_key[L] = key
+                memo_first[L] = fused_first(rels[L], ix[L], key)
+            nxt[L] = memo_first[L]
         else:
             nxt[L] = 0 if fused_test(ex, plan, &plan.ops[L], kinds[L], src, row, lo[L], hi[L]) else -1
     return 0
