@@ -113,8 +113,8 @@ def intern_facts(compiled: CompiledProgram, facts: Mapping[str, Iterable[tuple]]
         return _intern_facts(compiled, facts, symbols, where)
 
 
-#: Collections the column-wise fast path may read twice (its fallback re-reads
-#: them row by row); a generator would be empty the second time.
+#: Collections the bulk path (``intern_rows``) may read twice (when it gives
+#: up, the row loop reads them again); a generator would be empty by then.
 _REITERABLE = (tuple, list, set, frozenset)
 
 
@@ -132,8 +132,8 @@ def _intern_facts(compiled: CompiledProgram, facts: Mapping[str, Iterable[tuple]
         if isinstance(rows, (str, bytes)) or not hasattr(rows, "__iter__"):
             raise RuneDataError(f"{where}: relation {name!r} needs an iterable of rows, got {type(rows).__name__}")
         if type(rows) in _REITERABLE and rows and arity:
-            # Fast path (facts from a parsed file, or Python collections): intern column by column
-            # in the core; when a row is not a plain tuple of the right width
+            # Fast path (facts from a parsed file, or Python collections): intern in the
+            # core, giving one list of ids per column; when a row is not a plain tuple of the right width
             # (None) or a value is bad, fall through to the row loop below,
             # which names the offending row.
             try:
