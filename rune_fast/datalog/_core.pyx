@@ -125,6 +125,7 @@ DEF FUSE_SCAN = 0
 DEF FUSE_INDEX = 1
 DEF FUSE_ROW = 2
 DEF FUSE_NOT = 3
+DEF FUSE_CMP = 4
 DEF EMIT_BATCH = 64            # head rows inserted together (see Executor.flush)
 DEF INSERT_BATCH = 32          # fact rows inserted together (Relation.add_columns)
 
@@ -288,13 +289,14 @@ cdef class Plan:
         value is a column of an earlier row (or a constant).
 
         A level is a scan, a probe through a one-column index, a
-        whole-row membership test (``resource(R)``) or a negation (``not
-        suspended(U)``): the inner loops of most rules (``path(X, Z) :-
+        whole-row membership test (``resource(R)``), a negation (``not
+        suspended(U)``) or a comparison of two plain values (``X != Y``):
+        the inner loops of most rules (``path(X, Z) :-
         path(X, Y), edge(Y, Z)``; ``sg(X, Y) :- par(X, A), sg(A, B),
         par(Y, B)`` from the ``sg`` delta; ``unreached(S, X) :- source(S),
         node(X), not reach(S, X)``). Anything else (checks on a row, a
-        several-column partial key, a comparison, an assignment, an
-        aggregate) keeps the general executor.
+        several-column partial key, a comparison of computed values, an
+        assignment, an aggregate) keeps the general executor.
         """
         cdef Op* op
         cdef int n = self.nops - 1, lvl, k
@@ -313,6 +315,18 @@ cdef class Plan:
                 kinds.append(FUSE_ROW)
             elif op.kind == K_NOT and op.nbind == 0 and op.nkey <= 64:
                 kinds.append(FUSE_NOT)
+            elif (op.kind == K_CMP and op.lhs_len == 1 and op.rhs_len == 1
+                    and pool[op.lhs_off] == E_PUSH and pool[op.rhs_off] == E_PUSH):
+                # a comparison of two plain values (``X != Y``, ``N >= 3``)
+                kinds.append(FUSE_CMP)
+                for src in (pool[op.lhs_off + 1], pool[op.rhs_off + 1]):
+                    if src < 0:
+                        srcs += (-1, -src - 1)
+                    elif src in bound:
+                        srcs += bound[src]
+                    else:
+                        return 0
+                continue
             else:
                 return 0
             for k in range(op.nkey):

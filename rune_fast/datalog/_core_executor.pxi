@@ -500,26 +500,30 @@ cdef class Executor:
             return False
         if not self.eval_expr(op.rhs_off, op.rhs_len, &b):
             return False
+        return self.compare_ids(op.cmp, a, b)
+
+    cdef inline bint compare_ids(self, int cmp, int64_t a, int64_t b) except -1:
+        """``a cmp b`` for two ids: inline integers and equal ids here, the rest in Python."""
         if (a & 1) and (b & 1):
             a >>= 1
             b >>= 1
-            if op.cmp == C_EQ:
+            if cmp == C_EQ:
                 return a == b
-            if op.cmp == C_NE:
+            if cmp == C_NE:
                 return a != b
-            if op.cmp == C_LT:
+            if cmp == C_LT:
                 return a < b
-            if op.cmp == C_LE:
+            if cmp == C_LE:
                 return a <= b
-            if op.cmp == C_GT:
+            if cmp == C_GT:
                 return a > b
             return a >= b
         if a == b:
-            if op.cmp == C_EQ:
+            if cmp == C_EQ:
                 return True
-            if op.cmp == C_NE:
+            if cmp == C_NE:
                 return False
-        return self.hooks.compare(op.cmp, a, b)
+        return self.hooks.compare(cmp, a, b)
 
     cdef int do_assign(self, Op* op, int pc) except -1:
         cdef int64_t v

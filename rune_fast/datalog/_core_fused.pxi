@@ -24,8 +24,8 @@ cdef int fused_joins(Executor ex, Plan plan) except -1:
     The same rows in the same order as the general path, with one
     cursor per level instead of a call per row and level: key values
     and head values are read straight from the joined rows (no
-    registers), and the one-column probe is inlined. A membership test
-    or a negation is a level that lets the rows above it through at
+    registers), and the one-column probe is inlined. A membership test,
+    a negation or a comparison is a level that lets the rows above it through at
     most once. A flush of head rows may move the arrays of any relation
     read here (the head is often one): the row pointers are then taken
     again from the row numbers.
@@ -90,7 +90,8 @@ cdef int fused_joins(Executor ex, Plan plan) except -1:
                 L -= 1
                 continue
             nxt[L] = j + 1
-            if L < last and kinds[L + 1] >= FUSE_ROW and j + LOOK_AHEAD_ROWS < hi[L]:
+            if (L < last and (kinds[L + 1] == FUSE_ROW or kinds[L + 1] == FUSE_NOT)
+                    and j + LOOK_AHEAD_ROWS < hi[L]):
                 fused_look_ahead(ex, plan, L, rels[L].rows + (j + LOOK_AHEAD_ROWS) * rels[L].arity, row)
         else:                        # a test: passed once, or not at all
             if j < 0:
@@ -123,9 +124,17 @@ cdef int fused_joins(Executor ex, Plan plan) except -1:
                 memo_key[L] = key
                 memo_first[L] = fused_first(rels[L], ix[L], key)
             nxt[L] = memo_first[L]
+        elif kinds[L] == FUSE_CMP:
+            nxt[L] = 0 if ex.compare_ids(plan.ops[L].cmp, fused_value(plan, src, row),
+                                         fused_value(plan, src + 2, row)) else -1
         else:
             nxt[L] = 0 if fused_test(ex, plan, &plan.ops[L], kinds[L], src, row, lo[L], hi[L]) else -1
     return 0
+
+cdef inline int64_t fused_value(Plan plan, const int* src, const int64_t** row) noexcept:
+    """The value a (level, column) pair names: a column of that level's row, or a constant (level -1)."""
+    return plan.consts[src[1]] if src[0] < 0 else row[src[0]][src[1]]
+
 
 cdef inline int64_t fused_first(const RelData* r, const Index* x, int64_t key) noexcept:
     """``idx_find`` for a one-column key, inline."""
