@@ -7,7 +7,6 @@
 # recursion: tests/test_core_fused_joins.py holds the two to the same models.
 
 
-
 cdef bint no_base_reads(Executor ex, Plan plan) noexcept:
     """Whether no join of ``plan`` reads an overlay's base (``fused_joins`` reads own rows only)."""
     cdef int i
@@ -18,6 +17,7 @@ cdef bint no_base_reads(Executor ex, Plan plan) noexcept:
             return False
     return True
 
+
 cdef int fused_joins(Executor ex, Plan plan) except -1:
     """The nested loops of ``do_join``, ``exists`` and ``emit``, fused for a plan ``Plan.find_fused_joins`` recognised.
 
@@ -25,8 +25,8 @@ cdef int fused_joins(Executor ex, Plan plan) except -1:
     cursor per level instead of a call per row and level: key values
     and head values are read straight from the joined rows (no
     registers), and the one-column probe is inlined. A membership test,
-    a negation or a comparison is a level that lets the rows above it through at
-    most once. A flush of head rows may move the arrays of any relation
+    a negation or a comparison is a level that lets the rows above it
+    through at most once. A flush of head rows may move the arrays of any relation
     read here (the head is often one): the row pointers are then taken
     again from the row numbers.
     """
@@ -131,6 +131,7 @@ cdef int fused_joins(Executor ex, Plan plan) except -1:
             nxt[L] = 0 if fused_test(ex, plan, &plan.ops[L], kinds[L], src, row, lo[L], hi[L]) else -1
     return 0
 
+
 cdef inline int64_t fused_value(Plan plan, const int* src, const int64_t** row) noexcept:
     """The value a (level, column) pair names: a column of that level's row, or a constant (level -1)."""
     return plan.consts[src[1]] if src[0] < 0 else row[src[0]][src[1]]
@@ -149,6 +150,7 @@ cdef inline int64_t fused_first(const RelData* r, const Index* x, int64_t key) n
         if x.ghash[g] == h and r.rows[<int64_t>x.ghead[g] * r.arity + x.cols[0]] == key:
             return x.ghead[g]
         slot = (slot + 1) & x.mask
+
 
 cdef inline void fused_look_ahead(Executor ex, Plan plan, int L, const int64_t* ahead, const int64_t** row) noexcept:
     """Prefetch the slot the whole-row test after scan level ``L`` will read for the row ``ahead``.
@@ -172,6 +174,7 @@ cdef inline void fused_look_ahead(Executor ex, Plan plan, int L, const int64_t* 
         else:
             key[j] = row[src[2 * j]][src[2 * j + 1]]
     prefetch(&t.fslots[hash_vals(key, op.nkey) >> t.fshift])
+
 
 cdef bint fused_test(Executor ex, Plan plan, Op* op, int kind, const int* src, const int64_t** row,
                      int64_t lo, int64_t hi) except -1:
