@@ -251,15 +251,18 @@ CTX = st.one_of(st.none(), st.fixed_dictionaries({}, optional={
 }))
 
 
+#: a non-empty set of the policies above, and a few requests over the entities and contexts above
+POLICY_SETS = st.lists(st.sampled_from(POLICIES), min_size=1, max_size=len(POLICIES), unique=True)
+REQUEST_LISTS = st.lists(st.tuples(st.sampled_from(PRINCIPALS), st.sampled_from(ACTIONS), st.sampled_from(RESOURCES),
+                                   CTX), min_size=1, max_size=8)
+
+
 def _outcome(d):
     return (d.decision, d.reasons, d.errors)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.sampled_from(POLICIES), min_size=1, max_size=len(POLICIES), unique=True),
-       st.booleans(),
-       st.lists(st.tuples(st.sampled_from(PRINCIPALS), st.sampled_from(ACTIONS), st.sampled_from(RESOURCES), CTX),
-                min_size=1, max_size=8))
+@given(POLICY_SETS, st.booleans(), REQUEST_LISTS)
 def test_linked_and_fused_tests_decide_like_plain_tests(policies, strict, reqs):
     text = HEADER + DATA + "[policies]\n" + "\n".join(policies) + "\n"
     fast = rune_fast.load_text(text, cache_size=0, strict_forbid=strict)
@@ -379,10 +382,7 @@ def _bare_selections(e) -> list:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.sampled_from(POLICIES), min_size=1, max_size=len(POLICIES), unique=True),
-       st.booleans(),
-       st.lists(st.tuples(st.sampled_from(PRINCIPALS), st.sampled_from(ACTIONS), st.sampled_from(RESOURCES), CTX),
-                min_size=1, max_size=8))
+@given(POLICY_SETS, st.booleans(), REQUEST_LISTS)
 def test_bare_selections_decide_like_selections_with_the_state(policies, strict, reqs):
     """The same engine with every selection fused with the per-request state
     (``generate_bare_selection`` refusing): same outcomes, booleans and
