@@ -226,7 +226,7 @@ def test_random_graphs_after_reuse_match_the_reference(n, extra):
     check(program, edges)
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the lock is taken around fork(), which only POSIX systems have")
 def test_a_forked_child_can_use_the_cache(cache):
     """Fork while another thread keeps taking and giving back blocks: the
     child inherits a usable cache (its lock is not left taken)."""

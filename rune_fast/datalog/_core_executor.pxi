@@ -335,15 +335,7 @@ cdef class Executor:
         cdef const int64_t* rows
         cdef RelData* b
         cdef Op* head = &self.plan.ops[pc + 1] if op.emit_next else NULL
-        if op.tier == T_ALL:
-            lo = 0
-            hi = r.all_hi
-        elif op.tier == T_STABLE:
-            lo = 0
-            hi = r.stable_hi
-        else:
-            lo = r.recent_lo
-            hi = r.recent_hi
+        tier_range(r, op.tier, &lo, &hi)
         if op.index == INDEX_SCAN:
             if use_base:
                 b = r.base

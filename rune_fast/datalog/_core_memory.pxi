@@ -117,24 +117,32 @@ cdef void* cache_take(size_t n) noexcept nogil:
     return p
 
 
+cdef int take_oldest(void** out, size_t keep_bytes, int keep_blocks) noexcept nogil:
+    """Remove the oldest cached blocks into ``out`` until at most ``keep_bytes``
+    bytes in at most ``keep_blocks`` blocks stay; returns how many. Call with
+    ``cache_lock`` held; free the blocks after releasing it."""
+    global ncached, cached_bytes
+    cdef int i, k = 0
+    while k < ncached and (cached_bytes > keep_bytes or ncached - k > keep_blocks):
+        out[k] = cached[k].p
+        cached_bytes -= cached[k].size
+        k += 1
+    if k:
+        for i in range(k, ncached):
+            cached[i - k] = cached[i]
+        ncached -= k
+    return k
+
+
 cdef bint cache_put(void* p, size_t size) noexcept nogil:
     """Keep block ``p`` (``size`` usable bytes), evicting the oldest blocks to make room; False if it does not fit."""
     global ncached, cached_bytes
     cdef void* evicted[CACHE_BLOCKS]
-    cdef int i, k, nev = 0
+    cdef int i, nev = 0
     cdef bint kept = False
     cache_lock()
     if size <= cache_limit:
-        k = 0
-        while k < ncached and (cached_bytes + size > cache_limit or ncached - k >= CACHE_BLOCKS):
-            evicted[nev] = cached[k].p
-            nev += 1
-            cached_bytes -= cached[k].size
-            k += 1
-        if k:
-            for i in range(k, ncached):
-                cached[i - k] = cached[i]
-            ncached -= k
+        nev = take_oldest(evicted, cache_limit - size, CACHE_BLOCKS - 1)
         cached[ncached].p = p
         cached[ncached].size = size
         ncached += 1
@@ -148,24 +156,17 @@ cdef bint cache_put(void* p, size_t size) noexcept nogil:
 
 cdef size_t cache_drain(size_t keep) noexcept nogil:
     """Free the oldest cached blocks until at most ``keep`` bytes stay; returns the bytes freed."""
-    global ncached, cached_bytes
     cdef void* evicted[CACHE_BLOCKS]
-    cdef int i, k = 0
-    cdef size_t freed = 0
+    cdef int i, k
+    cdef size_t before
     cache_lock()
-    while k < ncached and cached_bytes > keep:
-        evicted[k] = cached[k].p
-        cached_bytes -= cached[k].size
-        freed += cached[k].size
-        k += 1
-    if k:
-        for i in range(k, ncached):
-            cached[i - k] = cached[i]
-        ncached -= k
+    before = cached_bytes
+    k = take_oldest(evicted, keep, CACHE_BLOCKS)
+    before -= cached_bytes
     cache_unlock()
     for i in range(k):
         free(evicted[i])
-    return freed
+    return before
 
 
 cdef inline void want_huge_pages(void* p, size_t n) noexcept nogil:
