@@ -18,7 +18,7 @@ Two timings per engine, best of several repeats (``time.perf_counter``):
 
 * **end-to-end**: Python facts in, every tuple of every output relation out
   as Python values, each engine in the form it naturally gives: rune_fast
-  the list of distinct rows (``Model.rows``: tuples built in C), clingo the
+  the tuple of distinct rows (``Model.rows``: tuples built in C), clingo the
   list of its model's shown atoms converted to tuples, plain its own result
   sets, pyDatalog its answer set. ``--as-frozenset`` makes rune_fast and
   clingo build a frozenset per relation as well (``Model.relation``);
@@ -422,7 +422,7 @@ def main(argv=None) -> int:
     print(render(results, workloads, engines, args))
     print(f"\ncompiled core built {', '.join(builds) or '?'} UTC; Python {sys.version.split()[0]}; "
           f"{os.cpu_count()} CPUs; end-to-end results as "
-          + ("frozensets (rune_fast, clingo)" if args.as_frozenset else "lists of tuples (rune_fast, clingo)"))
+          + ("frozensets (rune_fast, clingo)" if args.as_frozenset else "rows as built (rune_fast: a tuple, clingo: a list)"))
     if problems:
         print("\n**Disagreements / errors:**\n")
         for p in problems:

@@ -88,14 +88,14 @@ def request_plans(
         for slot in st.relations if compiled.rels[slot].name in core_dep
     )
 
-    def static_rows(name: str) -> Optional[list]:
+    def static_rows(name: str) -> Optional[Sequence[tuple]]:
         if name in side:
             return list(side[name])
         if name not in compiled.slot_of:
             return []
         if model.size(name) > SNAPSHOT_LIMIT:
             return None
-        rows: list = model.rows(name)
+        rows: Sequence[tuple] = model.rows(name)
         return rows
 
     plans = RequestPlans(rules, info.rule_info, core_dep, recursive, info.arities,

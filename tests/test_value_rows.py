@@ -29,7 +29,7 @@ ids = st.one_of(inline_ints.map(lambda v: 2 * v + 1), st.integers(0, len(TABLE) 
 
 
 def expected(rows):
-    return [tuple(i >> 1 if i & 1 else TABLE[i >> 1] for i in row) for row in rows]
+    return tuple(tuple(i >> 1 if i & 1 else TABLE[i >> 1] for i in row) for row in rows)
 
 
 def relation(core, arity, rows, base=None):
@@ -72,8 +72,24 @@ def test_many_rows_share_small_ints_and_stay_correct(core):
     assert got == expected(rows)
 
 
+def test_rows_are_left_out_of_the_cyclic_gc_and_outlive_their_relation():
+    # an immutable tuple of rows of scalars can never be part of a cycle: the
+    # collector must never walk a big result (nor any of its rows)
+    import gc
+
+    base = relation(_core, 2, [(2 * i + 1, 0) for i in range(300)])
+    top = relation(_core, 2, [(1, 2 * 7), (3, 2 * 7)], base)
+    got = top.value_rows(TABLE)
+    assert type(got) is tuple and not gc.is_tracked(got)
+    assert not any(gc.is_tracked(row) for row in got)
+    del top, base
+    gc.collect()
+    assert got == expected([(2 * i + 1, 0) for i in range(300)] + [(1, 14), (3, 14)])
+    assert got[-1][1] is TABLE[7]
+
+
 def test_an_id_outside_the_table_raises_before_any_tuple_is_built():
     rel = relation(_core, 2, [(1, 3)] * 1 + [(5, 2 * len(TABLE))])
     with pytest.raises(IndexError):
         rel.value_rows(TABLE)
-    assert rel.value_rows(TABLE + ["extra"]) == [(0, 1), (2, "extra")]
+    assert rel.value_rows(TABLE + ["extra"]) == ((0, 1), (2, "extra"))

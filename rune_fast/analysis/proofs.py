@@ -257,7 +257,7 @@ class Prover:
         if k:
             rows = [pattern[:k] + rest for rest in self.model.match(rel, pattern[:k])]
         else:
-            rows = self.model.rows(rel)
+            rows = list(self.model.rows(rel))
         if any(v is not None for v in pattern[k:]):
             rows = [r for r in rows if all(v is None or _same(v, x) for v, x in zip(pattern, r))]
         return rows

@@ -431,6 +431,67 @@ cdef int64_t rel_insert_batch(RelData* r, const int64_t* rows, int n, uint64_t* 
     return new
 
 
+cdef int64_t check_ids(const RelData* d, Py_ssize_t ntab) except -2:
+    """Raise if a row of ``d`` holds a table id past ``ntab`` entries; else
+    the largest inline integer in ``0 .. SMALL_INTS - 1`` (-1 if none)."""
+    cdef int64_t r, ident, iv, hi = -1
+    for r in range(d.n * d.arity):
+        ident = d.rows[r]
+        if ident & 1:
+            iv = ident >> 1
+            if hi < iv < SMALL_INTS:
+                hi = iv
+        elif (ident >> 1) >= ntab:
+            raise IndexError("id outside the symbol table")
+    return hi
+
+
+cdef int fill_value_rows(const RelData* d, list table, tuple out, Py_ssize_t at,
+                         PyObject** small, int64_t hi, double* last) except -1:
+    """Rows of ``d`` as tuples of values into ``out[at:]`` (ids checked already).
+
+    ``small``, if not NULL, caches one int object per integer in ``0 .. hi``
+    (it holds its own reference to each).
+    """
+    cdef int64_t r, ident, iv
+    cdef int k, a = d.arity
+    cdef const int64_t* rows = d.rows
+    cdef PyObject* t
+    cdef PyObject* v
+    cdef object fresh
+    for r in range(d.n):
+        t = new_tuple(a)
+        if t == NULL:
+            raise MemoryError()
+        for k in range(a):
+            ident = rows[r * a + k]
+            if ident & 1:
+                iv = ident >> 1
+                if small != NULL and 0 <= iv <= hi:
+                    v = small[iv]
+                    if v == NULL:
+                        fresh = PyLong_FromLongLong(iv)
+                        v = <PyObject*>fresh
+                        Py_XINCREF(v)           # the cache's reference
+                        small[iv] = v
+                    Py_XINCREF(v)
+                else:
+                    fresh = PyLong_FromLongLong(iv)
+                    v = <PyObject*>fresh
+                    Py_XINCREF(v)
+            else:
+                v = list_item(table, ident >> 1)
+                Py_XINCREF(v)
+            tuple_set(t, k, v)                  # steals the reference
+        # Items are immutable scalars and entities: the row can never be part
+        # of a cycle, so keep it out of the cyclic GC's work lists.
+        PyObject_GC_UnTrack(<void*>t)
+        tuple_set(<PyObject*>out, at + r, t)    # steals the reference
+        if r % CHECK_EVERY == CHECK_EVERY - 1 and now_seconds() - last[0] > YIELD_AFTER:
+            last[0] = give_gil_turn()
+    return 0
+
+
 cdef class Relation:
     """Python handle of one relation (owns its C data)."""
 
@@ -619,72 +680,42 @@ cdef class Relation:
         return out
 
     def value_rows(self, list table):
-        """Every row as a tuple of Python values (``table[k]`` is the value of id ``2*k``).
+        """Every row (base rows first) as a tuple of tuples of Python values
+        (``table[k]`` is the value of id ``2*k``).
 
-        The end-to-end path: building the tuples here, in one pass, into a
-        list of the final size, is several times faster than going through
-        tuples of ids.
+        The end-to-end path: the rows are built here in one pass, straight
+        into a tuple of the final size. Neither the rows nor the tuple that
+        holds them are tracked by the cyclic GC: they are immutable and hold
+        only scalars and entities, so they can never be part of a cycle, and
+        a collection never walks a result of millions of rows.
         """
-        cdef int64_t n = self.d.n, r, ident, iv
-        cdef int k, a = self.d.arity
-        cdef const int64_t* rows = self.d.rows
+        cdef const RelData* base = self.d.base
+        cdef Py_ssize_t nbase = base.n if base != NULL else 0
         cdef Py_ssize_t ntab = len(table)
-        cdef list out = PyList_New(n)
-        cdef PyObject* t
-        cdef PyObject* v
+        # Check every id first: a bad one raises before any tuple is made.
+        cdef int64_t iv, hi = check_ids(self.d, ntab)
+        if base != NULL:
+            hi = max(hi, check_ids(base, ntab))
+        cdef tuple out = PyTuple_New(nbase + self.d.n)
+        PyObject_GC_UnTrack(<void*>out)
         cdef PyObject** small = NULL
-        cdef object fresh
         cdef double last = now_seconds()
-        # Check every id first: a bad one raises before any tuple is made
-        # (the list of empty slots is then simply dropped).
-        for r in range(n * a):
-            ident = rows[r]
-            if not (ident & 1) and (ident >> 1) >= ntab:
-                raise IndexError("id outside the symbol table")
         # Small non-negative integers recur across rows (node ids, counts):
-        # share one int object per value instead of allocating one per cell.
-        if n > 256:
-            small = <PyObject**>calloc(SMALL_INTS, sizeof(PyObject*))
+        # share one int object per value instead of allocating one per cell
+        # (the table covers 0 .. hi, the largest such value in the rows).
+        if nbase + self.d.n > 256 and hi >= 0:
+            small = <PyObject**>calloc(hi + 1, sizeof(PyObject*))
             if small == NULL:
                 raise MemoryError()
         try:
-            for r in range(n):
-                t = new_tuple(a)
-                if t == NULL:
-                    raise MemoryError()
-                for k in range(a):
-                    ident = rows[r * a + k]
-                    if ident & 1:
-                        iv = ident >> 1
-                        if small != NULL and 0 <= iv < SMALL_INTS:
-                            v = small[iv]
-                            if v == NULL:
-                                fresh = PyLong_FromLongLong(iv)
-                                v = <PyObject*>fresh
-                                Py_XINCREF(v)           # the cache's reference
-                                small[iv] = v
-                            Py_XINCREF(v)
-                        else:
-                            fresh = PyLong_FromLongLong(iv)
-                            v = <PyObject*>fresh
-                            Py_XINCREF(v)
-                    else:
-                        v = list_item(table, ident >> 1)
-                        Py_XINCREF(v)
-                    tuple_set(t, k, v)                  # steals the reference
-                # Items are immutable scalars and entities: the tuple can never be
-                # part of a cycle, so keep it out of the cyclic GC's work lists.
-                PyObject_GC_UnTrack(<void*>t)
-                list_set(out, r, t)                     # steals the reference
-                if r % CHECK_EVERY == CHECK_EVERY - 1 and now_seconds() - last > YIELD_AFTER:
-                    last = give_gil_turn()
+            if base != NULL:
+                fill_value_rows(base, table, out, 0, small, hi, &last)
+            fill_value_rows(self.d, table, out, nbase, small, hi, &last)
         finally:
             if small != NULL:
-                for iv in range(SMALL_INTS):
+                for iv in range(hi + 1):
                     Py_XDECREF(small[iv])
                 free(small)
-        if self.d.base != NULL:
-            return self._base.value_rows(table) + out
         return out
 
     def match(self, int index, key):

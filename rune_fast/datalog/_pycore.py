@@ -140,11 +140,12 @@ class Relation:
         """Every row (base rows first) as tuples of ids."""
         return self.rows_list()
 
-    def value_rows(self, table: list) -> list:
-        """Every row as a tuple of Python values (``table[k]`` is the value of id ``2*k``)."""
+    def value_rows(self, table: list) -> tuple:
+        """Every row (base rows first) as a tuple of tuples of Python values
+        (``table[k]`` is the value of id ``2*k``)."""
         def value(i):
             return i >> 1 if i & 1 else table[i >> 1]
-        return [tuple([value(i) for i in row]) for row in self.rows_list()]
+        return tuple([tuple([value(i) for i in row]) for row in self.rows_list()])
 
     def match(self, index: int, key) -> list:
         key = tuple(key)

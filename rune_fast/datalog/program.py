@@ -246,18 +246,20 @@ class Model:
             self._cache[name] = cached
         return cached
 
-    def rows(self, name: str) -> list[tuple]:
-        """All tuples of ``name`` as a list (no Python-equality dedup).
+    def rows(self, name: str) -> tuple[tuple, ...]:
+        """All tuples of ``name``, each once, as a tuple (no Python-equality dedup).
 
         ``relation()`` returns a frozenset, in which Python merges ``(1,)``,
         ``(1.0,)`` and ``(True,)``; the language keeps them apart, and so
-        does this list.
+        does this result. It is immutable like the model, and the cyclic
+        GC never walks it: rows hold only scalars and entities.
         """
         table = self._cache.get(None)
         if table is None:
             table = self._cache[None] = self.db.symbols.table()
         with _gc_paused():  # millions of fresh tuples would trigger useless GC passes
-            return self._relation(name).value_rows(table)
+            rows: tuple[tuple, ...] = self._relation(name).value_rows(table)
+            return rows
 
     def relations(self) -> dict[str, frozenset]:
         """Every relation the program knows (request relations excluded) -> its tuples."""

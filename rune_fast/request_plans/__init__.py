@@ -57,7 +57,7 @@ a request.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping, Optional
+from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 from ..lang import ast as A
 from ..lang.safety import ROLE_ATOM, BodyInfo, classify_body
@@ -93,7 +93,7 @@ class RequestPlans:
         dependent: frozenset,
         recursive: frozenset,
         arities: Mapping[str, int],
-        static_rows: Callable[[str], Optional[list]],
+        static_rows: Callable[[str], Optional[Sequence[tuple]]],
         given_rows: Callable[[str], list],
         questions: Iterable[tuple[str, tuple]],
     ) -> None:
@@ -250,7 +250,7 @@ class RequestPlans:
             out.append((A.Rule(A.Atom(rel, args), (atom,)), classify_body((atom,))))
         return out
 
-    def static_rows_for(self, name: str) -> Optional[list]:
+    def static_rows_for(self, name: str) -> Optional[Sequence[tuple]]:
         if name.startswith("\0given:"):
             return self._given_rows(name[len("\0given:"):])
         return self._static_rows(name)
