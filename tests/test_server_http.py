@@ -260,7 +260,9 @@ def serving_pids(metrics_text: str) -> set[str]:
 
 def test_admin_reload_and_rollback_reach_every_worker(env, doc):
     srv, policy, _log = env
-    v1 = set(srv.worker_views().values())
+    # every worker up first: one that boots after the write below would load it
+    # (run alone, this test can start before the module's server is fully up)
+    v1 = set(wait_for(lambda: (lambda v: v if len(v) == 3 else None)(srv.worker_views()), timeout=30).values())
     assert len(v1) == 1
     policy.write_text(POLICY_V2)  # --no-watch: nothing happens until the admin call
     time.sleep(0.3)
