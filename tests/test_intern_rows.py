@@ -34,8 +34,8 @@ def one_by_one(parent_values, rows, arity):
     for v in parent_values:
         root.intern(v)
     syms = Symbols(root)
-    ids = [[syms.intern(v) for v in row] for row in rows]   # row after row
-    return [[r[k] for r in ids] for k in range(arity)], syms.table()
+    ids = [tuple([syms.intern(v) for v in row]) for row in rows]   # row after row
+    return ids, syms.table()
 
 
 @CORES
@@ -49,9 +49,29 @@ def test_same_ids_as_interning_one_by_one(core, parent_values, arity, data):
         root.intern(v)
     syms = Symbols(root)
     got = core.intern_rows(syms, rows, arity)
-    assert got == expected
+    assert len(got) == len(rows) and got.arity == arity
+    assert list(got) == expected
     assert syms.table() == table
-    assert all(type(i) is int for col in got for i in col)
+    assert all(type(i) is int for row in got for i in row)
+    # inserted whole into a relation: the same rows as one by one, duplicates dropped
+    rel = core.Relation("r", arity, [])
+    assert got.insert_into(rel) == len(set(expected))
+    assert sorted(rel.rows()) == sorted(set(expected))
+    with pytest.raises(ValueError):
+        got.insert_into(core.Relation("wider", arity + 1, []))
+
+
+@CORES
+def test_many_rows_go_in_by_batches(core):
+    # more rows than one insert batch, with repeats across batch boundaries
+    syms = Symbols()
+    rows = [(f"u{i % 700}", i % 13) for i in range(5_000)]
+    got = core.intern_rows(syms, rows, 2)
+    rel = core.Relation("r", 2, [[0]])
+    assert got.insert_into(rel) == len(set(rows))
+    want = {(syms.intern(a), syms.intern(b)) for a, b in rows}
+    assert set(rel.rows()) == want and len(rel.rows()) == len(want)
+    assert sorted(rel.match(0, (syms.intern("u5"),))) == sorted(r for r in want if r[0] == syms.intern("u5"))
 
 
 @CORES

@@ -27,17 +27,18 @@ Ids: an integer ``v`` with -2**62 <= v < 2**62 is the id ``2*v + 1`` (odd);
 every other value is ``2*k`` where ``k`` is its index in the symbol table. So
 equal values have equal ids and integer arithmetic needs no table.
 
-One extension module in three files (Cython ``include``, textual): this file
-(imports, constants, sharing the GIL, ``Plan``), ``_core_relations.pxi``
-(hashing, memory, indexes, ``Relation``) and ``_core_executor.pxi``
-(``Executor``).
+One extension module in several files (Cython ``include``, textual): this
+file (imports, constants, sharing the GIL, ``Plan``), ``_core_memory.pxi``
+(big arrays, the block cache), ``_core_relations.pxi`` (hashing, indexes,
+``Relation``), ``_core_executor.pxi`` (``Executor``), ``_core_fused.pxi``
+(fused joins) and ``_core_interning.pxi`` (``intern_rows``, ``IdRows``).
 """
 
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from cpython.ref cimport PyObject, Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
-from cpython.long cimport PyLong_FromLongLong, PyLong_AsLongLongAndOverflow
-from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
+from cpython.long cimport PyLong_FromLongLong, PyLong_AsLongLong, PyLong_AsLongLongAndOverflow
+from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError, PyDict_SetItem
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 
@@ -127,7 +128,7 @@ DEF FUSE_ROW = 2
 DEF FUSE_NOT = 3
 DEF FUSE_CMP = 4
 DEF EMIT_BATCH = 64            # head rows inserted together (see Executor.flush)
-DEF INSERT_BATCH = 32          # fact rows inserted together (Relation.add_columns)
+DEF INSERT_BATCH = 32          # fact rows inserted together (IdRows.insert_into)
 
 COMPILED = True
 
@@ -386,106 +387,4 @@ cdef class Plan:
 
 include "_core_executor.pxi"
 include "_core_fused.pxi"
-
-
-# --------------------------------------------------------------------------
-# Interning facts
-
-
-cdef inline object _lookup_up(object v, tuple ups):
-    """The id of ``v`` in one of the frozen ancestor tables, or None."""
-    cdef PyObject* found
-    for up in ups:
-        found = PyDict_GetItem(<dict>up, v)
-        if found != NULL:
-            return <object>found
-    return None
-
-
-#: intern_rows prefetches the row this many rows ahead, and that row's
-#: values half as far ahead (a row must be in cache to find its values).
-DEF INTERN_AHEAD = 16
-
-
-cdef inline object _intern_value(object v, dict strt, dict entt, tuple up_str, tuple up_ent,
-                                 list values, Py_ssize_t offset, object intern):
-    """The id of one fact value (see ``intern_rows``)."""
-    cdef int overflow
-    cdef long long x
-    cdef dict table
-    cdef tuple ups
-    cdef PyObject* found
-    if type(v) is str or type(v) is _Entity:
-        if type(v) is str:
-            table, ups = strt, up_str
-        else:
-            table, ups = entt, up_ent
-        found = PyDict_GetItem(table, v)
-        if found != NULL:
-            return <object>found
-        ident = _lookup_up(v, ups)
-        if ident is None:
-            ident = 2 * (offset + len(values))
-            values.append(v)
-            PyDict_SetItem(table, v, ident)
-        return ident
-    if type(v) is int:
-        x = PyLong_AsLongLongAndOverflow(v, &overflow)
-        if overflow == 0 and INLINE_MIN <= x <= INLINE_MAX:
-            return PyLong_FromLongLong(2 * x + 1)
-    return intern(v)
-
-
-def intern_rows(symbols, rows, int arity):
-    """Facts (a list or tuple of rows of values) -> one list of ids per column, or None.
-
-    None when some row is not a plain tuple of ``arity`` values (the caller's
-    row-by-row path then names the bad row). Strings, entities and inline
-    integers are interned here, with a dict probe per value and no Python
-    call; every other kind goes through ``symbols.intern``, which also raises
-    for unsupported values. Must give exactly the ids ``symbols.intern``
-    would, row after row: same tables, same order of new entries.
-
-    Rows and their values lie all over the heap, and a dict probe must read
-    the value (its cached hash): each is a cache miss. The loop prefetches
-    rows and values ahead of their turn so that those misses overlap.
-    """
-    cdef list lrows = rows if type(rows) is list else list(rows)
-    cdef Py_ssize_t n = len(lrows), i
-    cdef int k
-    cdef list out, values
-    cdef dict strt, entt
-    cdef tuple up_str, up_ent
-    cdef object row, ident, intern
-    cdef PyObject* ahead
-    cdef Py_ssize_t offset
-    if arity <= 0 or n == 0:
-        return None
-    for i in range(n):
-        if i + INTERN_AHEAD < n:
-            prefetch(list_item(lrows, i + INTERN_AHEAD))
-        row = lrows[i]
-        if type(row) is not tuple or PyTuple_GET_SIZE(row) != arity:
-            return None
-    strt = symbols._str
-    entt = symbols._ent
-    up_str = symbols._up[0]
-    up_ent = symbols._up[1]
-    values = symbols._values
-    offset = symbols._offset
-    intern = symbols.intern
-    out = [PyList_New(n) for k in range(arity)]
-    for i in range(n):
-        if i + INTERN_AHEAD < n:
-            prefetch(list_item(lrows, i + INTERN_AHEAD))
-        if i + INTERN_AHEAD // 2 < n:
-            ahead = list_item(lrows, i + INTERN_AHEAD // 2)
-            for k in range(arity):
-                prefetch(PyTuple_GET_ITEM(<object>ahead, k))
-        row = lrows[i]
-        for k in range(arity):
-            ident = _intern_value(<object>PyTuple_GET_ITEM(row, k), strt, entt, up_str, up_ent,
-                                  values, offset, intern)
-            Py_INCREF(ident)
-            PyList_SET_ITEM(<list>out[k], i, ident)
-    return out
+include "_core_interning.pxi"

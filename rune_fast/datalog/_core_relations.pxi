@@ -625,37 +625,6 @@ cdef class Relation:
         d.rows = rows
         d.cap = n
 
-    def add_columns(self, list cols):
-        """Insert rows given column-wise (one list of ids per column).
-
-        The bulk path for facts: no Python tuple is built per row, and rows
-        go in by batches (``rel_insert_batch``).
-        """
-        cdef int64_t buf[64 * INSERT_BATCH]
-        cdef uint64_t hashes[INSERT_BATCH]
-        cdef Py_ssize_t r, n
-        cdef int k, a = self.d.arity, nb = 0
-        cdef int64_t added = 0
-        cdef double last = now_seconds()
-        if len(cols) != a or a == 0 or a > 64:
-            raise ValueError("add_columns needs one column per position (arity 1..64)")
-        n = len(cols[0])
-        for k in range(a):
-            if type(cols[k]) is not list or len(cols[k]) != n:
-                raise ValueError("columns must be lists of equal length")
-        for r in range(n):
-            for k in range(a):
-                buf[nb * a + k] = (<list>cols[k])[r]
-            nb += 1
-            if nb == INSERT_BATCH:
-                added += rel_insert_batch(self.d, buf, nb, hashes)
-                nb = 0
-            if r % CHECK_EVERY == CHECK_EVERY - 1 and now_seconds() - last > YIELD_AFTER:
-                last = give_gil_turn()
-        if nb:
-            added += rel_insert_batch(self.d, buf, nb, hashes)
-        return added
-
     def contains(self, row):
         """Whether this row of ids is present (here or in the base)."""
         cdef int64_t buf[64]

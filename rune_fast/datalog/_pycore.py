@@ -55,8 +55,33 @@ def set_block_cache_limit(nbytes: int) -> int:
     return 0
 
 
+class IdRows:
+    """Interned facts of one relation (what ``intern_rows`` gives): rows of ids.
+
+    The compiled twin holds them in one C array; here they are a list of tuples.
+    """
+
+    __slots__ = ("rows", "arity")
+
+    def __init__(self, rows: list, arity: int) -> None:
+        self.rows = rows
+        self.arity = arity
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def insert_into(self, rel: "Relation") -> int:
+        """Insert every row into ``rel``; returns how many were new."""
+        if rel.arity != self.arity:
+            raise ValueError(f"rows of arity {self.arity} cannot go into a relation of arity {rel.arity}")
+        return rel.add_many(self.rows)
+
+
 def intern_rows(symbols, rows, arity: int):
-    """Facts -> one list of ids per column, or None if a row is not a plain tuple of ``arity`` values.
+    """Facts -> their ids as ``IdRows``, or None if a row is not a plain tuple of ``arity`` values.
 
     The compiled twin does the same with a dict probe per value.
     """
@@ -66,8 +91,7 @@ def intern_rows(symbols, rows, arity: int):
         return None
     intern = symbols.intern
     # row after row (the order in which new values get their ids), like the compiled twin
-    ids = [tuple(map(intern, row)) for row in rows]
-    return [list(col) for col in zip(*ids)]
+    return IdRows([tuple(map(intern, row)) for row in rows], arity)
 
 
 class Relation:
@@ -122,12 +146,6 @@ class Relation:
 
     def add_many(self, rows) -> int:
         return sum(1 for row in rows if self.add(row))
-
-    def add_columns(self, cols: list) -> int:
-        """Insert rows given column-wise (one list of ids per column)."""
-        if len(cols) != self.arity or self.arity == 0:
-            raise ValueError("add_columns needs one column per position (arity 1..64)")
-        return self.add_many(zip(*cols))
 
     def contains(self, row) -> bool:
         row = tuple(row)

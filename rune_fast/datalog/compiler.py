@@ -44,6 +44,7 @@ from ..limits import DEFAULT_LIMITS, Limits
 from .plan import (AGG_OF, ARITH_OF, CMP_OF, INDEX_ROW, INDEX_SCAN, Arith, Cmp, LimitKind, Op, PlanSpec, RelShape,
                    Tier, agg_op, assign_op, cmp_op, collect_op, emit_op, join_op, method_op, not_op, validate)
 from .symbols import Symbols
+from . import _pycore
 from ..values import INT_MAX, INT_MIN, format_value
 
 if os.environ.get("RUNE_FAST_PURE") == "1":
@@ -54,6 +55,9 @@ else:
     except ImportError:  # pragma: no cover - only when the extension was not built
         from . import _pycore as core
 
+
+#: what either core's ``intern_rows`` gives (``add_facts`` hands them over whole)
+_ID_ROWS = (core.IdRows, _pycore.IdRows)
 
 __all__ = ["CompiledProgram", "compile_program", "core", "EvalFailure", "Database"]
 
@@ -510,16 +514,10 @@ class Stratum:
         self.inputs = self.reads | self.member_set
 
 
-class Columns(list):
-    """Interned facts of one relation held column-wise (a list of id lists)."""
-
-    __slots__ = ()
-
-
 def add_facts(rel, data) -> int:
-    """Insert interned facts given as rows or as ``Columns``."""
-    if type(data) is Columns:
-        return rel.add_columns(list(data)) if data and data[0] else 0
+    """Insert interned facts: rows of ids, or a core's ``IdRows`` (from ``intern_rows``)."""
+    if isinstance(data, _ID_ROWS):
+        return data.insert_into(rel)
     return rel.add_many(data)
 
 
@@ -667,7 +665,7 @@ class CompiledProgram:
                 relations[slot].reserve(n)
         seeds = {}
         for slot, rows in facts.items():
-            rows = rows if type(rows) is Columns else list(rows)
+            rows = rows if isinstance(rows, _ID_ROWS) else list(rows)
             add_facts(relations[slot], rows)
             if slot in self.recompute_slots:
                 seeds[slot] = rows

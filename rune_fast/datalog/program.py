@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 from ..lang import ast as A
 from ..lang.checks import REQUEST_RELATIONS, RESERVED_RELATIONS, check_program
-from .compiler import Columns, CompiledProgram, Database, core
+from .compiler import CompiledProgram, Database, core
 from ..errors import RuneDataError, RuneError, RuneSyntaxError, raise_collected
 from ..limits import Limits
 from ..lang.rules_parser import parse_atom, parse_rules
@@ -133,18 +133,18 @@ def _intern_facts(compiled: CompiledProgram, facts: Mapping[str, Iterable[tuple]
             raise RuneDataError(f"{where}: relation {name!r} needs an iterable of rows, got {type(rows).__name__}")
         if type(rows) in _REITERABLE and rows and arity:
             # Fast path (facts from a parsed file, or Python collections): intern in the
-            # core, giving one list of ids per column; when a row is not a plain tuple of the right width
-            # (None) or a value is bad, fall through to the row loop below,
-            # which names the offending row.
+            # core, giving the core's IdRows (one array of ids, no tuple per row); when a
+            # row is not a plain tuple of the right width (None) or a value is bad, fall
+            # through to the row loop below, which names the offending row.
             try:
-                cols = compiled.core.intern_rows(symbols, rows, arity)
+                interned = compiled.core.intern_rows(symbols, rows, arity)
             except (TypeError, ValueError, OverflowError):
-                cols = None
-            if cols is not None:
+                interned = None
+            if interned is not None:
                 if ids:
-                    ids.extend(zip(*cols))
+                    ids.extend(interned)
                 else:
-                    out[slot] = Columns(cols)  # no tuple per row (see compiler.add_facts)
+                    out[slot] = interned  # no tuple per row (see compiler.add_facts)
                 continue
         for row in rows:
             if not isinstance(row, tuple) or type(row) is Entity:
