@@ -99,3 +99,38 @@ def test_program_facts_in_any_collection_give_the_same_model(kind):
     # a bad row is still named, whatever the collection (the fast path gives up, the row loop reports)
     with pytest.raises(RuneDataError, match="arity 2"):
         prog.evaluate({"edge": kind([("a", "b"), ("c",)])})
+
+
+def test_a_list_changed_by_another_thread_while_interning_is_never_read_out_of_bounds():
+    # The bulk path hands the GIL over while it works; a list another thread
+    # shrinks or rewrites meanwhile must give a model of some version of the
+    # list or a data error, never a read past its end or of a non-row.
+    import threading
+    import time
+
+    from rune_fast.datalog import Program
+    from rune_fast.errors import RuneDataError
+
+    prog = Program("seen(X) :- item(X, _).")
+    for change in ("shrink", "rewrite"):
+        rows = [(f"u{i}", i) for i in range(400_000)]
+        started = threading.Event()
+
+        def meddle():
+            started.wait()
+            time.sleep(0.002)
+            if change == "shrink":
+                del rows[1_000:]
+            else:
+                rows[200_000:] = [None] * 200_000
+
+        t = threading.Thread(target=meddle)
+        t.start()
+        started.set()
+        try:
+            model = prog.evaluate({"item": rows})
+        except RuneDataError:
+            assert change == "rewrite"
+        else:
+            assert 1_000 <= model.size("seen") <= 400_000
+        t.join()

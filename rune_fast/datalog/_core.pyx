@@ -52,6 +52,11 @@ cdef extern from "Python.h":
     void tuple_set "PyTuple_SET_ITEM"(PyObject* t, Py_ssize_t i, PyObject* o)
     PyObject* list_item "PyList_GET_ITEM"(object l, Py_ssize_t i)
     void list_set "PyList_SET_ITEM"(object l, Py_ssize_t i, PyObject* o)
+    Py_ssize_t list_size "PyList_GET_SIZE"(object l)
+    # a borrowed row looked at without taking a reference (prefetch hints)
+    bint is_exact_tuple "PyTuple_CheckExact"(PyObject* o)
+    Py_ssize_t raw_tuple_size "PyTuple_GET_SIZE"(PyObject* t)
+    PyObject* raw_tuple_item "PyTuple_GET_ITEM"(PyObject* t, Py_ssize_t i)
 from libc.string cimport memset, memcpy
 from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.stdint cimport int32_t, int64_t, uint64_t

@@ -91,15 +91,22 @@ def intern_rows(symbols, rows, int arity):
     """Facts (a list or tuple of rows of values) -> their ids as ``IdRows``, or None.
 
     None when some row is not a plain tuple of ``arity`` values (the caller's
-    row-by-row path then names the bad row). Strings, entities and inline
-    integers are interned here, with a dict probe per value and no Python
-    call; every other kind goes through ``symbols.intern``, which also raises
-    for unsupported values. Must give exactly the ids ``symbols.intern``
-    would, row after row: same tables, same order of new entries.
+    row-by-row path then names the bad row; the values interned before it
+    are the ones that path interns first anyway, in the same order).
+    Strings, entities and inline integers are interned here, with a dict
+    probe per value and no Python call; every other kind goes through
+    ``symbols.intern``, which also raises for unsupported values. Must give
+    exactly the ids ``symbols.intern`` would, row after row: same tables,
+    same order of new entries.
 
     Rows and their values lie all over the heap, and a dict probe must read
     the value (its cached hash): each is a cache miss. The loop prefetches
     rows and values ahead of their turn so that those misses overlap.
+
+    Other threads may run meanwhile (the GIL is handed over every
+    ``YIELD_AFTER`` of work, and ``symbols.intern`` runs Python code), and
+    may change a list the caller passed: every row is checked when its turn
+    comes, against the list's length at that moment.
     """
     cdef list lrows = rows if type(rows) is list else list(rows)
     cdef Py_ssize_t n = len(lrows), i
@@ -112,14 +119,9 @@ def intern_rows(symbols, rows, int arity):
     cdef Py_ssize_t offset
     cdef IdRows out
     cdef int64_t* dst
+    cdef double last = now_seconds()
     if arity <= 0 or n == 0:
         return None
-    for i in range(n):
-        if i + INTERN_AHEAD < n:
-            prefetch(list_item(lrows, i + INTERN_AHEAD))
-        row = lrows[i]
-        if type(row) is not tuple or PyTuple_GET_SIZE(row) != arity:
-            return None
     strt = symbols._str
     entt = symbols._ent
     up_str = symbols._up[0]
@@ -134,16 +136,23 @@ def intern_rows(symbols, rows, int arity):
     out.arity = arity
     dst = out.data
     for i in range(n):
-        if i + INTERN_AHEAD < n:
+        if i >= list_size(lrows):
+            return None                 # the list shrank under us
+        if i + INTERN_AHEAD < list_size(lrows):
             prefetch(list_item(lrows, i + INTERN_AHEAD))
-        if i + INTERN_AHEAD // 2 < n:
+        if i + INTERN_AHEAD // 2 < list_size(lrows):
             ahead = list_item(lrows, i + INTERN_AHEAD // 2)
-            for k in range(arity):
-                prefetch(PyTuple_GET_ITEM(<object>ahead, k))
+            if is_exact_tuple(ahead) and raw_tuple_size(ahead) == arity:
+                for k in range(arity):
+                    prefetch(raw_tuple_item(ahead, k))
         row = lrows[i]
+        if type(row) is not tuple or PyTuple_GET_SIZE(row) != arity:
+            return None
         for k in range(arity):
             dst[k] = _intern_id(<object>PyTuple_GET_ITEM(row, k), strt, entt, up_str, up_ent,
                                 values, offset, intern)
         dst += arity
+        if i % CHECK_EVERY == CHECK_EVERY - 1 and now_seconds() - last > YIELD_AFTER:
+            last = give_gil_turn()
     out.n = n
     return out
