@@ -88,6 +88,25 @@ def test_rows_are_left_out_of_the_cyclic_gc_and_outlive_their_relation():
     assert got[-1][1] is TABLE[7]
 
 
+@CORES
+def test_value_set_is_the_set_of_the_rows(core):
+    rows = [(2 * i + 1, 2 * (i % len(TABLE))) for i in range(600)]
+    rel = relation(core, 2, rows)
+    got = rel.value_set(TABLE)
+    assert type(got) is frozenset and got == frozenset(expected(rows))
+
+
+def test_value_sets_are_left_out_of_the_cyclic_gc():
+    import gc
+
+    from rune_fast.datalog import Program
+
+    model = Program("p(X, Y) :- e(X, Y).").evaluate({"e": [(i, f"v{i}") for i in range(1_000)]})
+    got = model.relation("p")
+    assert not gc.is_tracked(got) and got == {(i, f"v{i}") for i in range(1_000)}
+    assert model.relation("p") is got       # built once per model
+
+
 def test_an_id_outside_the_table_raises_before_any_tuple_is_built():
     rel = relation(_core, 2, [(1, 3)] * 1 + [(5, 2 * len(TABLE))])
     with pytest.raises(IndexError):

@@ -687,6 +687,15 @@ cdef class Relation:
                 free(small)
         return out
 
+    def value_set(self, list table):
+        """``frozenset(self.value_rows(table))``, also left out of the cyclic GC:
+        a set of immutable rows of scalars and entities can never be part of
+        a cycle, so no collection needs to walk it (``Model.relation`` keeps
+        one per relation for the model's lifetime)."""
+        cdef frozenset out = frozenset(self.value_rows(table))
+        PyObject_GC_UnTrack(<void*>out)
+        return out
+
     def match(self, int index, key):
         """Rows whose columns of index ``index`` equal ``key`` (tuples of ids)."""
         cdef int64_t buf[64]

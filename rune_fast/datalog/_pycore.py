@@ -165,6 +165,10 @@ class Relation:
             return i >> 1 if i & 1 else table[i >> 1]
         return tuple([tuple([value(i) for i in row]) for row in self.rows_list()])
 
+    def value_set(self, table: list) -> frozenset:
+        """``frozenset(self.value_rows(table))`` (the compiled twin keeps it out of the cyclic GC)."""
+        return frozenset(self.value_rows(table))
+
     def match(self, index: int, key) -> list:
         key = tuple(key)
         out = []

@@ -240,9 +240,8 @@ class Model:
         """All tuples of ``name`` as a frozenset of tuples of Python values."""
         cached = self._cache.get(name)
         if cached is None:
-            rows = self.rows(name)
             with _gc_paused():
-                cached = frozenset(rows)
+                cached = self._relation(name).value_set(self._table())
             self._cache[name] = cached
         return cached
 
@@ -254,12 +253,16 @@ class Model:
         does this result. It is immutable like the model, and the cyclic
         GC never walks it: rows hold only scalars and entities.
         """
-        table = self._cache.get(None)
+        with _gc_paused():  # millions of fresh tuples would trigger useless GC passes
+            rows: tuple[tuple, ...] = self._relation(name).value_rows(self._table())
+            return rows
+
+    def _table(self) -> list:
+        """The symbol table as one list (``table[k]`` is the value of id ``2*k``), built once."""
+        table: Optional[list] = self._cache.get(None)
         if table is None:
             table = self._cache[None] = self.db.symbols.table()
-        with _gc_paused():  # millions of fresh tuples would trigger useless GC passes
-            rows: tuple[tuple, ...] = self._relation(name).value_rows(table)
-            return rows
+        return table
 
     def relations(self) -> dict[str, frozenset]:
         """Every relation the program knows (request relations excluded) -> its tuples."""
