@@ -129,6 +129,8 @@ def _intern_facts(compiled: CompiledProgram, facts: Mapping[str, Iterable[tuple]
             raise RuneDataError(f"{where}: unknown relation {name!r} (the program knows: {known})")
         arity = compiled.rels[slot].arity
         ids = out.setdefault(slot, [])
+        if type(ids) is not list:  # an earlier name of the same relation came in bulk
+            ids = out[slot] = list(ids)
         if isinstance(rows, (str, bytes)) or not hasattr(rows, "__iter__"):
             raise RuneDataError(f"{where}: relation {name!r} needs an iterable of rows, got {type(rows).__name__}")
         if type(rows) in _REITERABLE and rows and arity:
