@@ -134,3 +134,30 @@ def test_a_list_changed_by_another_thread_while_interning_is_never_read_out_of_b
         else:
             assert 1_000 <= model.size("seen") <= 400_000
         t.join()
+
+
+def test_a_relation_given_twice_in_bulk_gets_both_parts():
+    # a Mapping whose items() names a relation twice: both parts go in
+    from collections.abc import Mapping
+
+    from rune_fast.datalog import Program
+
+    class Twice(Mapping):
+        def __init__(self, parts):
+            self.parts = parts
+
+        def __getitem__(self, key):
+            raise KeyError(key)
+
+        def __iter__(self):
+            return iter(name for name, _ in self.parts)
+
+        def __len__(self):
+            return len(self.parts)
+
+        def items(self):
+            return list(self.parts)
+
+    prog = Program("seen(X, Y) :- edge(X, Y).")
+    parts = [("edge", [("a", 1), ("b", 2)]), ("edge", [("c", 3), ("a", 1)])]
+    assert prog.evaluate(Twice(parts)).relation("seen") == {("a", 1), ("b", 2), ("c", 3)}
