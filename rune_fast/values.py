@@ -98,7 +98,9 @@ class Entity(NamedTuple):
     id: str
 
     def __str__(self) -> str:
-        return f"{self.type}::{json.dumps(self.id, ensure_ascii=False)}"
+        # (str() of an id that is not a string: the error naming such an entity must not fail)
+        ident = self.id if isinstance(self.id, str) else str(self.id)
+        return f"{self.type}::{json.dumps(ident, ensure_ascii=False)}"
 
     def __repr__(self) -> str:
         return f"Entity({self})"

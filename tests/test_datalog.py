@@ -286,5 +286,32 @@ def test_with_request_extends_without_mutating(make):
         base.with_request({"owner": [("d3", "a")]})
 
 
+def test_with_request_on_a_request_model_adds_to_its_facts(make):
+    # a request model extended again equals the base model extended once with
+    # both requests' facts (rows of both, each once)
+    p = make("seen(X) :- principal(X).\nseen(X) :- e(X).\n"
+             "anc(X, Y) :- parent(X, Y).\nanc(X, Z) :- anc(X, Y), parent(Y, Z).")
+    base = p.evaluate({"e": [("a",)]})
+    first = base.with_request({"principal": [("b",)], "parent": [(1, 2)]})
+    twice = first.with_request({"principal": iter([("c",), ("a",)]), "parent": [(2, 3)]})
+    once = base.with_request({"principal": [("b",), ("c",), ("a",)], "parent": [(1, 2), (2, 3)]})
+    for name in ("seen", "anc"):
+        assert sorted(twice.rows(name)) == sorted(once.rows(name)) == sorted(set(once.rows(name)))
+    assert twice.relation("seen") == {("a",), ("b",), ("c",)}
+    assert first.relation("seen") == {("a",), ("b",)}                  # not changed
+    with pytest.raises(RuneDataError, match="mapping"):
+        base.with_request([("principal", ("a",))])
+
+
+def test_entities_hold_strings_only(make):
+    # results are kept out of the cyclic GC because no value can refer to
+    # anything but strings: an entity with another kind of id is refused
+    p = make("p(X) :- e(X).")
+    for rows in ([(Entity("T", object()),)], [(Entity("T", "ok"),), (Entity(1, "x"),)]):
+        with pytest.raises(RuneDataError, match="strings"):
+            p.evaluate({"e": rows})
+    assert p.evaluate({"e": [(Entity("T", "ok"),)]}).relation("p") == {(Entity("T", "ok"),)}
+
+
 def test_package_exports_datalog():
     assert rune_fast.datalog.Program is Program

@@ -42,7 +42,8 @@ def one_by_one(parent_values, rows, arity):
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(st.lists(values, max_size=6), st.integers(1, 4), st.data())
 def test_same_ids_as_interning_one_by_one(core, parent_values, arity, data):
-    rows = data.draw(st.lists(st.tuples(*[values] * arity), min_size=1, max_size=12))
+    # (more rows than the 16 the compiled loop looks ahead)
+    rows = data.draw(st.lists(st.tuples(*[values] * arity), min_size=1, max_size=40))
     expected, table = one_by_one(parent_values, rows, arity)
     root = Symbols()
     for v in parent_values:
@@ -85,6 +86,40 @@ def test_rows_it_cannot_take_are_left_to_the_caller(core):
         core.intern_rows(syms, [(1, None)], 2)
     with pytest.raises(OverflowError):
         core.intern_rows(syms, [(1, INT_MAX + 1)], 2)
+    with pytest.raises(TypeError):                      # entities are pairs of strings
+        core.intern_rows(syms, [(1, Entity("User", 7))], 2)
+    with pytest.raises(TypeError):
+        core.intern_rows(syms, [(1, 2)], 2).insert_into(None)
+    # both cores stop at the first bad row, keeping what the rows before it interned
+    fresh = Symbols()
+    assert core.intern_rows(fresh, [("new", 1), ("other",)], 2) is None
+    assert fresh.table() == ["new"]
+
+
+@CORES
+def test_a_list_changed_while_interning_is_checked_row_by_row(core):
+    # Symbols.intern (called for floats) may run while the list changes: here
+    # it changes the list itself, at a known row
+    class Meddling(Symbols):
+        __slots__ = ("action",)
+
+        def intern(self, value):
+            if type(value) is float and self.action is not None:
+                self.action()
+                self.action = None
+            return super().intern(value)
+
+    for change, want in ((lambda rows: rows.clear(), None),
+                         (lambda rows: rows.__setitem__(slice(30, None), [None] * 70), None),
+                         (lambda rows: rows.__setitem__(slice(30, None), [("z", 0)] * 70), "same")):
+        rows = [(f"u{i}", 1.5 if i == 20 else i) for i in range(100)]
+        syms = Meddling()
+        syms.action = lambda: change(rows)
+        got = core.intern_rows(syms, rows, 2)
+        if want is None:
+            assert got is None
+        else:   # the rows as they are when their turn comes
+            assert list(got) == [tuple(syms.lookup(v) for v in row) for row in rows]
 
 
 @pytest.mark.parametrize("kind", [list, tuple, set, frozenset])

@@ -205,7 +205,7 @@ cdef class Executor:
                     idx_catch_up(&r.idx[k], r)
         return 0
 
-    def set_relation(self, int slot, Relation rel):
+    def set_relation(self, int slot, Relation rel not None):
         """Point a slot at another relation (a per-request overlay created late)."""
         if slot < 0 or slot >= self.nrels:
             raise IndexError(slot)

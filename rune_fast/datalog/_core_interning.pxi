@@ -35,7 +35,7 @@ cdef class IdRows:
         for r in range(self.n):
             yield tuple([self.data[r * self.arity + k] for k in range(self.arity)])
 
-    def insert_into(self, Relation rel):
+    def insert_into(self, Relation rel not None):
         """Insert every row into ``rel`` (by batches, see ``rel_insert_batch``); returns how many were new."""
         cdef uint64_t hashes[INSERT_BATCH]
         cdef Py_ssize_t r = 0, nb
@@ -79,6 +79,8 @@ cdef inline int64_t _intern_id(object v, dict strt, dict entt, tuple up_str, tup
     if type(v) is str:
         return _table_id(v, strt, up_str, values, offset)
     if type(v) is _Entity:
+        if type((<tuple>v)[0]) is not str or type((<tuple>v)[1]) is not str:
+            return intern(v)            # raises the error Symbols.intern gives
         return _table_id(v, entt, up_ent, values, offset)
     if type(v) is int:
         x = PyLong_AsLongLongAndOverflow(v, &overflow)

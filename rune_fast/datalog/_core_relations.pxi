@@ -446,12 +446,15 @@ cdef int64_t check_ids(const RelData* d, Py_ssize_t ntab) except -2:
     return hi
 
 
-cdef int fill_value_rows(const RelData* d, list table, tuple out, Py_ssize_t at,
+cdef int fill_value_rows(const RelData* d, Py_ssize_t n, list table, tuple out, Py_ssize_t at,
                          PyObject** small, int64_t hi, double* last) except -1:
-    """Rows of ``d`` as tuples of values into ``out[at:]`` (ids checked already).
+    """The first ``n`` rows of ``d`` as tuples of values into ``out[at:at + n]``.
 
     ``small``, if not NULL, caches one int object per integer in ``0 .. hi``
-    (it holds its own reference to each).
+    (it holds its own reference to each). The GIL is handed over now and
+    then, so the row array is read again after each hand-over (rows are
+    only ever appended, but the array may move) and every table index is
+    checked when it is read.
     """
     cdef int64_t r, ident, iv
     cdef int k, a = d.arity
@@ -459,10 +462,11 @@ cdef int fill_value_rows(const RelData* d, list table, tuple out, Py_ssize_t at,
     cdef PyObject* t
     cdef PyObject* v
     cdef object fresh
-    for r in range(d.n):
+    for r in range(n):
         t = new_tuple(a)
         if t == NULL:
             raise MemoryError()
+        tuple_set(<PyObject*>out, at + r, t)    # owned by ``out`` from here (also if a value fails)
         for k in range(a):
             ident = rows[r * a + k]
             if ident & 1:
@@ -480,15 +484,19 @@ cdef int fill_value_rows(const RelData* d, list table, tuple out, Py_ssize_t at,
                     v = <PyObject*>fresh
                     Py_XINCREF(v)
             else:
+                if (ident >> 1) >= list_size(table):
+                    raise IndexError("id outside the symbol table")
                 v = list_item(table, ident >> 1)
                 Py_XINCREF(v)
             tuple_set(t, k, v)                  # steals the reference
         # Items are immutable scalars and entities: the row can never be part
         # of a cycle, so keep it out of the cyclic GC's work lists.
         PyObject_GC_UnTrack(<void*>t)
-        tuple_set(<PyObject*>out, at + r, t)    # steals the reference
         if r % CHECK_EVERY == CHECK_EVERY - 1 and now_seconds() - last[0] > YIELD_AFTER:
             last[0] = give_gil_turn()
+            if d.n < n:
+                raise RuntimeError("relation changed while its rows were read")
+            rows = d.rows
     return 0
 
 
@@ -525,6 +533,9 @@ cdef class Relation:
         if base is not None:
             if base.d.arity != arity or base.d.nidx != self.d.nidx:
                 raise ValueError("overlay must have the base's shape")
+            if base.d.base != NULL:
+                # dedup, counts and reads look one level down only
+                raise ValueError("an overlay's base must not be an overlay itself")
             self._base = base
             self.d.base = base.d
 
@@ -665,21 +676,22 @@ cdef class Relation:
         cdef int64_t iv, hi = check_ids(self.d, ntab)
         if base != NULL:
             hi = max(hi, check_ids(base, ntab))
-        cdef tuple out = PyTuple_New(nbase + self.d.n)
+        cdef Py_ssize_t nown = self.d.n     # the counts the result is sized for
+        cdef tuple out = PyTuple_New(nbase + nown)
         PyObject_GC_UnTrack(<void*>out)
         cdef PyObject** small = NULL
         cdef double last = now_seconds()
         # Small non-negative integers recur across rows (node ids, counts):
         # share one int object per value instead of allocating one per cell
         # (the table covers 0 .. hi, the largest such value in the rows).
-        if nbase + self.d.n > 256 and hi >= 0:
+        if nbase + nown > 256 and hi >= 0:
             small = <PyObject**>calloc(hi + 1, sizeof(PyObject*))
             if small == NULL:
                 raise MemoryError()
         try:
             if base != NULL:
-                fill_value_rows(base, table, out, 0, small, hi, &last)
-            fill_value_rows(self.d, table, out, nbase, small, hi, &last)
+                fill_value_rows(base, nbase, table, out, 0, small, hi, &last)
+            fill_value_rows(self.d, nown, table, out, nbase, small, hi, &last)
         finally:
             if small != NULL:
                 for iv in range(hi + 1):

@@ -75,6 +75,8 @@ class IdRows:
 
     def insert_into(self, rel: "Relation") -> int:
         """Insert every row into ``rel``; returns how many were new."""
+        if not isinstance(rel, Relation):
+            raise TypeError(f"insert_into needs a Relation, got {type(rel).__name__}")
         if rel.arity != self.arity:
             raise ValueError(f"rows of arity {self.arity} cannot go into a relation of arity {rel.arity}")
         return rel.add_many(self.rows)
@@ -87,11 +89,20 @@ def intern_rows(symbols, rows, arity: int):
     """
     if arity <= 0 or not rows:
         return None
-    if set(map(type, rows)) != {tuple} or set(map(len, rows)) != {arity}:
-        return None
     intern = symbols.intern
-    # row after row (the order in which new values get their ids), like the compiled twin
-    return IdRows([tuple(map(intern, row)) for row in rows], arity)
+    lrows = rows if type(rows) is list else list(rows)
+    out = []
+    # row after row (the order in which new values get their ids), each row
+    # checked when its turn comes against the list as it is then, like the
+    # compiled twin
+    for i in range(len(lrows)):
+        if i >= len(lrows):
+            return None
+        row = lrows[i]
+        if type(row) is not tuple or len(row) != arity:
+            return None
+        out.append(tuple(map(intern, row)))
+    return IdRows(out, arity)
 
 
 class Relation:
@@ -102,6 +113,8 @@ class Relation:
     def __init__(self, name: str, arity: int, index_cols: list, base: "Relation | None" = None) -> None:
         if base is not None and (base.arity != arity or len(base.index_cols) != len(index_cols)):
             raise ValueError("overlay must have the base's shape")
+        if base is not None and base.base is not None:
+            raise ValueError("an overlay's base must not be an overlay itself")
         self.name = name
         self.arity = arity
         self.data: list = []

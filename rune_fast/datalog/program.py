@@ -163,6 +163,13 @@ def _intern_facts(compiled: CompiledProgram, facts: Mapping[str, Iterable[tuple]
     return out
 
 
+def _rows_tuple(name: str, rows: Iterable[tuple]) -> tuple:
+    """A request relation's rows, kept as given (a request model may be extended later)."""
+    if isinstance(rows, (str, bytes)) or not hasattr(rows, "__iter__"):
+        raise RuneDataError(f"request facts: relation {name!r} needs an iterable of rows, got {type(rows).__name__}")
+    return tuple(rows)
+
+
 @contextlib.contextmanager
 def _gc_paused():
     """Pause the cyclic GC while building many acyclic objects (tuples of values)."""
@@ -216,12 +223,15 @@ def match_atom(atom: A.Atom, arity: int, rows: Iterable[tuple]) -> list[dict[str
 class Model:
     """The result of an evaluation: every relation's tuples, as Python values."""
 
-    __slots__ = ("compiled", "db", "_cache")
+    __slots__ = ("compiled", "db", "_cache", "_request_of")
 
     def __init__(self, compiled: CompiledProgram, db: Database) -> None:
         self.compiled = compiled
         self.db = db
         self._cache: dict = {}
+        #: for a model made by ``with_request``: the model it extends and the
+        #: request facts it was given (a further request starts from those)
+        self._request_of: Optional[tuple["Model", dict[str, tuple]]] = None
 
     @property
     def symbols(self) -> Symbols:
@@ -340,15 +350,30 @@ class Model:
         ``context``, ``parent`` and ``attr``. Rules that depend on them are
         evaluated on top of this model (which is not modified); the result is
         the model the same rules would give with these facts added.
+
+        On a model that ``with_request`` made, the facts are added to the
+        ones that model was given, over the model it extends (request models
+        are overlays one level deep).
         """
+        if isinstance(facts, (str, bytes)) or not hasattr(facts, "items"):
+            raise RuneDataError(f"request facts must be a mapping, got {type(facts).__name__}")
         allowed = set(REQUEST_RELATIONS) | set(RESERVED_RELATIONS)
         for name in facts:
             if name not in allowed:
                 raise RuneDataError(f"request facts: {name!r} is not a request relation "
                                     f"(expected one of {', '.join(sorted(allowed))})")
+        given = {name: rows if type(rows) is tuple else _rows_tuple(name, rows) for name, rows in facts.items()}
+        if self._request_of is not None:
+            static, earlier = self._request_of
+            merged = dict(earlier)
+            for name, rows in given.items():
+                merged[name] = merged.get(name, ()) + rows
+            return static.with_request(merged)
         symbols = Symbols(self.db.symbols)
-        by_slot = intern_facts(self.compiled, facts, symbols, where="request facts")
-        return Model(self.compiled, self.compiled.evaluate_request(self.db, by_slot, symbols))
+        by_slot = intern_facts(self.compiled, given, symbols, where="request facts")
+        model = Model(self.compiled, self.compiled.evaluate_request(self.db, by_slot, symbols))
+        model._request_of = (self, given)
+        return model
 
     def __repr__(self) -> str:
         return f"<Model {len(self)} tuples>"

@@ -97,6 +97,11 @@ class Symbols:
         if t is str:
             table, kind = self._str, 0
         elif t is Entity:
+            # Strings only: results are kept out of the cyclic GC on the
+            # grounds that no value can hold a reference to anything else.
+            if type(value.type) is not str or type(value.id) is not str:  # type: ignore[attr-defined]
+                raise TypeError("an entity's type and id must be strings, got "  # (its repr needs strings too)
+                                f"{type(value.type).__name__} and {type(value.id).__name__}")  # type: ignore[attr-defined]
             table, kind = self._ent, 1
         elif t is int:
             if INLINE_MIN <= value <= INLINE_MAX:
