@@ -451,14 +451,15 @@ cdef int fill_value_rows(const RelData* d, Py_ssize_t n, list table, tuple out, 
     """The first ``n`` rows of ``d`` as tuples of values into ``out[at:at + n]``.
 
     ``small``, if not NULL, caches one int object per integer in ``0 .. hi``
-    (it holds its own reference to each). The GIL is handed over now and
-    then, so the row array is read again after each hand-over (rows are
-    only ever appended, but the array may move) and every table index is
-    checked when it is read.
+    (it holds its own reference to each). Other threads may run meanwhile
+    (the GIL is handed over now and then, and a collection that an
+    allocation triggers may run finalizers): the row array is looked up
+    again for every row (rows are only ever appended, but the array may
+    move) and every table index is checked when it is read.
     """
     cdef int64_t r, ident, iv
     cdef int k, a = d.arity
-    cdef const int64_t* rows = d.rows
+    cdef const int64_t* row
     cdef PyObject* t
     cdef PyObject* v
     cdef object fresh
@@ -467,8 +468,11 @@ cdef int fill_value_rows(const RelData* d, Py_ssize_t n, list table, tuple out, 
         if t == NULL:
             raise MemoryError()
         tuple_set(<PyObject*>out, at + r, t)    # owned by ``out`` from here (also if a value fails)
+        if d.n < n:
+            raise RuntimeError("relation changed while its rows were read")
+        row = d.rows + r * a
         for k in range(a):
-            ident = rows[r * a + k]
+            ident = row[k]
             if ident & 1:
                 iv = ident >> 1
                 if small != NULL and 0 <= iv <= hi:
@@ -494,9 +498,6 @@ cdef int fill_value_rows(const RelData* d, Py_ssize_t n, list table, tuple out, 
         PyObject_GC_UnTrack(<void*>t)
         if r % CHECK_EVERY == CHECK_EVERY - 1 and now_seconds() - last[0] > YIELD_AFTER:
             last[0] = give_gil_turn()
-            if d.n < n:
-                raise RuntimeError("relation changed while its rows were read")
-            rows = d.rows
     return 0
 
 
