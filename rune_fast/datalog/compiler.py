@@ -92,9 +92,9 @@ def string_test(name: str, arg: str, v: object) -> bool:
     return glob_matcher(arg)(v)  # linear time, see rune_fast/like.py
 
 
-
 #: relations that ended up smaller than this grow cheaply: no reservation
 RESERVE_FROM = 4096
+
 
 class Hooks:
     """The executor's Python slow paths, bound to one evaluation's symbol table.

@@ -131,8 +131,7 @@ def _intern_facts(compiled: CompiledProgram, facts: Mapping[str, Iterable[tuple]
         ids = out.setdefault(slot, [])
         if type(ids) is not list:  # an earlier name of the same relation came in bulk
             ids = out[slot] = list(ids)
-        if isinstance(rows, (str, bytes)) or not hasattr(rows, "__iter__"):
-            raise RuneDataError(f"{where}: relation {name!r} needs an iterable of rows, got {type(rows).__name__}")
+        _check_rows(where, name, rows)
         if type(rows) in _REITERABLE and rows and arity:
             # Fast path (facts from a parsed file, or Python collections): intern in the
             # core, giving the core's IdRows (one array of ids, no tuple per row); when a
@@ -163,11 +162,14 @@ def _intern_facts(compiled: CompiledProgram, facts: Mapping[str, Iterable[tuple]
     return out
 
 
-def _rows_tuple(name: str, rows: Iterable[tuple]) -> tuple:
-    """A request relation's rows, kept as given (a request model may be extended later)."""
+def _check_rows(where: str, name: str, rows: object) -> None:
+    """Raise unless ``rows`` can be a relation's rows (an iterable, not a string)."""
     if isinstance(rows, (str, bytes)) or not hasattr(rows, "__iter__"):
-        raise RuneDataError(f"request facts: relation {name!r} needs an iterable of rows, got {type(rows).__name__}")
-    return tuple(rows)
+        raise RuneDataError(f"{where}: relation {name!r} needs an iterable of rows, got {type(rows).__name__}")
+
+
+#: the relations a request may give facts for (``Model.with_request``)
+_REQUEST_FACTS = frozenset(REQUEST_RELATIONS) | frozenset(RESERVED_RELATIONS)
 
 
 @contextlib.contextmanager
@@ -230,8 +232,8 @@ class Model:
         self.db = db
         self._cache: dict = {}
         #: for a model made by ``with_request``: the model it extends and the
-        #: request facts it was given (a further request starts from those)
-        self._request_of: Optional[tuple["Model", dict[str, tuple]]] = None
+        #: request facts it was given, interned (a further request starts from those)
+        self._request_of: Optional[tuple["Model", dict[int, Any]]] = None
 
     @property
     def symbols(self) -> Symbols:
@@ -357,22 +359,23 @@ class Model:
         """
         if isinstance(facts, (str, bytes)) or not hasattr(facts, "items"):
             raise RuneDataError(f"request facts must be a mapping, got {type(facts).__name__}")
-        allowed = set(REQUEST_RELATIONS) | set(RESERVED_RELATIONS)
         for name in facts:
-            if name not in allowed:
+            if name not in _REQUEST_FACTS:
                 raise RuneDataError(f"request facts: {name!r} is not a request relation "
-                                    f"(expected one of {', '.join(sorted(allowed))})")
-        given = {name: rows if type(rows) is tuple else _rows_tuple(name, rows) for name, rows in facts.items()}
+                                    f"(expected one of {', '.join(sorted(_REQUEST_FACTS))})")
         if self._request_of is not None:
             static, earlier = self._request_of
-            merged = dict(earlier)
-            for name, rows in given.items():
-                merged[name] = merged.get(name, ()) + rows
+            value = self.db.symbols.value   # (the earlier facts are kept as ids of this model's table)
+            merged = {self.compiled.rels[slot].name: [tuple(map(value, row)) for row in rows]
+                      for slot, rows in earlier.items()}
+            for name, rows in facts.items():
+                _check_rows("request facts", name, rows)
+                merged[name] = merged.get(name, []) + list(rows)
             return static.with_request(merged)
         symbols = Symbols(self.db.symbols)
-        by_slot = intern_facts(self.compiled, given, symbols, where="request facts")
+        by_slot = intern_facts(self.compiled, facts, symbols, where="request facts")
         model = Model(self.compiled, self.compiled.evaluate_request(self.db, by_slot, symbols))
-        model._request_of = (self, given)
+        model._request_of = (self, by_slot)
         return model
 
     def __repr__(self) -> str:
