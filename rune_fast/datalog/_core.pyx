@@ -35,11 +35,10 @@ file (imports, constants, sharing the GIL, ``Plan``), ``_core_memory.pxi``
 """
 
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
-from cpython.ref cimport PyObject, Py_INCREF
-from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cpython.ref cimport PyObject
+from cpython.tuple cimport PyTuple_New
 from cpython.long cimport PyLong_FromLongLong, PyLong_AsLongLong, PyLong_AsLongLongAndOverflow
-from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError, PyDict_SetItem
-from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.dict cimport PyDict_GetItemWithError, PyDict_SetItem
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 
 cdef extern from "Python.h":
@@ -51,7 +50,6 @@ cdef extern from "Python.h":
     PyObject* new_tuple "PyTuple_New"(Py_ssize_t n)
     void tuple_set "PyTuple_SET_ITEM"(PyObject* t, Py_ssize_t i, PyObject* o)
     PyObject* list_item "PyList_GET_ITEM"(object l, Py_ssize_t i)
-    void list_set "PyList_SET_ITEM"(object l, Py_ssize_t i, PyObject* o)
     Py_ssize_t list_size "PyList_GET_SIZE"(object l)
     # a borrowed row looked at without taking a reference (prefetch hints)
     bint is_exact_tuple "PyTuple_CheckExact"(PyObject* o)

@@ -468,8 +468,6 @@ cdef int fill_value_rows(const RelData* d, Py_ssize_t n, list table, tuple out, 
         if t == NULL:
             raise MemoryError()
         tuple_set(<PyObject*>out, at + r, t)    # owned by ``out`` from here (also if a value fails)
-        if d.n < n:
-            raise RuntimeError("relation changed while its rows were read")
         row = d.rows + r * a
         for k in range(a):
             ident = row[k]
