@@ -339,8 +339,8 @@ def run_child(engine: str, name: str, args, dump: str) -> dict:
 def merge_rounds(before: dict | None, r: dict) -> dict:
     """One engine's results over several rounds: the best times, every run's
     times, the highest peak RSS; a mismatch or failure in any round stays."""
-    if before is None or "e2e" not in before:
-        return r if before is None or "e2e" in r else before
+    if before is None or ("e2e" in r and "e2e" not in before):
+        return r
     if "e2e" not in r:
         return before
     out = dict(before)
