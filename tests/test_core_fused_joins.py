@@ -44,6 +44,8 @@ const_probe(X, Y) :- u(X), u(Y).
 const_probe(D, A) :- const_probe(A, _), e(A, 1), e(D, 4).
 const_key(X, Y) :- e(X, Y).
 const_key(X, Z) :- const_key(X, Y), e(Y, Z), e(Z, 2).
+const_scan(X, Y) :- e(X, Y).
+const_scan(X, Y) :- const_scan(X, _), e(3, Y).
 const_head(X, 1) :- e(X, Y), e(Y, _).
 repeated(X, Z) :- e(X, X), e(X, Z).
 compared(X, Z) :- e(X, Y), e(Y, Z), X != Z.
@@ -55,7 +57,9 @@ computed(X, Z) :- e(X, Y), e(Y, Z), X + 1 < Z.
 LINEAR = "".join(line + "\n" for line in RULES.splitlines() if line.startswith(("left", "right")))
 
 FUSED = {"left", "right", "sq", "swap", "only_b", "wide", "keyed3", "member", "unreached", "no_out",
-         "const_probe", "const_key", "compared", "bounded", "ordered"}
+         "const_probe", "const_key", "const_scan", "compared", "bounded", "ordered"}
+#: two levels, a scan then a probe: ``fused_scan_probe``, the kernel's own loop for them
+SCAN_PROBE = {"swap", "only_b", "wide", "keyed3"}
 NOT_FUSED = {"const_head", "repeated", "computed"}
 #: values of several kinds: comparisons the core cannot decide on inline integers go to Python
 VALUES = st.one_of(st.integers(-2, 3), st.sampled_from([0.5, 2.0, "a", "b", True]))
@@ -78,12 +82,18 @@ def plans_by_head(program: Program) -> dict[str, list]:
     return out
 
 
-def test_the_kernel_takes_exactly_the_two_join_shapes():
+def test_the_kernel_takes_exactly_the_fused_shapes():
     by_head = plans_by_head(Program(RULES))
     for name in FUSED:
         assert any(plan.fused for plan in by_head[name]), name
     for name in NOT_FUSED:
         assert not any(plan.fused for plan in by_head[name]), name
+    for name in SCAN_PROBE:
+        assert all(plan.scan_probe for plan in by_head[name]), name
+    for name in ("left", "right", "sq", "const_scan"):   # the recursive rule's plans; not the exit rule
+        assert any(plan.scan_probe for plan in by_head[name]), name
+    for name in ("member", "unreached", "const_probe", "compared"):
+        assert not any(plan.scan_probe for plan in by_head[name]), name
 
 
 @settings(max_examples=150, deadline=None, derandomize=True)
@@ -112,3 +122,16 @@ def test_long_recursions_flush_into_the_relation_they_read():
         model = Program(LINEAR, _core_module=core).evaluate({"e": chain})
         assert sorted(model.rows("left")) == sorted(closure)
         assert sorted(model.rows("right")) == sorted(closure)
+
+
+def test_a_scanned_row_is_found_again_after_its_own_head_rows_move_it():
+    """One scanned row with hundreds of matches, whose head rows go into the
+    relation being scanned: a flush in the middle of its matches grows that
+    relation (its rows move, the old array is freed), and the rest of the
+    matches must read the row where it now lies."""
+    rules = "fan(X, Z) :- seed(X, Z).\nfan(X, Z) :- fan(X, Y), many(Y, Z).\n"
+    for n in (65, 100, 130, 200, 300, 520, 1100):
+        facts = {"seed": [(7, 0)], "many": [(0, z) for z in range(1, n + 1)]}
+        for core in (_core, _pycore):
+            model = Program(rules, _core_module=core).evaluate(facts)
+            assert sorted(model.rows("fan")) == [(7, z) for z in range(n + 1)], (n, core)

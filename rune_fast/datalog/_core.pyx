@@ -377,6 +377,11 @@ cdef class Plan:
         """Whether ``Executor.fused_joins`` runs this plan (see ``find_fused_joins``)."""
         return self.nfused > 0
 
+    @property
+    def scan_probe(self) -> bool:
+        """Whether ``fused_scan_probe``, the two-level form of ``fused_joins``, runs this plan."""
+        return is_scan_probe(self)
+
     def __dealloc__(self):
         PyMem_Free(self.ops)
         PyMem_Free(self.fused_kind)

@@ -232,7 +232,10 @@ cdef class Executor:
         self.nbuf = 0     # rows left over by a run that raised are dropped with it
         self.brel = -1
         if plan.nfused and no_base_reads(self, plan):
-            fused_joins(self, plan)
+            if is_scan_probe(plan):
+                fused_scan_probe(self, plan)
+            else:
+                fused_joins(self, plan)
         else:
             self.step(0)
         self.flush()

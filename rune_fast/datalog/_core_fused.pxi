@@ -132,6 +132,98 @@ cdef int fused_joins(Executor ex, Plan plan) except -1:
     return 0
 
 
+cdef bint is_scan_probe(Plan plan) noexcept:
+    """Whether ``plan`` is the commonest fused shape, which ``fused_scan_probe`` runs: a scan, then a probe keyed by a column of the scanned row or a constant."""
+    cdef const int* src
+    if plan.nfused != 2 or plan.fused_kind[0] != FUSE_SCAN or plan.fused_kind[1] != FUSE_INDEX:
+        return False
+    src = plan.fused_src + plan.fused_off[1]
+    return src[0] <= 0 and plan.ops[2].nkey <= 64
+
+
+cdef int fused_scan_probe(Executor ex, Plan plan) except -1:
+    """``fused_joins`` for two levels: scan a relation, probe another through a one-column index.
+
+    The body of most recursive rules (``path(X, Z) :- path(X, Y),
+    edge(Y, Z)``, ``anc(X, A) :- anc(X, B), within(B, A)``) and of many
+    others. The general fused loop keeps a cursor per level in arrays and
+    decides what each level is on every step; with the shape fixed, the
+    cursors, the key, the step count and the head's sources stay in
+    registers. Same rows, same order and the same steps as ``fused_joins``.
+    """
+    cdef int ah = plan.ops[2].nkey, k
+    cdef RelData* r0 = ex.rels[plan.ops[0].rel]
+    cdef RelData* r1 = ex.rels[plan.ops[1].rel]
+    cdef Index* x = &r1.idx[plan.ops[1].index]
+    cdef const int* src = plan.fused_src + plan.fused_off[1]
+    cdef int kc = src[1], a0 = r0.arity, a1 = r1.arity
+    cdef bint const_key = src[0] < 0
+    cdef int64_t lo0, hi0, lo1, hi1, j, g, key, first = -1, last_key = 0
+    cdef int64_t steps = ex.steps
+    cdef int nbuf
+    cdef bint have_first = False
+    cdef const int64_t* row0
+    cdef const int64_t* row1
+    cdef int hl[64]
+    cdef int hc[64]
+    cdef int64_t* out
+    cdef int head_rel = plan.ops[2].rel
+    for k in range(ah):
+        hl[k] = plan.fused_head[2 * k]
+        hc[k] = plan.fused_head[2 * k + 1]
+    tier_range(r0, plan.ops[0].tier, &lo0, &hi0)
+    tier_range(r1, plan.ops[1].tier, &lo1, &hi1)
+    if ex.brel != head_rel:
+        ex.flush()
+        ex.brel = head_rel
+    nbuf = ex.nbuf
+    out = ex.ebuf + <int64_t>nbuf * ah
+    for j in range(lo0, hi0):
+        row0 = r0.rows + j * a0
+        steps += 1                      # ``ex.tick()``, with the count kept here
+        if (steps & (CHECK_EVERY - 1)) == 0:
+            ex.steps = steps
+            ex.look_at_clock()
+        key = plan.consts[kc] if const_key else row0[kc]
+        if not have_first or key != last_key:
+            # consecutive rows often share their key (a relation sorted by
+            # its first column): probe once per run of them
+            first = fused_first(r1, x, key)
+            last_key = key
+            have_first = True
+        g = first
+        while g >= 0 and g < lo1:
+            g = x.next[g]
+        while g >= 0 and g < hi1:
+            steps += 1
+            if (steps & (CHECK_EVERY - 1)) == 0:
+                ex.steps = steps
+                ex.look_at_clock()
+            row1 = r1.rows + g * a1
+            if ah == 2:                 # the commonest head, unrolled
+                out[0] = (row0 if hl[0] == 0 else row1)[hc[0]]
+                out[1] = (row0 if hl[1] == 0 else row1)[hc[1]]
+            else:
+                for k in range(ah):
+                    out[k] = (row0 if hl[k] == 0 else row1)[hc[k]]
+            out += ah
+            nbuf += 1
+            g = x.next[g]
+            if g >= 0:
+                prefetch(r1.rows + g * a1)
+            if nbuf == EMIT_BATCH:
+                # may move the arrays of either relation (the head is often
+                # one): the scanned row is found again from its number
+                ex.nbuf = nbuf
+                ex.flush()
+                nbuf = 0
+                out = ex.ebuf
+                row0 = r0.rows + j * a0
+    ex.nbuf = nbuf
+    ex.steps = steps
+    return 0
+
+
 cdef inline int64_t fused_value(Plan plan, const int* src, const int64_t** row) noexcept:
     """The value a (level, column) pair names: a column of that level's row, or a constant (level -1)."""
     return plan.consts[src[1]] if src[0] < 0 else row[src[0]][src[1]]
