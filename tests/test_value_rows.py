@@ -1,8 +1,9 @@
 """``Relation.value_rows``: rows of ids -> tuples of Python values, on both cores.
 
-The compiled core builds the result list at its final size, shares one int
-object per small non-negative integer and checks every id before building
-anything; each of these must give exactly what the obvious conversion gives
+The compiled core builds the result tuple at its final size, shares one int
+object per small non-negative integer and checks every id (before building
+anything, below 65,536 rows; as it goes, past that); each of these must give
+exactly what the obvious conversion gives
 (odd id ``2v+1`` -> ``v``, even id ``2k`` -> ``table[k]``), base rows of an
 overlay first.
 """
@@ -151,3 +152,22 @@ def test_an_id_outside_the_table_raises_before_any_tuple_is_built():
     with pytest.raises(IndexError):
         rel.value_rows(TABLE)
     assert rel.value_rows(TABLE + ["extra"]) == ((0, 1), (2, "extra"))
+
+
+def test_past_the_checking_pass_rows_are_still_right_and_a_bad_id_gives_back_what_it_took():
+    # 70,000 rows: no checking pass first (the shared table covers every
+    # small int); ids are checked while the rows are built
+    import sys
+
+    text = "".join(["held", "-", "here"])
+    table = [text]
+    rows = [(2 * i + 1, 2 * (i % 3 + 65_534) + 1, 0) for i in range(70_000)]
+    got = relation(_core, 3, rows).value_rows(table)
+    assert got == tuple((i, i % 3 + 65_534, text) for i in range(70_000))
+    del got
+    held = sys.getrefcount(text)
+    bad = relation(_core, 3, rows[:-1] + [(1, 1, 2 * len(table))])
+    with pytest.raises(IndexError):
+        bad.value_rows(table)
+    assert sys.getrefcount(text) == held          # the rows built before it were freed
+    assert bad.value_rows(table + ["x"])[-1] == (0, 0, "x")

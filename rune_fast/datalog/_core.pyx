@@ -64,6 +64,32 @@ cdef extern from "<time.h>":
     int nanosleep(const timespec* req, timespec* rem) noexcept nogil
 
 cdef extern from *:
+    """
+    /* A tuple of n empty items, never tracked by the cyclic GC (the result
+       rows: see fill_value_rows). PyTuple_New would track it and the caller
+       untrack it again at once; on the CPython versions whose tuple layout
+       is known to be just the items (3.10 to 3.13, with the GIL), it is
+       allocated the way PyTuple_New allocates it, minus the tracking. */
+    static PyObject* rf_untracked_tuple(Py_ssize_t n) {
+    #if PY_VERSION_HEX >= 0x030E0000 || defined(Py_GIL_DISABLED) || defined(PYPY_VERSION)
+        PyObject* t = PyTuple_New(n);
+        if (t != NULL) PyObject_GC_UnTrack(t);
+        return t;
+    #else
+        PyTupleObject* t;
+        Py_ssize_t i;
+        if (n == 0) return PyTuple_New(0);
+        t = PyObject_GC_NewVar(PyTupleObject, &PyTuple_Type, n);
+        if (t == NULL) return NULL;
+        for (i = 0; i < n; i++) t->ob_item[i] = NULL;
+        return (PyObject*)t;
+    #endif
+    }
+    """
+    PyObject* untracked_tuple "rf_untracked_tuple"(Py_ssize_t n)
+
+
+cdef extern from *:
     bint mul_overflow "__builtin_mul_overflow"(int64_t a, int64_t b, int64_t* res) noexcept nogil
     bint add_overflow "__builtin_add_overflow"(int64_t a, int64_t b, int64_t* res) noexcept nogil
 

@@ -458,13 +458,14 @@ cdef int fill_value_rows(const RelData* d, Py_ssize_t n, list table, tuple out, 
     move) and every table index is checked when it is read.
     """
     cdef int64_t r, ident, iv
+    cdef uint64_t nsmall = <uint64_t>(hi + 1) if small != NULL and hi >= 0 else 0
     cdef int k, a = d.arity
     cdef const int64_t* row
     cdef PyObject* t
     cdef PyObject* v
     cdef object fresh
     for r in range(n):
-        t = new_tuple(a)
+        t = untracked_tuple(a)
         if t == NULL:
             raise MemoryError()
         tuple_set(<PyObject*>out, at + r, t)    # owned by ``out`` from here (also if a value fails)
@@ -473,7 +474,7 @@ cdef int fill_value_rows(const RelData* d, Py_ssize_t n, list table, tuple out, 
             ident = row[k]
             if ident & 1:
                 iv = ident >> 1
-                if small != NULL and 0 <= iv <= hi:
+                if <uint64_t>iv < nsmall:       # 0 <= iv <= hi, with a table
                     v = small[iv]
                     if v == NULL:
                         fresh = PyLong_FromLongLong(iv)
@@ -491,9 +492,9 @@ cdef int fill_value_rows(const RelData* d, Py_ssize_t n, list table, tuple out, 
                 v = list_item(table, ident >> 1)
                 Py_XINCREF(v)
             tuple_set(t, k, v)                  # steals the reference
-        # Items are immutable scalars and entities: the row can never be part
-        # of a cycle, so keep it out of the cyclic GC's work lists.
-        PyObject_GC_UnTrack(<void*>t)
+        # (The row was never tracked: its items are immutable scalars and
+        # entities, so it can never be part of a cycle, and the cyclic GC
+        # has no reason to walk it.)
         if r % CHECK_EVERY == CHECK_EVERY - 1 and now_seconds() - last[0] > YIELD_AFTER:
             last[0] = give_gil_turn()
     return 0
@@ -671,11 +672,16 @@ cdef class Relation:
         cdef const RelData* base = self.d.base
         cdef Py_ssize_t nbase = base.n if base != NULL else 0
         cdef Py_ssize_t ntab = len(table)
-        # Check every id first: a bad one raises before any tuple is made.
-        cdef int64_t iv, hi = check_ids(self.d, ntab)
-        if base != NULL:
-            hi = max(hi, check_ids(base, ntab))
+        cdef int64_t iv, hi = SMALL_INTS - 1
         cdef Py_ssize_t nown = self.d.n     # the counts the result is sized for
+        if nbase + nown < SMALL_INTS:
+            # Size the small-int table to the largest value present (this
+            # pass also checks every id, so a bad one raises before any
+            # tuple is made). Past SMALL_INTS rows, the pass costs more than
+            # a table of every small int would: fill_value_rows checks ids.
+            hi = check_ids(self.d, ntab)
+            if base != NULL:
+                hi = max(hi, check_ids(base, ntab))
         cdef tuple out = PyTuple_New(nbase + nown)
         PyObject_GC_UnTrack(<void*>out)
         cdef PyObject** small = NULL
