@@ -31,7 +31,7 @@ One extension module in several files (Cython ``include``, textual): this
 file (imports, constants, sharing the GIL, ``Plan``), ``_core_memory.pxi``
 (big arrays, the block cache), ``_core_relations.pxi`` (hashing, indexes,
 ``Relation``), ``_core_executor.pxi`` (``Executor``), ``_core_fused.pxi``
-(fused joins) and ``_core_interning.pxi`` (``intern_rows``, ``IdRows``).
+and ``_core_fused_shapes.pxi`` (fused joins) and ``_core_interning.pxi`` (``intern_rows``, ``IdRows``).
 """
 
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
@@ -404,9 +404,10 @@ cdef class Plan:
         return self.nfused > 0
 
     @property
-    def scan_probe(self) -> bool:
-        """Whether ``fused_scan_probe``, the two-level form of ``fused_joins``, runs this plan."""
-        return is_scan_probe(self)
+    def scan_probe(self) -> int:
+        """2 or 3 if ``fused_scan_probe`` or ``fused_scan_probe_probe`` (the
+        fixed-shape forms of ``fused_joins``) runs this plan, else 0."""
+        return scan_probe_levels(self)
 
     def __dealloc__(self):
         PyMem_Free(self.ops)
@@ -421,4 +422,5 @@ cdef class Plan:
 
 include "_core_executor.pxi"
 include "_core_fused.pxi"
+include "_core_fused_shapes.pxi"
 include "_core_interning.pxi"
