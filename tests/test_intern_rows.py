@@ -76,6 +76,20 @@ def test_many_rows_go_in_by_batches(core):
 
 
 @CORES
+def test_repeats_right_after_the_dedup_set_grows_are_still_found(core):
+    # no index: the relation takes batches through its own insert loop, which
+    # keeps the dedup set's size in locals and must take them again when a
+    # row makes the set grow; every row comes twice in a row, and the whole
+    # list twice, so repeats land just after each growth, in the same batch
+    syms = Symbols()
+    rows = [(i, i * 7 % 11) for i in range(3_000) for _ in (0, 1)]
+    rel = core.Relation("r", 2, [])
+    assert core.intern_rows(syms, rows, 2).insert_into(rel) == 3_000
+    assert core.intern_rows(syms, rows, 2).insert_into(rel) == 0
+    assert len(rel.rows()) == 3_000 and set(rel.rows()) == {(2 * a + 1, 2 * b + 1) for a, b in rows}
+
+
+@CORES
 def test_rows_it_cannot_take_are_left_to_the_caller(core):
     syms = Symbols()
     assert core.intern_rows(syms, [(1, 2), (3,)], 2) is None           # wrong width

@@ -60,7 +60,7 @@ def test_the_c_struct_has_exactly_the_record_fields():
 def test_codes_are_not_redefined_in_the_cores():
     here = Path(_core.__file__).parent
     for name in ("_core.pyx", "_core_memory.pxi", "_core_relations.pxi", "_core_executor.pxi", "_core_fused.pxi",
-                 "_core_fused_shapes.pxi", "_core_interning.pxi",
+                 "_core_fused_shapes.pxi", "_core_results.pxi", "_core_interning.pxi",
                  "_pycore.py", "compiler.py"):
         text = (here / name).read_text()
         assert not re.search(r"^(DEF )?K_JOIN\s*=\s*1\b", text, re.M), name

@@ -31,7 +31,8 @@ One extension module in several files (Cython ``include``, textual): this
 file (imports, constants, sharing the GIL, ``Plan``), ``_core_memory.pxi``
 (big arrays, the block cache), ``_core_relations.pxi`` (hashing, indexes,
 ``Relation``), ``_core_executor.pxi`` (``Executor``), ``_core_fused.pxi``
-and ``_core_fused_shapes.pxi`` (fused joins) and ``_core_interning.pxi`` (``intern_rows``, ``IdRows``).
+and ``_core_fused_shapes.pxi`` (fused joins), ``_core_results.pxi``
+(rows out as Python values) and ``_core_interning.pxi`` (``intern_rows``, ``IdRows``).
 """
 
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
@@ -423,4 +424,5 @@ cdef class Plan:
 include "_core_executor.pxi"
 include "_core_fused.pxi"
 include "_core_fused_shapes.pxi"
+include "_core_results.pxi"
 include "_core_interning.pxi"

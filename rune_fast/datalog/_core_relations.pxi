@@ -1,4 +1,4 @@
-# The compiled core, part 1 of 2: hashing, hash indexes and relations.
+# The compiled core: hashing, hash indexes and relations.
 #
 # Textually included by _core.pyx (`include`): one extension module, so the
 # executor reaches RelData and Index as C structs with no call overhead. Kept
@@ -408,6 +408,8 @@ cdef int64_t rel_insert_batch(RelData* r, const int64_t* rows, int n, uint64_t* 
     cdef int64_t new = 0
     if r.fmask < CACHED_SLOTS and r.base == NULL:
         # a dedup set this small stays in the cache: nothing to overlap
+        if r.nlive == 0:
+            return rel_insert_run(r, rows, n, NULL)
         for i in range(n):
             row = rows + <int64_t>i * a
             new += rel_insert_h(r, row, hash_row(row, a))
@@ -426,78 +428,72 @@ cdef int64_t rel_insert_batch(RelData* r, const int64_t* rows, int n, uint64_t* 
         e = r.fslots[h >> r.fshift]
         if e and (e >> 32) == (h >> 32):
             prefetch(r.rows + <int64_t>((e & 0xFFFFFFFFULL) - 1) * a)
+    if r.base == NULL and r.nlive == 0:
+        return rel_insert_run(r, rows, n, hashes)
     for i in range(n):
         new += rel_insert_h(r, rows + <int64_t>i * a, hashes[i])
     return new
 
 
-cdef int64_t check_ids(const RelData* d, Py_ssize_t ntab) except -2:
-    """Raise if a row of ``d`` holds a table id past ``ntab`` entries; else
-    the largest inline integer in ``0 .. SMALL_INTS - 1`` (-1 if none)."""
-    cdef int64_t r, ident, iv, hi = -1
-    for r in range(d.n * d.arity):
-        ident = d.rows[r]
-        if ident & 1:
-            iv = ident >> 1
-            if hi < iv < SMALL_INTS:
-                hi = iv
-        elif (ident >> 1) >= ntab:
-            raise IndexError("id outside the symbol table")
-    return hi
+cdef int64_t rel_insert_run(RelData* r, const int64_t* rows, int n, const uint64_t* hashes) except -1:
+    """``rel_insert_h`` for ``n`` rows in turn, into a relation with no base
+    and no index kept up row by row (the usual head of a rule, and facts
+    being loaded); returns how many were new. ``hashes``: the rows' hashes,
+    or NULL to compute them here.
 
-
-cdef int fill_value_rows(const RelData* d, Py_ssize_t n, list table, tuple out, Py_ssize_t at,
-                         PyObject** small, int64_t hi, double* last) except -1:
-    """The first ``n`` rows of ``d`` as tuples of values into ``out[at:at + n]``.
-
-    ``small``, if not NULL, caches one int object per integer in ``0 .. hi``
-    (it holds its own reference to each). Other threads may run meanwhile
-    (the GIL is handed over now and then, and a collection that an
-    allocation triggers may run finalizers): the row array is looked up
-    again for every row (rows are only ever appended, but the array may
-    move) and every table index is checked when it is read.
+    The relation's fields stay in locals for the whole run: a store into
+    the rows array could alias them as far as the C compiler knows, so it
+    would otherwise load every field again after each row. A row that
+    needs an array grown goes through ``rel_insert_h``, which grows it.
     """
-    cdef int64_t r, ident, iv
-    cdef uint64_t nsmall = <uint64_t>(hi + 1) if small != NULL and hi >= 0 else 0
-    cdef int k, a = d.arity
+    cdef int i, k, a = r.arity, sh = r.fshift
+    cdef int64_t count = r.n, cap = r.cap, mask = r.fmask, slot, new = 0
+    cdef uint64_t* fslots = r.fslots
+    cdef int64_t* stored = r.rows
     cdef const int64_t* row
-    cdef PyObject* t
-    cdef PyObject* v
-    cdef object fresh
-    for r in range(n):
-        t = untracked_tuple(a)
-        if t == NULL:
-            raise MemoryError()
-        tuple_set(<PyObject*>out, at + r, t)    # owned by ``out`` from here (also if a value fails)
-        row = d.rows + r * a
-        for k in range(a):
-            ident = row[k]
-            if ident & 1:
-                iv = ident >> 1
-                if <uint64_t>iv < nsmall:       # 0 <= iv <= hi, with a table
-                    v = small[iv]
-                    if v == NULL:
-                        fresh = PyLong_FromLongLong(iv)
-                        v = <PyObject*>fresh
-                        Py_XINCREF(v)           # the cache's reference
-                        small[iv] = v
-                    Py_XINCREF(v)
-                else:
-                    fresh = PyLong_FromLongLong(iv)
-                    v = <PyObject*>fresh
-                    Py_XINCREF(v)
-            else:
-                if (ident >> 1) >= list_size(table):
-                    raise IndexError("id outside the symbol table")
-                v = list_item(table, ident >> 1)
-                Py_XINCREF(v)
-            tuple_set(t, k, v)                  # steals the reference
-        # (The row was never tracked: its items are immutable scalars and
-        # entities, so it can never be part of a cycle, and the cyclic GC
-        # has no reason to walk it.)
-        if r % CHECK_EVERY == CHECK_EVERY - 1 and now_seconds() - last[0] > YIELD_AFTER:
-            last[0] = give_gil_turn()
-    return 0
+    cdef const int64_t* p
+    cdef int64_t* dst
+    cdef uint64_t h, e, tag
+    cdef bint same
+    for i in range(n):
+        row = rows + <int64_t>i * a
+        h = hashes[i] if hashes != NULL else hash_row(row, a)
+        tag = h >> 32
+        slot = <int64_t>(h >> sh)
+        same = False
+        while True:
+            e = fslots[slot]
+            if e == 0:
+                break
+            if (e >> 32) == tag:
+                p = stored + <int64_t>((e & 0xFFFFFFFFULL) - 1) * a
+                same = True
+                for k in range(a):
+                    if p[k] != row[k]:
+                        same = False
+                        break
+                if same:
+                    break
+            slot = (slot + 1) & mask
+        if same:
+            continue
+        if count == cap or (count + 1) * 2 > mask + 1:
+            r.n = count
+            new += rel_insert_h(r, row, h)
+            count, cap, mask, sh = r.n, r.cap, r.fmask, r.fshift
+            fslots, stored = r.fslots, r.rows
+            continue
+        dst = stored + count * a
+        if a <= 4:   # a libc call per row costs more than the copy itself
+            for k in range(a):
+                dst[k] = row[k]
+        else:
+            memcpy(dst, row, sizeof(int64_t) * a)
+        fslots[slot] = (tag << 32) | <uint64_t>(count + 1)
+        count += 1
+        new += 1
+    r.n = count
+    return new
 
 
 cdef class Relation:
