@@ -171,3 +171,14 @@ def test_past_the_checking_pass_rows_are_still_right_and_a_bad_id_gives_back_wha
         bad.value_rows(table)
     assert sys.getrefcount(text) == held          # the rows built before it were freed
     assert bad.value_rows(table + ["x"])[-1] == (0, 0, "x")
+
+
+@CORES
+@pytest.mark.parametrize("n", [1, 70_000], ids=["checked-first", "checked-while-building"])
+@pytest.mark.parametrize("bad", [-2, -2_000_000])
+def test_a_negative_table_id_raises_instead_of_reading_before_the_table(core, n, bad):
+    # even ids index the table; a negative one must be refused like one past
+    # its end (not read before the list, nor counted from its end)
+    rel = relation(core, 1, [(2 * i + 1,) for i in range(n - 1)] + [(bad,)])
+    with pytest.raises(IndexError):
+        rel.value_rows(TABLE)

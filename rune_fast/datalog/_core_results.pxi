@@ -18,7 +18,7 @@ cdef int64_t check_ids(const RelData* d, Py_ssize_t ntab) except -2:
             iv = ident >> 1
             if hi < iv < SMALL_INTS:
                 hi = iv
-        elif (ident >> 1) >= ntab:
+        elif <uint64_t>(ident >> 1) >= <uint64_t>ntab:     # a negative id too
             raise IndexError("id outside the symbol table")
     return hi
 
@@ -64,7 +64,7 @@ cdef int fill_value_rows(const RelData* d, Py_ssize_t n, list table, tuple out, 
                     v = <PyObject*>fresh
                     Py_XINCREF(v)
             else:
-                if (ident >> 1) >= list_size(table):
+                if <uint64_t>(ident >> 1) >= <uint64_t>list_size(table):   # or negative
                     raise IndexError("id outside the symbol table")
                 v = list_item(table, ident >> 1)
                 Py_XINCREF(v)

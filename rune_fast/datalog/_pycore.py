@@ -175,7 +175,11 @@ class Relation:
         """Every row (base rows first) as a tuple of tuples of Python values
         (``table[k]`` is the value of id ``2*k``)."""
         def value(i):
-            return i >> 1 if i & 1 else table[i >> 1]
+            if i & 1:
+                return i >> 1
+            if i < 0:  # (a negative index would count from the table's end)
+                raise IndexError("id outside the symbol table")
+            return table[i >> 1]
         return tuple([tuple([value(i) for i in row]) for row in self.rows_list()])
 
     def value_set(self, table: list) -> frozenset:
