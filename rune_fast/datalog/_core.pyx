@@ -48,7 +48,6 @@ cdef extern from "Python.h":
     void Py_XINCREF(PyObject* o)
     # raw forms (no reference counting by Cython): the result builders
     # hand each new reference over explicitly
-    PyObject* new_tuple "PyTuple_New"(Py_ssize_t n)
     void tuple_set "PyTuple_SET_ITEM"(PyObject* t, Py_ssize_t i, PyObject* o)
     PyObject* list_item "PyList_GET_ITEM"(object l, Py_ssize_t i)
     Py_ssize_t list_size "PyList_GET_SIZE"(object l)
