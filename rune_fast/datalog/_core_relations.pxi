@@ -251,28 +251,49 @@ cdef inline int64_t rel_find_own(const RelData* r, const int64_t* vals) noexcept
 
 cdef inline int64_t rel_find_own_h(const RelData* r, const int64_t* vals, uint64_t h) noexcept nogil:
     """``rel_find_own`` with the row's hash already computed."""
+    cdef int64_t slot
+    return dedup_probe(r.fslots, r.fmask, r.fshift, r.rows, r.arity, vals, h, &slot)
+
+
+cdef inline int64_t dedup_probe(const uint64_t* fslots, int64_t mask, int shift, const int64_t* stored, int a,
+                                const int64_t* vals, uint64_t h, int64_t* slot) noexcept nogil:
+    """Row id of the row equal to ``vals`` (hash ``h``) in a dedup set, or -1
+    with ``slot[0]`` the free slot that would take it.
+
+    The set's fields are arguments, not a ``RelData``, so that a caller
+    inserting many rows can keep them in locals (``rel_insert_run``).
+    """
     cdef uint64_t tag = h >> 32
-    cdef int64_t i = <int64_t>(h >> r.fshift)
+    cdef int64_t i = <int64_t>(h >> shift), row
     cdef uint64_t e
-    cdef int64_t row
     cdef int k
     cdef const int64_t* p
     cdef bint same
     while True:
-        e = r.fslots[i]
+        e = fslots[i]
         if e == 0:
+            slot[0] = i
             return -1
         if (e >> 32) == tag:
             row = <int64_t>(e & 0xFFFFFFFFULL) - 1
-            p = r.rows + row * r.arity
+            p = stored + row * a
             same = True
-            for k in range(r.arity):
+            for k in range(a):
                 if p[k] != vals[k]:
                     same = False
                     break
             if same:
                 return row
-        i = (i + 1) & r.fmask
+        i = (i + 1) & mask
+
+
+cdef inline void copy_row(int64_t* dst, const int64_t* src, int a) noexcept nogil:
+    cdef int k
+    if a <= 4:   # a libc call per row costs more than the copy itself
+        for k in range(a):
+            dst[k] = src[k]
+    else:
+        memcpy(dst, src, sizeof(int64_t) * a)
 
 
 cdef inline void tier_range(const RelData* r, int tier, int64_t* lo, int64_t* hi) noexcept:
@@ -325,39 +346,16 @@ cdef inline int rel_insert_h(RelData* r, const int64_t* vals, uint64_t h) except
     takes it when it is new. Inline (the batch loop calls it per row); the
     rare steps (growing an array, linking indexes) are calls.
     """
-    cdef int64_t i, base
-    cdef int k, a = r.arity
-    cdef uint64_t e, tag
-    cdef const int64_t* p
-    cdef int64_t* dst
-    cdef bint same
+    cdef int64_t i
+    cdef int a = r.arity
     if r.base != NULL and rel_find_own_h(r.base, vals, h) >= 0:
         return 0
-    tag = h >> 32
-    i = <int64_t>(h >> r.fshift)
-    while True:
-        e = r.fslots[i]
-        if e == 0:
-            break
-        if (e >> 32) == tag:
-            p = r.rows + <int64_t>((e & 0xFFFFFFFFULL) - 1) * a
-            same = True
-            for k in range(a):
-                if p[k] != vals[k]:
-                    same = False
-                    break
-            if same:
-                return 0
-        i = (i + 1) & r.fmask
+    if dedup_probe(r.fslots, r.fmask, r.fshift, r.rows, a, vals, h, &i) >= 0:
+        return 0
     if r.n == r.cap:
         rel_grow_rows(r)
-    dst = r.rows + r.n * a
-    if a <= 4:   # a libc call per row costs more than the copy itself
-        for k in range(a):
-            dst[k] = vals[k]
-    else:
-        memcpy(dst, vals, sizeof(int64_t) * a)
-    r.fslots[i] = (tag << 32) | <uint64_t>(r.n + 1)
+    copy_row(r.rows + r.n * a, vals, a)
+    r.fslots[i] = ((h >> 32) << 32) | <uint64_t>(r.n + 1)
     if r.nlive:
         rel_link(r)
     r.n += 1
@@ -446,36 +444,16 @@ cdef int64_t rel_insert_run(RelData* r, const int64_t* rows, int n, const uint64
     would otherwise load every field again after each row. A row that
     needs an array grown goes through ``rel_insert_h``, which grows it.
     """
-    cdef int i, k, a = r.arity, sh = r.fshift
+    cdef int i, a = r.arity, sh = r.fshift
     cdef int64_t count = r.n, cap = r.cap, mask = r.fmask, slot, new = 0
     cdef uint64_t* fslots = r.fslots
     cdef int64_t* stored = r.rows
     cdef const int64_t* row
-    cdef const int64_t* p
-    cdef int64_t* dst
-    cdef uint64_t h, e, tag
-    cdef bint same
+    cdef uint64_t h
     for i in range(n):
         row = rows + <int64_t>i * a
         h = hashes[i] if hashes != NULL else hash_row(row, a)
-        tag = h >> 32
-        slot = <int64_t>(h >> sh)
-        same = False
-        while True:
-            e = fslots[slot]
-            if e == 0:
-                break
-            if (e >> 32) == tag:
-                p = stored + <int64_t>((e & 0xFFFFFFFFULL) - 1) * a
-                same = True
-                for k in range(a):
-                    if p[k] != row[k]:
-                        same = False
-                        break
-                if same:
-                    break
-            slot = (slot + 1) & mask
-        if same:
+        if dedup_probe(fslots, mask, sh, stored, a, row, h, &slot) >= 0:
             continue
         if count == cap or (count + 1) * 2 > mask + 1:
             r.n = count
@@ -483,13 +461,8 @@ cdef int64_t rel_insert_run(RelData* r, const int64_t* rows, int n, const uint64
             count, cap, mask, sh = r.n, r.cap, r.fmask, r.fshift
             fslots, stored = r.fslots, r.rows
             continue
-        dst = stored + count * a
-        if a <= 4:   # a libc call per row costs more than the copy itself
-            for k in range(a):
-                dst[k] = row[k]
-        else:
-            memcpy(dst, row, sizeof(int64_t) * a)
-        fslots[slot] = (tag << 32) | <uint64_t>(count + 1)
+        copy_row(stored + count * a, row, a)
+        fslots[slot] = ((h >> 32) << 32) | <uint64_t>(count + 1)
         count += 1
         new += 1
     r.n = count
