@@ -234,6 +234,7 @@ cdef class Plan:
     # pairs of an earlier row, or (-1, k) for the plan's constant k. Per
     # head value: the (level, column) it is copied from.
     cdef int nfused
+    cdef int nscan_probe             # 2 or 3: a fixed-shape kernel runs it (scan_probe_levels); else 0
     cdef int* fused_kind
     cdef int* fused_off
     cdef int* fused_src
@@ -299,6 +300,7 @@ cdef class Plan:
                 for src in pool[nxt_op.key_off:nxt_op.key_off + nxt_op.nkey]:
                     la += [0, bound[src]] if src in bound else [1, src]
         self.nfused = 0
+        self.nscan_probe = 0
         self.fused_kind = NULL
         self.fused_off = NULL
         self.fused_src = NULL
@@ -396,6 +398,7 @@ cdef class Plan:
         for k in range(len(head)):
             self.fused_head[k] = head[k]
         self.nfused = n
+        self.nscan_probe = scan_probe_levels(self)
         return 0
 
     @property
@@ -407,7 +410,7 @@ cdef class Plan:
     def scan_probe(self) -> int:
         """2 or 3 if ``fused_scan_probe`` or ``fused_scan_probe_probe`` (the
         fixed-shape forms of ``fused_joins``) runs this plan, else 0."""
-        return scan_probe_levels(self)
+        return self.nscan_probe
 
     def __dealloc__(self):
         PyMem_Free(self.ops)

@@ -217,7 +217,7 @@ cdef class Executor:
         cdef int64_t before = self.derived
         cdef int need = plan.nregs if plan.nregs else 1
         cdef int maxar = 1
-        cdef int i, shape
+        cdef int i
         for i in range(self.nrels):
             if self.rels[i].arity > maxar:
                 maxar = self.rels[i].arity
@@ -232,10 +232,9 @@ cdef class Executor:
         self.nbuf = 0     # rows left over by a run that raised are dropped with it
         self.brel = -1
         if plan.nfused and no_base_reads(self, plan):
-            shape = scan_probe_levels(plan)
-            if shape == 2:
+            if plan.nscan_probe == 2:
                 fused_scan_probe(self, plan)
-            elif shape == 3:
+            elif plan.nscan_probe == 3:
                 fused_scan_probe_probe(self, plan)
             else:
                 fused_joins(self, plan)

@@ -2,7 +2,8 @@
 #
 # Textually included by _core.pyx (`include`) after _core_fused.pxi, whose
 # general loop (``fused_joins``) these specialise: ``Executor.run`` picks
-# one when ``scan_probe_levels`` says a plan has its shape. With the shape
+# one for a plan of its shape (``Plan.nscan_probe``, set once from
+# ``scan_probe_levels`` when the plan is built). With the shape
 # fixed, every cursor, key and head source is a local the C compiler keeps
 # in a register, instead of an entry of a per-level array read on every
 # step. They must give the same rows in the same order as ``fused_joins``
@@ -19,6 +20,13 @@ cdef int scan_probe_levels(Plan plan) noexcept:
         if plan.fused_kind[L] != FUSE_INDEX:
             return 0
     return n
+
+
+cdef int clock_check(Executor ex, int64_t steps) except -1:
+    """``ex.tick()``'s rare half, for a loop that counts steps in a local
+    (``steps += 1``, then this every CHECK_EVERY steps)."""
+    ex.steps = steps
+    return ex.look_at_clock()
 
 
 cdef int fused_scan_probe(Executor ex, Plan plan) except -1:
@@ -62,8 +70,7 @@ cdef int fused_scan_probe(Executor ex, Plan plan) except -1:
         row0 = r0.rows + j * a0
         steps += 1                      # ``ex.tick()``, with the count kept here
         if (steps & (CHECK_EVERY - 1)) == 0:
-            ex.steps = steps
-            ex.look_at_clock()
+            clock_check(ex, steps)
         key = plan.consts[kc] if const_key else row0[kc]
         if not have_first or key != last_key:
             # consecutive rows often share their key (a relation sorted by
@@ -77,8 +84,7 @@ cdef int fused_scan_probe(Executor ex, Plan plan) except -1:
         while g >= 0 and g < hi1:
             steps += 1
             if (steps & (CHECK_EVERY - 1)) == 0:
-                ex.steps = steps
-                ex.look_at_clock()
+                clock_check(ex, steps)
             row1 = r1.rows + g * a1
             if ah == 2:                 # the commonest head, unrolled
                 out[0] = (row0 if hl[0] == 0 else row1)[hc[0]]
@@ -146,10 +152,9 @@ cdef int fused_scan_probe_probe(Executor ex, Plan plan) except -1:
     out = ex.ebuf + <int64_t>nbuf * ah
     for j in range(lo0, hi0):
         rows[0] = r0.rows + j * a0
-        steps += 1                      # ``ex.tick()``, with the count kept here
+        steps += 1
         if (steps & (CHECK_EVERY - 1)) == 0:
-            ex.steps = steps
-            ex.look_at_clock()
+            clock_check(ex, steps)
         key = plan.consts[src1[1]] if src1[0] < 0 else rows[0][src1[1]]
         if not have1 or key != key1:
             first1 = fused_first(r1, x1, key)
@@ -161,8 +166,7 @@ cdef int fused_scan_probe_probe(Executor ex, Plan plan) except -1:
         while g1 >= 0 and g1 < hi1:
             steps += 1
             if (steps & (CHECK_EVERY - 1)) == 0:
-                ex.steps = steps
-                ex.look_at_clock()
+                clock_check(ex, steps)
             rows[1] = r1.rows + g1 * a1
             key = plan.consts[src2[1]] if src2[0] < 0 else rows[src2[0]][src2[1]]
             if not have2 or key != key2:
@@ -175,8 +179,7 @@ cdef int fused_scan_probe_probe(Executor ex, Plan plan) except -1:
             while g2 >= 0 and g2 < hi2:
                 steps += 1
                 if (steps & (CHECK_EVERY - 1)) == 0:
-                    ex.steps = steps
-                    ex.look_at_clock()
+                    clock_check(ex, steps)
                 rows[2] = r2.rows + g2 * a2
                 if ah == 2:             # the commonest head, unrolled
                     out[0] = rows[hl[0]][hc[0]]
